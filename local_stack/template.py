@@ -1,0 +1,71 @@
+"""Read cloudformation.yaml, the single source of truth for the table schema."""
+from pathlib import Path
+
+import yaml
+
+TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "cloudformation.yaml"
+TABLE_RESOURCE = "LinksTable"
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    """A SafeLoader that keeps CloudFormation's short-form tags (!Ref, !Sub, ...) as plain data."""
+
+
+def _intrinsic(loader, tag_suffix, node):
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if name == "Fn::GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {name: value}
+
+
+_TemplateLoader.add_multi_constructor("!", _intrinsic)
+
+
+def load_template(path=TEMPLATE_PATH):
+    """Parse the template into plain dicts, intrinsic functions included."""
+    with open(path, encoding="utf-8") as f:
+        return yaml.load(f, Loader=_TemplateLoader)  # noqa: S506 - SafeLoader subclass
+
+
+def table_properties(template=None):
+    """The Properties of the table resource."""
+    template = template or load_template()
+    return template["Resources"][TABLE_RESOURCE]["Properties"]
+
+
+def create_table_kwargs(table_name, template=None):
+    """Keyword arguments for DynamoDB CreateTable, taken from the template's table."""
+    props = table_properties(template)
+    kwargs = {
+        "TableName": table_name,
+        "BillingMode": props["BillingMode"],
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "KeySchema": props["KeySchema"],
+    }
+    if props.get("GlobalSecondaryIndexes"):
+        kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    return kwargs
+
+
+def ttl_attribute(template=None):
+    """The TTL attribute name, or None when the template sets none."""
+    spec = table_properties(template).get("TimeToLiveSpecification") or {}
+    return spec.get("AttributeName") if spec.get("Enabled") else None
+
+
+def create_table(client, table_name, template=None):
+    """Create the table (and its TTL setting) exactly as the template describes it."""
+    client.create_table(**create_table_kwargs(table_name, template))
+    client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100})
+    ttl = ttl_attribute(template)
+    if ttl:
+        client.update_time_to_live(
+            TableName=table_name,
+            TimeToLiveSpecification={"AttributeName": ttl, "Enabled": True},
+        )
