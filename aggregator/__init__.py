@@ -1,0 +1,1 @@
+"""The click aggregator Lambda: CloudWatch Logs subscription -> batched counters."""

@@ -1,0 +1,138 @@
+"""`make run`: the whole product on 127.0.0.1, with the same code that runs on AWS.
+
+- an embedded DynamoDB (DynamoDB Local, or moto when there is no Java), table from cloudformation.yaml;
+- the admin app on ADMIN_PORT (default 5000);
+- the real redirect handler on REDIRECT_PORT (default 8080), behind an HTTP API stand-in;
+- the real aggregator, fed the redirect's click lines as CloudWatch Logs `awslogs` batches.
+"""
+import json
+import os
+import secrets
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from werkzeug.serving import make_server
+
+from local_stack import dynamodb
+from local_stack.http_api import make_server as make_http_api
+from local_stack.log_subscription import LogSubscription
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _settings():
+    data_dir = Path(os.environ.get("LOCAL_DATA_DIR") or ROOT / ".local")
+    return {
+        "admin_port": int(os.environ.get("ADMIN_PORT", "5000")),
+        "redirect_port": int(os.environ.get("REDIRECT_PORT", "8080")),
+        "engine": os.environ.get("LOCAL_DYNAMODB", "auto"),
+        "data_dir": data_dir,
+        "table_name": os.environ.get("TABLE_NAME", "links-local"),
+        "flush_seconds": float(os.environ.get("CLICK_FLUSH_SECONDS", "1")),
+    }
+
+
+def _local_secrets(data_dir):
+    """The local admin password, API token and session key: from the environment, else generated once.
+
+    Generated values are kept in the git-ignored data folder so they survive a restart.
+    """
+    path = data_dir / "local-credentials.json"
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    values = {
+        "password": os.environ.get("LOCAL_ADMIN_PASSWORD") or stored.get("password") or secrets.token_urlsafe(12),
+        "token": os.environ.get("LOCAL_API_TOKEN") or stored.get("token") or secrets.token_urlsafe(32),
+        "secret_key": stored.get("secret_key") or secrets.token_hex(32),
+    }
+    generated = {
+        key for key, env in (("password", "LOCAL_ADMIN_PASSWORD"), ("token", "LOCAL_API_TOKEN")) if not os.environ.get(env)
+    }
+    if values != stored:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(values))
+    return values, generated
+
+
+def _serve(server, name):
+    thread = threading.Thread(target=server.serve_forever, daemon=True, name=name)
+    thread.start()
+    return thread
+
+
+def main():
+    """Start everything, print where it is, and run until Ctrl-C."""
+    settings = _settings()
+    engine = dynamodb.start(settings["engine"], data_dir=settings["data_dir"] / "dynamodb")
+    # The handlers build their clients at import time from these, exactly as in Lambda.
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL_DYNAMODB": engine.endpoint,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": dynamodb.REGION,
+            "TABLE_NAME": settings["table_name"],
+        }
+    )
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.pop("AWS_PROFILE", None)
+    created = dynamodb.ensure_table(engine.client(), settings["table_name"])
+
+    import aggregator.handler
+    import redirect_fn.handler
+    from webapp import create_app
+
+    short_base_url = f"http://127.0.0.1:{settings['redirect_port']}"
+    values, generated = _local_secrets(settings["data_dir"])
+    app = create_app(
+        {
+            "TABLE_NAME": settings["table_name"],
+            "SHORT_BASE_URL": short_base_url,
+            "SECRET_KEY": values["secret_key"],
+            "LOCAL_MODE": True,
+        }
+    )
+    from webapp.store import get_store
+
+    store = get_store(app)
+    store.ensure_user("admin", values["password"])
+    store.ensure_token("admin", values["token"], name="local token")
+
+    subscription = LogSubscription(aggregator.handler.lambda_handler, interval=settings["flush_seconds"]).start()
+    sys.stdout = subscription
+    redirect_server = make_http_api(redirect_fn.handler.lambda_handler, settings["redirect_port"])
+    admin_server = make_server("127.0.0.1", settings["admin_port"], app, threaded=True)
+    _serve(redirect_server, "redirect")
+    _serve(admin_server, "admin")
+
+    print(f"DynamoDB: {engine.name} at {engine.endpoint}; data: {engine.data_location}")
+    print(f"Table {settings['table_name']!r} {'created from cloudformation.yaml' if created else 'found, data kept'}")
+    print(f"Admin:        http://127.0.0.1:{settings['admin_port']}   (user: admin)")
+    print(f"Short links:  {short_base_url}/<id>")
+    print(f"Clicks are aggregated every {settings['flush_seconds']:g} s")
+    if "password" in generated:
+        print(f"Admin password (generated): {values['password']}   (set LOCAL_ADMIN_PASSWORD to choose one)")
+    if "token" in generated:
+        print(f"API token (generated):      {values['token']}   (set LOCAL_API_TOKEN to choose one)")
+    if generated:
+        print(f"Generated values are kept in {settings['data_dir'] / 'local-credentials.json'}")
+    print("Ready. Ctrl-C stops everything.", flush=True)
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+
+    print("Stopping...", flush=True)
+    admin_server.shutdown()
+    redirect_server.shutdown()
+    subscription.stop()
+    sys.stdout = sys.__stdout__
+    engine.stop()
+    print("Stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    main()

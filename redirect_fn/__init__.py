@@ -1,0 +1,1 @@
+"""The redirect Lambda. Standard library and botocore only: see handler.py."""

@@ -1,0 +1,286 @@
+"""The redirect Lambda: every status, HEAD, the cache, stale-if-error, both payload formats, the import rule."""
+import ast
+import copy
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
+
+from tests.conftest import TABLE_NAME
+
+EVENTS = Path(__file__).parent / "events"
+REDIRECT_DIR = Path(__file__).resolve().parent.parent / "redirect_fn"
+NOW = 1_795_757_759.0  # 2026-11-27T05:35:59Z
+
+
+@pytest.fixture
+def redirect(ddb, monkeypatch):
+    """The handler module, imported after moto started (its client is built at import time)."""
+    monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
+    module = importlib.import_module("redirect_fn.handler")
+    module._cache.clear()
+    monkeypatch.setattr(module.time, "time", lambda: NOW)
+    yield module
+    module._cache.clear()
+
+
+@pytest.fixture
+def calls(redirect):
+    """Every DynamoDB operation the handler's client makes, by name."""
+    made = []
+
+    def record(model, **_):
+        made.append(model.name)
+
+    redirect._client.meta.events.register("before-call.dynamodb", record)
+    yield made
+    redirect._client.meta.events.unregister("before-call.dynamodb", record)
+
+
+def put_link(ddb, short_id, url="https://example.com/page", active=True, expires_at=None):
+    item = {
+        "pk": {"S": short_id},
+        "sk": {"S": "link"},
+        "url": {"S": url},
+        "is_active": {"BOOL": active},
+        "click_count": {"N": "0"},
+    }
+    if expires_at:
+        item["expires_at"] = {"S": expires_at}
+    ddb.put_item(TableName=TABLE_NAME, Item=item)
+
+
+def event(short_id="abc1234", method="GET", fmt="v2", headers=None):
+    name = "http_api_v2_get.json" if fmt == "v2" else "rest_api_v1_get.json"
+    evt = copy.deepcopy(json.loads((EVENTS / name).read_text()))
+    if fmt == "v2":
+        evt["rawPath"] = f"/{short_id}"
+        evt["requestContext"]["http"]["method"] = method
+        evt["requestContext"]["http"]["path"] = f"/{short_id}"
+    else:
+        evt["path"] = f"/{short_id}"
+        evt["httpMethod"] = method
+    if headers is not None:
+        evt["headers"] = headers
+    return evt
+
+
+def click_lines(capsys):
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize("fmt", ["v2", "v1"])
+def test_live_link_redirects_302(redirect, ddb, fmt):
+    put_link(ddb, "abc1234", "https://example.com/landing?utm=1")
+    response = redirect.lambda_handler(event(fmt=fmt), None)
+    assert response["statusCode"] == 302
+    assert response["headers"]["Location"] == "https://example.com/landing?utm=1"
+    assert response["headers"]["Cache-Control"] == "private, max-age=10"
+    assert not any(name.lower() == "set-cookie" for name in response["headers"])
+
+
+def test_head_answers_like_get_without_counting_a_click(redirect, ddb, capsys):
+    put_link(ddb, "abc1234")
+    response = redirect.lambda_handler(event(method="HEAD"), None)
+    assert response["statusCode"] == 302
+    assert response["headers"]["Location"] == "https://example.com/page"
+    assert response["body"] == ""
+    [line] = click_lines(capsys)
+    assert line["type"] == "request"
+
+
+def test_head_on_unknown_link_has_no_body(redirect):
+    response = redirect.lambda_handler(event("nope123", method="HEAD"), None)
+    assert response["statusCode"] == 404
+    assert response["body"] == ""
+
+
+@pytest.mark.parametrize(
+    ("accept", "content_type", "needle"),
+    [
+        ("text/html,application/xhtml+xml", "text/html; charset=utf-8", "<h1>Link not found</h1>"),
+        ("application/json", "application/json", '"error"'),
+    ],
+)
+def test_unknown_link_is_404_page_for_browsers_and_json_for_scripts(redirect, accept, content_type, needle):
+    response = redirect.lambda_handler(event("missing1", headers={"accept": accept}), None)
+    assert response["statusCode"] == 404
+    assert response["headers"]["Content-Type"] == content_type
+    assert needle in response["body"]
+    assert "Location" not in response["headers"]
+
+
+def test_disabled_link_is_410(redirect, ddb):
+    put_link(ddb, "abc1234", active=False)
+    response = redirect.lambda_handler(event(), None)
+    assert response["statusCode"] == 410
+    assert "disabled" in response["body"]
+
+
+@pytest.mark.parametrize(
+    ("expires_at", "status"),
+    [("2026-11-27T05:35:58Z", 410), ("2026-11-27T05:35:59Z", 410), ("2026-11-27T05:36:00Z", 302)],
+)
+def test_expiry_boundary(redirect, ddb, expires_at, status):
+    put_link(ddb, "abc1234", expires_at=expires_at)
+    assert redirect.lambda_handler(event(), None)["statusCode"] == status
+
+
+@pytest.mark.parametrize(
+    "short_id",
+    ["", "a/b", "abc%20d", "ab.cd", "<script>", "x" * 65, "caf\u00e9", "abc1234/", "..", "a b"],
+)
+def test_impossible_id_is_404_without_a_dynamodb_call(redirect, calls, short_id):
+    response = redirect.lambda_handler(event(short_id), None)
+    assert response["statusCode"] == 404
+    assert calls == []
+
+
+def test_miss_then_hit_makes_exactly_one_read_and_no_write(redirect, ddb, calls):
+    put_link(ddb, "abc1234")
+    for _ in range(5):
+        assert redirect.lambda_handler(event(), None)["statusCode"] == 302
+    assert calls == ["GetItem"]
+
+
+def test_get_item_fetches_only_what_it_needs(redirect, ddb):
+    put_link(ddb, "abc1234")
+    seen = []
+    redirect._client.meta.events.register("provide-client-params.dynamodb.GetItem", lambda params, **_: seen.append(params))
+    redirect.lambda_handler(event(), None)
+    assert seen[0]["ProjectionExpression"] == "#u, is_active, expires_at"
+    assert seen[0]["Key"] == {"pk": {"S": "abc1234"}, "sk": {"S": "link"}}
+
+
+def test_cache_expires_after_the_window(redirect, ddb, calls, monkeypatch):
+    put_link(ddb, "abc1234")
+    redirect.lambda_handler(event(), None)
+    ddb.update_item(
+        TableName=TABLE_NAME,
+        Key={"pk": {"S": "abc1234"}, "sk": {"S": "link"}},
+        UpdateExpression="SET is_active = :f",
+        ExpressionAttributeValues={":f": {"BOOL": False}},
+    )
+    assert redirect.lambda_handler(event(), None)["statusCode"] == 302  # still cached
+    monkeypatch.setattr(redirect.time, "time", lambda: NOW + redirect.LINK_CACHE_SECONDS + 0.1)
+    assert redirect.lambda_handler(event(), None)["statusCode"] == 410  # disable seen after the window
+    assert calls == ["GetItem", "GetItem"]
+
+
+def test_expiry_is_checked_on_every_request_even_when_cached(redirect, ddb, monkeypatch):
+    put_link(ddb, "abc1234", expires_at="2026-11-27T05:36:01Z")
+    assert redirect.lambda_handler(event(), None)["statusCode"] == 302
+    monkeypatch.setattr(redirect.time, "time", lambda: NOW + 3)  # inside the cache window
+    assert redirect.lambda_handler(event(), None)["statusCode"] == 410
+
+
+def test_missing_link_is_cached_for_a_shorter_time(redirect, ddb, calls, monkeypatch):
+    assert redirect.lambda_handler(event("later12"), None)["statusCode"] == 404
+    put_link(ddb, "later12")
+    assert redirect.lambda_handler(event("later12"), None)["statusCode"] == 404  # negative cache
+    monkeypatch.setattr(redirect.time, "time", lambda: NOW + redirect.MISSING_CACHE_SECONDS + 0.1)
+    assert redirect.lambda_handler(event("later12"), None)["statusCode"] == 302
+    assert redirect.MISSING_CACHE_SECONDS < redirect.LINK_CACHE_SECONDS
+    assert calls == ["GetItem", "GetItem"]
+
+
+def _failing_get_item(exc):
+    def get_item(**_):
+        raise exc
+
+    return get_item
+
+
+THROTTLED = ClientError(
+    {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "GetItem"
+)
+TIMEOUT = ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+
+@pytest.mark.parametrize("failure", [THROTTLED, TIMEOUT], ids=["throttled", "timeout"])
+def test_stale_cache_is_served_when_dynamodb_fails(redirect, ddb, monkeypatch, failure):
+    put_link(ddb, "abc1234")
+    assert redirect.lambda_handler(event(), None)["statusCode"] == 302
+    monkeypatch.setattr(redirect.time, "time", lambda: NOW + 3600)  # long past the window
+    monkeypatch.setattr(redirect._client, "get_item", _failing_get_item(failure))
+    response = redirect.lambda_handler(event(), None)
+    assert response["statusCode"] == 302
+    assert response["headers"]["Location"] == "https://example.com/page"
+
+
+@pytest.mark.parametrize("failure", [THROTTLED, TIMEOUT], ids=["throttled", "timeout"])
+def test_no_cache_and_dynamodb_down_is_503_with_retry_after(redirect, monkeypatch, failure):
+    monkeypatch.setattr(redirect._client, "get_item", _failing_get_item(failure))
+    response = redirect.lambda_handler(event(headers={"accept": "text/html"}), None)
+    assert response["statusCode"] == 503
+    assert response["headers"]["Retry-After"] == "1"
+    assert response["headers"]["Cache-Control"] == "no-store"
+    assert "Traceback" not in response["body"]
+    assert "slow down" not in response["body"]
+
+
+def test_cache_is_bounded(redirect, ddb, monkeypatch):
+    monkeypatch.setattr(redirect, "CACHE_MAX_ENTRIES", 3)
+    for i in range(5):
+        redirect.lambda_handler(event(f"miss{i:03d}"), None)
+    assert len(redirect._cache) == 3
+    assert "miss000" not in redirect._cache
+
+
+def test_click_line_is_a_click_event_and_an_emf_metric(redirect, ddb, capsys):
+    put_link(ddb, "abc1234")
+    long_agent = "Mozilla/5.0 " + "x" * 1000
+    headers = {
+        "referer": "https://news.example.com/story?id=1&email=someone@example.com",
+        "user-agent": long_agent,
+        "cloudfront-viewer-country": "DE",
+        "x-forwarded-for": "203.0.113.9",
+    }
+    redirect.lambda_handler(event(headers=headers), None)
+    [line] = click_lines(capsys)
+    assert line["type"] == "click"
+    assert line["id"] == "abc1234"
+    assert line["ts"] == "2026-11-27T05:35:59Z"
+    assert line["ref"] == "news.example.com"
+    assert line["cc"] == "DE"
+    assert line["ua"] == long_agent[:256]
+    metric = line["_aws"]["CloudWatchMetrics"][0]
+    assert metric["Metrics"] == [{"Name": "Redirects", "Unit": "Count"}]
+    assert metric["Dimensions"] == [["Status"]]
+    assert line["Status"] == "302" and line["Redirects"] == 1
+    assert line["_aws"]["Timestamp"] == int(NOW * 1000)
+
+
+def test_click_line_never_contains_the_client_ip(redirect, ddb, capsys):
+    put_link(ddb, "abc1234")
+    redirect.lambda_handler(event(), None)  # the stored event carries 203.0.113.9 twice
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    assert "203.0.113.9" not in out
+
+
+@pytest.mark.parametrize(("setup", "status"), [("missing", 404), ("disabled", 410)])
+def test_non_clicks_are_logged_but_not_as_clicks(redirect, ddb, capsys, setup, status):
+    if setup == "disabled":
+        put_link(ddb, "abc1234", active=False)
+    redirect.lambda_handler(event(), None)
+    [line] = click_lines(capsys)
+    assert line["Status"] == str(status)
+    assert line["type"] == "request"
+
+
+def test_redirect_only_imports_the_standard_library_and_botocore():
+    """The hot path must stay free of Flask, webapp and any third-party package."""
+    allowed = set(sys.stdlib_module_names) | {"boto3", "botocore"}
+    found = set()
+    for path in REDIRECT_DIR.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                found.add(node.module.split(".")[0])
+    assert found, "the parser found no imports at all"
+    assert found <= allowed, f"redirect_fn imports {sorted(found - allowed)}"
