@@ -23,6 +23,8 @@ LINK_CACHE_SECONDS = float(os.environ.get("LINK_CACHE_SECONDS", "10"))
 MISSING_CACHE_SECONDS = min(2.0, LINK_CACHE_SECONDS)
 CACHE_MAX_ENTRIES = 10_000
 METRIC_NAMESPACE = os.environ.get("METRIC_NAMESPACE", "LinkShortener")
+# Where a visitor to the bare short domain ("/") is sent: the admin app. Unset: 404.
+ROOT_REDIRECT_URL = os.environ.get("ROOT_REDIRECT_URL")
 USER_AGENT_MAX = 256
 
 # Random ids are 7 base62 characters, custom slugs 3-64 of [A-Za-z0-9_-]. Anything else
@@ -48,6 +50,8 @@ _cache = {}
 def lambda_handler(event, context):
     """Answer one HTTP API request (payload 2.0, or 1.0 as in the recipe's integration)."""
     method, path, headers = _parse_event(event)
+    if path == "/" and ROOT_REDIRECT_URL:
+        return {"statusCode": 302, "headers": {"Location": ROOT_REDIRECT_URL, "Cache-Control": "no-store"}, "body": ""}
     short_id = path[1:] if path.startswith("/") else path
     now = time.time()
     status, location = resolve(short_id, now)

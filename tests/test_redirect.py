@@ -284,3 +284,11 @@ def test_redirect_only_imports_the_standard_library_and_botocore():
                 found.add(node.module.split(".")[0])
     assert found, "the parser found no imports at all"
     assert found <= allowed, f"redirect_fn imports {sorted(found - allowed)}"
+
+
+def test_bare_domain_goes_to_the_admin_when_configured(redirect, monkeypatch, calls):
+    monkeypatch.setattr(redirect, "ROOT_REDIRECT_URL", "https://admin.example.com/")
+    response = redirect.lambda_handler(event(""), None)
+    assert response["statusCode"] == 302
+    assert response["headers"]["Location"] == "https://admin.example.com/"
+    assert calls == []
