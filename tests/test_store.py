@@ -1,0 +1,232 @@
+"""The DynamoDB store in webapp/store.py, against a moto table built from the template."""
+import pytest
+
+from tests.conftest import TABLE_NAME
+from webapp import links
+from webapp import store as store_module
+from webapp.exceptions import (
+    IdSpaceExhausted,
+    InvalidCursor,
+    LinkNotFound,
+    SlugTaken,
+    UserExists,
+    UserNotFound,
+)
+from webapp.store import Store
+
+
+@pytest.fixture
+def store(ddb):
+    """A store on the moto table, without any Flask app."""
+    return Store(TABLE_NAME, client=ddb)
+
+
+def _raw_item(ddb, pk, sk):
+    return ddb.get_item(TableName=TABLE_NAME, Key={"pk": {"S": pk}, "sk": {"S": sk}}).get("Item")
+
+
+def _all_items(ddb):
+    # Scanning is fine in a test that checks the whole (tiny) table's contents.
+    return ddb.scan(TableName=TABLE_NAME)["Items"]
+
+
+def test_create_and_get_link(store, ddb):
+    link = store.create_link("https://example.com/", created_by="alice", title="Example", expires_at="2027-01-01T00:00:00Z")
+    assert len(link["id"]) == 7
+    assert store.get_link(link["id"]) == link
+    assert link["click_count"] == 0 and link["bot_count"] == 0 and link["is_active"] is True
+    raw = _raw_item(ddb, link["id"], "link")
+    # The redirect reads exactly these attributes; the aggregator ADDs to the counters.
+    assert raw["url"] == {"S": "https://example.com/"}
+    assert raw["is_active"] == {"BOOL": True}
+    assert raw["expires_at"] == {"S": "2027-01-01T00:00:00Z"}
+    assert raw["click_count"] == {"N": "0"} and raw["bot_count"] == {"N": "0"}
+    assert raw["list_pk"] == {"S": "links"}
+    assert raw["list_sk"] == {"S": f"{link['created_at']}#{link['id']}"}
+    assert links.parse_timestamp(link["created_at"])  # fixed-width UTC format
+
+
+def test_never_expiring_link_has_no_expires_at(store, ddb):
+    link = store.create_link("https://example.com/", created_by="alice", slug="forever")
+    assert link["expires_at"] is None
+    assert "expires_at" not in _raw_item(ddb, "forever", "link")
+    assert "title" not in _raw_item(ddb, "forever", "link")
+
+
+def test_custom_slug_taken_never_overwrites(store, ddb):
+    store.create_link("https://first.example/", created_by="alice", slug="promo")
+    before = _raw_item(ddb, "promo", "link")
+    with pytest.raises(SlugTaken):
+        store.create_link("https://second.example/", created_by="mallory", slug="promo")
+    assert _raw_item(ddb, "promo", "link") == before
+
+
+def test_random_id_collision_is_retried(store, ddb, monkeypatch):
+    taken = store.create_link("https://first.example/", created_by="alice", slug="Taken12")
+    ids = iter(["Taken12", "Fresh34"])
+    monkeypatch.setattr(links, "new_id", lambda length: next(ids))
+    link = store.create_link("https://second.example/", created_by="bob")
+    assert link["id"] == "Fresh34"
+    assert store.get_link("Taken12") == taken
+
+
+def test_random_id_gives_up_after_a_few_collisions(store, monkeypatch):
+    store.create_link("https://first.example/", created_by="alice", slug="Taken12")
+    monkeypatch.setattr(links, "new_id", lambda length: "Taken12")
+    with pytest.raises(IdSpaceExhausted):
+        store.create_link("https://second.example/", created_by="bob")
+    assert store.get_link("Taken12")["url"] == "https://first.example/"
+
+
+def test_get_missing_link(store):
+    with pytest.raises(LinkNotFound):
+        store.get_link("nope")
+
+
+def test_list_links_newest_first_with_cursor_pages(store, ddb, monkeypatch):
+    def refuse_scan(**kwargs):
+        raise AssertionError("list_links must Query the index, never Scan")
+
+    monkeypatch.setattr(store.client, "scan", refuse_scan)
+    times = iter(f"2026-01-01T00:00:{s:02d}Z" for s in range(25))
+    monkeypatch.setattr(links, "format_timestamp", lambda moment: next(times))
+    for i in range(25):
+        store.create_link(f"https://example.com/{i}", created_by="alice", slug=f"link{i:02d}")
+
+    seen, cursor, pages = [], None, 0
+    while True:
+        page, cursor = store.list_links(limit=10, cursor=cursor)
+        pages += 1
+        seen += [link["id"] for link in page]
+        if cursor is None:
+            break
+    assert pages == 3
+    assert seen == [f"link{i:02d}" for i in reversed(range(25))]
+
+
+def test_list_links_exact_multiple_has_no_empty_last_page(store):
+    for i in range(4):
+        store.create_link("https://example.com/", created_by="alice", slug=f"link{i}")
+    page, cursor = store.list_links(limit=2)
+    page2, cursor2 = store.list_links(limit=2, cursor=cursor)
+    assert len(page2) == 2 and cursor2 is None
+
+
+def test_list_links_ignores_users_and_tokens(store):
+    store.create_user("alice", "pw-pw-pw-pw")
+    store.create_token("alice", "ci")
+    store.create_link("https://example.com/", created_by="alice", slug="only")
+    page, cursor = store.list_links(limit=10)
+    assert [link["id"] for link in page] == ["only"] and cursor is None
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not base64!",
+        "e30",  # {}
+        store_module.encode_cursor({k: {"S": "x"} for k in ("pk", "sk", "list_pk", "list_sk")}),  # another list
+        "bnVsbA",  # null
+    ],
+)
+def test_list_links_refuses_foreign_cursors(store, cursor):
+    with pytest.raises(InvalidCursor):
+        store.list_links(limit=10, cursor=cursor)
+
+
+def test_set_active(store, ddb):
+    store.create_link("https://example.com/", created_by="alice", slug="toggle")
+    assert store.set_active("toggle", False)["is_active"] is False
+    assert _raw_item(ddb, "toggle", "link")["is_active"] == {"BOOL": False}
+    assert store.set_active("toggle", True)["is_active"] is True
+
+
+def test_set_active_on_missing_link_creates_nothing(store, ddb):
+    with pytest.raises(LinkNotFound):
+        store.set_active("ghost", False)
+    assert _raw_item(ddb, "ghost", "link") is None
+
+
+def test_counters_written_by_the_aggregator_are_read_back(store, ddb):
+    store.create_link("https://example.com/", created_by="alice", slug="counted")
+    ddb.update_item(
+        TableName=TABLE_NAME,
+        Key={"pk": {"S": "counted"}, "sk": {"S": "link"}},
+        UpdateExpression="ADD click_count :c, bot_count :b SET last_clicked_at = :t",
+        ExpressionAttributeValues={":c": {"N": "41"}, ":b": {"N": "2"}, ":t": {"S": "2026-11-27T05:35:59Z"}},
+    )
+    link = store.get_link("counted")
+    assert (link["click_count"], link["bot_count"], link["last_clicked_at"]) == (41, 2, "2026-11-27T05:35:59Z")
+
+
+def test_users_and_passwords(store, ddb):
+    store.create_user("alice", "s3cret-pass")
+    assert store.get_user("alice")["username"] == "alice"
+    assert "password_hash" not in store.get_user("alice")
+    assert store.get_user("bob") is None
+    assert store.verify_password("alice", "s3cret-pass")
+    assert not store.verify_password("alice", "wrong")
+    assert not store.verify_password("bob", "s3cret-pass")
+    stored = _raw_item(ddb, "user#alice", "user")["password_hash"]["S"]
+    assert stored.startswith("scrypt:") and "s3cret-pass" not in stored
+    with pytest.raises(UserExists):
+        store.create_user("alice", "other")
+    assert store.verify_password("alice", "s3cret-pass")
+
+
+def test_ensure_user_creates_then_resets_password(store, ddb):
+    store.ensure_user("admin", "first-pass")
+    created = _raw_item(ddb, "user#admin", "user")["created_at"]
+    store.ensure_user("admin", "second-pass")
+    assert store.verify_password("admin", "second-pass")
+    assert not store.verify_password("admin", "first-pass")
+    assert _raw_item(ddb, "user#admin", "user")["created_at"] == created
+
+
+def test_tokens_are_stored_hashed(store, ddb):
+    store.create_user("alice", "s3cret-pass")
+    plaintext, token_id = store.create_token("alice", "deploy script")
+    assert store.resolve_token(plaintext) == "alice"
+    assert store.resolve_token(plaintext + "x") is None
+    assert store.resolve_token("") is None
+    dump = repr(_all_items(ddb))
+    assert plaintext not in dump
+    assert store_module.hash_token(plaintext) in dump
+    tokens, _ = store.list_tokens()
+    assert tokens == [{"token_id": token_id, "username": "alice", "name": "deploy script", "created_at": tokens[0]["created_at"]}]
+
+
+def test_create_token_needs_an_existing_user(store):
+    with pytest.raises(UserNotFound):
+        store.create_token("nobody", "x")
+
+
+def test_ensure_token_is_idempotent(store, ddb):
+    store.ensure_user("admin", "pw-pw-pw-pw")
+    first = store.ensure_token("admin", "local-token-123", "local stack")
+    second = store.ensure_token("admin", "local-token-123", "local stack")
+    assert first == second
+    assert store.resolve_token("local-token-123") == "admin"
+    tokens, _ = store.list_tokens()
+    assert len(tokens) == 1
+
+
+def test_throttling_maps_to_store_unavailable(store, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from webapp.exceptions import StoreUnavailable
+
+    def throttled(**kwargs):
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "GetItem")
+
+    monkeypatch.setattr(store.client, "get_item", throttled)
+    with pytest.raises(StoreUnavailable):
+        store.get_link("any")
+
+
+def test_read_secure_parameter(ddb):
+    import boto3
+
+    ssm = boto3.client("ssm")
+    ssm.put_parameter(Name="/shortener/secret", Value="from-ssm", Type="SecureString")
+    assert store_module.read_secure_parameter("/shortener/secret") == "from-ssm"

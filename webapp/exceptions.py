@@ -1,0 +1,68 @@
+"""Domain errors shared by the link rules, the store and the views."""
+
+
+class InvalidLink(ValueError):
+    """Input that breaks one of the link rules; the message is written for people."""
+
+    field = None
+
+    @property
+    def message(self):
+        """The human-readable reason, safe to show in a page or an API error."""
+        return self.args[0]
+
+
+class InvalidUrl(InvalidLink):
+    """The destination URL is not acceptable."""
+
+    field = "url"
+
+
+class InvalidSlug(InvalidLink):
+    """The custom slug is not acceptable."""
+
+    field = "slug"
+
+
+class InvalidTitle(InvalidLink):
+    """The title is not acceptable."""
+
+    field = "title"
+
+
+class InvalidExpiry(InvalidLink):
+    """The expiry is not acceptable."""
+
+    field = "expires_at"
+
+
+class InvalidCursor(ValueError):
+    """A page cursor that this app did not hand out."""
+
+
+class StoreError(Exception):
+    """Base class for errors raised by the store."""
+
+
+class SlugTaken(StoreError):
+    """A link with this id already exists; nothing was written."""
+
+
+class LinkNotFound(StoreError):
+    """No link has this id."""
+
+
+class UserExists(StoreError):
+    """A user with this name already exists."""
+
+
+class UserNotFound(StoreError):
+    """No user has this name."""
+
+
+class IdSpaceExhausted(StoreError):
+    """Several random ids in a row were taken, which should never happen in practice."""
+
+
+class StoreUnavailable(StoreError):
+    """DynamoDB throttled or refused the request; retrying later may work."""
