@@ -74,6 +74,7 @@ def main():
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_DEFAULT_REGION": dynamodb.REGION,
             "TABLE_NAME": settings["table_name"],
+            "ROOT_REDIRECT_URL": f"http://127.0.0.1:{settings['admin_port']}/",
         }
     )
     os.environ.pop("AWS_SESSION_TOKEN", None)
@@ -94,9 +95,7 @@ def main():
             "LOCAL_MODE": True,
         }
     )
-    from webapp.store import get_store
-
-    store = get_store(app)
+    store = app.extensions["store"]
     store.ensure_user("admin", values["password"])
     store.ensure_token("admin", values["token"], name="local token")
 

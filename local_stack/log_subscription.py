@@ -4,6 +4,7 @@ import gzip
 import json
 import sys
 import threading
+import traceback
 import time
 
 
@@ -36,14 +37,14 @@ def encode_batch(messages, log_group="/aws/lambda/redirect-local", log_stream="l
 
 
 class LogSubscription:
-    """Collects the process's stdout click lines and delivers them in batches, like CloudWatch would.
+    """Collects the process's stdout click lines and delivers them in batches to a Lambda handler, like CloudWatch.
 
     Install it as sys.stdout: every other line passes through to the real stdout.
     A batch the aggregator rejects is kept and delivered again, as Lambda's retries would.
     """
 
-    def __init__(self, deliver, interval=1.0, echo=None, log_stream="local"):
-        self._deliver = deliver
+    def __init__(self, handler, interval=1.0, echo=None, log_stream="local"):
+        self._handler = handler
         self._interval = interval
         self._echo = echo or sys.__stdout__
         self._log_stream = log_stream
@@ -100,9 +101,10 @@ class LogSubscription:
         while self._batches:
             event, count = self._batches[0]
             try:
-                self._deliver(event)
-            except Exception as exc:  # noqa: BLE001 - any aggregator failure means "retry later", as on AWS
-                self._echo.write(f"aggregator failed ({type(exc).__name__}); {count} clicks kept for retry\n")
+                self._handler(event, None)  # invoked as Lambda would: (event, context)
+            except Exception:  # noqa: BLE001 - any aggregator failure means "retry later", as on AWS
+                self._echo.write(f"aggregator failed; {count} click lines kept for retry\n{traceback.format_exc()}")
+                self._echo.flush()
                 break
             self._batches.pop(0)
             delivered += count
