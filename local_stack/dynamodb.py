@@ -121,6 +121,7 @@ def _start_dynamodb_local(jar, data_dir, port):
             str(data_dir),
             "-disableTelemetry",
         ],
+        cwd=data_dir,  # it writes a metadata file into its working directory
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,  # Ctrl-C reaches us, and we stop Java ourselves, in order.
