@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test bench package clean
+.PHONY: run test bench package clean user token
 
 $(STAMP): requirements.txt requirements-aggregator.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version.split()[0]'
@@ -16,6 +16,21 @@ $(STAMP): requirements.txt requirements-aggregator.txt requirements-dev.txt
 ## run: the whole product on 127.0.0.1 (admin :5000, short links :8080). Ctrl-C stops it.
 run: $(STAMP)
 	$(BIN)/python -m local_stack
+
+# The running local stack's database, for the account commands below.
+LOCAL_ENV = SHORTENER_LOCAL_MODE=true SHORTENER_TABLE_NAME=links-local SHORTENER_SHORT_BASE_URL=http://127.0.0.1:8080 \
+	AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$${DYNAMODB_PORT:-8000} \
+	AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1
+
+## user: add a staff account to the running local stack (prompts for the password): make user NAME=alice
+user: $(STAMP)
+	@test -n "$(NAME)" || { echo "usage: make user NAME=alice"; exit 2; }
+	$(LOCAL_ENV) $(BIN)/flask --app webapp.wsgi create-user "$(NAME)"
+
+## token: an API token for a user of the running local stack: make token NAME=alice LABEL="CI job"
+token: $(STAMP)
+	@test -n "$(NAME)" || { echo "usage: make token NAME=alice LABEL=..."; exit 2; }
+	$(LOCAL_ENV) $(BIN)/flask --app webapp.wsgi create-token "$(NAME)" --name "$(or $(LABEL),script)"
 
 ## test: the whole suite (unit, integration on the local stack, browser, deploy checks).
 test: $(STAMP)

@@ -28,6 +28,8 @@ def _settings():
         "admin_port": int(os.environ.get("ADMIN_PORT", "5000")),
         "redirect_port": int(os.environ.get("REDIRECT_PORT", "8080")),
         "engine": os.environ.get("LOCAL_DYNAMODB", "auto"),
+        # Fixed by default so `make user` / `make token` can reach the running stack's database.
+        "dynamodb_port": int(os.environ.get("DYNAMODB_PORT", "8000")),
         "data_dir": data_dir,
         "table_name": os.environ.get("TABLE_NAME", "links-local"),
         "flush_seconds": float(os.environ.get("CLICK_FLUSH_SECONDS", "1")),
@@ -65,7 +67,9 @@ def _serve(server, name):
 def main():
     """Start everything, print where it is, and run until Ctrl-C."""
     settings = _settings()
-    engine = dynamodb.start(settings["engine"], data_dir=settings["data_dir"] / "dynamodb")
+    engine = dynamodb.start(
+        settings["engine"], data_dir=settings["data_dir"] / "dynamodb", port=settings["dynamodb_port"]
+    )
     # The handlers build their clients at import time from these, exactly as in Lambda.
     os.environ.update(
         {

@@ -37,6 +37,7 @@ class Stack:
             **os.environ,
             "ADMIN_PORT": str(self.admin_port),
             "REDIRECT_PORT": str(self.redirect_port),
+            "DYNAMODB_PORT": str(free_port()),
             "LOCAL_DYNAMODB": engine,
             "LOCAL_DATA_DIR": str(data_dir),
             "LOCAL_API_TOKEN": TOKEN,
