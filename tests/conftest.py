@@ -29,3 +29,75 @@ def ddb(aws_credentials):
         client = boto3.client("dynamodb", region_name=REGION)
         create_table(client, TABLE_NAME)
         yield client
+
+
+# Fixtures of the admin app (webapp/).
+
+ADMIN_USERNAME = "alice"
+ADMIN_PASSWORD = "correct horse battery staple"
+SHORT_BASE_URL = "https://sho.rt"
+
+
+def make_app(**overrides):
+    """An admin app on the moto table; call it inside the ddb fixture."""
+    from webapp import create_app
+
+    config = {
+        "TESTING": True,
+        "TABLE_NAME": TABLE_NAME,
+        "SHORT_BASE_URL": SHORT_BASE_URL,
+        "SECRET_KEY": "test-secret",
+        "WTF_CSRF_ENABLED": False,
+        "SESSION_COOKIE_SECURE": False,  # the test client speaks plain http
+    }
+    config.update(overrides)
+    return create_app(config)
+
+
+@pytest.fixture
+def app(ddb):
+    """The admin app with one user, ADMIN_USERNAME."""
+    app = make_app()
+    app.extensions["store"].create_user(ADMIN_USERNAME, ADMIN_PASSWORD)
+    return app
+
+
+@pytest.fixture
+def store(app):
+    """The app's store, for arranging and checking data directly."""
+    return app.extensions["store"]
+
+
+@pytest.fixture
+def client(app):
+    """A test client of the admin app."""
+    return app.test_client()
+
+
+class AuthActions:
+    """Sign in and out through the real forms."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def login(self, username=ADMIN_USERNAME, password=ADMIN_PASSWORD, next=None):
+        """POST the sign-in form."""
+        query = {"next": next} if next is not None else {}
+        return self._client.post("/login", query_string=query, data={"username": username, "password": password})
+
+    def logout(self):
+        """POST the sign-out form."""
+        return self._client.post("/logout")
+
+
+@pytest.fixture
+def auth(client):
+    """Sign-in helper bound to the test client."""
+    return AuthActions(client)
+
+
+@pytest.fixture
+def api_token(store):
+    """A plaintext API token of ADMIN_USERNAME."""
+    plaintext, _ = store.create_token(ADMIN_USERNAME, "tests")
+    return plaintext

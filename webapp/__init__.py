@@ -1,0 +1,111 @@
+"""The admin web app of the link shortener."""
+import logging
+import secrets
+import sys
+from pathlib import Path
+
+from flask import Flask
+
+# Templates live at the top level of the repo, not next to this package.
+TEMPLATE_FOLDER = Path(__file__).resolve().parent.parent / "templates"
+
+
+def create_app(test_config=None):
+    """Create and configure the app: defaults, then SHORTENER_* env vars, then test_config."""
+    app = Flask(__name__, template_folder=str(TEMPLATE_FOLDER))
+    app.config.from_mapping(
+        TABLE_NAME=None,
+        SHORT_BASE_URL=None,
+        LOCAL_MODE=False,
+        CORS_ORIGINS=[],
+        SECRET_KEY_PARAMETER=None,
+        DYNAMODB_ENDPOINT_URL=None,
+        DEFAULT_EXPIRY_DAYS=30,
+        ID_LENGTH=7,
+        PAGE_SIZE=20,
+        MAX_CONTENT_LENGTH=64 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=True,
+        PERMANENT_SESSION_LIFETIME=12 * 60 * 60,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+    )
+    app.config.from_prefixed_env("SHORTENER")
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    _finish_config(app)
+    _configure_logging(app)
+
+    from webapp import cli, headers, store
+
+    store.init_app(app)
+    cli.init_app(app)
+    headers.init_app(app)
+
+    from flask_wtf.csrf import CSRFProtect
+
+    csrf = CSRFProtect(app)
+
+    from webapp.errors import bp as errors_bp
+
+    app.register_blueprint(errors_bp)
+
+    from webapp.auth import bp as auth_bp
+
+    app.register_blueprint(auth_bp)
+
+    from webapp.link_pages import bp as link_pages_bp
+
+    app.register_blueprint(link_pages_bp)
+
+    from webapp.api import bp as api_bp
+
+    # The API authenticates with bearer tokens, never cookies, so CSRF cannot apply.
+    csrf.exempt(api_bp)
+    app.register_blueprint(api_bp)
+
+    @app.get("/health")
+    def health():
+        """Liveness check for load balancers and the local stack; no auth, no table access."""
+        return {"status": "ok"}
+
+    return app
+
+
+def _finish_config(app):
+    """Coerce env-provided values and refuse to start without the settings that matter."""
+    config = app.config
+    origins = config["CORS_ORIGINS"]
+    if isinstance(origins, str):  # SHORTENER_CORS_ORIGINS may be a comma-separated list
+        config["CORS_ORIGINS"] = [o.strip() for o in origins.split(",") if o.strip()]
+    if config["LOCAL_MODE"]:
+        config["SESSION_COOKIE_SECURE"] = False  # the local stack serves plain http
+    if not config.get("SECRET_KEY") and config["SECRET_KEY_PARAMETER"]:
+        from webapp.store import read_secure_parameter
+
+        config["SECRET_KEY"] = read_secure_parameter(config["SECRET_KEY_PARAMETER"])
+    if config.get("SECRET_KEY") is not None:
+        config["SECRET_KEY"] = str(config["SECRET_KEY"])  # from_prefixed_env parses "123" as an int
+    required = ["TABLE_NAME", "SHORT_BASE_URL"]
+    if not config["LOCAL_MODE"]:
+        required.append("SECRET_KEY")
+    missing = [name for name in required if not config.get(name)]
+    if missing and not config["TESTING"]:
+        names = ", ".join(f"SHORTENER_{name}" for name in missing)
+        raise RuntimeError(f"Missing settings: {names} (the secret key may come from SHORTENER_SECRET_KEY_PARAMETER)")
+    if not config.get("SECRET_KEY") and config["LOCAL_MODE"]:
+        # Random per process: local sessions end on restart, and there is no guessable default.
+        config["SECRET_KEY"] = secrets.token_hex(32)
+
+
+def _configure_logging(app):
+    """Send the app's logs to stdout, which Lambda forwards to CloudWatch."""
+    if not any(getattr(h, "_shortener_stdout", False) for h in app.logger.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+        handler._shortener_stdout = True
+        app.logger.addHandler(handler)
+    from flask.logging import default_handler
+
+    app.logger.removeHandler(default_handler)
+    app.logger.setLevel(logging.DEBUG if app.debug else logging.INFO)

@@ -1,0 +1,6 @@
+"""The JSON API, authenticated with bearer tokens."""
+from flask import Blueprint
+
+bp = Blueprint("api", __name__)
+
+from webapp.api import auth, cors, routes  # noqa: E402,F401 - registers hooks and views on bp

@@ -1,0 +1,80 @@
+"""Views of the JSON API."""
+import json
+
+from flask import current_app, g, request, url_for
+
+from webapp import links
+from webapp.api import bp
+from webapp.api.responses import json_error, link_json
+from webapp.exceptions import InvalidLink, SlugTaken
+from webapp.store import get_store
+
+_CREATE_FIELDS = {"url", "slug", "title", "expires_at"}
+
+
+class _BadBody(Exception):
+    """The body is not a JSON object; carries the HTTP status and message."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@bp.post("/api/links")
+@bp.post("/shorten")
+def create_link():
+    """Create a short link from {"url", "slug"?, "title"?, "expires_at"?}."""
+    try:
+        body = _json_object()
+        unknown = set(body) - _CREATE_FIELDS
+        if unknown:
+            return json_error(422, f"Unknown field(s): {', '.join(sorted(unknown))}.")
+        config = current_app.config
+        url = links.normalise_url(body.get("url"), config["SHORT_BASE_URL"])
+        slug = body.get("slug") or None
+        if slug is not None:
+            links.check_slug(slug)
+        title = links.check_title(body.get("title"))
+        expires_at = links.parse_expiry(body.get("expires_at", links.MISSING), default_days=config["DEFAULT_EXPIRY_DAYS"])
+        link = get_store().create_link(
+            url, created_by=g.api_user, slug=slug, title=title, expires_at=expires_at, id_length=config["ID_LENGTH"]
+        )
+    except _BadBody as err:
+        return json_error(err.status, err.message)
+    except InvalidLink as err:
+        return json_error(422, err.message, field=err.field)
+    except SlugTaken:
+        return json_error(409, "That custom slug is already taken.", field="slug")
+    return link_json(link), 201, {"Location": url_for("api.get_link", short_id=link["id"])}
+
+
+@bp.get("/api/links/<short_id>")
+def get_link(short_id):
+    """One link with its click counts."""
+    return link_json(get_store().get_link(short_id))
+
+
+@bp.patch("/api/links/<short_id>")
+def update_link(short_id):
+    """Enable or disable a link with {"is_active": true|false}."""
+    try:
+        body = _json_object()
+    except _BadBody as err:
+        return json_error(err.status, err.message)
+    if set(body) != {"is_active"} or not isinstance(body["is_active"], bool):
+        return json_error(422, 'Only "is_active" can be changed, and it must be true or false.', field="is_active")
+    return link_json(get_store().set_active(short_id, body["is_active"]))
+
+
+def _json_object():
+    """The request body as a dict, or raise _BadBody (415 wrong type, 400 malformed)."""
+    if request.mimetype != "application/json":
+        raise _BadBody(415, "Send the body as JSON with Content-Type: application/json.")
+    try:
+        # get_data() raises 413 itself when the body is over MAX_CONTENT_LENGTH.
+        body = json.loads(request.get_data())
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+        raise _BadBody(400, "The body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise _BadBody(400, "The body must be a JSON object.")
+    return body

@@ -1,0 +1,58 @@
+"""Error handlers for the whole app; no stack trace ever reaches a response."""
+from flask import current_app, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from webapp.errors import bp
+from webapp.exceptions import LinkNotFound, StoreUnavailable
+
+_API_PREFIXES = ("/api/", "/shorten")
+
+
+def wants_json():
+    """True for the JSON API's paths and for clients that prefer JSON to HTML."""
+    if request.path.startswith(_API_PREFIXES) or request.path == "/api":
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def error_response(status, message, headers=None):
+    """A JSON {"error": ...} body or an HTML page, whichever the client wants."""
+    if wants_json():
+        response = jsonify(error=message)
+    else:
+        response = current_app.response_class(
+            render_template("errors/error.html", status=status, message=message)
+        )
+    response.status_code = status
+    response.headers.extend(headers or {})
+    return response
+
+
+@bp.app_errorhandler(HTTPException)
+def handle_http_error(error):
+    """Render any HTTP error (404, 405, 413, CSRF 400...) with werkzeug's own description."""
+    headers = {k: v for k, v in error.get_headers() if k.lower() not in ("content-type", "content-length")}
+    return error_response(error.code, error.description, headers)
+
+
+@bp.app_errorhandler(LinkNotFound)
+def handle_link_not_found(error):
+    """A missing link is a plain 404."""
+    return error_response(404, "There is no short link with that id.")
+
+
+@bp.app_errorhandler(StoreUnavailable)
+def handle_store_unavailable(error):
+    """DynamoDB throttled us: ask the client to retry instead of failing with a 500."""
+    current_app.logger.warning("store unavailable: %r", error)
+    return error_response(503, "The service is busy. Please try again in a moment.", {"Retry-After": "2"})
+
+
+@bp.app_errorhandler(InternalServerError)
+def handle_server_error(error):
+    """Log the original exception and answer with a generic message."""
+    original = getattr(error, "original_exception", None)
+    if original is not None:
+        current_app.logger.error("unhandled exception", exc_info=original)
+    return error_response(500, "Something went wrong on our side. Please try again.")

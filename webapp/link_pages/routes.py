@@ -1,0 +1,74 @@
+"""Views of the link pages."""
+from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
+
+from webapp.auth import login_required
+from webapp.exceptions import InvalidCursor, SlugTaken
+from webapp.link_pages import bp
+from webapp.link_pages.forms import LinkForm
+from webapp.store import get_store
+
+
+@bp.get("/")
+@login_required
+def index():
+    """List links, newest first, one page at a time."""
+    cursor = request.args.get("cursor") or None
+    try:
+        page, next_cursor = get_store().list_links(current_app.config["PAGE_SIZE"], cursor)
+    except InvalidCursor:
+        abort(400, "That page link is not valid. Start again from the first page.")
+    return render_template("links/index.html", links=page, cursor=cursor, next_cursor=next_cursor)
+
+
+@bp.route("/links/new", methods=["GET", "POST"])
+@login_required
+def new():
+    """Show the create form and create a link."""
+    form = LinkForm()
+    if form.validate_on_submit():
+        try:
+            link = get_store().create_link(
+                form.url.data,
+                created_by=g.user,
+                slug=form.slug.data,
+                title=form.title.data,
+                expires_at=form.expires_at,
+                id_length=current_app.config["ID_LENGTH"],
+            )
+        except SlugTaken:
+            form.slug.errors.append("That custom slug is already taken. Choose another one.")
+        else:
+            flash("Short link created.", "success")
+            return redirect(url_for("links.detail", short_id=link["id"]), 303)
+    status = 422 if form.errors else 200
+    return render_template("links/new.html", form=form), status
+
+
+@bp.get("/links/<short_id>")
+@login_required
+def detail(short_id):
+    """Show one link with its short URL ready to copy."""
+    return render_template("links/detail.html", link=get_store().get_link(short_id))
+
+
+@bp.post("/links/<short_id>/disable")
+@login_required
+def disable(short_id):
+    """Disable a link: it answers 410 but keeps its history."""
+    get_store().set_active(short_id, False)
+    flash(f"Disabled {short_id}.", "success")
+    return redirect(_back_to_list(), 303)
+
+
+@bp.post("/links/<short_id>/enable")
+@login_required
+def enable(short_id):
+    """Enable a disabled link again."""
+    get_store().set_active(short_id, True)
+    flash(f"Enabled {short_id}.", "success")
+    return redirect(_back_to_list(), 303)
+
+
+def _back_to_list():
+    """The list page the button was on (its cursor comes from a hidden field)."""
+    return url_for("links.index", cursor=request.form.get("cursor") or None)
