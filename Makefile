@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test bench package clean user token
+.PHONY: run test bench package replay-dlq clean user token
 
 $(STAMP): requirements.txt requirements-aggregator.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version.split()[0]'
@@ -39,6 +39,17 @@ test: $(STAMP)
 ## bench: benchmarks against the recipe's handler; writes BENCHMARKS.md.
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## package: every deploy artifact, offline: build/redirect.zip, build/aggregator.zip, their S3 keys
+## (build/code-keys.txt, build/s3/) and build/admin.zip (`zappa package prod`, from .venv-package).
+package: $(STAMP)
+	$(BIN)/python -m deploy.package
+
+## replay-dlq: send failed click batches back to the aggregator, deleting each once it is applied.
+##   make replay-dlq QUEUE_URL=<stack output DeadLetterQueueUrl> FUNCTION=<stack output AggregatorFunctionName>
+replay-dlq: $(STAMP)
+	@test -n "$(QUEUE_URL)" -a -n "$(FUNCTION)" || { echo "usage: make replay-dlq QUEUE_URL=... FUNCTION=..."; exit 2; }
+	$(BIN)/python -m deploy.replay_dlq --queue-url "$(QUEUE_URL)" --function "$(FUNCTION)"
 
 clean:
 	rm -rf $(VENV) .venv-* .cache build dist .pytest_cache

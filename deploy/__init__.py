@@ -1,0 +1,1 @@
+"""Deployment tooling: building the Lambda artifacts offline and replaying failed click batches."""

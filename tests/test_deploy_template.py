@@ -1,0 +1,371 @@
+"""cloudformation.yaml, proven offline: cfn-lint, table parity, IAM read from the template, wiring."""
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from local_stack.template import TEMPLATE_PATH, load_template, table_properties
+from tests.conftest import TABLE_NAME
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = load_template()
+RESOURCES = TEMPLATE["Resources"]
+TABLE_ARN = {"Fn::GetAtt": ["LinksTable", "Arn"]}
+
+# Every DynamoDB action that changes data. The redirect role must have none of them.
+WRITE_ACTIONS = {
+    "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete",
+    "dynamodb:DeleteTable", "dynamodb:UpdateTable", "dynamodb:RestoreTableFromBackup",
+    "dynamodb:ImportTable", "dynamodb:UpdateTimeToLive",
+}
+
+
+def resources_of_type(resource_type):
+    return {name: r for name, r in RESOURCES.items() if r["Type"] == resource_type}
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def statements_of_role(role_name):
+    """Every statement that applies to a role: inline policies plus the template's managed policies it attaches."""
+    props = RESOURCES[role_name]["Properties"]
+    statements = [s for policy in props.get("Policies", []) for s in policy["PolicyDocument"]["Statement"]]
+    for arn in props.get("ManagedPolicyArns", []):
+        assert isinstance(arn, dict) and "Ref" in arn, f"{role_name} attaches a policy from outside the template: {arn}"
+        statements += managed_policy_statements(arn["Ref"])
+    return statements
+
+
+def managed_policy_statements(policy_name):
+    policy = RESOURCES[policy_name]
+    assert policy["Type"] == "AWS::IAM::ManagedPolicy"
+    return policy["Properties"]["PolicyDocument"]["Statement"]
+
+
+def all_statements():
+    """Every IAM statement in the template, with where it comes from."""
+    for name, resource in RESOURCES.items():
+        props = resource.get("Properties", {})
+        for policy in props.get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                yield name, statement
+        if resource["Type"] == "AWS::IAM::ManagedPolicy":
+            for statement in props["PolicyDocument"]["Statement"]:
+                yield name, statement
+
+
+def referenced(value):
+    """The logical ids an intrinsic value points at (Ref, GetAtt, ${...} in Sub)."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return {value["Ref"]}
+        if "Fn::GetAtt" in value:
+            return {value["Fn::GetAtt"][0]}
+        if "Fn::Sub" in value:
+            template = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
+            return {m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", template)} - {
+                "AWS::Partition", "AWS::Region", "AWS::AccountId", "AWS::StackName", "AWS::URLSuffix"
+            }
+        return set().union(*(referenced(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(referenced(v) for v in value)) if value else set()
+    return set()
+
+
+def dynamodb_calls(*paths):
+    """IAM actions for the DynamoDB client calls made in these source files."""
+    calls = set()
+    for path in paths:
+        source = Path(path).read_text()
+        calls |= set(re.findall(r"\.(get_item|put_item|update_item|delete_item|query|scan|batch_get_item|"
+                                r"batch_write_item|transact_write_items|transact_get_items)\(", source))
+        calls |= set(re.findall(r"_call\(\s*\"(\w+)\"", source))
+    actions = set()
+    for call in calls:
+        if call == "transact_write_items":
+            # No IAM action of its own: each part needs the action of its kind.
+            actions |= {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"}
+        else:
+            actions.add("dynamodb:" + "".join(part.title() for part in call.split("_")))
+    return actions
+
+
+# ------------------------------------------------------------------ cfn-lint
+
+
+def test_cfn_lint_reports_no_errors_and_no_warnings():
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    result = subprocess.run([str(cfn_lint), str(TEMPLATE_PATH)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "", result.stdout + result.stderr
+
+
+def test_cfn_lint_is_pinned():
+    assert re.search(r"^cfn-lint==\d+\.\d+\.\d+$", (ROOT / "requirements-dev.txt").read_text(), re.MULTILINE)
+
+
+# ------------------------------------------------------------------ the table
+
+
+def test_local_table_equals_the_template_table(ddb):
+    """The table the local stack and the tests create is the one the stack deploys."""
+    props = table_properties()
+    table = ddb.describe_table(TableName=TABLE_NAME)["Table"]
+    assert table["KeySchema"] == props["KeySchema"]
+    assert sorted(table["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == sorted(
+        props["AttributeDefinitions"], key=lambda a: a["AttributeName"]
+    )
+    assert table["BillingModeSummary"]["BillingMode"] == props["BillingMode"] == "PAY_PER_REQUEST"
+    indexes = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}
+    expected = {i["IndexName"]: i for i in props["GlobalSecondaryIndexes"]}
+    assert indexes.keys() == expected.keys() == {"by_list"}
+    for name, index in expected.items():
+        assert indexes[name]["KeySchema"] == index["KeySchema"]
+        assert indexes[name]["Projection"] == index["Projection"]
+    ttl = ddb.describe_time_to_live(TableName=TABLE_NAME)["TimeToLiveDescription"]
+    assert ttl == {"AttributeName": "purge_at", "TimeToLiveStatus": "ENABLED"}
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "purge_at", "Enabled": True}
+
+
+def test_table_is_kept_and_protected():
+    table = RESOURCES["LinksTable"]
+    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+    assert table["Properties"]["DeletionProtectionEnabled"] is True
+    assert table["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+# ------------------------------------------------------------------ IAM
+
+
+def test_redirect_role_can_only_read_links_and_write_its_logs():
+    statements = statements_of_role("RedirectRole")
+    allowed = {}
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"]):
+            allowed.setdefault(action, []).extend(as_list(statement["Resource"]))
+    assert set(allowed) == {"dynamodb:GetItem", "logs:CreateLogStream", "logs:PutLogEvents"}
+    assert not WRITE_ACTIONS & set(allowed)
+    assert allowed["dynamodb:GetItem"] == [TABLE_ARN]
+    assert allowed["logs:PutLogEvents"] == [{"Fn::GetAtt": ["RedirectLogGroup", "Arn"]}]
+
+
+def test_aggregator_role_writes_only_the_table_its_logs_and_its_queue():
+    allowed_targets = {
+        "LinksTable": {"dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem"},
+        "AggregatorLogGroup": {"logs:CreateLogStream", "logs:PutLogEvents"},
+        "DeadLetterQueue": {"sqs:SendMessage"},
+    }
+    seen = set()
+    for statement in statements_of_role("AggregatorRole"):
+        assert statement["Effect"] == "Allow"
+        targets = referenced(statement["Resource"])
+        assert len(targets) == 1 and targets <= allowed_targets.keys(), statement
+        target = targets.pop()
+        assert set(as_list(statement["Action"])) <= allowed_targets[target], statement
+        seen.add(target)
+    assert seen == allowed_targets.keys()
+
+
+def test_every_role_covers_the_calls_its_code_makes():
+    """The source's DynamoDB calls, mapped to IAM actions, are all allowed on the table."""
+    roles = {
+        "RedirectRole": [ROOT / "redirect_fn" / "handler.py"],
+        "AggregatorRole": [ROOT / "aggregator" / "handler.py"],
+        "AdminRole": sorted((ROOT / "webapp").rglob("*.py")),
+    }
+    for role, sources in roles.items():
+        needed = dynamodb_calls(*sources)
+        assert needed, f"found no DynamoDB calls for {role}"
+        granted = {
+            action
+            for statement in statements_of_role(role)
+            if TABLE_ARN in as_list(statement["Resource"])
+            for action in as_list(statement["Action"])
+        }
+        assert needed <= granted, f"{role} lacks {sorted(needed - granted)}"
+
+
+def test_admin_policy_is_crud_and_query_and_its_secret_only():
+    statements = managed_policy_statements("AdminPolicy")
+    actions = {a for s in statements for a in as_list(s["Action"])}
+    assert "dynamodb:Scan" not in actions, "listing pages come from Query, never Scan"
+    assert actions <= {
+        "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem", "dynamodb:Query",
+        "ssm:GetParameter",
+    }
+    by_sid = {s["Sid"]: s for s in statements}
+    assert by_sid["ListPages"]["Resource"] == {"Fn::Sub": "${LinksTable.Arn}/index/by_list"}
+    assert by_sid["SecretKey"]["Action"] == "ssm:GetParameter"
+    assert "${SecretKeyParameterName}" in by_sid["SecretKey"]["Resource"]["Fn::Sub"]
+    assert "AdminPolicy" in {a["Ref"] for a in RESOURCES["AdminRole"]["Properties"]["ManagedPolicyArns"]}
+
+
+def test_no_statement_allows_everything():
+    for source, statement in all_statements():
+        for resource in as_list(statement["Resource"]):
+            assert resource != "*", f"{source}: Resource '*' where an ARN fits"
+        for action in as_list(statement["Action"]):
+            assert "*" not in action, f"{source}: wildcard action {action}"
+
+
+def test_admin_role_logs_only_to_the_zappa_function():
+    statements = statements_of_role("AdminRole")
+    logs = [s for s in statements if any(a.startswith("logs:") for a in as_list(s["Action"]))]
+    assert logs and all("/aws/lambda/${AdminFunctionName}" in s["Resource"]["Fn::Sub"] for s in logs)
+
+
+# ------------------------------------------------------------------ wiring
+
+
+def test_every_handler_and_the_zappa_app_resolve_to_callables(tmp_path):
+    """Import each entry point in a fresh interpreter, as Lambda would, and check it is callable."""
+    handlers = [r["Properties"]["Handler"] for r in resources_of_type("AWS::Lambda::Function").values()]
+    assert sorted(handlers) == ["aggregator.handler.lambda_handler", "redirect_fn.handler.lambda_handler"]
+    settings = json.loads((ROOT / "zappa_settings.json").read_text())
+    app_functions = {stage["app_function"] for stage in settings.values() if "app_function" in stage}
+    assert app_functions == {"webapp.wsgi.app"}
+    script = textwrap.dedent(
+        """
+        import importlib, sys
+        for dotted in sys.argv[1:]:
+            module, _, name = dotted.rpartition(".")
+            target = getattr(importlib.import_module(module), name)
+            assert callable(target), dotted
+            print("ok", dotted)
+        """
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+        "TABLE_NAME": "wiring",
+        "SHORTENER_TABLE_NAME": "wiring", "SHORTENER_SHORT_BASE_URL": "https://sho.rt",
+        "SHORTENER_SECRET_KEY": "wiring-test-key",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script, *handlers, *app_functions],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("ok ") == len(handlers) + len(app_functions)
+
+
+def test_functions_run_a_current_python_on_arm64():
+    for name, function in resources_of_type("AWS::Lambda::Function").items():
+        props = function["Properties"]
+        assert props["Runtime"] == "python3.13", name
+        assert props["Architectures"] == ["arm64"], name
+        assert set(props["Code"]) == {"S3Bucket", "S3Key"}, "code comes from `make package`, not inline"
+    memory = TEMPLATE["Parameters"]["RedirectMemoryMB"]
+    assert RESOURCES["RedirectFunction"]["Properties"]["MemorySize"] == {"Ref": "RedirectMemoryMB"}
+    assert all(128 <= m <= 256 for m in memory["AllowedValues"])
+    env = RESOURCES["RedirectFunction"]["Properties"]["Environment"]["Variables"]
+    assert env == {
+        "TABLE_NAME": {"Ref": "LinksTable"},
+        "LINK_CACHE_SECONDS": {"Ref": "LinkCacheSeconds"},
+        "METRIC_NAMESPACE": "LinkShortener",
+        "ROOT_REDIRECT_URL": {"Ref": "AdminUrl"},
+    }
+
+
+def test_http_api_routes_go_to_the_redirect_function():
+    integration = RESOURCES["RedirectIntegration"]["Properties"]
+    assert integration["IntegrationType"] == "AWS_PROXY"
+    assert integration["PayloadFormatVersion"] == "2.0"
+    assert integration["IntegrationUri"] == {"Fn::GetAtt": ["RedirectFunction", "Arn"]}
+    routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in resources_of_type("AWS::ApiGatewayV2::Route").values()}
+    assert set(routes) == {"GET /{short_id}", "HEAD /{short_id}", "GET /"}
+    assert all(r["Target"] == {"Fn::Sub": "integrations/${RedirectIntegration}"} for r in routes.values())
+    stage = RESOURCES["DefaultStage"]["Properties"]
+    assert stage["StageName"] == "$default" and stage["AutoDeploy"] is True
+    assert stage["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": {"Ref": "ThrottlingRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "ThrottlingBurstLimit"},
+    }
+    permission = RESOURCES["RedirectInvokePermission"]["Properties"]
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    assert "${HttpApi}" in permission["SourceArn"]["Fn::Sub"]
+
+
+def test_custom_domain_is_optional():
+    for name in ("ShortDomain", "ShortDomainMapping"):
+        assert RESOURCES[name]["Condition"] == "HasShortDomain"
+    assert RESOURCES["ShortDomainMapping"]["Properties"]["Stage"] == {"Ref": "DefaultStage"}
+    for parameter in ("ShortDomainName", "CertificateArn", "AlarmEmail"):
+        assert TEMPLATE["Parameters"][parameter]["Default"] == ""
+
+
+def test_click_pipeline_keeps_failed_batches():
+    subscription = RESOURCES["ClickSubscription"]["Properties"]
+    assert subscription["LogGroupName"] == {"Ref": "RedirectLogGroup"}
+    assert subscription["FilterPattern"] == '{ $.type = "click" }'
+    assert subscription["DestinationArn"] == {"Fn::GetAtt": ["AggregatorFunction", "Arn"]}
+    permission = RESOURCES["AggregatorInvokePermission"]["Properties"]
+    assert permission["Principal"] == "logs.amazonaws.com"
+    assert permission["SourceArn"] == {"Fn::GetAtt": ["RedirectLogGroup", "Arn"]}
+    invoke = RESOURCES["AggregatorInvokeConfig"]["Properties"]
+    assert invoke["MaximumRetryAttempts"] == 2
+    assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert RESOURCES["DeadLetterQueue"]["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    for group in ("RedirectLogGroup", "AggregatorLogGroup"):
+        assert RESOURCES[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+# ------------------------------------------------------------------ dashboard, alarms, outputs
+
+
+def test_dashboard_body_is_json_with_every_widget():
+    body = RESOURCES["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    for name in referenced(RESOURCES["Dashboard"]["Properties"]["DashboardBody"]):
+        assert name in RESOURCES or name in TEMPLATE["Parameters"], name
+    rendered = re.sub(r"\$\{[^}]+\}", "1", body)
+    widgets = json.loads(rendered)["widgets"]
+    text = json.dumps(widgets)
+    for needle in ("Invocations", "Errors", "Duration", "ConsumedReadCapacityUnits", "ConsumedWriteCapacityUnits",
+                   "4xx", "5xx", "Latency", "p50", "p99", "DestinationDeliveryFailures",
+                   "ApproximateNumberOfMessagesVisible"):
+        assert needle in text, needle
+    expressions = [m["expression"] for w in widgets for row in w["properties"]["metrics"] for m in row
+                   if isinstance(m, dict) and "expression" in m]
+    # Redirects by status: every Status value the redirect's EMF records carry.
+    assert expressions == ["SEARCH('{LinkShortener,Status} MetricName=\"Redirects\"', 'Sum', 60)"]
+
+
+def test_alarms_cover_errors_throttles_latency_and_the_queue():
+    alarms = resources_of_type("AWS::CloudWatch::Alarm")
+    assert set(alarms) == {"RedirectErrorsAlarm", "ThrottlesAlarm", "LatencyAlarm", "DeadLetterQueueAlarm"}
+    latency = alarms["LatencyAlarm"]["Properties"]
+    assert latency["ExtendedStatistic"] == "p99" and latency["Threshold"] == {"Ref": "P99LatencyThresholdMs"}
+    assert alarms["DeadLetterQueueAlarm"]["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == {
+            "Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]
+        }
+    assert RESOURCES["AlarmTopic"]["Condition"] == "HasAlarmEmail"
+
+
+def test_outputs_feed_zappa_and_the_operator():
+    assert {"TableName", "ShortBaseUrl", "AdminPolicyArn", "AdminRoleArn", "DashboardUrl",
+            "DeadLetterQueueUrl"} <= set(TEMPLATE["Outputs"])
+
+
+def test_code_key_parameters_accept_what_make_package_writes(tmp_path):
+    from deploy.package import publish_code_keys
+
+    zips = []
+    for name in ("redirect", "aggregator"):
+        zips.append(tmp_path / f"{name}.zip")
+        zips[-1].write_bytes(name.encode())
+    keys_file = publish_code_keys(zips, tmp_path)
+    overrides = dict(pair.split("=") for pair in keys_file.read_text().split())
+    assert set(overrides) == {"RedirectCodeKey", "AggregatorCodeKey"}
+    for parameter, key in overrides.items():
+        assert re.fullmatch(TEMPLATE["Parameters"][parameter]["AllowedPattern"], key)
+        assert (tmp_path / "s3" / key).read_bytes() in (b"redirect", b"aggregator")
