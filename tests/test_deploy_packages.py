@@ -1,0 +1,312 @@
+"""The deploy artifacts, built and run as Lambda would run them: zip contents only, plus the runtime's boto3.
+
+Each artifact is unzipped and its handler is called in a clean interpreter of the Lambda
+runtime's Python version (-I -S: no site-packages, no PYTHONPATH, no user site). The only
+other thing on sys.path is a folder holding boto3 and its dependencies, standing in for the
+copy the Lambda runtime provides. AWS calls go to a moto server on loopback.
+"""
+import fnmatch
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+from pathlib import Path
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from deploy import package
+from local_stack.log_subscription import encode_batch, matches_click_filter
+from local_stack.template import create_table
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS = json.loads((ROOT / "zappa_settings.json").read_text())
+REGION = "us-east-1"
+MARK = "@@lambda-result@@"
+# What the Lambda Python runtime ships besides the standard library (boto3 and its dependencies).
+RUNTIME_PACKAGES = ["boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3"]
+# Never in an artifact: tests, dev and build tools, the other functions' code.
+NOT_SHIPPED = {
+    "tests", "pytest", "_pytest", "pluggy", "moto", "cfnlint", "playwright", "responses", "werkzeug_debugger",
+    "redirect_fn", "aggregator", "bench", "local_stack", "deploy", "boto3", "botocore", "pip", "setuptools",
+    "wheel", "troposphere", "cfn_flip", "cfn_tools", "placebo", "yaml", "requests", ".venv", ".git", "node_modules",
+}
+
+_RUNNER = textwrap.dedent(
+    """
+    import importlib, json, sys, sysconfig
+    code, runtime, handler = sys.argv[1:4]
+    sys.path[:0] = [code, runtime]
+
+    class Context:
+        function_name = "smoke"
+        aws_request_id = "00000000-0000-0000-0000-000000000000"
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:smoke"
+        memory_limit_in_mb = 256
+        def get_remaining_time_in_millis(self):
+            return 30000
+
+    module, _, name = handler.rpartition(".")
+    function = getattr(importlib.import_module(module), name)
+    events = json.loads(sys.stdin.read())
+    results = [function(event, Context()) for event in events]
+    # Where every loaded module came from: the zip, the runtime stand-in, or the standard library.
+    stdlib = (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"])
+    strays = sorted(
+        f"{m}: {f}" for m, f in ((m, getattr(mod, "__file__", None)) for m, mod in list(sys.modules.items()))
+        if f and not f.startswith((code, runtime) + stdlib)
+    )
+    sys.stdout.flush()
+    sys.__stdout__.write("\\n" + MARK + json.dumps({"results": results, "strays": strays}, default=str) + "\\n")
+    """
+).replace("MARK", repr(MARK))
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def runtime_python():
+    """An interpreter of the Lambda runtime's Python version (the admin stage's `runtime`)."""
+    return package.find_python(package.runtime_python_version())
+
+
+@pytest.fixture(scope="module")
+def package_venv():
+    """The build venv of `make package` (created once; reused while requirements.txt is unchanged)."""
+    return package.ensure_package_venv()
+
+
+@pytest.fixture(scope="module")
+def runtime_site(tmp_path_factory, package_venv, runtime_python):
+    """A folder with only boto3 and its dependencies: the Lambda runtime's copy, stood in for."""
+    version = package.runtime_python_version()
+    site = package_venv / "lib" / f"python{version}" / "site-packages"
+    folder = tmp_path_factory.mktemp("runtime")
+    for name in RUNTIME_PACKAGES:
+        (folder / name).symlink_to(site / name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    """A moto server on loopback, for the interpreters that run the artifacts."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_endpoint, monkeypatch):
+    """A boto3 factory for the moto server (the autouse fixture has set fake credentials)."""
+    return lambda service: boto3.client(service, region_name=REGION, endpoint_url=moto_endpoint)
+
+
+@pytest.fixture(scope="module")
+def admin_zip(tmp_path_factory, package_venv):
+    """build/admin.zip as `make package` builds it, into a temporary folder."""
+    started = time.perf_counter()
+    path = package.build_admin(tmp_path_factory.mktemp("admin") / "admin.zip")
+    print(f"\nzappa package: {path.stat().st_size / 1024:,.0f} KiB in {time.perf_counter() - started:.1f} s")
+    return path
+
+
+@pytest.fixture(scope="module")
+def lambda_zips(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lambdas")
+    return {"redirect": package.build_redirect(out), "aggregator": package.build_aggregator(out)}
+
+
+def unzip(path, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(path.stem + "-unzipped")
+    with zipfile.ZipFile(path) as zf:
+        zf.extractall(folder)
+    return folder
+
+
+def invoke(python, code_dir, runtime_dir, handler, events, env, endpoint):
+    """Call handler(event, context) for each event in a clean interpreter; returns (results, printed lines)."""
+    full_env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+        "AWS_ENDPOINT_URL": endpoint,
+        **env,
+    }
+    result = subprocess.run(
+        [python, "-I", "-S", "-c", _RUNNER, str(code_dir), str(runtime_dir), handler],
+        input=json.dumps(events), env=full_env, cwd=code_dir, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    printed, _, tail = result.stdout.rpartition("\n" + MARK)
+    report = json.loads(tail)
+    assert report["strays"] == [], "modules loaded from outside the zip and the runtime's boto3"
+    return report["results"], printed.splitlines()
+
+
+def http_event(path, method="GET", stage="$default", headers=None):
+    """An HTTP API payload 2.0 event, as API Gateway sends it."""
+    return {
+        "version": "2.0",
+        "routeKey": f"{method} {path}",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"host": "abc123.execute-api.us-east-1.amazonaws.com", "user-agent": "Mozilla/5.0 (smoke)",
+                    "accept": "text/html", **(headers or {})},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1",
+                     "userAgent": "Mozilla/5.0 (smoke)"},
+            "requestId": "smoke", "routeKey": f"{method} {path}", "stage": stage,
+            "time": "27/Nov/2026:06:00:00 +0000", "timeEpoch": 1795759200000,
+        },
+        "isBase64Encoded": False,
+    }
+
+
+def stage_settings(stage):
+    config = dict(SETTINGS[stage])
+    while "extends" in config:
+        config = {**SETTINGS[config.pop("extends")], **config}
+    return config
+
+
+# ------------------------------------------------------------------ zappa_settings.json
+
+
+def test_zappa_stages_share_one_definition():
+    assert set(SETTINGS) == {"dev", "prod"}
+    assert SETTINGS["prod"]["extends"] == "dev"
+    for stage in SETTINGS:
+        config = stage_settings(stage)
+        assert config["app_function"] == "webapp.wsgi.app"
+        assert config["apigateway_version"] == "v2", "an HTTP API, as Zappa 0.63 supports"
+        assert config["aws_region"] and config["s3_bucket"]
+        assert config["manage_roles"] is False and config["role_arn"], "the stack's AdminRole, not Zappa's default"
+        assert config["binary_support"] is True
+        assert config["use_precompiled_packages"] is False
+        assert config["debug"] is False, "Zappa's debug puts tracebacks in 500 bodies and logs raw events"
+        assert isinstance(config["keep_warm"], bool)
+        assert set(config["environment_variables"]) == {
+            "SHORTENER_TABLE_NAME", "SHORTENER_SHORT_BASE_URL", "SHORTENER_SECRET_KEY_PARAMETER"
+        }
+
+
+def test_zappa_runtime_matches_the_build_python(package_venv):
+    version = package.runtime_python_version()
+    assert stage_settings("prod")["runtime"] == f"python{version}"
+    probe = subprocess.run([str(package_venv / "bin" / "python"), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                           capture_output=True, text=True, check=True)
+    assert probe.stdout.strip() == version
+
+
+def test_zappa_settings_hold_no_secret():
+    text = (ROOT / "zappa_settings.json").read_text()
+    for stage in SETTINGS:
+        env = stage_settings(stage)["environment_variables"]
+        assert env["SHORTENER_SECRET_KEY_PARAMETER"].startswith("/"), "a parameter name, not a value"
+    assert "SHORTENER_SECRET_KEY\"" not in text and "OIDC" not in text.upper()
+
+
+@pytest.mark.parametrize("data_file", ["botocore/data/dynamodb/2012-08-10/service-2.json.gz",
+                                       "botocore/data/endpoints.json", "botocore/cacert.pem"])
+def test_zappa_excludes_never_strip_data_files_by_extension(data_file):
+    """boto3.client() needs botocore's data files; exclude whole packages, never file types."""
+    for pattern in stage_settings("prod")["exclude"]:
+        assert not fnmatch.fnmatch(Path(data_file).name, pattern), pattern
+
+
+# ------------------------------------------------------------------ the admin package (Zappa)
+
+
+def test_admin_package_serves_the_sign_in_page(admin_zip, runtime_python, runtime_site, aws, moto_endpoint,
+                                               tmp_path_factory):
+    """The real start-up path: settings from the zip, SECRET_KEY from an SSM SecureString, the table from moto."""
+    env = stage_settings("prod")["environment_variables"]
+    create_table(aws("dynamodb"), env["SHORTENER_TABLE_NAME"])
+    aws("ssm").put_parameter(Name=env["SHORTENER_SECRET_KEY_PARAMETER"], Value="smoke-test-secret-key",
+                             Type="SecureString", Overwrite=True)
+    code = unzip(admin_zip, tmp_path_factory)
+    events = [http_event("/prod/login", stage="prod"), http_event("/prod/health", stage="prod")]
+    (login, health), _ = invoke(runtime_python, code, runtime_site, "handler.lambda_handler", events, {}, moto_endpoint)
+    assert login["statusCode"] == 200, login
+    body = login["body"]
+    assert "<form" in body and 'type="password"' in body and "csrf_token" in body
+    assert any(c.startswith("session=") for c in login.get("cookies", [])), "a session cookie for the CSRF token"
+    assert health["statusCode"] == 200 and json.loads(health["body"]) == {"status": "ok"}
+
+
+def test_admin_package_holds_the_app_and_no_dev_tools(admin_zip):
+    names = zipfile.ZipFile(admin_zip).namelist()
+    top = {n.split("/")[0] for n in names}
+    assert {"handler.py", "zappa_settings.py", "webapp", "templates", "flask", "zappa"} <= top
+    assert not top & NOT_SHIPPED, sorted(top & NOT_SHIPPED)
+    assert not [n for n in names if n.split("/")[0].endswith(".dist-info") and n.split("/")[0].split("-")[0].lower()
+                in {"boto3", "botocore", "pytest", "moto", "cfn_lint", "troposphere"}]
+    assert "templates/base.html" in names
+    settings = zipfile.ZipFile(admin_zip).read("zappa_settings.py").decode()
+    assert "DEBUG=False" in settings and "API_STAGE='prod'" in settings
+
+
+def test_admin_package_extensions_match_the_runtime(admin_zip):
+    version = package.runtime_python_version().replace(".", "")
+    arch = stage_settings("prod").get("architecture", "x86_64")
+    extensions = [n for n in zipfile.ZipFile(admin_zip).namelist() if n.endswith(".so")]
+    assert extensions, "MarkupSafe's speedups at least"
+    for name in extensions:
+        assert f".cpython-{version}-{arch}-linux-gnu.so" in name or ".abi3.so" in name, name
+
+
+# ------------------------------------------------------------------ the redirect and aggregator zips
+
+
+def test_lambda_zips_hold_only_their_code(lambda_zips):
+    redirect = zipfile.ZipFile(lambda_zips["redirect"]).namelist()
+    assert redirect and all(n.startswith("redirect_fn/") and n.endswith(".py") for n in redirect)
+    aggregator = zipfile.ZipFile(lambda_zips["aggregator"]).namelist()
+    assert {n.split("/")[0] for n in aggregator} == {"aggregator", "crawlerdetect", "crawlerdetect-0.4.2.dist-info"}
+    assert not [n for n in aggregator if n.endswith((".so", ".pyc"))], "pure Python, so one zip fits arm64"
+
+
+def test_lambda_zips_are_reproducible(lambda_zips, tmp_path):
+    again = package.build_redirect(tmp_path)
+    assert again.read_bytes() == lambda_zips["redirect"].read_bytes(), "same code, same S3 key"
+
+
+def test_redirect_and_aggregator_artifacts_against_moto(lambda_zips, runtime_python, runtime_site, aws,
+                                                        moto_endpoint, tmp_path_factory):
+    """The redirect zip answers 302 and prints click lines; the aggregator zip counts them, once."""
+    table = "artifact-smoke"
+    ddb = aws("dynamodb")
+    create_table(ddb, table)
+    ddb.put_item(TableName=table, Item={"pk": {"S": "abc1234"}, "sk": {"S": "link"},
+                                        "url": {"S": "https://example.com/landing"}, "is_active": {"BOOL": True},
+                                        "click_count": {"N": "0"}})
+    redirect_code = unzip(lambda_zips["redirect"], tmp_path_factory)
+    events = [http_event("/abc1234"), http_event("/abc1234", headers={"referer": "https://news.example/a"}),
+              http_event("/abc1234", method="HEAD"), http_event("/nope404"), http_event("/")]
+    env = {"TABLE_NAME": table, "LINK_CACHE_SECONDS": "10", "ROOT_REDIRECT_URL": "https://admin.example.com/"}
+    results, printed = invoke(runtime_python, redirect_code, runtime_site, "redirect_fn.handler.lambda_handler",
+                              events, env, moto_endpoint)
+    assert [r["statusCode"] for r in results] == [302, 302, 302, 404, 302]
+    assert results[0]["headers"]["Location"] == "https://example.com/landing"
+    assert results[4]["headers"]["Location"] == "https://admin.example.com/"
+    clicks = [line for line in printed if matches_click_filter(line)]
+    assert len(clicks) == 2, "GETs that redirect are clicks; HEAD, 404 and / are not"
+    emf = json.loads(clicks[0])["_aws"]["CloudWatchMetrics"][0]
+    assert emf["Namespace"] == "LinkShortener" and emf["Dimensions"] == [["Status"]]
+
+    aggregator_code = unzip(lambda_zips["aggregator"], tmp_path_factory)
+    batch = encode_batch(clicks, log_group="/aws/lambda/links-redirect")
+    results, _ = invoke(runtime_python, aggregator_code, runtime_site, "aggregator.handler.lambda_handler",
+                        [batch, batch], {"TABLE_NAME": table}, moto_endpoint)
+    assert results[0]["clicks"] == 2 and results[1]["skipped"] >= 1, "a redelivered batch changes nothing"
+    link = ddb.get_item(TableName=table, Key={"pk": {"S": "abc1234"}, "sk": {"S": "link"}})["Item"]
+    assert link["click_count"] == {"N": "2"}
