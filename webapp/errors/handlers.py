@@ -1,5 +1,6 @@
 """Error handlers for the whole app; no stack trace ever reaches a response."""
 from flask import current_app, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from webapp.errors import bp
@@ -34,6 +35,13 @@ def handle_http_error(error):
     """Render any HTTP error (404, 405, 413, CSRF 400...) with werkzeug's own description."""
     headers = {k: v for k, v in error.get_headers() if k.lower() not in ("content-type", "content-length")}
     return error_response(error.code, error.description, headers)
+
+
+@bp.app_errorhandler(CSRFError)
+def handle_csrf_error(error):
+    """A missing or stale CSRF token: usually an old tab, so say how to recover."""
+    return error_response(400, "This form has expired or was not sent from this site (CSRF check failed). "
+                               "Reload the page and try again.")
 
 
 @bp.app_errorhandler(LinkNotFound)
