@@ -153,7 +153,9 @@ def test_redirect_role_can_only_read_links_and_write_its_logs():
     assert set(allowed) == {"dynamodb:GetItem", "logs:CreateLogStream", "logs:PutLogEvents"}
     assert not WRITE_ACTIONS & set(allowed)
     assert allowed["dynamodb:GetItem"] == [TABLE_ARN]
-    assert allowed["logs:PutLogEvents"] == [{"Fn::GetAtt": ["RedirectLogGroup", "Arn"]}]
+    assert allowed["logs:PutLogEvents"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${RedirectLogGroup}:*"}
+    ]
 
 
 def test_aggregator_role_writes_only_the_table_its_logs_and_its_queue():
@@ -309,7 +311,9 @@ def test_click_pipeline_keeps_failed_batches():
     assert subscription["DestinationArn"] == {"Fn::GetAtt": ["AggregatorFunction", "Arn"]}
     permission = RESOURCES["AggregatorInvokePermission"]["Properties"]
     assert permission["Principal"] == "logs.amazonaws.com"
-    assert permission["SourceArn"] == {"Fn::GetAtt": ["RedirectLogGroup", "Arn"]}
+    assert permission["SourceArn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${RedirectLogGroup}:*"
+    }
     invoke = RESOURCES["AggregatorInvokeConfig"]["Properties"]
     assert invoke["MaximumRetryAttempts"] == 2
     assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}

@@ -1,0 +1,212 @@
+"""Deploy cloudformation.yaml into moto's CloudFormation: catches wiring that cfn-lint cannot see.
+
+moto has no CloudFormation models for API Gateway v2, CloudWatch alarms, Lambda
+EventInvokeConfig or Logs subscription filters (see UNSUPPORTED below), and rejects
+nothing for them: it skips them. So the stack deployed here is the template minus those
+types and minus what points at them (the API's invoke permission, the dashboard, their
+outputs). What does deploy, the table, the roles and policies, the queue, the log groups,
+both functions with their zips from S3 and the logs-to-aggregator permission, is then
+checked as created, with every Ref, GetAtt and Sub resolved.
+"""
+import ast
+import json
+import re
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.cloudformation.parsing import get_model_map
+
+from deploy import package
+from local_stack.template import load_template, table_properties
+from tests.conftest import REGION
+
+STACK = "links"
+BUCKET = "links-artifacts"
+PSEUDO = {"AWS::Partition", "AWS::Region", "AWS::AccountId", "AWS::StackName", "AWS::URLSuffix", "AWS::NoValue"}
+# What moto 5.2 can create; asserted so that a moto upgrade that adds models is noticed.
+UNSUPPORTED = {
+    "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::ApiMapping", "AWS::ApiGatewayV2::DomainName",
+    "AWS::ApiGatewayV2::Integration", "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Stage",
+    "AWS::CloudWatch::Alarm", "AWS::Lambda::EventInvokeConfig", "AWS::Logs::SubscriptionFilter",
+}
+
+
+def references(value):
+    """Logical ids a value points at: Ref, GetAtt, ${...} in Sub, DependsOn."""
+    if isinstance(value, dict):
+        found = set()
+        for key, inner in value.items():
+            if key == "Ref":
+                found.add(inner)
+            elif key == "Fn::GetAtt":
+                found.add(inner[0])
+            elif key == "Fn::Sub":
+                text = inner if isinstance(inner, str) else inner[0]
+                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text)}
+                if not isinstance(inner, str):
+                    found |= references(inner[1])
+            elif key == "DependsOn":
+                found |= set(inner if isinstance(inner, list) else [inner])
+            else:
+                found |= references(inner)
+        return found - PSEUDO
+    if isinstance(value, list):
+        return set().union(set(), *(references(v) for v in value))
+    return set()
+
+
+def deployable_template():
+    """The template without the types moto cannot create and everything that needs them."""
+    template = load_template()
+    resources = template["Resources"]
+    models = get_model_map()
+    skipped = {name for name, r in resources.items() if r["Type"] not in models}
+    assert {resources[name]["Type"] for name in skipped} == UNSUPPORTED
+    while True:
+        needing = {name for name, r in resources.items() if name not in skipped and references(r) & skipped}
+        if not needing:
+            break
+        skipped |= needing
+    template["Resources"] = {name: r for name, r in resources.items() if name not in skipped}
+    template["Outputs"] = {k: v for k, v in template["Outputs"].items() if not references(v) & skipped}
+    return template, skipped
+
+
+@pytest.fixture(scope="module")
+def code_keys(tmp_path_factory):
+    """The real zips of `make package`, under the S3 keys it writes."""
+    out = tmp_path_factory.mktemp("code")
+    zips = [package.build_redirect(out), package.build_aggregator(out)]
+    keys = dict(pair.split("=") for pair in package.publish_code_keys(zips, out).read_text().split())
+    return out / "s3", keys
+
+
+@pytest.fixture
+def stack(code_keys):
+    """The deployable part of the stack, created in moto; yields (outputs, physical ids by logical id)."""
+    staging, keys = code_keys
+    template, skipped = deployable_template()
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        for key in keys.values():
+            s3.upload_file(str(staging / key), BUCKET, key)
+        parameters = {
+            "ArtifactBucket": BUCKET, **keys,
+            "AdminUrl": "https://admin.example.com/",
+            "AlarmEmail": "ops@example.com",
+        }
+        cloudformation = boto3.client("cloudformation", region_name=REGION)
+        cloudformation.create_stack(
+            StackName=STACK,
+            TemplateBody=json.dumps(template),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+            Capabilities=["CAPABILITY_IAM"],
+        )
+        description = cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]
+        assert description["StackStatus"] == "CREATE_COMPLETE", description.get("StackStatusReason")
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in description["Outputs"]}
+        physical = {
+            r["LogicalResourceId"]: r.get("PhysicalResourceId")
+            for r in cloudformation.describe_stack_resources(StackName=STACK)["StackResources"]
+        }
+        yield outputs, physical, skipped
+
+
+def test_the_supported_resources_all_come_up(stack):
+    outputs, physical, skipped = stack
+    assert {"LinksTable", "RedirectRole", "AggregatorRole", "AdminRole", "AdminPolicy", "DeadLetterQueue",
+            "RedirectLogGroup", "AggregatorLogGroup", "RedirectFunction", "AggregatorFunction",
+            "AggregatorInvokePermission", "AlarmTopic"} <= set(physical)
+    assert skipped == {"HttpApi", "RedirectIntegration", "GetLinkRoute", "HeadLinkRoute", "RootRoute",
+                       "DefaultStage", "RedirectInvokePermission", "ShortDomain", "ShortDomainMapping",
+                       "AggregatorInvokeConfig", "ClickSubscription", "Dashboard", "RedirectErrorsAlarm",
+                       "ThrottlesAlarm", "LatencyAlarm", "DeadLetterQueueAlarm"}
+    assert {"TableName", "AdminPolicyArn", "AdminRoleArn", "DeadLetterQueueUrl", "AggregatorFunctionName"} <= set(outputs)
+
+
+def test_the_deployed_table_matches_the_template(stack):
+    outputs, _, _ = stack
+    table = boto3.client("dynamodb", region_name=REGION).describe_table(TableName=outputs["TableName"])["Table"]
+    props = table_properties()
+    assert table["KeySchema"] == props["KeySchema"]
+    assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["by_list"]
+    assert table["DeletionProtectionEnabled"] is True
+    # moto's CloudFormation does not apply TTL or PITR; the template tests check those properties.
+
+
+def test_roles_point_at_the_real_table_log_groups_and_queue(stack):
+    outputs, physical, _ = stack
+    iam = boto3.client("iam", region_name=REGION)
+    table_arn = boto3.client("dynamodb", region_name=REGION).describe_table(
+        TableName=outputs["TableName"])["Table"]["TableArn"]
+    queue_arn = boto3.client("sqs", region_name=REGION).get_queue_attributes(
+        QueueUrl=outputs["DeadLetterQueueUrl"], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    def inline(role):
+        name = physical[role]
+        docs = [iam.get_role_policy(RoleName=name, PolicyName=p)["PolicyDocument"]
+                for p in iam.list_role_policies(RoleName=name)["PolicyNames"]]
+        # moto stores an inline policy built with Fn::Sub as the dict's repr, not as JSON.
+        docs = [ast.literal_eval(doc) if isinstance(doc, str) else doc for doc in docs]
+        return {s["Resource"] if isinstance(s["Resource"], str) else tuple(s["Resource"]): s["Action"]
+                for doc in docs for s in doc["Statement"]}
+
+    log_arn = f"arn:aws:logs:{REGION}:123456789012:log-group:/aws/lambda/{STACK}-%s:*"
+    assert inline("RedirectRole") == {
+        table_arn: "dynamodb:GetItem",
+        log_arn % "redirect": ["logs:CreateLogStream", "logs:PutLogEvents"],
+    }
+    aggregator = inline("AggregatorRole")
+    assert set(aggregator) == {table_arn, log_arn % "aggregator", queue_arn}
+    assert aggregator[queue_arn] == "sqs:SendMessage"
+
+    version = iam.get_policy(PolicyArn=outputs["AdminPolicyArn"])["Policy"]["DefaultVersionId"]
+    admin = iam.get_policy_version(PolicyArn=outputs["AdminPolicyArn"], VersionId=version)["PolicyVersion"]["Document"]
+    resources = {s["Sid"]: s["Resource"] for s in admin["Statement"]}
+    assert resources == {
+        "LinksCrud": table_arn,
+        "ListPages": f"{table_arn}/index/by_list",
+        "SecretKey": f"arn:aws:ssm:{REGION}:123456789012:parameter/linkshortener/prod/secret-key",
+    }
+
+
+def test_functions_get_their_code_role_and_settings(stack):
+    outputs, physical, _ = stack
+    lambda_ = boto3.client("lambda", region_name=REGION)
+    iam = boto3.client("iam", region_name=REGION)
+    redirect = lambda_.get_function(FunctionName=physical["RedirectFunction"])["Configuration"]
+    assert redirect["FunctionName"] == f"{STACK}-redirect"
+    assert redirect["Handler"] == "redirect_fn.handler.lambda_handler" and redirect["Runtime"] == "python3.13"
+    assert redirect["Role"] == iam.get_role(RoleName=physical["RedirectRole"])["Role"]["Arn"]
+    # Lambda keeps environment values as strings; moto keeps a Number parameter's int.
+    assert {k: str(v) for k, v in redirect["Environment"]["Variables"].items()} == {
+        "TABLE_NAME": outputs["TableName"], "LINK_CACHE_SECONDS": "10",
+        "METRIC_NAMESPACE": "LinkShortener", "ROOT_REDIRECT_URL": "https://admin.example.com/",
+    }
+    aggregator = lambda_.get_function(FunctionName=outputs["AggregatorFunctionName"])["Configuration"]
+    assert aggregator["Environment"]["Variables"] == {"TABLE_NAME": outputs["TableName"]}
+    assert aggregator["Role"] == iam.get_role(RoleName=physical["AggregatorRole"])["Role"]["Arn"]
+
+
+def test_only_the_redirect_log_group_may_invoke_the_aggregator(stack):
+    outputs, _, _ = stack
+    policy = json.loads(boto3.client("lambda", region_name=REGION).get_policy(
+        FunctionName=outputs["AggregatorFunctionName"])["Policy"])
+    (statement,) = policy["Statement"]
+    assert statement["Principal"] == {"Service": "logs.amazonaws.com"}
+    assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == (
+        f"arn:aws:logs:{REGION}:123456789012:log-group:/aws/lambda/{STACK}-redirect:*"
+    )
+
+
+def test_log_groups_and_queue_keep_what_they_should(stack):
+    outputs, _, _ = stack
+    groups = boto3.client("logs", region_name=REGION).describe_log_groups()["logGroups"]
+    assert {g["logGroupName"]: g["retentionInDays"] for g in groups} == {
+        f"/aws/lambda/{STACK}-redirect": 30, f"/aws/lambda/{STACK}-aggregator": 30,
+    }
+    attributes = boto3.client("sqs", region_name=REGION).get_queue_attributes(
+        QueueUrl=outputs["DeadLetterQueueUrl"], AttributeNames=["All"])["Attributes"]
+    assert attributes["MessageRetentionPeriod"] == "1209600"
