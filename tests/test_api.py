@@ -88,6 +88,29 @@ def test_patch_refuses_anything_but_is_active(client, headers, store, body):
     assert link["is_active"] is True and link["url"] == "https://example.com/"
 
 
+def test_list_links_pages_newest_first(client, headers, store):
+    for i in range(3):
+        store.create_link(f"https://example.com/{i}", created_by=ADMIN_USERNAME, slug=f"list{i}")
+    first = client.get("/api/links?limit=2", headers=headers).json
+    assert len(first["links"]) == 2 and first["next_cursor"]
+    second = client.get("/api/links", query_string={"limit": 2, "cursor": first["next_cursor"]}, headers=headers).json
+    assert second["next_cursor"] is None
+    ids = [link["short_id"] for link in first["links"] + second["links"]]
+    assert sorted(ids) == ["list0", "list1", "list2"]  # same-second creations tie on created_at
+    assert first["links"][0]["short_url"].startswith("https://sho.rt/")
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [("limit=0", "limit must be"), ("limit=101", "limit must be"), ("limit=ten", "limit must be"), ("limit=%C2%B2", "limit must be"),
+     ("limit=-1", "limit must be"), ("cursor=bogus", "cursor")],
+)
+def test_list_links_bad_query(client, headers, query, message):
+    response = client.get(f"/api/links?{query}", headers=headers)
+    assert response.status_code == 422
+    assert message in response.json["error"]
+
+
 # Errors
 
 

@@ -1,6 +1,7 @@
 """The only module that talks to AWS: links, users and API tokens in the one DynamoDB table."""
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import secrets
@@ -32,9 +33,6 @@ _THROTTLED = {
     "InternalServerError",
     "ServiceUnavailable",
 }
-# Compared against when a user does not exist, so a wrong user name costs the
-# same time as a wrong password and does not reveal which names exist.
-_DUMMY_HASH = generate_password_hash(secrets.token_hex(16))
 
 
 def init_app(app):
@@ -190,7 +188,7 @@ class Store:
     def verify_password(self, username, password):
         """True when the user exists and the password matches."""
         item = self._get_user_item(username)
-        stored = item["password_hash"] if item else _DUMMY_HASH
+        stored = item["password_hash"] if item else _dummy_hash()
         return check_password_hash(stored, password) and item is not None
 
     def _get_user_item(self, username):
@@ -287,6 +285,13 @@ class Store:
             if code in _THROTTLED:
                 raise StoreUnavailable(code) from err
             raise
+
+
+@functools.cache
+def _dummy_hash():
+    """Checked when a user does not exist, so a wrong name costs as long as a wrong password
+    and does not reveal which names exist. Made on first use, not on a Lambda cold start."""
+    return generate_password_hash(secrets.token_hex(16))
 
 
 class _ConditionFailed(Exception):

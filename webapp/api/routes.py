@@ -6,10 +6,11 @@ from flask import current_app, g, request, url_for
 from webapp import links
 from webapp.api import bp
 from webapp.api.responses import json_error, link_json
-from webapp.exceptions import InvalidLink, SlugTaken
+from webapp.exceptions import InvalidCursor, InvalidLink, SlugTaken
 from webapp.store import get_store
 
 _CREATE_FIELDS = {"url", "slug", "title", "expires_at"}
+MAX_PAGE_SIZE = 100
 
 
 class _BadBody(Exception):
@@ -46,6 +47,21 @@ def create_link():
     except SlugTaken:
         return json_error(409, "That custom slug is already taken.", field="slug")
     return link_json(link), 201, {"Location": url_for("api.get_link", short_id=link["id"])}
+
+
+@bp.get("/api/links")
+def list_links():
+    """One page of links, newest first: {"links": [...], "next_cursor": "..." or null}."""
+    raw_limit = request.args.get("limit", str(current_app.config["PAGE_SIZE"]))
+    # ASCII digits only: no signs, spaces, decimals or Unicode digits that int() rejects.
+    limit = int(raw_limit) if raw_limit.isascii() and raw_limit.isdigit() else 0
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        return json_error(422, f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}.", field="limit")
+    try:
+        page, next_cursor = get_store().list_links(limit, request.args.get("cursor") or None)
+    except InvalidCursor:
+        return json_error(422, "cursor is not one this API handed out.", field="cursor")
+    return {"links": [link_json(link) for link in page], "next_cursor": next_cursor}
 
 
 @bp.get("/api/links/<short_id>")
