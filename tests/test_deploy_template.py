@@ -89,9 +89,11 @@ def dynamodb_calls(*paths):
         calls |= set(re.findall(r"_call\(\s*\"(\w+)\"", source))
     actions = set()
     for call in calls:
+        # Transactions have no IAM action of their own: each part needs the action of its kind.
         if call == "transact_write_items":
-            # No IAM action of its own: each part needs the action of its kind.
             actions |= {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"}
+        elif call == "transact_get_items":
+            actions.add("dynamodb:GetItem")
         else:
             actions.add("dynamodb:" + "".join(part.title() for part in call.split("_")))
     return actions
