@@ -262,6 +262,8 @@ def test_admin_package_extensions_match_the_runtime(admin_zip):
     assert extensions, "MarkupSafe's speedups at least"
     for name in extensions:
         assert f".cpython-{version}-{arch}-linux-gnu.so" in name or ".abi3.so" in name, name
+    bytecode = [n for n in zipfile.ZipFile(admin_zip).namelist() if n.endswith(".pyc")]
+    assert all(f".cpython-{version}." in n for n in bytecode), "bytecode of another Python is dead weight"
 
 
 # ------------------------------------------------------------------ the redirect and aggregator zips
