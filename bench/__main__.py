@@ -189,7 +189,8 @@ def run(sizes):
 
 
 def _counts(result):
-    return f"{result['reads_per_redirect']:g} reads, {result['writes_per_redirect']:g} writes"
+    reads, writes = result["reads_per_redirect"], result["writes_per_redirect"]
+    return f"{reads:g} read{'' if reads == 1 else 's'}, {writes:g} write{'' if writes == 1 else 's'}"
 
 
 def headline(sections):

@@ -36,6 +36,8 @@ def times(value, digits=2):
     """A ratio like 0.42×."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
+    if 0 < value < 10**-digits:
+        return f"{value:.2g}×"  # too small for the fixed digits: keep two significant ones
     return f"{value:,.{digits}f}×"
 
 
