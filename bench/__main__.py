@@ -24,7 +24,7 @@ HOT_LINK = "hot0001"
 E2E_LINKS = 100
 
 FULL = {
-    "cold_runs": 15,
+    "cold_runs": 25,
     "warm_calls": 2000,
     "hot_seconds": 60,
     "hot_recipe_calls": 2000,

@@ -53,12 +53,16 @@ def price_list():
     return [f"{label}: {_usd(value * per)}" for value, per, label in PRICES.values()]
 
 
+# The AWS pages are where these prices are published. The figures were read on the date
+# above from stored copies of the pages below (not fetched live); where the stored AWS page
+# showed the terms but not the figure, a page quoting the us-east-1 list price was used.
 PRICE_SOURCES = [
-    "https://aws.amazon.com/api-gateway/pricing/ (HTTP APIs: $1.00 per million, first 300 million)",
-    "https://aws.amazon.com/lambda/pricing/ (requests $0.20 per million; duration per GB-s, arm64 and x86)",
-    "https://aws.amazon.com/dynamodb/pricing/on-demand/ (read and write request units; eventually consistent"
-    " read ≤ 4 KB = ½ unit, transactional write = 2 units per KB)",
-    "https://aws.amazon.com/cloudwatch/pricing/ (Logs ingestion, Standard class, $0.50 per GB)",
+    "AWS pricing pages: https://aws.amazon.com/api-gateway/pricing/, https://aws.amazon.com/lambda/pricing/,"
+    " https://aws.amazon.com/dynamodb/pricing/on-demand/ (unit definitions: eventually consistent read ≤ 4 KB ="
+    " ½ unit, transactional write = 2 units per KB), https://aws.amazon.com/cloudwatch/pricing/",
+    "figures as quoted for us-east-1 by: learnaws.org (HTTP API tiers), cloudchipr.com and a Lambda cost note"
+    " (Lambda requests and GB-s, arm64 and x86), airbyte.com (DynamoDB on-demand after the November 2024 cut),"
+    " hykell.com and duckbillgroup.com (CloudWatch Logs $0.50 per GB, first tier of Lambda's tiered log pricing)",
 ]
 
 # Lambda configurations compared. Ours come from cloudformation.yaml (MemorySize and
@@ -295,7 +299,8 @@ def section(warm_stub, hot_data, spread, seconds):
     }
     how = [
         f"List prices as published for {REGION}, checked {PRICES_CHECKED} (read from the pages below as stored by our"
-        " search index, not re-fetched live; first tier, no free tier): " + "; ".join(price_list()) + ".",
+        " search index, not fetched live; re-check them on the AWS pages before relying on them; first tier, no free"
+        " tier): " + "; ".join(price_list()) + ".",
         "Sources: " + "; ".join(PRICE_SOURCES) + ".",
         "Request counts come from the runs above: **hot link** uses the hot-link simulation's counted reads,"
         f" aggregator transactions and write units; **spread thin** runs the real redirect on {spread['clicks']}"
