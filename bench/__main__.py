@@ -322,7 +322,7 @@ def findings(sections):
             f" ({_verdict(hot['ours_read_headroom'] >= 10)}); writes on the link item"
             f" {times(hot['ours_item_write_headroom'], 1)} ({_verdict(hot['ours_item_write_headroom'] >= 10)});"
             " writes on"
-            f" the link's whole partition key, stats item included, {times(hot['ours_pk_write_headroom'], 1)}"
+            f" the link's whole partition key, {times(hot['ours_pk_write_headroom'], 1)}"
             f" ({_verdict(hot['ours_pk_write_headroom'] >= 10)})."
         )
     if hot.get("recipe"):

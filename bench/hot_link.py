@@ -282,19 +282,17 @@ def _section(ours, recipe, rate, seconds, containers, batch_seconds, elapsed):
         f" ({number(mean_reads, 1)}/s on average, {number(peak_reads)} in the busiest second, when all K containers"
         " start cold together).",
         "Writes: one transaction per container per batch. Each writes the link item (2 units: transactional) and the"
-        " link's per-day stats item (another 2 units). The stats item has the same partition key (pk = link id), so"
-        " the partition sees both; DynamoDB can split a hot item collection by sort key, but we do not count on it."
-        " The batch markers live under their own keys and are not on the link's partition.",
+        " link's per-day stats item (another 2 units). The stats item has its own partition key (stats#<id>), and the"
+        " batch markers theirs, so the link's partition key sees only the link item's writes.",
         f"Target: ours under both limits with ≥ 10× headroom. Reads: {times(data['ours_read_headroom'], 0)}."
         f" Writes on the link item: {times(data['ours_item_write_headroom'], 1)}; on the link's whole partition key:"
         f" {times(data['ours_pk_write_headroom'], 1)}"
         + (
-            " — below 10×: half of it is the per-day stats item, written in the same transaction under the same"
-            " partition key."
+            " — below 10×."
             if data["ours_pk_write_headroom"] < 10
             else "."
         ),
-        "How it scales: write units/s on the partition ≈ K ÷ batch period × 4; reads/s ≈ K ÷ cache seconds. More"
+        "How it scales: write units/s on the link's partition ≈ K ÷ batch period × 2; reads/s ≈ K ÷ cache seconds. More"
         " containers or more frequent deliveries raise both; a longer delivery interval lowers the writes.",
     ]
     if recipe:

@@ -47,8 +47,10 @@ def click(short_id, ua=HUMAN, ts="2026-11-27T10:00:00Z", ref="news.example.com",
     return json.dumps({"type": kind, "id": short_id, "ts": ts, "ref": ref, "ua": ua, "cc": cc, "Status": "302"})
 
 
-def get(ddb, short_id, sk="link"):
-    item = ddb.get_item(TableName=TABLE_NAME, Key={"pk": {"S": short_id}, "sk": {"S": sk}}).get("Item", {})
+def get(ddb, short_id, day=None):
+    """A link item, or its stats item for one day."""
+    key = {"pk": {"S": f"stats#{short_id}"}, "sk": {"S": f"day#{day}"}} if day else {"pk": {"S": short_id}, "sk": {"S": "link"}}
+    item = ddb.get_item(TableName=TABLE_NAME, Key=key).get("Item", {})
     return {k: (int(v["N"]) if "N" in v else next(iter(v.values()))) for k, v in item.items()}
 
 
@@ -97,20 +99,20 @@ def test_one_write_per_link_per_batch_with_daily_stats(aggregator, ddb, monkeypa
     # One update per link, one per link-day, nothing per click.
     assert [(k["pk"]["S"], k["sk"]["S"]) for k in keys] == [
         ("aaa1111", "link"),
-        ("aaa1111", "day#2026-11-27"),
+        ("stats#aaa1111", "day#2026-11-27"),
         ("bbb2222", "link"),
-        ("bbb2222", "day#2026-11-27"),
-        ("bbb2222", "day#2026-11-28"),
+        ("stats#bbb2222", "day#2026-11-27"),
+        ("stats#bbb2222", "day#2026-11-28"),
     ]
     assert get(ddb, "aaa1111")["click_count"] == 5
     assert get(ddb, "aaa1111")["last_clicked_at"] == "2026-11-27T10:00:04Z"
     assert get(ddb, "bbb2222")["click_count"] == 4
-    day = get(ddb, "bbb2222", "day#2026-11-27")
+    day = get(ddb, "bbb2222", "2026-11-27")
     assert day["clicks"] == 3
     assert day["ref#mail.example.org"] == 3
     assert day["cc#FR"] == 3
     assert day["dev#mobile"] == 3
-    assert get(ddb, "bbb2222", "day#2026-11-28")["dev#desktop"] == 1
+    assert get(ddb, "bbb2222", "2026-11-28")["dev#desktop"] == 1
 
 
 def test_a_redelivered_batch_is_counted_once(aggregator, ddb):
@@ -121,7 +123,7 @@ def test_a_redelivered_batch_is_counted_once(aggregator, ddb):
     assert (first["transactions"], first["skipped"]) == (1, 0)
     assert (again["transactions"], again["skipped"]) == (0, 1)
     assert get(ddb, "abc1234")["click_count"] == 4
-    assert get(ddb, "abc1234", "day#2026-11-27")["clicks"] == 4
+    assert get(ddb, "abc1234", "2026-11-27")["clicks"] == 4
 
 
 def test_a_different_batch_with_the_same_lines_still_counts(aggregator, ddb):
@@ -218,7 +220,7 @@ def test_many_distinct_referrers_are_capped_per_update(aggregator, ddb):
     put_link(ddb, "abc1234")
     lines = [click("abc1234", ref=f"site{i}.example.com") for i in range(50)]
     aggregator.lambda_handler(encode_batch(lines), None)
-    day = get(ddb, "abc1234", "day#2026-11-27")
+    day = get(ddb, "abc1234", "2026-11-27")
     referrers = {k: v for k, v in day.items() if k.startswith("ref#")}
     assert len(referrers) == aggregator.MAX_KEYS_PER_DIMENSION
     assert sum(referrers.values()) == 50
