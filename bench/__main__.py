@@ -12,7 +12,7 @@ import traceback
 from pathlib import Path
 
 from bench import admin_list, baseline, cold_start, cost, end_to_end, hot_link, report, warm
-from bench.backends import DynamoDBLocal, client_for
+from bench.backends import client_for, start_dynamodb_local
 from bench.fixtures import create_our_table, our_item, short_id
 from bench.report import Section, ms, number, times
 from bench.stub_dynamodb import StubProcess
@@ -144,7 +144,7 @@ def run(sizes):
 
         runner("cost", _cost)
     try:
-        engine = DynamoDBLocal()
+        engine = start_dynamodb_local()
     except RuntimeError as exc:
         engine = None
         reason = f"DynamoDB Local could not start ({exc})"

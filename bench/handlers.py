@@ -15,6 +15,8 @@ from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
+from local_stack.dynamodb import LOCAL_ACCESS_KEY
+
 ROOT = Path(__file__).resolve().parent.parent
 REDIRECT_PATH = ROOT / "redirect_fn" / "handler.py"
 AGGREGATOR_PATH = ROOT / "aggregator" / "handler.py"
@@ -29,8 +31,8 @@ def backend_env(endpoint, table_name):
     """Environment for a handler that talks to `endpoint` with fake credentials."""
     return {
         "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": LOCAL_ACCESS_KEY,
         "AWS_SESSION_TOKEN": None,
         "AWS_PROFILE": None,
         "AWS_DEFAULT_REGION": REGION,

@@ -74,8 +74,8 @@ def main():
     os.environ.update(
         {
             "AWS_ENDPOINT_URL_DYNAMODB": engine.endpoint,
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_ACCESS_KEY_ID": dynamodb.LOCAL_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": dynamodb.LOCAL_ACCESS_KEY,
             "AWS_DEFAULT_REGION": dynamodb.REGION,
             "TABLE_NAME": settings["table_name"],
             "ROOT_REDIRECT_URL": f"http://127.0.0.1:{settings['admin_port']}/",

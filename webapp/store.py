@@ -96,15 +96,7 @@ class Store:
             item["title"] = title
         if expires_at:
             item["expires_at"] = expires_at
-        try:
-            self._call(
-                "put_item",
-                TableName=self.table_name,
-                Item=_marshal(item),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except _ConditionFailed:
-            raise SlugTaken(short_id) from None
+        self._put_new(item, SlugTaken(short_id))
         return _link(item)
 
     def get_link(self, short_id):
@@ -147,15 +139,7 @@ class Store:
             "password_hash": generate_password_hash(password),
             "created_at": created_at,
         }
-        try:
-            self._call(
-                "put_item",
-                TableName=self.table_name,
-                Item=_marshal(item),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except _ConditionFailed:
-            raise UserExists(username) from None
+        self._put_new(item, UserExists(username))
         return _user(item)
 
     def ensure_user(self, username, password):
@@ -273,6 +257,18 @@ class Store:
         elif resp.get("LastEvaluatedKey"):
             next_key = resp["LastEvaluatedKey"]
         return [convert(_unmarshal(i)) for i in items], encode_cursor(next_key) if next_key else None
+
+    def _put_new(self, item, taken_error):
+        """Put an item only if its key is free; raise taken_error otherwise. Never overwrites."""
+        try:
+            self._call(
+                "put_item",
+                TableName=self.table_name,
+                Item=_marshal(item),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except _ConditionFailed:
+            raise taken_error from None
 
     def _call(self, operation, **kwargs):
         """Call the client, translating error codes (never messages) into domain errors."""
