@@ -152,6 +152,8 @@ def _start_dynamodb_local(jar, data_dir, port):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if data_dir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
 
     location = str(data_dir) if data_dir else "memory only: gone when it stops"
     engine = Engine("DynamoDB Local", f"http://127.0.0.1:{port}", location, stop)
