@@ -117,14 +117,7 @@ def run(sizes):
             "cold_start", lambda: cold_start.run(stub.endpoint, OUR_TABLE, RECIPE_TABLE, LINK, runs=sizes["cold_runs"])
         )
         warm_started = time.monotonic()
-        try:
-            warm_results["zero-latency stub"] = warm.run_backend(
-                stub.endpoint, OUR_TABLE, RECIPE_TABLE, LINK, calls=sizes["warm_calls"]
-            )
-        except Exception as exc:  # noqa: BLE001 - reported in the warm section, the rest still runs
-            traceback.print_exc()
-            warm_results["zero-latency stub"] = f"FAILED: {type(exc).__name__}: {exc}"
-            runner.failures.append(f"{TITLES['warm']} (stub): {type(exc).__name__}: {exc}")
+        _run_warm(runner, warm_results, "zero-latency stub", stub.endpoint, sizes["warm_calls"])
         warm_seconds = time.monotonic() - warm_started
         runner(
             "hot_link",
@@ -155,14 +148,7 @@ def run(sizes):
         try:
             seed(engine.client(), links)
             started = time.monotonic()
-            try:
-                warm_results["DynamoDB Local"] = warm.run_backend(
-                    engine.endpoint, OUR_TABLE, RECIPE_TABLE, LINK, calls=sizes["warm_calls"]
-                )
-            except Exception as exc:  # noqa: BLE001 - reported in the warm section, the rest still runs
-                traceback.print_exc()
-                warm_results["DynamoDB Local"] = f"FAILED: {type(exc).__name__}: {exc}"
-                runner.failures.append(f"{TITLES['warm']} (DynamoDB Local): {type(exc).__name__}: {exc}")
+            _run_warm(runner, warm_results, "DynamoDB Local", engine.endpoint, sizes["warm_calls"])
             warm_seconds += time.monotonic() - started
             runner(
                 "end_to_end",
@@ -348,6 +334,16 @@ def findings(sections):
         )
     return out
 
+
+
+def _run_warm(runner, warm_results, backend, endpoint, calls):
+    """Run the warm benchmark on one backend; a failure is reported in its section and the rest still runs."""
+    try:
+        warm_results[backend] = warm.run_backend(endpoint, OUR_TABLE, RECIPE_TABLE, LINK, calls=calls)
+    except Exception as exc:  # noqa: BLE001 - reported in the warm section, the rest still runs
+        traceback.print_exc()
+        warm_results[backend] = f"FAILED: {type(exc).__name__}: {exc}"
+        runner.failures.append(f"{TITLES['warm']} ({backend}): {type(exc).__name__}: {exc}")
 
 def main():
     """Run, write the report, print where it went."""
