@@ -9,6 +9,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -64,9 +65,24 @@ def _serve(server, name):
     return thread
 
 
+def _check_ports_free(settings):
+    """Stop with a clear message, before starting anything, when a port is taken."""
+    for name in ("admin_port", "redirect_port", "dynamodb_port"):
+        port = settings[name]
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                sys.exit(
+                    f"Port {port} on 127.0.0.1 is in use (is `make run` already running?). "
+                    f"Choose another with {name.upper()}=<port>."
+                )
+
+
 def main():
     """Start everything, print where it is, and run until Ctrl-C."""
     settings = _settings()
+    _check_ports_free(settings)
     engine = dynamodb.start(
         settings["engine"], data_dir=settings["data_dir"] / "dynamodb", port=settings["dynamodb_port"]
     )

@@ -1,12 +1,15 @@
 """Integration: start the local stack as `make run` does, on free ports, and run the recipe's own validation over HTTP."""
 import os
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from local_stack.dynamodb import java_major_version
-from tests.stack_process import Stack, wait_for
+from tests.stack_process import ROOT, Stack, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -93,3 +96,18 @@ def test_everything_listens_on_loopback_only_and_set_credentials_are_used(tmp_pa
         assert stack.api("GET", "/api/links/nothing1")[0] == 404  # the set token authenticates
     finally:
         assert stack.stop() == 0
+
+
+def test_a_taken_port_is_refused_with_a_clear_message(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "ADMIN_PORT": str(port), "LOCAL_DYNAMODB": "moto", "LOCAL_DATA_DIR": str(tmp_path)}
+        result = subprocess.run(
+            [sys.executable, "-m", "local_stack"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 1
+    assert f"Port {port} on 127.0.0.1 is in use" in result.stderr
+    assert "ADMIN_PORT=<port>" in result.stderr
+    assert "Traceback" not in result.stderr
