@@ -23,6 +23,7 @@ def create_app(test_config=None):
         DEFAULT_EXPIRY_DAYS=30,
         ID_LENGTH=7,
         PAGE_SIZE=20,
+        STATS_DAYS=30,
         MAX_CONTENT_LENGTH=64 * 1024,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

@@ -5,6 +5,7 @@ import functools
 import hashlib
 import json
 import secrets
+from datetime import timedelta
 
 import boto3
 from botocore.exceptions import ClientError
@@ -23,6 +24,10 @@ from webapp.exceptions import (
 )
 
 LINK_SK, USER_SK, TOKEN_SK = "link", "user", "token"
+# The aggregator's per-day stats items: pk "stats#<id>", sk "day#<YYYY-MM-DD>", and counters
+# named by these prefixes (see the README's table layout).
+STATS_PK_PREFIX, DAY_SK_PREFIX = "stats#", "day#"
+_DAY_COUNTER_PREFIXES = {"ref#": "referrers", "cc#": "countries", "dev#": "devices"}
 LIST_INDEX = "by_list"
 _KEY_ATTRS = ("pk", "sk", "list_pk", "list_sk")
 _RANDOM_ID_ATTEMPTS = 5
@@ -125,6 +130,23 @@ class Store:
         except _ConditionFailed:
             raise LinkNotFound(short_id) from None
         return _link(_unmarshal(resp["Attributes"]))
+
+    def daily_stats(self, short_id, days=30):
+        """The link's per-day click stats for the last `days` UTC days, oldest first.
+
+        Written by the aggregator under their own partition key; days without clicks have no item.
+        """
+        today = links.utcnow().date()
+        first = today - timedelta(days=days - 1)
+        resp = self._call(
+            "query",
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
+            ExpressionAttributeValues=_marshal(
+                {":pk": f"{STATS_PK_PREFIX}{short_id}", ":first": f"{DAY_SK_PREFIX}{first}", ":last": f"{DAY_SK_PREFIX}{today}"}
+            ),
+        )
+        return [_day(_unmarshal(item)) for item in resp.get("Items", [])]
 
     # Users
 
@@ -360,6 +382,18 @@ def _link(item):
         "bot_count": item.get("bot_count", 0),
         "last_clicked_at": item.get("last_clicked_at"),
     }
+
+
+def _day(item):
+    """One day of a link's stats: totals and the per-referrer, country and device counters."""
+    day = {"day": item["sk"].removeprefix(DAY_SK_PREFIX), "clicks": item.get("clicks", 0), "bots": item.get("bots", 0)}
+    day.update({name: {} for name in _DAY_COUNTER_PREFIXES.values()})
+    for attribute, value in item.items():
+        prefix, _, key = attribute.partition("#")
+        name = _DAY_COUNTER_PREFIXES.get(prefix + "#")
+        if name and key:
+            day[name][key] = value
+    return day
 
 
 def _user(item):

@@ -11,6 +11,7 @@ from webapp.store import get_store
 
 _CREATE_FIELDS = {"url", "slug", "title", "expires_at"}
 MAX_PAGE_SIZE = 100
+MAX_STATS_DAYS = 366
 
 
 class _BadBody(Exception):
@@ -68,6 +69,18 @@ def list_links():
 def get_link(short_id):
     """One link with its click counts."""
     return link_json(get_store().get_link(short_id))
+
+
+@bp.get("/api/links/<short_id>/stats")
+def link_stats(short_id):
+    """A link's clicks per UTC day, with referrers, countries and devices: {"days": [...]} oldest first."""
+    raw_days = request.args.get("days", str(current_app.config["STATS_DAYS"]))
+    days = int(raw_days) if raw_days.isascii() and raw_days.isdigit() else 0
+    if not 1 <= days <= MAX_STATS_DAYS:
+        return json_error(422, f"days must be a whole number from 1 to {MAX_STATS_DAYS}.", field="days")
+    store = get_store()
+    store.get_link(short_id)  # 404 for a link that does not exist, rather than an empty list
+    return {"short_id": short_id, "days": store.daily_stats(short_id, days)}
 
 
 @bp.patch("/api/links/<short_id>")

@@ -1,6 +1,7 @@
 """Views of the link pages."""
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 
+from webapp import links, stats
 from webapp.auth import login_required
 from webapp.exceptions import InvalidCursor, SlugTaken
 from webapp.link_pages import bp
@@ -47,8 +48,12 @@ def new():
 @bp.get("/links/<short_id>")
 @login_required
 def detail(short_id):
-    """Show one link with its short URL ready to copy."""
-    return render_template("links/detail.html", link=get_store().get_link(short_id))
+    """Show one link with its short URL ready to copy, and its clicks over the last 30 days."""
+    store = get_store()
+    link = store.get_link(short_id)
+    window = current_app.config["STATS_DAYS"]
+    summary = stats.summarise(store.daily_stats(short_id, window), links.utcnow().date(), window)
+    return render_template("links/detail.html", link=link, stats=summary)
 
 
 @bp.post("/links/<short_id>/disable")

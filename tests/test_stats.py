@@ -1,0 +1,128 @@
+"""A link's daily stats: what the aggregator writes, the store reads back, and the detail page shows."""
+import importlib
+import json
+from datetime import date, timedelta
+
+import pytest
+
+from local_stack.log_subscription import encode_batch
+from tests.conftest import TABLE_NAME
+from webapp import links, stats
+
+DESKTOP = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
+PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
+
+
+@pytest.fixture
+def aggregate(ddb, monkeypatch):
+    """Feed click lines through the real aggregator, as the log subscription would."""
+    monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
+    handler = importlib.import_module("aggregator.handler")
+
+    def run(*clicks):
+        lines = [json.dumps({"type": "click", "Status": "302", **click}) for click in clicks]
+        handler.lambda_handler(encode_batch(lines), None)
+
+    return run
+
+
+def _click(short_id, day, ua=DESKTOP, ref="news.example.com", cc="DE"):
+    return {"id": short_id, "ts": f"{day}T12:00:00Z", "ua": ua, "ref": ref, "cc": cc}
+
+
+def test_store_reads_back_what_the_aggregator_wrote(store, aggregate):
+    today = links.utcnow().date()
+    yesterday = today - timedelta(days=1)
+    store.create_link("https://example.com/a", created_by="alice", slug="stats-a")
+    aggregate(
+        _click("stats-a", yesterday),
+        _click("stats-a", today, ua=PHONE, ref="mail.example.org", cc="fr"),
+        _click("stats-a", today, ua=PHONE, ref=None, cc=None),
+        _click("stats-a", today, ua="Twitterbot/1.0"),
+        _click("stats-a", today - timedelta(days=40)),  # outside the window
+        _click("other", today),  # another link's stats stay apart
+    )
+    days = store.daily_stats("stats-a", days=30)
+    assert [d["day"] for d in days] == [yesterday.isoformat(), today.isoformat()]
+    assert days[0] == {
+        "day": yesterday.isoformat(),
+        "clicks": 1,
+        "bots": 0,
+        "referrers": {"news.example.com": 1},
+        "countries": {"DE": 1},
+        "devices": {"desktop": 1},
+    }
+    assert days[1]["clicks"] == 2 and days[1]["bots"] == 1
+    assert days[1]["referrers"] == {"mail.example.org": 1}
+    assert days[1]["countries"] == {"FR": 1}
+    assert days[1]["devices"] == {"mobile": 2}
+
+
+def test_store_has_no_stats_for_a_link_without_clicks(store):
+    store.create_link("https://example.com/b", created_by="alice", slug="quiet-b")
+    assert store.daily_stats("quiet-b") == []
+
+
+def test_summary_fills_empty_days_and_ranks_the_top_sources():
+    last = date(2026, 11, 27)
+    days = [
+        {"day": "2026-11-25", "clicks": 4, "bots": 1, "referrers": {"a.example": 3, "b.example": 1},
+         "countries": {"DE": 4}, "devices": {"mobile": 4}},
+        {"day": "2026-11-27", "clicks": 2, "bots": 0, "referrers": {"b.example": 2},
+         "countries": {"FR": 2}, "devices": {"desktop": 2}},
+    ]
+    summary = stats.summarise(days, last, window=7)
+    assert [p["day"] for p in summary["series"]] == [(last - timedelta(days=n)).isoformat() for n in range(6, -1, -1)]
+    assert [p["clicks"] for p in summary["series"]] == [0, 0, 0, 0, 4, 0, 2]
+    assert [p["percent"] for p in summary["series"]] == [0, 0, 0, 0, 100, 0, 50]
+    assert (summary["clicks"], summary["bots"]) == (6, 1)
+    assert summary["referrers"] == [("a.example", 3), ("b.example", 3)]
+    assert summary["countries"] == [("DE", 4), ("FR", 2)]
+
+
+def test_summary_of_no_clicks_has_flat_bars():
+    summary = stats.summarise([], date(2026, 11, 27), window=30)
+    assert len(summary["series"]) == 30
+    assert {p["percent"] for p in summary["series"]} == {0}
+    assert summary["clicks"] == 0 and summary["referrers"] == []
+
+
+def test_detail_page_shows_the_last_30_days(client, auth, store, aggregate):
+    today = links.utcnow().date()
+    store.create_link("https://example.com/c", created_by="alice", slug="shown-c")
+    aggregate(*[_click("shown-c", today, ref="<b>evil.example</b>") for _ in range(3)], _click("shown-c", today, ua=""))
+    auth.login()
+    page = client.get("/links/shown-c").get_data(as_text=True)
+    assert "Last 30 days" in page
+    assert "3 clicks by people" in page
+    assert "1 from bots" in page
+    assert page.count('<progress class="bar"') == 30
+    assert 'value="100"' in page  # today is the busiest day
+    assert "&lt;b&gt;evil.example&lt;/b&gt;" in page and "<b>evil.example" not in page
+
+
+def test_api_returns_daily_stats(client, api_token, store, aggregate):
+    today = links.utcnow().date()
+    store.create_link("https://example.com/d", created_by="alice", slug="api-d")
+    aggregate(_click("api-d", today), _click("api-d", today, ua=PHONE, cc="us"))
+    response = client.get("/api/links/api-d/stats?days=7", headers={"Authorization": f"Bearer {api_token}"})
+    assert response.status_code == 200
+    [day] = response.get_json()["days"]
+    assert day["day"] == today.isoformat()
+    assert (day["clicks"], day["countries"], day["devices"]) == (2, {"DE": 1, "US": 1}, {"desktop": 1, "mobile": 1})
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "message"),
+    [
+        ("/api/links/api-e/stats?days=0", 422, "days must be a whole number from 1 to 366"),
+        ("/api/links/api-e/stats?days=367", 422, "days must be a whole number from 1 to 366"),
+        ("/api/links/api-e/stats?days=%D9%A3", 422, "days must be a whole number"),  # an Arabic-Indic 3
+        ("/api/links/nothing/stats", 404, "There is no short link with that id."),
+    ],
+)
+def test_api_stats_bad_requests(client, api_token, store, path, status, message):
+    store.create_link("https://example.com/e", created_by="alice", slug="api-e")
+    response = client.get(path, headers={"Authorization": f"Bearer {api_token}"})
+    assert response.status_code == status
+    assert message in response.get_json()["error"]
