@@ -86,6 +86,16 @@ def main():
     engine = dynamodb.start(
         settings["engine"], data_dir=settings["data_dir"] / "dynamodb", port=settings["dynamodb_port"]
     )
+    try:
+        _run(settings, engine)
+    finally:
+        # Also on a failure or a Ctrl-C during start-up: never leave Java running behind us.
+        engine.stop()
+    print("Stopped.", flush=True)
+
+
+def _run(settings, engine):
+    """Everything on top of the database, until Ctrl-C."""
     # The handlers build their clients at import time from these, exactly as in Lambda.
     os.environ.update(
         {
@@ -149,8 +159,6 @@ def main():
     redirect_server.shutdown()
     subscription.stop()
     sys.stdout = sys.__stdout__
-    engine.stop()
-    print("Stopped.", flush=True)
 
 
 if __name__ == "__main__":

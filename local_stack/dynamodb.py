@@ -1,4 +1,5 @@
 """An embedded DynamoDB for the local stack: Amazon's DynamoDB Local when Java is here, moto otherwise."""
+import os
 import re
 import shutil
 import socket
@@ -19,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = ROOT / ".cache" / "dynamodb-local"
 # The npm package that ships Amazon's DynamoDB Local jar; pinned so every machine runs the same emulator.
 NPM_PACKAGE = "amplify-dynamodb-simulator@2.9.30"
+LOOPBACK_LAUNCHER = Path(__file__).with_name("LoopbackDynamoDBLocal.java")
 REGION = "us-east-1"
 LOCAL_ACCESS_KEY = "local"
 
@@ -128,37 +130,55 @@ def _start_dynamodb_local(jar, data_dir, port):
     else:
         data_dir.mkdir(parents=True, exist_ok=True)
         storage, workdir = ["-dbPath", str(data_dir)], data_dir
-    process = subprocess.Popen(
-        [
-            "java",
-            f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
-            "-jar",
-            str(jar),
-            "-port",
-            str(port),
-            *storage,
-            "-disableTelemetry",
-        ],
-        cwd=workdir,  # it writes a metadata file into its working directory
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,  # Ctrl-C reaches us, and we stop Java ourselves, in order.
-    )
+    lib = jar.parent / "DynamoDBLocal_lib"
+    java = ["java", f"-Djava.library.path={lib}"]
+    options = ["-port", str(port), *storage, "-disableTelemetry"]
+    location = str(data_dir) if data_dir else "memory only: gone when it stops"
+    # DynamoDB Local has no bind-address option and listens on every interface. The launcher,
+    # run from source (Java 11+), binds it to 127.0.0.1; a Java that cannot compile it falls
+    # back to the plain jar, and the banner says so.
+    launches = [
+        ("DynamoDB Local", [*java, "-cp", f"{jar}{os.pathsep}{lib}/*", str(LOOPBACK_LAUNCHER), *options]),
+        ("DynamoDB Local (on ALL interfaces: this Java cannot run the loopback launcher)", [*java, "-jar", str(jar), *options]),
+    ]
+    for attempt, (name, command) in enumerate(launches, start=1):
+        # Its output goes to a file: an unread pipe would fill up and stall Java in a long session.
+        log_path = Path(workdir) / "dynamodb-local.log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                command,
+                cwd=workdir,  # it writes a metadata file into its working directory
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us, and we stop Java ourselves, in order.
+            )
+        scratch = None if data_dir else workdir
+        engine = Engine(name, f"http://127.0.0.1:{port}", location, _stopper(process, scratch))
+        try:
+            _wait_until_ready(engine, lambda: process.poll() is None, log_path)
+            return engine
+        except RuntimeError:
+            if attempt == len(launches):
+                engine.stop()
+                raise
+            _stopper(process, None)()  # keep the scratch folder for the next attempt
+
+
+def _stopper(process, scratch_dir):
+    """A function that stops the Java process and removes its scratch folder, if any."""
 
     def stop():
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if data_dir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if scratch_dir is not None:
+            shutil.rmtree(scratch_dir, ignore_errors=True)
 
-    location = str(data_dir) if data_dir else "memory only: gone when it stops"
-    engine = Engine("DynamoDB Local", f"http://127.0.0.1:{port}", location, stop)
-    _wait_until_ready(engine, process)
-    return engine
+    return stop
 
 
 def _start_moto(port):
@@ -184,22 +204,27 @@ def _start_moto(port):
         thread.join(timeout=5)
 
     engine = Engine("moto server (in memory)", f"http://127.0.0.1:{port}", "memory only: gone when the stack stops", stop)
-    _wait_until_ready(engine, None)
+    try:
+        _wait_until_ready(engine, thread.is_alive)
+    except RuntimeError:
+        engine.stop()
+        raise
     return engine
 
 
-def _wait_until_ready(engine, process, timeout=60):
+def _wait_until_ready(engine, is_running, log_path=None, timeout=60):
+    """Return once the engine answers; raise RuntimeError if it exits or stays silent. The caller stops it."""
     client = engine.client()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{engine.name} exited at start-up: {process.stderr.read().decode(errors='replace')[-2000:]}")
+        if not is_running():
+            output = log_path.read_text(errors="replace")[-2000:] if log_path else ""
+            raise RuntimeError(f"{engine.name} exited at start-up: {output}")
         try:
             client.list_tables(Limit=1)
             return
         except (BotoCoreError, ClientError):  # not listening yet
             time.sleep(0.2)
-    engine.stop()
     raise RuntimeError(f"{engine.name} did not answer within {timeout} s")
 
 

@@ -23,12 +23,12 @@ class Stack:
     """A `python -m local_stack` process and what it printed."""
 
     def __init__(self, engine, data_dir):
-        self.admin_port, self.redirect_port = free_port(), free_port()
+        self.admin_port, self.redirect_port, self.dynamodb_port = free_port(), free_port(), free_port()
         env = {
             **os.environ,
             "ADMIN_PORT": str(self.admin_port),
             "REDIRECT_PORT": str(self.redirect_port),
-            "DYNAMODB_PORT": str(free_port()),
+            "DYNAMODB_PORT": str(self.dynamodb_port),
             "LOCAL_DYNAMODB": engine,
             "LOCAL_DATA_DIR": str(data_dir),
             "LOCAL_API_TOKEN": TOKEN,

@@ -1,4 +1,5 @@
 """Integration: start the local stack as `make run` does, on free ports, and run the recipe's own validation over HTTP."""
+import ipaddress
 import os
 import socket
 import subprocess
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from local_stack.dynamodb import java_major_version
+from local_stack.dynamodb import free_port, java_major_version
 from tests.stack_process import ROOT, Stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -27,8 +28,10 @@ def test_recipe_validation_over_http(engine, tmp_path):
     stack = Stack(engine, tmp_path)
     try:
         banner = "\n".join(stack.lines)
-        expected_engine = "DynamoDB Local" if engine == "dynamodb-local" else "moto"
+        expected_engine = "DynamoDB Local at" if engine == "dynamodb-local" else "moto"
         assert f"DynamoDB: {expected_engine}" in banner
+        # DynamoDB Local itself would listen on every interface; the launcher keeps it on loopback.
+        assert _listening_addresses(stack.dynamodb_port) == {"127.0.0.1"}
 
         # Create through the API, as the recipe's `curl -X POST .../shorten` does.
         status, created = stack.api("POST", "/shorten", {"url": "https://docs.aws.amazon.com/lambda/latest/dg/welcome.html"})
@@ -77,13 +80,19 @@ def test_recipe_validation_over_http(engine, tmp_path):
 
 
 def _listening_addresses(port):
-    """The IPv4 addresses listening on a TCP port, read from /proc/net/tcp (Linux)."""
+    """The addresses listening on a TCP port, from /proc/net/tcp and tcp6 (Linux); IPv4-mapped shown as IPv4."""
     addresses = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        local, state = line.split()[1], line.split()[3]
-        host_hex, port_hex = local.split(":")
-        if state == "0A" and int(port_hex, 16) == port:  # 0A = LISTEN
-            addresses.add(".".join(str(int(host_hex[i : i + 2], 16)) for i in (6, 4, 2, 0)))
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            host_hex, port_hex = fields[1].split(":")
+            if fields[3] != "0A" or int(port_hex, 16) != port:  # 0A = LISTEN
+                continue
+            # The kernel prints each 32-bit word of the address in host (little-endian) order.
+            raw = b"".join(bytes.fromhex(host_hex[i : i + 8])[::-1] for i in range(0, len(host_hex), 8))
+            address = ipaddress.ip_address(raw)
+            mapped = getattr(address, "ipv4_mapped", None)
+            addresses.add(str(mapped or address))
     return addresses
 
 
@@ -111,3 +120,38 @@ def test_a_taken_port_is_refused_with_a_clear_message(tmp_path):
     assert f"Port {port} on 127.0.0.1 is in use" in result.stderr
     assert "ADMIN_PORT=<port>" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif((java_major_version() or 0) < 11, reason="DynamoDB Local needs Java 11+; moto runs in-process")
+def test_a_failed_start_leaves_no_database_running(tmp_path):
+    port = free_port()
+    env = {
+        **os.environ,
+        "LOCAL_DYNAMODB": "dynamodb-local",
+        "LOCAL_DATA_DIR": str(tmp_path),
+        "DYNAMODB_PORT": str(port),
+        "ADMIN_PORT": str(free_port()),
+        "REDIRECT_PORT": str(free_port()),
+        "TABLE_NAME": "x",  # too short for DynamoDB: the stack fails after the database started
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "local_stack"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0
+    assert "ValidationException" in result.stderr
+    assert _listening_addresses(port) == set(), "the database outlived the failed start"
+
+
+@pytest.mark.skipif((java_major_version() or 0) < 11, reason="DynamoDB Local needs Java 11+")
+def test_a_java_that_cannot_run_the_launcher_falls_back_to_the_plain_jar_and_says_so(tmp_path, monkeypatch):
+    from local_stack import dynamodb
+
+    broken = tmp_path / "Broken.java"
+    broken.write_text("this is not Java")
+    monkeypatch.setattr(dynamodb, "LOOPBACK_LAUNCHER", broken)
+    engine = dynamodb.start("dynamodb-local", in_memory=True)
+    try:
+        assert "ALL interfaces" in engine.name
+        assert engine.client().list_tables()["TableNames"] == []
+    finally:
+        engine.stop()
