@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = ROOT / ".cache" / "dynamodb-local"
 # The npm package that ships Amazon's DynamoDB Local jar; pinned so every machine runs the same emulator.
 NPM_PACKAGE = "amplify-dynamodb-simulator@2.9.30"
-LOOPBACK_LAUNCHER = Path(__file__).with_name("LoopbackDynamoDBLocal.java")
+LOOPBACK_LAUNCHER = Path(__file__).with_name("LoopbackLauncher.java")
 REGION = "us-east-1"
 LOCAL_ACCESS_KEY = "local"
 

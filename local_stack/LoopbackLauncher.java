@@ -6,7 +6,7 @@ import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
 
 /** DynamoDB Local with its HTTP port bound to 127.0.0.1 only; it has no option for that itself. */
-public class LoopbackDynamoDBLocal {
+public class LoopbackLauncher {
     public static void main(String[] args) throws Exception {
         DynamoDBProxyServer proxy = ServerRunner.createServerFromCommandLineArgs(args);
         Field field = DynamoDBProxyServer.class.getDeclaredField("server");
