@@ -1,213 +1,140 @@
-"""Count clicks off the hot path: CloudWatch Logs subscription batches -> batched counter writes.
+"""Count clicks off the hot path: the click stream's batches -> one conditional write per item.
 
-Each delivered batch becomes a few DynamoDB transactions: one update per link, one per
-link-day of stats, and a batch marker that makes the whole transaction conditional.
-CloudWatch Logs delivers at least once; a redelivered batch finds its marker and
-changes nothing. Anything else that fails raises, so the function's on-failure
-destination (an SQS queue) keeps the batch for replay.
+The redirect prints one JSON line per click; a CloudWatch Logs subscription puts those lines
+on a Kinesis stream, and Lambda's event source mapping hands this function ordered batches of
+one shard at a time. Each batch becomes one UpdateItem per link (its click counter) and one per
+link-day (its stats), guarded by per-shard high-water marks (aggregator/writes.py), so any
+redelivery, retry or replay counts every click exactly once.
+
+Two kinds of event:
+- a Kinesis batch from the event source mapping;
+- {"heal": {"shard": "<shard id>"}} (shard optional: all shards), sent by `make replay-dlq`:
+  apply everything after a shard's checkpoint, up to the newest record.
 """
 import base64
-import gzip
-import hashlib
 import json
 import logging
 import os
-import time
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
-from aggregator.bots import classify_device
+from aggregator import layout, stream
+from aggregator.clicks import group, parse_record
+from aggregator.writes import APPLIED, DROPPED, apply_item
 
 TABLE_NAME = os.environ["TABLE_NAME"]
-# Markers only need to outlive CloudWatch's redelivery window, which is hours.
-MARKER_RETENTION_SECONDS = 7 * 24 * 3600
-# TransactWriteItems takes at most 100 actions; one of them is the marker.
-MAX_UPDATES_PER_TRANSACTION = 99
-# Bound the attributes one update writes, so a flood of distinct referrers cannot
-# push an update past DynamoDB's expression limits; the rest are summed as "other".
-MAX_KEYS_PER_DIMENSION = 20
+# Counters are per region (single writer per item under global tables); Lambda sets AWS_REGION.
+REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+# The stream a heal request reads; a Kinesis batch names its own.
+CLICK_STREAM_NAME = os.environ.get("CLICK_STREAM_NAME")
+# Item updates of one batch run in parallel: at 10,000 clicks a second on many links a batch holds
+# thousands of items, and one UpdateItem takes a few milliseconds.
+WRITE_THREADS = int(os.environ.get("WRITE_THREADS", "16"))
 
-logger = logging.getLogger(__name__)
-_client = boto3.client("dynamodb")
-
-
-@dataclass
-class LinkTotals:
-    """Everything one batch adds to one link."""
-
-    clicks: int = 0
-    bots: int = 0
-    last_clicked_at: str | None = None
-    days: dict = field(default_factory=lambda: defaultdict(DayTotals))
-
-
-@dataclass
-class DayTotals:
-    """Everything one batch adds to one link's stats for one UTC day."""
-
-    clicks: int = 0
-    bots: int = 0
-    referrers: Counter = field(default_factory=Counter)
-    countries: Counter = field(default_factory=Counter)
-    devices: Counter = field(default_factory=Counter)
+# The Python runtime leaves the root logger at WARNING; the per-batch summary is INFO.
+logger = logging.getLogger("aggregator")
+logger.setLevel(logging.INFO)
+_dynamodb = boto3.client(
+    "dynamodb",
+    config=Config(max_pool_connections=WRITE_THREADS, retries={"mode": "standard", "max_attempts": 5}),
+)
+_kinesis = boto3.client("kinesis")
 
 
 def lambda_handler(event, context):
-    """Apply one CloudWatch Logs subscription delivery."""
-    payload = decode_event(event)
-    if payload.get("messageType") != "DATA_MESSAGE":
-        return {"clicks": 0, "transactions": 0, "skipped": 0}
-    log_events = payload.get("logEvents", [])
-    totals = aggregate(parse_clicks(log_events))
-    applied, skipped = apply_totals(batch_id(payload), totals)
-    result = {"clicks": sum(t.clicks + t.bots for t in totals.values()), "transactions": applied, "skipped": skipped}
-    logger.info("applied click batch %s", result)
+    """Apply one batch of the click stream, or heal the shards a heal request names."""
+    if "heal" in event:
+        return heal((event.get("heal") or {}).get("shard"))
+    records = event.get("Records") or []
+    if not records:
+        return {"clicks": 0}
+    shard_id, _, _ = records[0]["eventID"].partition(":")
+    name = stream.stream_name(records[0]["eventSourceARN"])
+    shard = layout.shard_name(name, shard_id)
+    batch = [(layout.padded(r["kinesis"]["sequenceNumber"]), base64.b64decode(r["kinesis"]["data"])) for r in records]
+    checkpoint = read_checkpoint(shard)
+    gap = []
+    if checkpoint is not None and checkpoint < batch[0][0]:
+        gap = stream.read_after(_kinesis, name, shard_id, stream.unpadded(checkpoint), before=batch[0][0])
+    result = apply_records(shard, gap + batch)
+    save_checkpoint(shard, batch[-1][0])
+    result.update(shard=shard_id, records=len(batch), gap_records=len(gap))
+    logger.info("click batch %s", json.dumps(result, sort_keys=True))
     return result
 
 
-def decode_event(event):
-    """Unpack the base64 + gzip `awslogs` payload that CloudWatch Logs sends."""
-    return json.loads(gzip.decompress(base64.b64decode(event["awslogs"]["data"])))
+def heal(shard_id=None):
+    """Apply everything after each shard's checkpoint, up to the newest record; for replays."""
+    if not CLICK_STREAM_NAME:
+        raise RuntimeError("CLICK_STREAM_NAME is not set")
+    shards = [shard_id] if shard_id else [s["ShardId"] for s in _kinesis.list_shards(StreamName=CLICK_STREAM_NAME)["Shards"]]
+    results = {}
+    for shard_id in shards:
+        shard = layout.shard_name(CLICK_STREAM_NAME, shard_id)
+        checkpoint = read_checkpoint(shard)
+        after = stream.unpadded(checkpoint) if checkpoint else None
+        records = stream.read_after(_kinesis, CLICK_STREAM_NAME, shard_id, after)
+        result = apply_records(shard, records)
+        if records:
+            save_checkpoint(shard, records[-1][0])
+        results[shard_id] = dict(result, records=len(records))
+    logger.info("healed %s", json.dumps(results, sort_keys=True))
+    return results
 
 
-def batch_id(payload):
-    """A stable id for one delivery: the same log events always give the same id."""
-    digest = hashlib.sha256()
-    digest.update(f"{payload.get('logGroup')}|{payload.get('logStream')}".encode())
-    for event_id in sorted(e["id"] for e in payload.get("logEvents", [])):
-        digest.update(b"|" + event_id.encode())
-    return digest.hexdigest()
+def apply_records(shard, records):
+    """Apply the clicks of (padded sequence, data) records, in order; raise if any item must be retried.
 
-
-def parse_clicks(log_events):
-    """The click records among the log lines; everything else is dropped."""
-    clicks = []
-    for log_event in log_events:
-        try:
-            record = json.loads(log_event["message"])
-        except (KeyError, TypeError, ValueError):
-            continue  # Lambda's own START/END/REPORT lines and anything else that isn't ours.
-        if isinstance(record, dict) and record.get("type") == "click" and isinstance(record.get("id"), str):
-            clicks.append(record)
-    return clicks
-
-
-def aggregate(clicks):
-    """Group clicks per link and per link-day, separating bots from people."""
-    totals = defaultdict(LinkTotals)
-    for click in clicks:
-        ts = str(click.get("ts") or _now_iso())
-        link = totals[click["id"]]
-        day = link.days[ts[:10]]
-        device = classify_device(click.get("ua") or "")
-        if device == "bot":
-            link.bots += 1
-            day.bots += 1
-            continue
-        link.clicks += 1
-        day.clicks += 1
-        link.last_clicked_at = max(link.last_clicked_at or ts, ts)
-        day.devices[device] += 1
-        if click.get("ref"):
-            day.referrers[str(click["ref"]).lower()] += 1
-        if click.get("cc"):
-            day.countries[str(click["cc"]).upper()] += 1
-    return dict(totals)
-
-
-def apply_totals(batch, totals):
-    """Write the totals in transactions of at most 100 actions, each guarded by a marker.
-
-    Returns (transactions applied, transactions skipped because already applied).
+    Every item is attempted even when another fails: what succeeded stays applied, its marks
+    make the retry skip it, and the retry redoes only the rest.
     """
-    applied = skipped = 0
-    for index, updates in enumerate(_chunks(_updates(totals))):
-        marker = {
-            "Put": {
-                "TableName": TABLE_NAME,
-                "Item": {
-                    "pk": {"S": f"batch#{batch}#{index}"},
-                    "sk": {"S": "batch"},
-                    "purge_at": {"N": str(int(time.time()) + MARKER_RETENTION_SECONDS)},
-                },
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
-        try:
-            _client.transact_write_items(TransactItems=[*updates, marker])
-            applied += 1
-        except _client.exceptions.TransactionCanceledException as exc:
-            reasons = exc.response.get("CancellationReasons") or []
-            if reasons and reasons[-1].get("Code") == "ConditionalCheckFailed":
-                skipped += 1  # This part of the batch was delivered and applied before.
-                continue
-            raise
-    return applied, skipped
-
-
-def _updates(totals):
-    """One Update per link and one per link-day, in a stable order so chunks are deterministic."""
-    for short_id in sorted(totals):
-        link = totals[short_id]
-        values = {":c": {"N": str(link.clicks)}, ":b": {"N": str(link.bots)}}
-        expression = "ADD click_count :c, bot_count :b"
-        if link.last_clicked_at:
-            values[":t"] = {"S": link.last_clicked_at}
-            expression += " SET last_clicked_at = :t"
-        yield {
-            "Update": {
-                "TableName": TABLE_NAME,
-                "Key": {"pk": {"S": short_id}, "sk": {"S": "link"}},
-                "UpdateExpression": expression,
-                "ExpressionAttributeValues": values,
-            }
-        }
-        for day in sorted(link.days):
-            yield _day_update(short_id, day, link.days[day])
-
-
-def _day_update(short_id, day, totals):
-    counters = {"clicks": totals.clicks, "bots": totals.bots}
-    for prefix, counter in (("ref#", totals.referrers), ("cc#", totals.countries), ("dev#", totals.devices)):
-        counters.update({prefix + key: n for key, n in _top(counter).items()})
-    names, values, terms = {}, {}, []
-    for i, (attribute, n) in enumerate(sorted(counters.items())):
-        names[f"#a{i}"] = attribute
-        values[f":v{i}"] = {"N": str(n)}
-        terms.append(f"#a{i} :v{i}")
+    clicks = [click for sequence, data in records for click in parse_record(sequence, data)]
+    groups = group(clicks)
+    outcomes, errors = [], []
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        futures = [
+            pool.submit(apply_item, _dynamodb, TABLE_NAME, key, item_clicks, shard, REGION)
+            for key, item_clicks in groups.items()
+        ]
+        for future in futures:
+            try:
+                outcomes.append(future.result())
+            except Exception as exc:  # noqa: BLE001 - collected, then the first is raised for a retry
+                errors.append(exc)
+    if errors:
+        logger.warning("%d of %d item updates failed; the batch will be retried", len(errors), len(groups))
+        raise errors[0]
     return {
-        "Update": {
-            "TableName": TABLE_NAME,
-            # Its own partition key: on a hot link, the stats writes never share the
-            # link item's partition (and its 1,000 write units a second).
-            "Key": {"pk": {"S": f"stats#{short_id}"}, "sk": {"S": f"day#{day}"}},
-            "UpdateExpression": "ADD " + ", ".join(terms),
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-        }
+        "clicks": len(clicks),
+        "items": len(groups),
+        "applied": outcomes.count(APPLIED),
+        "already_applied": len(outcomes) - outcomes.count(APPLIED) - outcomes.count(DROPPED),
+        "dropped": outcomes.count(DROPPED),
     }
 
 
-def _top(counter):
-    if len(counter) <= MAX_KEYS_PER_DIMENSION:
-        return dict(counter)
-    top = dict(counter.most_common(MAX_KEYS_PER_DIMENSION - 1))
-    top["(other)"] = sum(counter.values()) - sum(top.values())
-    return top
+def read_checkpoint(shard):
+    """The padded last sequence number of the shard's last completed batch, or None."""
+    item = _dynamodb.get_item(
+        TableName=TABLE_NAME, Key=layout.checkpoint_key(REGION, shard), ConsistentRead=True
+    ).get("Item")
+    return item["done"]["S"] if item and "done" in item else None
 
 
-def _chunks(updates):
-    chunk = []
-    for update in updates:
-        chunk.append(update)
-        if len(chunk) == MAX_UPDATES_PER_TRANSACTION:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _now_iso():
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+def save_checkpoint(shard, sequence):
+    """Move the shard's checkpoint forward to `sequence` (never back)."""
+    try:
+        _dynamodb.update_item(
+            TableName=TABLE_NAME,
+            Key=layout.checkpoint_key(REGION, shard),
+            UpdateExpression="SET done = :s",
+            ConditionExpression="attribute_not_exists(done) OR done < :s",
+            ExpressionAttributeValues={":s": {"S": sequence}},
+        )
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        # A later batch or a heal got there first: the checkpoint is already past this one.

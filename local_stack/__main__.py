@@ -3,7 +3,9 @@
 - an embedded DynamoDB (DynamoDB Local, or moto when there is no Java), table from cloudformation.yaml;
 - the admin app on ADMIN_PORT (default 5000);
 - the real redirect handler on REDIRECT_PORT (default 8080), behind an HTTP API stand-in;
-- the real aggregator, fed the redirect's click lines as CloudWatch Logs `awslogs` batches.
+- the click pipeline: the redirect's stdout click lines go, as CloudWatch Logs records, onto a
+  Kinesis stream (moto, in process), read in ordered batches by a stand-in for Lambda's event
+  source mapping that invokes the real aggregator, retries, and sends discarded batches to a queue.
 """
 import json
 import os
@@ -16,7 +18,8 @@ from pathlib import Path
 
 from werkzeug.serving import make_server
 
-from local_stack import dynamodb
+from local_stack import click_stream, dynamodb
+from local_stack.event_source import EventSourceMapping, sqs_destination
 from local_stack.http_api import make_server as make_http_api
 from local_stack.log_subscription import LogSubscription
 
@@ -34,6 +37,7 @@ def _settings():
         "data_dir": data_dir,
         "table_name": os.environ.get("TABLE_NAME", "links-local"),
         "flush_seconds": float(os.environ.get("CLICK_FLUSH_SECONDS", "1")),
+        "batch_window_seconds": float(os.environ.get("CLICK_BATCH_WINDOW_SECONDS", "0.5")),
     }
 
 
@@ -87,19 +91,25 @@ def main():
         settings["engine"], data_dir=settings["data_dir"] / "dynamodb", port=settings["dynamodb_port"]
     )
     try:
-        _run(settings, engine)
+        stream = click_stream.start()
+        try:
+            _run(settings, engine, stream)
+        finally:
+            stream.stop()
     finally:
         # Also on a failure or a Ctrl-C during start-up: never leave Java running behind us.
         engine.stop()
     print("Stopped.", flush=True)
 
 
-def _run(settings, engine):
+def _run(settings, engine, stream):
     """Everything on top of the database, until Ctrl-C."""
     # The handlers build their clients at import time from these, exactly as in Lambda.
     os.environ.update(
         {
             "AWS_ENDPOINT_URL_DYNAMODB": engine.endpoint,
+            "AWS_ENDPOINT_URL_KINESIS": stream.endpoint,
+            "CLICK_STREAM_NAME": stream.stream_name,
             "AWS_ACCESS_KEY_ID": dynamodb.LOCAL_ACCESS_KEY,
             "AWS_SECRET_ACCESS_KEY": dynamodb.LOCAL_ACCESS_KEY,
             "AWS_DEFAULT_REGION": dynamodb.REGION,
@@ -129,7 +139,15 @@ def _run(settings, engine):
     store.ensure_user("admin", values["password"])
     store.ensure_token("admin", values["token"], name="local token")
 
-    subscription = LogSubscription(aggregator.handler.lambda_handler, interval=settings["flush_seconds"]).start()
+    mapping = EventSourceMapping(
+        stream.kinesis,
+        stream.stream_name,
+        aggregator.handler.lambda_handler,
+        sqs_destination(stream.sqs, stream.queue_url),
+        window=settings["batch_window_seconds"],
+        echo=sys.__stdout__,
+    ).start_at("TRIM_HORIZON").start()
+    subscription = LogSubscription(stream.put, interval=settings["flush_seconds"]).start()
     sys.stdout = subscription
     redirect_server = make_http_api(redirect_fn.handler.lambda_handler, settings["redirect_port"])
     admin_server = make_server("127.0.0.1", settings["admin_port"], app, threaded=True)
@@ -140,7 +158,10 @@ def _run(settings, engine):
     print(f"Table {settings['table_name']!r} {'created from cloudformation.yaml' if created else 'found, data kept'}")
     print(f"Admin:        http://127.0.0.1:{settings['admin_port']}   (user: admin)")
     print(f"Short links:  {short_base_url}/<id>")
-    print(f"Clicks are aggregated every {settings['flush_seconds']:g} s")
+    print(
+        f"Clicks: stream {stream.stream_name!r} at {stream.endpoint} (records every {settings['flush_seconds']:g} s, "
+        f"batching window {settings['batch_window_seconds']:g} s); failed batches go to {stream.queue_url}"
+    )
     if "password" in generated:
         print(f"Admin password (generated): {values['password']}   (set LOCAL_ADMIN_PASSWORD to choose one)")
     if "token" in generated:
@@ -158,6 +179,7 @@ def _run(settings, engine):
     admin_server.shutdown()
     redirect_server.shutdown()
     subscription.stop()
+    mapping.stop()
     sys.stdout = sys.__stdout__
 
 

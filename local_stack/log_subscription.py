@@ -1,11 +1,10 @@
-"""A stand-in for a CloudWatch Logs subscription: stdout lines -> gzip+base64 `awslogs` batches -> aggregator."""
-import base64
+"""A stand-in for the CloudWatch Logs subscription: the redirect's stdout click lines -> click stream records."""
 import gzip
 import json
 import sys
 import threading
-import traceback
 import time
+import traceback
 
 
 def matches_click_filter(line):
@@ -18,9 +17,9 @@ def matches_click_filter(line):
         return False
 
 
-def encode_batch(messages, log_group="/aws/lambda/redirect-local", log_stream="local", first_id=0):
-    """Pack log lines exactly as CloudWatch Logs delivers them to a subscribed Lambda."""
-    now_ms = int(time.time() * 1000)
+def encode_payload(messages, log_group="/aws/lambda/redirect-local", log_stream="local", first_id=0, timestamp_ms=None):
+    """Pack log lines as CloudWatch Logs puts them on a Kinesis stream: gzip of a DATA_MESSAGE."""
+    now_ms = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
     payload = {
         "messageType": "DATA_MESSAGE",
         "owner": "000000000000",
@@ -32,30 +31,27 @@ def encode_batch(messages, log_group="/aws/lambda/redirect-local", log_stream="l
             for i, message in enumerate(messages)
         ],
     }
-    data = base64.b64encode(gzip.compress(json.dumps(payload).encode())).decode()
-    return {"awslogs": {"data": data}}
+    return gzip.compress(json.dumps(payload).encode())
 
 
 class LogSubscription:
-    """Collects the process's stdout click lines and delivers them in batches to a Lambda handler, like CloudWatch.
+    """Collects the process's stdout click lines and puts them on the click stream in batches, like CloudWatch.
 
     Install it as sys.stdout: every other line passes through to the real stdout.
-    A batch the aggregator rejects is kept and delivered again, as Lambda's retries would.
+    `put(data)` puts one record on the stream; a failed put is kept and tried again.
     """
 
-    def __init__(self, handler, interval=1.0, echo=None, log_stream="local"):
-        self._handler = handler
+    def __init__(self, put, interval=1.0, echo=None, log_stream="local"):
+        self._put = put
         self._interval = interval
         self._echo = echo or sys.__stdout__
         self._log_stream = log_stream
         self._lock = threading.Lock()
         self._partial = ""
         self._pending = []
-        self._batches = []
         self._next_id = 0
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="log-subscription")
-        self.delivered = 0
 
     # --- file-like side, used as sys.stdout -------------------------------------------------
     def write(self, text):
@@ -81,35 +77,27 @@ class LogSubscription:
         return self
 
     def stop(self):
-        """Deliver what is left, then stop."""
+        """Put what is left on the stream, then stop."""
         self._stopped.set()
         self._thread.join(timeout=10)
         self.deliver_pending()
 
     def deliver_pending(self):
-        """Deliver the lines collected so far, oldest batch first; a failed batch is kept as it was.
-
-        A kept batch is retried with the same log event ids, so the aggregator's
-        redelivery guard sees it as the same delivery, as it would on AWS.
-        """
+        """Put the lines collected so far on the stream as one record; returns how many lines went."""
         with self._lock:
-            lines, self._pending = self._pending, []
-            first_id, self._next_id = self._next_id, self._next_id + len(lines)
-        if lines:
-            self._batches.append((encode_batch(lines, log_stream=self._log_stream, first_id=first_id), len(lines)))
-        delivered = 0
-        while self._batches:
-            event, count = self._batches[0]
-            try:
-                self._handler(event, None)  # invoked as Lambda would: (event, context)
-            except Exception:  # noqa: BLE001 - any aggregator failure means "retry later", as on AWS
-                self._echo.write(f"aggregator failed; {count} click lines kept for retry\n{traceback.format_exc()}")
-                self._echo.flush()
-                break
-            self._batches.pop(0)
-            delivered += count
-        self.delivered += delivered
-        return delivered
+            lines = self._pending
+            if not lines:
+                return 0
+            first_id = self._next_id
+        try:
+            self._put(encode_payload(lines, log_stream=self._log_stream, first_id=first_id))
+        except Exception:  # noqa: BLE001 - the stream refused: keep the lines, as CloudWatch retries
+            self._echo.write(f"click stream put failed; {len(lines)} lines kept\n{traceback.format_exc()}")
+            return 0
+        with self._lock:
+            del self._pending[: len(lines)]
+            self._next_id += len(lines)
+        return len(lines)
 
     def _run(self):
         while not self._stopped.wait(self._interval):

@@ -1,10 +1,11 @@
 """The hot path: GET /{short_id} -> 302, served from an in-container cache and one GetItem.
 
 Only the standard library and botocore are imported (a bare client, not boto3's
-session or resource layer): everything here is paid again on every cold start. Nothing is ever written to DynamoDB; each
-request prints one JSON line that is both the click event (read by the aggregator
-through a log subscription) and a CloudWatch Embedded Metric Format record.
+session or resource layer): everything here is paid again on every cold start. Nothing is
+ever written to DynamoDB; each click prints one short JSON line, which a log subscription
+puts on the click stream for the aggregator.
 """
+import hmac
 import json
 import os
 import re
@@ -22,10 +23,14 @@ LINK_CACHE_SECONDS = float(os.environ.get("LINK_CACHE_SECONDS", "10"))
 # short enough that a just-created slug is not hidden for long.
 MISSING_CACHE_SECONDS = min(2.0, LINK_CACHE_SECONDS)
 CACHE_MAX_ENTRIES = 10_000
-METRIC_NAMESPACE = os.environ.get("METRIC_NAMESPACE", "LinkShortener")
 # Where a visitor to the bare short domain ("/") is sent: the admin app. Unset: 404.
 ROOT_REDIRECT_URL = os.environ.get("ROOT_REDIRECT_URL")
 USER_AGENT_MAX = 256
+HOST_MAX = 253  # the longest DNS name
+# Set only when a CloudFront front adds the header x-shortener-front with this value; then, and
+# only then, its CloudFront-Viewer-Country header is believed.
+TRUSTED_FRONT_SECRET = os.environ.get("TRUSTED_FRONT_SECRET") or None
+_COUNTRY = re.compile(r"[A-Z]{2}")
 
 # Random ids are 7 base62 characters, custom slugs 3-64 of [A-Za-z0-9_-]. Anything else
 # cannot exist, so it is answered without a DynamoDB call.
@@ -55,7 +60,9 @@ def lambda_handler(event, context):
     short_id = path[1:] if path.startswith("/") else path
     now = time.time()
     status, location = resolve(short_id, now)
-    _log_request(short_id, status, method, headers, now)
+    # Only a followed, live link is a click: HEAD, 404, 410 and 503 print nothing.
+    if status == 302 and method == "GET":
+        _log_click(short_id, headers)
     return _response(status, location, method, headers)
 
 
@@ -128,32 +135,33 @@ def _parse_event(event):
     return method.upper(), path, headers
 
 
-def _log_request(short_id, status, method, headers, now):
-    """Print the request as one JSON line: a click event and an EMF metric at once."""
+def _log_click(short_id, headers):
+    """Print one followed click as a JSON line, the only thing the aggregator reads.
+
+    Kept small, because every byte is paid as CloudWatch Logs ingestion on every redirect:
+    no time (the log event has it), no metric (API Gateway counts requests by status), and
+    never the client IP. Each value from the request is bounded here and validated again by
+    the aggregator.
+    """
+    record = {"type": "click", "id": short_id, "ua": (headers.get("user-agent") or "")[:USER_AGENT_MAX]}
     referrer = headers.get("referer")
-    record = {
-        "_aws": {
-            "Timestamp": int(now * 1000),
-            "CloudWatchMetrics": [
-                {
-                    "Namespace": METRIC_NAMESPACE,
-                    "Dimensions": [["Status"]],
-                    "Metrics": [{"Name": "Redirects", "Unit": "Count"}],
-                }
-            ],
-        },
-        "Status": str(status),
-        "Redirects": 1,
-        # Only a followed, live link is a click; the subscription filter matches on this.
-        "type": "click" if status == 302 and method == "GET" else "request",
-        "id": short_id[:64],
-        "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-        # Privacy: the referrer is reduced to its host, and the client IP is never logged.
-        "ref": _host_of(referrer) if referrer else None,
-        "ua": (headers.get("user-agent") or "")[:USER_AGENT_MAX],
-        "cc": headers.get("cloudfront-viewer-country"),
-    }
+    host = _host_of(referrer) if referrer else None
+    if host:
+        record["ref"] = host[:HOST_MAX]
+    country = _trusted_country(headers)
+    if country:
+        record["cc"] = country
     sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+
+def _trusted_country(headers):
+    """The viewer's country, only from a front that proved itself with the shared secret."""
+    if not TRUSTED_FRONT_SECRET:
+        return None  # a regional HTTP API has no CloudFront in front: any such header is forged
+    if not hmac.compare_digest(headers.get("x-shortener-front", "").encode(), TRUSTED_FRONT_SECRET.encode()):
+        return None
+    country = headers.get("cloudfront-viewer-country", "")
+    return country if _COUNTRY.fullmatch(country) else None
 
 
 def _host_of(url):

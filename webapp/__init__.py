@@ -23,6 +23,8 @@ def create_app(test_config=None):
         DEFAULT_EXPIRY_DAYS=30,
         ID_LENGTH=7,
         PAGE_SIZE=20,
+        # Regions whose click counters are summed (a global table has one per replica); empty: this region.
+        CLICK_REGIONS=[],
         STATS_DAYS=30,
         MAX_CONTENT_LENGTH=64 * 1024,
         SESSION_COOKIE_HTTPONLY=True,
@@ -76,9 +78,10 @@ def create_app(test_config=None):
 def _finish_config(app):
     """Coerce env-provided values and refuse to start without the settings that matter."""
     config = app.config
-    origins = config["CORS_ORIGINS"]
-    if isinstance(origins, str):  # SHORTENER_CORS_ORIGINS may be a comma-separated list
-        config["CORS_ORIGINS"] = [o.strip() for o in origins.split(",") if o.strip()]
+    for name in ("CORS_ORIGINS", "CLICK_REGIONS"):
+        value = config[name]
+        if isinstance(value, str):  # SHORTENER_CORS_ORIGINS and SHORTENER_CLICK_REGIONS may be comma-separated lists
+            config[name] = [v.strip() for v in value.split(",") if v.strip()]
     if config["LOCAL_MODE"]:
         config["SESSION_COOKIE_SECURE"] = False  # the local stack serves plain http
     if not config.get("SECRET_KEY") and config["SECRET_KEY_PARAMETER"]:

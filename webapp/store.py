@@ -4,7 +4,10 @@ import binascii
 import functools
 import hashlib
 import json
+import os
 import secrets
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import boto3
@@ -24,11 +27,17 @@ from webapp.exceptions import (
 )
 
 LINK_SK, USER_SK, TOKEN_SK = "link", "user", "token"
-# The aggregator's per-day stats items: pk "stats#<id>", sk "day#<YYYY-MM-DD>", and counters
-# named by these prefixes (see the README's table layout).
+# Written by the aggregator (aggregator/layout.py; tests/test_layout_contract.py pins both sides):
+# a link's click counters per region, pk "<id>", sk "clicks#<region>", summed on read; and its
+# per-day stats, pk "stats#<id>", sk "day#<YYYY-MM-DD>#<region>", with counters named by these prefixes.
+COUNTER_SK_PREFIX = "clicks#"
 STATS_PK_PREFIX, DAY_SK_PREFIX = "stats#", "day#"
 _DAY_COUNTER_PREFIXES = {"ref#": "referrers", "cc#": "countries", "dev#": "devices"}
 LIST_INDEX = "by_list"
+# Links are listed from LIST_SHARDS index keys, "links#0" to "links#7", chosen by a hash of the
+# id: a burst of creates spreads over them instead of hot-keying one, and a page merges them.
+# Changing the number re-keys every link, so it is fixed.
+LIST_PK_PREFIX, LIST_SHARDS = "links#", 8
 _KEY_ATTRS = ("pk", "sk", "list_pk", "list_sk")
 _RANDOM_ID_ATTEMPTS = 5
 _THROTTLED = {
@@ -42,7 +51,21 @@ _THROTTLED = {
 
 def init_app(app):
     """Create the store (and its one DynamoDB client) for this app."""
-    app.extensions["store"] = Store(app.config["TABLE_NAME"], endpoint_url=app.config.get("DYNAMODB_ENDPOINT_URL"))
+    app.extensions["store"] = Store(
+        app.config["TABLE_NAME"],
+        endpoint_url=app.config.get("DYNAMODB_ENDPOINT_URL"),
+        regions=app.config.get("CLICK_REGIONS") or None,
+    )
+
+
+def default_regions():
+    """The regions whose click counters are summed: this one (where its aggregator runs)."""
+    return [os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"]
+
+
+def list_shard(short_id):
+    """The by_list partition key of a link."""
+    return f"{LIST_PK_PREFIX}{zlib.crc32(short_id.encode('utf-8')) % LIST_SHARDS}"
 
 
 def get_store():
@@ -64,10 +87,12 @@ def hash_token(plaintext):
 class Store:
     """Reads and writes links, users and tokens; maps DynamoDB error codes to domain errors."""
 
-    def __init__(self, table_name, client=None, endpoint_url=None):
+    def __init__(self, table_name, client=None, endpoint_url=None, regions=None):
         self.table_name = table_name
         # A low-level client: cheaper to create than a resource, and created once per app.
         self.client = client or boto3.client("dynamodb", endpoint_url=endpoint_url)
+        # Every region that counts clicks (one under a global table per replica region).
+        self.regions = list(regions or default_regions())
 
     # Links
 
@@ -88,14 +113,12 @@ class Store:
         item = {
             "pk": short_id,
             "sk": LINK_SK,
-            "list_pk": "links",
+            "list_pk": list_shard(short_id),
             "list_sk": f"{created_at}#{short_id}",
             "url": url,
             "created_at": created_at,
             "created_by": created_by,
             "is_active": True,
-            "click_count": 0,
-            "bot_count": 0,
         }
         if title:
             item["title"] = title
@@ -105,34 +128,96 @@ class Store:
         return _link(item)
 
     def get_link(self, short_id):
-        """The link with this id, or raise LinkNotFound."""
-        resp = self._call("get_item", TableName=self.table_name, Key=_key(short_id, LINK_SK))
-        if "Item" not in resp:
+        """The link with this id and its click counts, or raise LinkNotFound.
+
+        One Query on the id's partition reads the link and its counter items together.
+        """
+        resp = self._call(
+            "query",
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :id",
+            ExpressionAttributeValues={":id": {"S": short_id}},
+        )
+        items = [_unmarshal(item) for item in resp.get("Items", [])]
+        link = next((item for item in items if item["sk"] == LINK_SK), None)
+        if link is None:
             raise LinkNotFound(short_id)
-        return _link(_unmarshal(resp["Item"]))
+        counters = [item for item in items if item["sk"].startswith(COUNTER_SK_PREFIX)]
+        return _link(link, counters)
 
     def list_links(self, limit=20, cursor=None):
-        """One page of links, newest first, and the cursor of the next page (or None)."""
-        return self._list_page("links", limit, cursor, _link)
+        """One page of links, newest first, and the cursor of the next page (or None).
+
+        One Query per list shard (in parallel), merged newest first, then one BatchGetItem for
+        the page's counters: LIST_SHARDS + 1 requests a page, whatever the number of links.
+        """
+        after = decode_link_cursor(cursor) if cursor else {}
+        shards = [f"{LIST_PK_PREFIX}{n}" for n in range(LIST_SHARDS)]
+        with ThreadPoolExecutor(max_workers=LIST_SHARDS) as pool:
+            pages = list(pool.map(lambda shard: self._query_shard(shard, after.get(shard), limit), shards))
+        candidates = sorted(
+            ((item, shard, more) for shard, (items, more) in zip(shards, pages) for item in items),
+            key=lambda entry: entry[0]["list_sk"],
+            reverse=True,
+        )
+        page = candidates[:limit]
+        for item, shard, _ in page:
+            after[shard] = item["list_sk"]
+        # More pages exist if any shard has an item not shown yet.
+        shown = {id(entry[0]) for entry in page}
+        has_more = any(id(item) not in shown for item, _, _ in candidates) or any(more for _, more in pages)
+        counters = self._counters([item["pk"] for item, _, _ in page])
+        links_page = [_link(item, counters.get(item["pk"], [])) for item, _, _ in page]
+        return links_page, (encode_link_cursor(after) if has_more and page else None)
+
+    def _query_shard(self, shard, after, limit):
+        """Up to `limit` newest links of one list shard older than `after`; and whether it has more."""
+        condition, values = "list_pk = :p", {":p": {"S": shard}}
+        if after:
+            condition += " AND list_sk < :after"
+            values[":after"] = {"S": after}
+        resp = self._call(
+            "query",
+            TableName=self.table_name,
+            IndexName=LIST_INDEX,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [_unmarshal(item) for item in resp.get("Items", [])], "LastEvaluatedKey" in resp
+
+    def _counters(self, short_ids):
+        """The counter items of these links, in every region: {short_id: [items]}; one BatchGetItem."""
+        keys = [_key(short_id, f"{COUNTER_SK_PREFIX}{region}") for short_id in short_ids for region in self.regions]
+        found = {}
+        for start in range(0, len(keys), 100):  # BatchGetItem takes at most 100 keys
+            request = {self.table_name: {"Keys": keys[start : start + 100]}}
+            while request:
+                resp = self._call("batch_get_item", RequestItems=request)
+                for item in resp.get("Responses", {}).get(self.table_name, []):
+                    item = _unmarshal(item)
+                    found.setdefault(item["pk"], []).append(item)
+                request = resp.get("UnprocessedKeys") or None
+        return found
 
     def set_active(self, short_id, active):
         """Enable or disable a link and return it; raise LinkNotFound when it does not exist."""
         try:
-            resp = self._call(
+            self._call(
                 "update_item",
                 TableName=self.table_name,
                 Key=_key(short_id, LINK_SK),
                 UpdateExpression="SET is_active = :a",
                 ConditionExpression="attribute_exists(pk)",
                 ExpressionAttributeValues={":a": {"BOOL": bool(active)}},
-                ReturnValues="ALL_NEW",
             )
         except _ConditionFailed:
             raise LinkNotFound(short_id) from None
-        return _link(_unmarshal(resp["Attributes"]))
+        return self.get_link(short_id)
 
     def daily_stats(self, short_id, days=30):
-        """The link's per-day click stats for the last `days` UTC days, oldest first.
+        """The link's per-day click stats for the last `days` UTC days, oldest first, all regions summed.
 
         Written by the aggregator under their own partition key; days without clicks have no item.
         """
@@ -143,10 +228,24 @@ class Store:
             TableName=self.table_name,
             KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
             ExpressionAttributeValues=_marshal(
-                {":pk": f"{STATS_PK_PREFIX}{short_id}", ":first": f"{DAY_SK_PREFIX}{first}", ":last": f"{DAY_SK_PREFIX}{today}"}
+                {
+                    ":pk": f"{STATS_PK_PREFIX}{short_id}",
+                    ":first": f"{DAY_SK_PREFIX}{first}",
+                    # "~" sorts after every region name, so the last day's regions are all in.
+                    ":last": f"{DAY_SK_PREFIX}{today}#~",
+                }
             ),
         )
-        return [_day(_unmarshal(item)) for item in resp.get("Items", [])]
+        merged = {}
+        for item in resp.get("Items", []):
+            day = _day(_unmarshal(item))
+            total = merged.setdefault(day["day"], {"day": day["day"], "clicks": 0, "bots": 0, **{n: {} for n in _DAY_COUNTER_PREFIXES.values()}})
+            total["clicks"] += day["clicks"]
+            total["bots"] += day["bots"]
+            for name in _DAY_COUNTER_PREFIXES.values():
+                for key, value in day[name].items():
+                    total[name][key] = total[name].get(key, 0) + value
+        return [merged[day] for day in sorted(merged)]
 
     # Users
 
@@ -316,6 +415,30 @@ class _ConditionFailed(Exception):
     """Internal: a condition expression did not hold."""
 
 
+def encode_link_cursor(after):
+    """An opaque, URL-safe cursor for a link page: each list shard's last shown sort key."""
+    raw = json.dumps(after, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def decode_link_cursor(cursor):
+    """The per-shard positions of a link cursor; raise InvalidCursor for anything we did not hand out."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw)
+    except (ValueError, binascii.Error, RecursionError):  # bad base64, UTF-8 or JSON, or absurd nesting
+        raise InvalidCursor(cursor) from None
+    shards = {f"{LIST_PK_PREFIX}{n}" for n in range(LIST_SHARDS)}
+    if (
+        not isinstance(data, dict)
+        or not data
+        or not set(data) <= shards
+        or not all(isinstance(v, str) and 0 < len(v) <= 200 for v in data.values())
+    ):
+        raise InvalidCursor(cursor)
+    return data
+
+
 def encode_cursor(key):
     """An opaque, URL-safe cursor for a LastEvaluatedKey."""
     raw = json.dumps({k: key[k]["S"] for k in _KEY_ATTRS}, separators=(",", ":"))
@@ -363,13 +486,15 @@ def _unmarshal(item):
         (kind, raw), = value.items()
         if kind == "N":
             out[name] = int(raw) if raw.lstrip("-").isdigit() else float(raw)
+        elif kind == "SS":
+            out[name] = set(raw)
         else:
             out[name] = raw
     return out
 
 
-def _link(item):
-    """The public shape of a link."""
+def _link(item, counters=()):
+    """The public shape of a link, with its click counts summed over the counter items (one per region)."""
     return {
         "id": item["pk"],
         "url": item["url"],
@@ -378,15 +503,16 @@ def _link(item):
         "created_by": item.get("created_by"),
         "expires_at": item.get("expires_at"),
         "is_active": item.get("is_active", True),
-        "click_count": item.get("click_count", 0),
-        "bot_count": item.get("bot_count", 0),
-        "last_clicked_at": item.get("last_clicked_at"),
+        "click_count": sum(counter.get("clicks", 0) for counter in counters),
+        "bot_count": sum(counter.get("bots", 0) for counter in counters),
+        "last_clicked_at": max((c["last_clicked_at"] for c in counters if c.get("last_clicked_at")), default=None),
     }
 
 
 def _day(item):
     """One day of a link's stats: totals and the per-referrer, country and device counters."""
-    day = {"day": item["sk"].removeprefix(DAY_SK_PREFIX), "clicks": item.get("clicks", 0), "bots": item.get("bots", 0)}
+    day_and_region = item["sk"].removeprefix(DAY_SK_PREFIX)
+    day = {"day": day_and_region.partition("#")[0], "clicks": item.get("clicks", 0), "bots": item.get("bots", 0)}
     day.update({name: {} for name in _DAY_COUNTER_PREFIXES.values()})
     for attribute, value in item.items():
         prefix, _, key = attribute.partition("#")

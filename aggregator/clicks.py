@@ -1,0 +1,163 @@
+"""From stream records to validated clicks, grouped by the item each one adds to. Pure, no I/O.
+
+Every value in a click line came from a visitor's request, so each is validated and bounded
+here again, whatever the redirect did: a line that fails is dropped, a field that fails is
+left out, and no value can make an item too large to update.
+"""
+import json
+import re
+import time
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+
+from aggregator import layout
+from aggregator.bots import classify_device
+
+_VALID_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# A DNS name (punycode for international names), at most 253 characters in all.
+_HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_VALID_HOST = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*")
+HOST_MAX = 253
+_VALID_COUNTRY = re.compile(r"[A-Z]{2}")
+USER_AGENT_MAX = 256
+# One record of CloudWatch Logs holds at most 10,000 log events; more is not a delivery of ours.
+MAX_EVENTS_PER_RECORD = 10_000
+# A Kinesis record holds at most 1 MB; CloudWatch Logs' JSON compresses well, so allow some room.
+MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+
+
+@dataclass
+class Click:
+    """One validated click and the stream position it came from."""
+
+    sequence: str  # padded sequence number of its stream record
+    short_id: str
+    day: str  # YYYY-MM-DD, UTC
+    at: str  # YYYY-MM-DDTHH:MM:SSZ, UTC
+    device: str  # "bot", "mobile", "tablet", "desktop" or "other"
+    referrer: str | None
+    country: str | None
+
+
+@dataclass
+class Totals:
+    """What a run of clicks adds to one item, and the stream positions they span."""
+
+    first: str
+    last: str
+    clicks: int = 0
+    bots: int = 0
+    last_clicked_at: str | None = None
+    referrers: Counter = field(default_factory=Counter)
+    countries: Counter = field(default_factory=Counter)
+    devices: Counter = field(default_factory=Counter)
+
+
+def decode_record(data):
+    """The CloudWatch Logs payload in one stream record's data (gzip of JSON), or None."""
+    try:
+        # CloudWatch Logs gzips every payload; a bounded decompress keeps a gzip bomb out.
+        payload = json.loads(zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, MAX_PAYLOAD_BYTES))
+    except (ValueError, zlib.error):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def parse_record(sequence, data):
+    """The clicks in one stream record (its padded sequence number and raw data); others give none."""
+    payload = decode_record(data)
+    if not payload or payload.get("messageType") != "DATA_MESSAGE":
+        return []
+    events = payload.get("logEvents")
+    if not isinstance(events, list):
+        return []
+    clicks = []
+    for event in events[:MAX_EVENTS_PER_RECORD]:
+        click = parse_line(sequence, event)
+        if click is not None:
+            clicks.append(click)
+    return clicks
+
+
+def parse_line(sequence, event):
+    """One log event as a Click, or None when it is not a valid click line of ours."""
+    if not isinstance(event, dict) or not isinstance(event.get("message"), str):
+        return None
+    try:
+        record = json.loads(event["message"])
+    except ValueError:
+        return None  # Lambda's own lines and anything else that isn't ours
+    if not isinstance(record, dict) or record.get("type") != "click":
+        return None
+    short_id = record.get("id")
+    if not isinstance(short_id, str) or not _VALID_ID.fullmatch(short_id):
+        return None
+    at = _timestamp(event.get("timestamp"))
+    user_agent = record.get("ua") if isinstance(record.get("ua"), str) else ""
+    return Click(
+        sequence=sequence,
+        short_id=short_id,
+        day=at[:10],
+        at=at,
+        device=classify_device(user_agent[:USER_AGENT_MAX]),
+        referrer=valid_host(record.get("ref")),
+        country=valid_country(record.get("cc")),
+    )
+
+
+def valid_host(value):
+    """A lower-case DNS host name of at most 253 characters, or None."""
+    if not isinstance(value, str) or not value or len(value) > HOST_MAX:
+        return None
+    host = value.lower().rstrip(".")
+    return host if _VALID_HOST.fullmatch(host) else None
+
+
+def valid_country(value):
+    """A two-letter upper-case country code, or None."""
+    return value if isinstance(value, str) and _VALID_COUNTRY.fullmatch(value) else None
+
+
+def _timestamp(millis):
+    """The log event's time (when the redirect answered), or now when it is missing or absurd."""
+    seconds = millis / 1000 if isinstance(millis, int) and not isinstance(millis, bool) else None
+    if seconds is None or not 0 < seconds < 32503680000:  # before year 3000
+        seconds = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def group(clicks):
+    """The clicks per item they add to, in stream order: one counter item per link, one stats item per link-day.
+
+    Keys are ("counter", short_id) and ("stats", short_id, day).
+    """
+    groups = {}
+    for click in clicks:
+        groups.setdefault(("counter", click.short_id), []).append(click)
+        groups.setdefault(("stats", click.short_id, click.day), []).append(click)
+    return groups
+
+
+def totals_of(clicks):
+    """What a run of clicks (in stream order) adds to one item."""
+    totals = Totals(first=clicks[0].sequence, last=clicks[-1].sequence)
+    for click in clicks:
+        if click.device == "bot":
+            totals.bots += 1
+            continue
+        totals.clicks += 1
+        totals.last_clicked_at = max(totals.last_clicked_at or click.at, click.at)
+        totals.devices[click.device] += 1
+        if click.referrer:
+            totals.referrers[click.referrer] += 1
+        if click.country:
+            totals.countries[click.country] += 1
+    return totals
+
+
+def item_key(key, region):
+    """The DynamoDB key of a grouped item."""
+    if key[0] == "counter":
+        return layout.counter_key(key[1], region)
+    return layout.stats_key(key[1], key[2], region)

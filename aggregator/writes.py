@@ -1,0 +1,164 @@
+"""Apply a batch's clicks: one conditional UpdateItem per item, guarded by the shard's high-water mark.
+
+Each item written (a link's counter, a link-day's stats) carries, per stream shard, the
+sequence number of the last click applied to it. An update applies only when that mark is
+below the first click it adds, and moves the mark to the last. So a redelivered batch, a retry
+after a partial failure, and a replay change nothing twice, with no transaction, no marker
+item, and nothing that two writers can conflict on.
+
+When the condition fails, DynamoDB returns the item as it was (ReturnValuesOnConditionCheckFailure),
+at no extra read: the update is then rebuilt from the clicks above the stored mark, with the
+referrers and countries the item already has, and retried on exactly that state.
+"""
+import logging
+
+from botocore.exceptions import ClientError
+
+from aggregator import layout
+from aggregator.clicks import item_key, totals_of
+
+# Distinct referrer hosts and countries one stats item (a link, a day, a region) keeps; the
+# rest are counted as "(other)". Bounds the item whatever visitors send.
+MAX_REFERRERS = 100
+MAX_COUNTRIES = 250
+# Keys of one dimension in one write, so an update expression stays far below DynamoDB's 4 KB.
+MAX_KEYS_PER_WRITE = 30
+MAX_ATTEMPTS = 8
+
+logger = logging.getLogger(__name__)
+
+APPLIED, ALREADY_APPLIED, DROPPED = "applied", "already applied", "dropped"
+
+
+class MarkRace(Exception):
+    """The item kept changing under us; the batch must be retried."""
+
+
+def apply_item(client, table_name, key, clicks, shard, region):
+    """Apply the clicks (in stream order) of one item; returns APPLIED, ALREADY_APPLIED or DROPPED.
+
+    Raises on an error worth retrying (throttling, an outage); an update DynamoDB refuses as
+    invalid is logged and dropped, so one bad item can never hold back the rest of the stream.
+    """
+    mark = layout.MARK_PREFIX + shard
+    pending, seen = clicks, None
+    for _ in range(MAX_ATTEMPTS):
+        update = build_update(key[0], totals_of(pending), mark, seen)
+        try:
+            client.update_item(
+                TableName=table_name,
+                Key=item_key(key, region),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **update,
+            )
+            return APPLIED
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code")
+            if code == "ValidationException":
+                logger.error("dropped an update DynamoDB refused: %s %s", key, err.response["Error"].get("Message"))
+                return DROPPED
+            if code != "ConditionalCheckFailedException":
+                raise
+            seen = err.response.get("Item") or {}
+        stored = seen.get(mark, {}).get("S")
+        if stored is not None:
+            pending = [click for click in pending if click.sequence > stored]
+        if not pending:
+            return ALREADY_APPLIED
+    raise MarkRace(f"{key} changed {MAX_ATTEMPTS} times while being updated")
+
+
+def build_update(kind, totals, mark, seen=None):
+    """UpdateItem arguments for a counter or stats item.
+
+    With seen=None (the first attempt) the condition only asks that the mark be below the
+    first click, and that the item's sets have room for every key as if all were new (or
+    hold them all already). With seen (the item returned by a failed condition) the update
+    adds exactly what fits and is conditional on the item being still as seen.
+    """
+    expression = _Expression()
+    expression.names["#m"] = mark
+    expression.values[":last"] = {"S": totals.last}
+    expression.sets.append("#m = :last")
+    if seen is None:
+        expression.values[":first"] = {"S": totals.first}
+        expression.conditions.append("(attribute_not_exists(#m) OR #m < :first)")
+    elif mark in seen:
+        expression.values[":seen"] = seen[mark]
+        expression.conditions.append("#m = :seen")
+    else:
+        expression.conditions.append("attribute_not_exists(#m)")
+    expression.add("clicks", totals.clicks)
+    expression.add("bots", totals.bots)
+    if kind == "counter":
+        if totals.last_clicked_at:
+            expression.values[":at"] = {"S": totals.last_clicked_at}
+            expression.sets.append("last_clicked_at = :at")
+        return expression.arguments()
+    for device, count in sorted(totals.devices.items()):
+        expression.add(layout.DEVICE_PREFIX + device, count)
+    dimensions = (
+        ("r", layout.REFERRER_PREFIX, layout.REFERRER_SET, totals.referrers, MAX_REFERRERS),
+        ("c", layout.COUNTRY_PREFIX, layout.COUNTRY_SET, totals.countries, MAX_COUNTRIES),
+    )
+    for tag, prefix, set_name, counter, limit in dimensions:
+        if counter:
+            _add_dimension(expression, tag, prefix, set_name, counter, limit, seen)
+    return expression.arguments()
+
+
+def _add_dimension(expression, tag, prefix, set_name, counter, limit, seen):
+    """Count one dimension's keys, folding what does not fit into "(other)"."""
+    set_ref = f"#{tag}s"
+    expression.names[set_ref] = set_name
+    ranked = [key for key, _ in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))]
+    if seen is None:
+        kept = ranked[:MAX_KEYS_PER_WRITE]
+        expression.values[f":{tag}room"] = {"N": str(limit - len(kept))}
+        known = " AND ".join(f"contains({set_ref}, :{tag}k{i})" for i in range(len(kept)))
+        for i, key in enumerate(kept):
+            expression.values[f":{tag}k{i}"] = {"S": key}
+        expression.conditions.append(
+            f"(attribute_not_exists({set_ref}) OR size({set_ref}) <= :{tag}room OR ({known}))"
+        )
+    else:
+        stored = set(seen.get(set_name, {}).get("SS", []))
+        room = max(0, limit - len(stored))
+        kept = [key for key in ranked if key in stored][:MAX_KEYS_PER_WRITE]
+        kept += [key for key in ranked if key not in stored][: min(room, MAX_KEYS_PER_WRITE - len(kept))]
+        if stored:
+            expression.values[f":{tag}size"] = {"N": str(len(stored))}
+            expression.conditions.append(f"size({set_ref}) = :{tag}size")
+        else:
+            expression.conditions.append(f"attribute_not_exists({set_ref})")
+    for key in kept:
+        expression.add(prefix + key, counter[key])
+    other = sum(counter.values()) - sum(counter[key] for key in kept)
+    if other:
+        expression.add(prefix + layout.OTHER, other)
+    if kept:
+        expression.values[f":{tag}set"] = {"SS": sorted(kept)}
+        expression.adds.append(f"{set_ref} :{tag}set")
+
+
+class _Expression:
+    """Collects the parts of one UpdateItem: SET and ADD clauses, a condition, names and values."""
+
+    def __init__(self):
+        self.names, self.values = {}, {}
+        self.sets, self.adds, self.conditions = [], [], []
+
+    def add(self, attribute, amount):
+        """ADD a number to an attribute (creating it at 0)."""
+        i = len(self.adds)
+        self.names[f"#a{i}"] = attribute
+        self.values[f":a{i}"] = {"N": str(amount)}
+        self.adds.append(f"#a{i} :a{i}")
+
+    def arguments(self):
+        return {
+            "UpdateExpression": f"SET {', '.join(self.sets)} ADD {', '.join(self.adds)}",
+            "ConditionExpression": " AND ".join(self.conditions),
+            "ExpressionAttributeNames": self.names,
+            "ExpressionAttributeValues": self.values,
+        }

@@ -1,0 +1,67 @@
+"""The click pipeline's AWS pieces for the local stack: a Kinesis stream and the on-failure queue.
+
+Both are served by moto in this process (on loopback), so the aggregator talks to them with
+the same boto3 calls as on AWS; the stream's shard count is the template's default.
+"""
+import time
+from dataclasses import dataclass
+
+import boto3
+
+from local_stack.dynamodb import LOCAL_ACCESS_KEY, REGION, free_port
+from local_stack.template import load_template
+
+# Named per run: moto's sequence numbers restart at 1 with every new stream, and the aggregator's
+# marks and checkpoints are per stream name, so a restarted stack never meets its old marks.
+STREAM_PREFIX = "clicks-local-"
+QUEUE_NAME = "clicks-failed-local"
+
+
+@dataclass
+class ClickStream:
+    """A running stream and queue, and how to reach and stop them."""
+
+    endpoint: str
+    stream_name: str
+    queue_url: str
+    kinesis: object
+    sqs: object
+    stop: object
+
+    def put(self, data):
+        """Put one record on the stream, as the CloudWatch Logs subscription does."""
+        return self.kinesis.put_record(StreamName=self.stream_name, Data=data, PartitionKey="clicks")
+
+
+def shard_count(template=None):
+    """The stream's shard count: the template's default for ClickStreamShards."""
+    template = template or load_template()
+    return int(template["Parameters"]["ClickStreamShards"]["Default"])
+
+
+def clients(endpoint):
+    """Kinesis and SQS clients on a local endpoint."""
+    settings = {
+        "endpoint_url": endpoint,
+        "region_name": REGION,
+        "aws_access_key_id": LOCAL_ACCESS_KEY,
+        "aws_secret_access_key": LOCAL_ACCESS_KEY,
+    }
+    return boto3.client("kinesis", **settings), boto3.client("sqs", **settings)
+
+
+def start():
+    """Serve Kinesis and SQS from moto on loopback and create the stream and the queue."""
+    # Imported here: moto is heavy, and only the local stack needs it.
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    kinesis, sqs = clients(endpoint)
+    name = f"{STREAM_PREFIX}{time.time_ns() // 1_000_000}"
+    kinesis.create_stream(StreamName=name, ShardCount=shard_count())
+    kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 50})
+    queue_url = sqs.create_queue(QueueName=QUEUE_NAME)["QueueUrl"]
+    return ClickStream(endpoint, name, queue_url, kinesis, sqs, server.stop)
