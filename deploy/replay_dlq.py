@@ -1,10 +1,12 @@
-"""Replay the click batches that the aggregator gave up on: `make replay-dlq QUEUE_URL=... FUNCTION=...`.
+"""Heal the click stream's skipped batches: `make replay-dlq QUEUE_URL=... FUNCTION=...`.
 
-Each message in the dead-letter queue is a Lambda invocation record whose `requestPayload` is
-the original CloudWatch Logs `awslogs` event. This sends that event to the aggregator again
-(a synchronous invoke, or with --local the handler in this process) and deletes the message
-only once the batch was applied. A batch that had in fact been applied before changes nothing:
-the aggregator's batch markers make a replay safe, so replaying twice is harmless.
+When Lambda's event source mapping gives up on a batch, it puts the batch's shard and sequence
+range (never the records) on the on-failure queue. The records are still on the stream for its
+retention. The next batch of that shard applies them first on its own; this command covers a
+shard where no next batch comes (traffic stopped), or does it now: for each shard named in the
+queue, it asks the aggregator to heal it ({"heal": {"shard": ...}}: everything after the shard's
+checkpoint), and deletes that shard's messages only once the aggregator succeeded. The
+aggregator's high-water marks make healing safe to repeat: nothing is counted twice.
 """
 import argparse
 import json
@@ -17,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 logger = logging.getLogger("replay_dlq")
 
-# Longer than one replay takes; a message whose replay failed comes back after this.
+# Longer than one heal takes; a message whose heal failed comes back after this.
 VISIBILITY_TIMEOUT_SECONDS = 300
 
 
@@ -25,7 +27,8 @@ VISIBILITY_TIMEOUT_SECONDS = 300
 class Outcome:
     """What one run did."""
 
-    replayed: int = 0
+    healed_shards: int = 0
+    deleted: int = 0
     failed: int = 0
     unreadable: int = 0
     results: list = field(default_factory=list)
@@ -36,16 +39,17 @@ class Outcome:
 
 
 class ReplayFailed(Exception):
-    """The aggregator did not apply the batch; the message stays in the queue."""
+    """The aggregator did not heal the shard; its messages stay in the queue."""
 
 
-def request_payload(body):
-    """The original aggregator event inside an on-failure destination record."""
+def skipped_shard(body):
+    """The shard id in an on-failure record of a Kinesis event source mapping."""
     record = json.loads(body)
-    payload = record.get("requestPayload") if isinstance(record, dict) else None
-    if not isinstance(payload, dict) or "awslogs" not in payload:
-        raise ValueError("not a Lambda invocation record with an awslogs requestPayload")
-    return payload
+    info = record.get("KinesisBatchInfo") if isinstance(record, dict) else None
+    shard = info.get("shardId") if isinstance(info, dict) else None
+    if not isinstance(shard, str) or not shard.startswith("shardId-"):
+        raise ValueError("not an on-failure record of the click stream's event source mapping")
+    return shard
 
 
 def invoke_function(function_name, client=None):
@@ -65,7 +69,7 @@ def invoke_function(function_name, client=None):
 
 
 def call_in_process():
-    """An applier that runs the aggregator's handler here (TABLE_NAME and AWS settings from the environment)."""
+    """An applier that runs the aggregator's handler here (TABLE_NAME, CLICK_STREAM_NAME and AWS settings from the environment)."""
     from aggregator.handler import lambda_handler
 
     def apply(payload):
@@ -74,20 +78,14 @@ def call_in_process():
     return apply
 
 
-def replay(queue_url, apply, sqs=None, max_messages=None, wait_seconds=2):
-    """Replay every message once; delete each one only after `apply` returned. Returns an Outcome.
-
-    Receives use long polling (wait_seconds): a short poll can come back empty from a
-    queue that still holds messages, which would end the run early.
-    """
+def replay(queue_url, apply, sqs=None, wait_seconds=2):
+    """Read the whole queue, heal each shard it names once, and delete a shard's messages after its heal."""
     sqs = sqs or boto3.client("sqs")
     outcome = Outcome()
-    seen = set()
-    while max_messages is None or len(seen) < max_messages:
+    by_shard, seen = {}, set()
+    while True:
         messages = sqs.receive_message(
-            QueueUrl=queue_url,
-            MaxNumberOfMessages=10,
-            WaitTimeSeconds=wait_seconds,
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds,
             VisibilityTimeout=VISIBILITY_TIMEOUT_SECONDS,
         ).get("Messages", [])
         fresh = [m for m in messages if m["MessageId"] not in seen]
@@ -96,37 +94,38 @@ def replay(queue_url, apply, sqs=None, max_messages=None, wait_seconds=2):
         for message in fresh:
             seen.add(message["MessageId"])
             try:
-                payload = request_payload(message["Body"])
+                by_shard.setdefault(skipped_shard(message["Body"]), []).append(message)
             except ValueError as exc:
-                # Kept for a person to look at; deleting it could drop clicks.
+                # Kept for a person to look at; deleting it could hide a problem.
                 outcome.unreadable += 1
                 logger.warning("message %s left in the queue: %s", message["MessageId"], exc)
-                continue
-            try:
-                result = apply(payload)
-            except (ReplayFailed, ClientError, BotoCoreError) as exc:
-                outcome.failed += 1
-                logger.warning("message %s left in the queue: %s", message["MessageId"], exc)
-                continue
+    for shard, messages in sorted(by_shard.items()):
+        try:
+            result = apply({"heal": {"shard": shard}})
+        except (ReplayFailed, ClientError, BotoCoreError) as exc:
+            outcome.failed += len(messages)
+            logger.warning("%s not healed, %d message(s) left in the queue: %s", shard, len(messages), exc)
+            continue
+        for message in messages:
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-            outcome.replayed += 1
-            outcome.results.append(result)
+        outcome.healed_shards += 1
+        outcome.deleted += len(messages)
+        outcome.results.append(result)
     return outcome
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Replay failed click batches from the aggregator's dead-letter queue.")
+    parser = argparse.ArgumentParser(description="Heal the click stream's shards named in the on-failure queue.")
     parser.add_argument("--queue-url", required=True, help="the stack output DeadLetterQueueUrl")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--function", help="the stack output AggregatorFunctionName")
     target.add_argument("--local", action="store_true", help="run the aggregator in this process instead")
-    parser.add_argument("--max-messages", type=int, default=None, help="stop after this many messages")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     apply = call_in_process() if args.local else invoke_function(args.function)
-    outcome = replay(args.queue_url, apply, max_messages=args.max_messages)
-    print(f"replayed {outcome.replayed} batch(es); {outcome.failed} failed and "
-          f"{outcome.unreadable} unreadable left in the queue")
+    outcome = replay(args.queue_url, apply)
+    print(f"healed {outcome.healed_shards} shard(s), deleted {outcome.deleted} message(s); "
+          f"{outcome.failed} failed and {outcome.unreadable} unreadable left in the queue")
     return 0 if outcome.ok else 1
 
 

@@ -18,8 +18,12 @@ def matches_click_filter(line):
 
 
 def encode_payload(messages, log_group="/aws/lambda/redirect-local", log_stream="local", first_id=0, timestamp_ms=None):
-    """Pack log lines as CloudWatch Logs puts them on a Kinesis stream: gzip of a DATA_MESSAGE."""
+    """Pack log lines as CloudWatch Logs puts them on a Kinesis stream: gzip of a DATA_MESSAGE.
+
+    timestamp_ms: when the lines were printed (now by default), or one time per line.
+    """
     now_ms = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+    stamps = now_ms if isinstance(now_ms, list) else [now_ms] * len(messages)
     payload = {
         "messageType": "DATA_MESSAGE",
         "owner": "000000000000",
@@ -27,8 +31,8 @@ def encode_payload(messages, log_group="/aws/lambda/redirect-local", log_stream=
         "logStream": log_stream,
         "subscriptionFilters": ["clicks"],
         "logEvents": [
-            {"id": str(first_id + i).zfill(56), "timestamp": now_ms, "message": message}
-            for i, message in enumerate(messages)
+            {"id": str(first_id + i).zfill(56), "timestamp": stamp, "message": message}
+            for i, (message, stamp) in enumerate(zip(messages, stamps))
         ],
     }
     return gzip.compress(json.dumps(payload).encode())

@@ -101,3 +101,18 @@ def api_token(store):
     """A plaintext API token of ADMIN_USERNAME."""
     plaintext, _ = store.create_token(ADMIN_USERNAME, "tests")
     return plaintext
+
+
+def put_counter(ddb, short_id, clicks, bots=0, region=REGION, last_clicked_at=None):
+    """Write a link's click counter item for one region, as the aggregator would."""
+    values = {":c": {"N": str(clicks)}, ":b": {"N": str(bots)}}
+    expression = "ADD clicks :c, bots :b"
+    if last_clicked_at:
+        values[":t"] = {"S": last_clicked_at}
+        expression += " SET last_clicked_at = :t"
+    ddb.update_item(
+        TableName=TABLE_NAME,
+        Key={"pk": {"S": short_id}, "sk": {"S": f"clicks#{region}"}},
+        UpdateExpression=expression,
+        ExpressionAttributeValues=values,
+    )

@@ -1,7 +1,7 @@
 """The JSON API: /api/links, /shorten, tokens, errors and CORS."""
 import pytest
 
-from tests.conftest import ADMIN_USERNAME, TABLE_NAME, make_app
+from tests.conftest import ADMIN_USERNAME, TABLE_NAME, make_app, put_counter
 
 
 @pytest.fixture
@@ -53,12 +53,7 @@ def test_idn_url_is_stored_as_ascii(client, headers):
 
 def test_get_link_with_counts(client, headers, store, ddb):
     store.create_link("https://example.com/", created_by=ADMIN_USERNAME, slug="counted")
-    ddb.update_item(
-        TableName=TABLE_NAME,
-        Key={"pk": {"S": "counted"}, "sk": {"S": "link"}},
-        UpdateExpression="SET click_count = :c, bot_count = :b",
-        ExpressionAttributeValues={":c": {"N": "17"}, ":b": {"N": "3"}},
-    )
+    put_counter(ddb, "counted", 17, 3)
     response = client.get("/api/links/counted", headers=headers)
     assert response.status_code == 200
     assert (response.json["click_count"], response.json["bot_count"]) == (17, 3)

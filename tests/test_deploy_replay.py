@@ -1,4 +1,5 @@
-"""deploy/replay_dlq.py: failed click batches go back to the aggregator, once, and leave the queue only when applied."""
+"""deploy/replay_dlq.py: shards named in the on-failure queue are healed once, and their messages leave only then."""
+import importlib
 import io
 import json
 import subprocess
@@ -6,58 +7,50 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from deploy import replay_dlq
-from local_stack.log_subscription import encode_batch
+from local_stack.event_source import sqs_destination
 from tests.conftest import REGION, TABLE_NAME
+from tests.pipeline import STREAM_NAME, Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 HUMAN = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
 
 
+class Outage:
+    """Makes every UpdateItem of the aggregator fail with a throttle while `on` is set."""
+
+    def __init__(self, client):
+        self.on = False
+        client.meta.events.register("before-call.dynamodb.UpdateItem", self._maybe_fail)
+
+    def _maybe_fail(self, **_):
+        if self.on:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "UpdateItem")
+
+
 @pytest.fixture
-def queue(ddb, monkeypatch):
-    """The dead-letter queue (moto), with TABLE_NAME set for the in-process aggregator."""
+def setup(ddb, monkeypatch):
+    """The on-failure queue, the stream and the real aggregator (in process), with a switchable outage."""
     monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
+    monkeypatch.setenv("CLICK_STREAM_NAME", STREAM_NAME)
+    aggregator = importlib.reload(importlib.import_module("aggregator.handler"))
     sqs = boto3.client("sqs", region_name=REGION)
-    url = sqs.create_queue(QueueName="links-clicks-dlq", Attributes={"MessageRetentionPeriod": "1209600"})["QueueUrl"]
-    for short_id in ("aaa1111", "bbb2222"):
-        ddb.put_item(TableName=TABLE_NAME, Item={
-            "pk": {"S": short_id}, "sk": {"S": "link"}, "url": {"S": "https://example.com"},
-            "is_active": {"BOOL": True}, "click_count": {"N": "0"},
-        })
-    return sqs, url
+    url = sqs.create_queue(QueueName="links-clicks-dlq")["QueueUrl"]
+    pipeline = Pipeline(aggregator.lambda_handler, on_failure=sqs_destination(sqs, url))
+    return sqs, url, pipeline, Outage(aggregator._dynamodb)
 
 
-def clicks(short_id, n, first_id=0):
-    """One awslogs batch of n human clicks on short_id."""
-    lines = [json.dumps({"type": "click", "id": short_id, "ts": "2026-11-27T10:00:00Z", "ua": HUMAN, "Status": "302"})
-             for _ in range(n)]
-    return encode_batch(lines, log_group="/aws/lambda/links-redirect", first_id=first_id)
-
-
-def failure_record(payload):
-    """What Lambda's on-failure destination puts on the queue after the last retry."""
-    return json.dumps({
-        "version": "1.0",
-        "timestamp": "2026-11-27T10:01:00.000Z",
-        "requestContext": {
-            "requestId": "3c2e3b7e-0000-4000-8000-000000000000",
-            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:links-aggregator:$LATEST",
-            "condition": "RetriesExhausted",
-            "approximateInvokeCount": 3,
-        },
-        "requestPayload": payload,
-        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
-        "responsePayload": {"errorMessage": "Throughput exceeds the current capacity", "errorType": "ClientError"},
-    })
+def clicks(short_id, n):
+    return [json.dumps({"type": "click", "id": short_id, "ua": HUMAN}) for _ in range(n)]
 
 
 def click_count(ddb, short_id):
-    item = ddb.get_item(TableName=TABLE_NAME, Key={"pk": {"S": short_id}, "sk": {"S": "link"}})["Item"]
-    return int(item["click_count"]["N"])
+    item = ddb.get_item(TableName=TABLE_NAME, Key={"pk": {"S": short_id}, "sk": {"S": f"clicks#{REGION}"}}).get("Item")
+    return int(item["clicks"]["N"]) if item else 0
 
 
 def messages_left(sqs, url):
@@ -67,67 +60,65 @@ def messages_left(sqs, url):
     return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
 
-def test_replay_applies_every_batch_and_empties_the_queue(ddb, queue):
-    sqs, url = queue
-    sqs.send_message(QueueUrl=url, MessageBody=failure_record(clicks("aaa1111", 3)))
-    sqs.send_message(QueueUrl=url, MessageBody=failure_record(clicks("bbb2222", 2, first_id=100)))
+def skip_two_batches(pipeline, outage):
+    """An outage long enough that the mapping gives up on two batches; they go to the queue."""
+    pipeline.send(clicks("aaa1111", 1))
+    outage.on = True
+    pipeline.send(clicks("aaa1111", 3))
+    pipeline.send(clicks("bbb2222", 2))
+    outage.on = False
+    assert pipeline.mapping.discarded == 2
+
+
+def test_replay_heals_skipped_batches_and_empties_the_queue(ddb, setup):
+    sqs, url, pipeline, outage = setup
+    skip_two_batches(pipeline, outage)
+    assert (click_count(ddb, "aaa1111"), click_count(ddb, "bbb2222")) == (1, 0)
     outcome = replay_dlq.replay(url, replay_dlq.call_in_process(), sqs=sqs, wait_seconds=0)
-    assert (outcome.replayed, outcome.failed, outcome.unreadable) == (2, 0, 0)
-    assert (click_count(ddb, "aaa1111"), click_count(ddb, "bbb2222")) == (3, 2)
+    assert (outcome.healed_shards, outcome.deleted, outcome.failed, outcome.unreadable) == (1, 2, 0, 0)
+    assert (click_count(ddb, "aaa1111"), click_count(ddb, "bbb2222")) == (4, 2)
     assert messages_left(sqs, url) == 0
 
 
-def test_a_batch_replayed_twice_is_counted_once(ddb, queue):
-    """The same failed batch on the queue twice (or replayed by two runs): the batch marker wins."""
-    sqs, url = queue
-    batch = clicks("aaa1111", 4)
+def test_the_next_batch_heals_on_its_own_and_a_replay_after_it_counts_nothing_twice(ddb, setup):
+    sqs, url, pipeline, outage = setup
+    skip_two_batches(pipeline, outage)
+    pipeline.send(clicks("aaa1111", 10))  # the next batch reads the skipped ones back first
+    assert (click_count(ddb, "aaa1111"), click_count(ddb, "bbb2222")) == (14, 2)
     for _ in range(2):
-        sqs.send_message(QueueUrl=url, MessageBody=failure_record(batch))
-    first = replay_dlq.replay(url, replay_dlq.call_in_process(), sqs=sqs, wait_seconds=0)
-    sqs.send_message(QueueUrl=url, MessageBody=failure_record(batch))
-    second = replay_dlq.replay(url, replay_dlq.call_in_process(), sqs=sqs, wait_seconds=0)
-    assert first.replayed == 2 and second.replayed == 1
-    assert click_count(ddb, "aaa1111") == 4
+        outcome = replay_dlq.replay(url, replay_dlq.call_in_process(), sqs=sqs, wait_seconds=0)
+        assert outcome.ok
+    assert (click_count(ddb, "aaa1111"), click_count(ddb, "bbb2222")) == (14, 2)
     assert messages_left(sqs, url) == 0
 
 
-def test_a_batch_that_had_been_applied_before_failing_changes_nothing(ddb, queue):
-    """A delivery can be applied and still end on the queue (e.g. a timeout after the write)."""
-    sqs, url = queue
-    batch = clicks("bbb2222", 5)
-    replay_dlq.call_in_process()(batch)
-    sqs.send_message(QueueUrl=url, MessageBody=failure_record(batch))
+def test_a_failed_heal_leaves_the_messages(ddb, setup):
+    sqs, url, pipeline, outage = setup
+    skip_two_batches(pipeline, outage)
+    outage.on = True
     outcome = replay_dlq.replay(url, replay_dlq.call_in_process(), sqs=sqs, wait_seconds=0)
-    assert outcome.replayed == 1 and outcome.results[0]["skipped"] >= 1
-    assert click_count(ddb, "bbb2222") == 5
+    assert (outcome.healed_shards, outcome.failed) == (0, 2) and not outcome.ok
+    assert messages_left(sqs, url) == 2
+    assert click_count(ddb, "bbb2222") == 0
 
 
-def test_a_failed_replay_leaves_the_message(ddb, queue):
-    sqs, url = queue
-    sqs.send_message(QueueUrl=url, MessageBody=failure_record(clicks("aaa1111", 1)))
-
-    def broken(payload):
-        raise replay_dlq.ReplayFailed("aggregator still failing")
-
-    outcome = replay_dlq.replay(url, broken, sqs=sqs, wait_seconds=0)
-    assert (outcome.replayed, outcome.failed) == (0, 1) and not outcome.ok
-    assert messages_left(sqs, url) == 1
-    assert click_count(ddb, "aaa1111") == 0
-
-
-@pytest.mark.parametrize("body", ["not json", json.dumps({"requestPayload": {"records": []}}), json.dumps([1, 2])])
-def test_an_unreadable_message_is_kept_for_a_person(ddb, queue, body):
-    sqs, url = queue
+@pytest.mark.parametrize(
+    "body",
+    ["not json", json.dumps({"requestPayload": {"awslogs": {}}}), json.dumps([1, 2]),
+     json.dumps({"KinesisBatchInfo": {"shardId": "../etc"}})],
+)
+def test_an_unreadable_message_is_kept_for_a_person(ddb, setup, body):
+    sqs, url, _, _ = setup
     sqs.send_message(QueueUrl=url, MessageBody=body)
     outcome = replay_dlq.replay(url, replay_dlq.call_in_process(), sqs=sqs, wait_seconds=0)
-    assert (outcome.replayed, outcome.unreadable) == (0, 1)
+    assert (outcome.healed_shards, outcome.unreadable) == (0, 1)
     assert messages_left(sqs, url) == 1
 
 
-def test_invoke_function_sends_the_original_event_synchronously():
+def test_invoke_function_asks_for_a_heal_synchronously():
     client = boto3.client("lambda", region_name=REGION)
-    payload = clicks("aaa1111", 2)
-    ok = json.dumps({"clicks": 2, "transactions": 1, "skipped": 0}).encode()
+    payload = {"heal": {"shard": "shardId-000000000000"}}
+    ok = json.dumps({"shardId-000000000000": {"clicks": 2}}).encode()
     failed = json.dumps({"errorMessage": "boom", "errorType": "ClientError"}).encode()
     expected = {"FunctionName": "links-aggregator", "InvocationType": "RequestResponse",
                 "Payload": json.dumps(payload).encode()}
@@ -136,17 +127,17 @@ def test_invoke_function_sends_the_original_event_synchronously():
         stub.add_response("invoke", {"StatusCode": 200, "FunctionError": "Unhandled",
                                      "Payload": StreamingBody(io.BytesIO(failed), len(failed))}, expected)
         apply = replay_dlq.invoke_function("links-aggregator", client)
-        assert apply(payload) == {"clicks": 2, "transactions": 1, "skipped": 0}
+        assert apply(payload) == {"shardId-000000000000": {"clicks": 2}}
         with pytest.raises(replay_dlq.ReplayFailed, match="boom"):
             apply(payload)
 
 
-def test_command_line_local_mode(ddb, queue, capsys):
-    sqs, url = queue
-    sqs.send_message(QueueUrl=url, MessageBody=failure_record(clicks("aaa1111", 2)))
+def test_command_line_local_mode(ddb, setup, capsys):
+    sqs, url, pipeline, outage = setup
+    skip_two_batches(pipeline, outage)
     assert replay_dlq.main(["--queue-url", url, "--local"]) == 0
-    assert "replayed 1 batch(es); 0 failed and 0 unreadable" in capsys.readouterr().out
-    assert click_count(ddb, "aaa1111") == 2
+    assert "healed 1 shard(s), deleted 2 message(s); 0 failed and 0 unreadable" in capsys.readouterr().out
+    assert click_count(ddb, "aaa1111") == 4
 
 
 def test_make_target_passes_queue_and_function():

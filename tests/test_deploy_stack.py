@@ -1,12 +1,12 @@
 """Deploy cloudformation.yaml into moto's CloudFormation: catches wiring that cfn-lint cannot see.
 
-moto has no CloudFormation models for API Gateway v2, CloudWatch alarms, Lambda
-EventInvokeConfig or Logs subscription filters (see UNSUPPORTED below), and rejects
-nothing for them: it skips them. So the stack deployed here is the template minus those
-types and minus what points at them (the API's invoke permission, the dashboard, their
-outputs). What does deploy, the table, the roles and policies, the queue, the log groups,
-both functions with their zips from S3 and the logs-to-aggregator permission, is then
-checked as created, with every Ref, GetAtt and Sub resolved.
+moto has no CloudFormation models for API Gateway v2, CloudWatch alarms or Logs
+subscription filters (see UNSUPPORTED below), and rejects nothing for them: it skips them.
+So the stack deployed here is the template minus those types and minus what points at them
+(the API's invoke permission, the dashboard, their outputs). What does deploy, the table,
+the roles and policies, the click stream and its event source mapping, the queue, the log
+groups and both functions with their zips from S3, is then checked as created, with every
+Ref, GetAtt and Sub resolved.
 """
 import ast
 import json
@@ -28,7 +28,7 @@ PSEUDO = {"AWS::Partition", "AWS::Region", "AWS::AccountId", "AWS::StackName", "
 UNSUPPORTED = {
     "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::ApiMapping", "AWS::ApiGatewayV2::DomainName",
     "AWS::ApiGatewayV2::Integration", "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Stage",
-    "AWS::CloudWatch::Alarm", "AWS::Lambda::EventInvokeConfig", "AWS::Logs::SubscriptionFilter",
+    "AWS::CloudWatch::Alarm", "AWS::Logs::SubscriptionFilter",
 }
 
 
@@ -118,11 +118,11 @@ def test_the_supported_resources_all_come_up(stack):
     outputs, physical, skipped = stack
     assert {"LinksTable", "RedirectRole", "AggregatorRole", "AdminRole", "AdminPolicy", "DeadLetterQueue",
             "RedirectLogGroup", "AggregatorLogGroup", "RedirectFunction", "AggregatorFunction",
-            "AggregatorInvokePermission", "AlarmTopic"} <= set(physical)
+            "ClickStream", "ClickSubscriptionRole", "AggregatorEventSource", "AlarmTopic"} <= set(physical)
     assert skipped == {"HttpApi", "RedirectIntegration", "GetLinkRoute", "HeadLinkRoute", "RootRoute",
                        "DefaultStage", "RedirectInvokePermission", "ShortDomain", "ShortDomainMapping",
-                       "AggregatorInvokeConfig", "ClickSubscription", "Dashboard", "RedirectErrorsAlarm",
-                       "ThrottlesAlarm", "LatencyAlarm", "DeadLetterQueueAlarm"}
+                       "ClickSubscription", "Dashboard", "RedirectErrorsAlarm", "ThrottlesAlarm", "LatencyAlarm",
+                       "DeadLetterQueueAlarm", "AggregatorErrorsAlarm", "ClickDelayAlarm", "ClickStreamThrottleAlarm"}
     assert {"TableName", "AdminPolicyArn", "AdminRoleArn", "DeadLetterQueueUrl", "AggregatorFunctionName"} <= set(outputs)
 
 
@@ -158,9 +158,12 @@ def test_roles_point_at_the_real_table_log_groups_and_queue(stack):
         table_arn: "dynamodb:GetItem",
         log_arn % "redirect": ["logs:CreateLogStream", "logs:PutLogEvents"],
     }
+    stream_arn = boto3.client("kinesis", region_name=REGION).describe_stream_summary(
+        StreamName=outputs["ClickStreamName"])["StreamDescriptionSummary"]["StreamARN"]
     aggregator = inline("AggregatorRole")
-    assert set(aggregator) == {table_arn, log_arn % "aggregator", queue_arn}
+    assert set(aggregator) == {table_arn, stream_arn, log_arn % "aggregator", queue_arn}
     assert aggregator[queue_arn] == "sqs:SendMessage"
+    assert set(aggregator[table_arn]) == {"dynamodb:UpdateItem", "dynamodb:GetItem"}
 
     version = iam.get_policy(PolicyArn=outputs["AdminPolicyArn"])["Policy"]["DefaultVersionId"]
     admin = iam.get_policy_version(PolicyArn=outputs["AdminPolicyArn"], VersionId=version)["PolicyVersion"]["Document"]
@@ -183,22 +186,22 @@ def test_functions_get_their_code_role_and_settings(stack):
     # Lambda keeps environment values as strings; moto keeps a Number parameter's int.
     assert {k: str(v) for k, v in redirect["Environment"]["Variables"].items()} == {
         "TABLE_NAME": outputs["TableName"], "LINK_CACHE_SECONDS": "10",
-        "METRIC_NAMESPACE": "LinkShortener", "ROOT_REDIRECT_URL": "https://admin.example.com/",
+        "ROOT_REDIRECT_URL": "https://admin.example.com/",
     }
     aggregator = lambda_.get_function(FunctionName=outputs["AggregatorFunctionName"])["Configuration"]
-    assert aggregator["Environment"]["Variables"] == {"TABLE_NAME": outputs["TableName"]}
+    assert aggregator["Environment"]["Variables"] == {
+        "TABLE_NAME": outputs["TableName"], "CLICK_STREAM_NAME": outputs["ClickStreamName"],
+    }
     assert aggregator["Role"] == iam.get_role(RoleName=physical["AggregatorRole"])["Role"]["Arn"]
 
 
-def test_only_the_redirect_log_group_may_invoke_the_aggregator(stack):
+def test_the_aggregator_reads_the_click_stream(stack):
     outputs, _, _ = stack
-    policy = json.loads(boto3.client("lambda", region_name=REGION).get_policy(
-        FunctionName=outputs["AggregatorFunctionName"])["Policy"])
-    (statement,) = policy["Statement"]
-    assert statement["Principal"] == {"Service": "logs.amazonaws.com"}
-    assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == (
-        f"arn:aws:logs:{REGION}:123456789012:log-group:/aws/lambda/{STACK}-redirect:*"
-    )
+    stream_arn = boto3.client("kinesis", region_name=REGION).describe_stream_summary(
+        StreamName=outputs["ClickStreamName"])["StreamDescriptionSummary"]["StreamARN"]
+    (mapping,) = boto3.client("lambda", region_name=REGION).list_event_source_mappings(
+        FunctionName=outputs["AggregatorFunctionName"])["EventSourceMappings"]
+    assert mapping["EventSourceArn"] == stream_arn
 
 
 def test_log_groups_and_queue_keep_what_they_should(stack):

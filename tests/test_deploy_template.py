@@ -160,15 +160,18 @@ def test_redirect_role_can_only_read_links_and_write_its_logs():
     ]
 
 
-def test_aggregator_role_writes_only_the_table_its_logs_and_its_queue():
+def test_aggregator_role_updates_the_table_reads_its_stream_and_records_skips():
     allowed_targets = {
-        "LinksTable": {"dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem"},
+        # No PutItem, no transactions, no Query or Scan: updates and the checkpoint read only.
+        "LinksTable": {"dynamodb:UpdateItem", "dynamodb:GetItem"},
+        "ClickStream": {"kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords",
+                        "kinesis:GetShardIterator", "kinesis:ListShards"},
         "AggregatorLogGroup": {"logs:CreateLogStream", "logs:PutLogEvents"},
         "DeadLetterQueue": {"sqs:SendMessage"},
     }
     seen = set()
     for statement in statements_of_role("AggregatorRole"):
-        assert statement["Effect"] == "Allow"
+        assert statement["Effect"] == "Allow" and "Condition" not in statement
         targets = referenced(statement["Resource"])
         assert len(targets) == 1 and targets <= allowed_targets.keys(), statement
         target = targets.pop()
@@ -177,11 +180,21 @@ def test_aggregator_role_writes_only_the_table_its_logs_and_its_queue():
     assert seen == allowed_targets.keys()
 
 
+def test_only_cloudwatch_logs_may_put_on_the_click_stream():
+    role = RESOURCES["ClickSubscriptionRole"]["Properties"]
+    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "logs.amazonaws.com"}
+    assert "${RedirectLogGroup}" in trust["Condition"]["StringLike"]["aws:SourceArn"]["Fn::Sub"]
+    [statement] = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    assert statement["Action"] == "kinesis:PutRecord"
+    assert statement["Resource"] == {"Fn::GetAtt": ["ClickStream", "Arn"]}
+
+
 def test_every_role_covers_the_calls_its_code_makes():
     """The source's DynamoDB calls, mapped to IAM actions, are all allowed on the table."""
     roles = {
         "RedirectRole": [ROOT / "redirect_fn" / "handler.py"],
-        "AggregatorRole": [ROOT / "aggregator" / "handler.py"],
+        "AggregatorRole": sorted((ROOT / "aggregator").glob("*.py")),
         "AdminRole": sorted((ROOT / "webapp").rglob("*.py")),
     }
     for role, sources in roles.items():
@@ -274,7 +287,6 @@ def test_functions_run_a_current_python_on_arm64():
     assert env == {
         "TABLE_NAME": {"Ref": "LinksTable"},
         "LINK_CACHE_SECONDS": {"Ref": "LinkCacheSeconds"},
-        "METRIC_NAMESPACE": "LinkShortener",
         "ROOT_REDIRECT_URL": {"Ref": "AdminUrl"},
     }
 
@@ -306,22 +318,43 @@ def test_custom_domain_is_optional():
         assert TEMPLATE["Parameters"][parameter]["Default"] == ""
 
 
-def test_click_pipeline_keeps_failed_batches():
+def test_click_pipeline_is_an_ordered_stream_that_keeps_skipped_batches():
     subscription = RESOURCES["ClickSubscription"]["Properties"]
     assert subscription["LogGroupName"] == {"Ref": "RedirectLogGroup"}
     assert subscription["FilterPattern"] == '{ $.type = "click" }'
-    assert subscription["DestinationArn"] == {"Fn::GetAtt": ["AggregatorFunction", "Arn"]}
-    permission = RESOURCES["AggregatorInvokePermission"]["Properties"]
-    assert permission["Principal"] == "logs.amazonaws.com"
-    assert permission["SourceArn"] == {
-        "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${RedirectLogGroup}:*"
-    }
-    invoke = RESOURCES["AggregatorInvokeConfig"]["Properties"]
-    assert invoke["MaximumRetryAttempts"] == 2
-    assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert subscription["DestinationArn"] == {"Fn::GetAtt": ["ClickStream", "Arn"]}
+    assert subscription["RoleArn"] == {"Fn::GetAtt": ["ClickSubscriptionRole", "Arn"]}
+    stream = RESOURCES["ClickStream"]["Properties"]
+    assert stream["StreamModeDetails"] == {"StreamMode": "PROVISIONED"}
+    assert stream["ShardCount"] == {"Ref": "ClickStreamShards"}
+    assert TEMPLATE["Parameters"]["ClickStreamShards"]["Default"] == 1
+    mapping = RESOURCES["AggregatorEventSource"]["Properties"]
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["ClickStream", "Arn"]}
+    # One invocation per shard at a time keeps each shard's batches in order.
+    assert mapping["ParallelizationFactor"] == 1
+    assert mapping["MaximumBatchingWindowInSeconds"] == {"Ref": "ClickBatchWindowSeconds"}
+    assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    # A skipped batch is healed from the stream, so the mapping must give up well within the retention.
+    assert 0 < mapping["MaximumRecordAgeInSeconds"] < 24 * 3600 <= TEMPLATE["Parameters"]["ClickStreamRetentionHours"]["MinValue"] * 3600
     assert RESOURCES["DeadLetterQueue"]["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert "AggregatorInvokeConfig" not in RESOURCES and "AggregatorInvokePermission" not in RESOURCES
     for group in ("RedirectLogGroup", "AggregatorLogGroup"):
         assert RESOURCES[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_the_redirect_logs_no_platform_lines_and_the_aggregator_logs_its_batches():
+    redirect = RESOURCES["RedirectFunction"]["Properties"]["LoggingConfig"]
+    assert redirect == {"LogGroup": {"Ref": "RedirectLogGroup"}, "LogFormat": "JSON", "SystemLogLevel": "WARN"}
+    aggregator = RESOURCES["AggregatorFunction"]["Properties"]
+    assert aggregator["LoggingConfig"]["ApplicationLogLevel"] == "INFO"
+    assert aggregator["Environment"]["Variables"]["CLICK_STREAM_NAME"] == {"Ref": "ClickStream"}
+
+
+def test_no_index_projects_a_counter():
+    for index in table_properties()["GlobalSecondaryIndexes"]:
+        projection = index["Projection"]
+        assert projection["ProjectionType"] == "INCLUDE"
+        assert not {"clicks", "bots", "last_clicked_at", "click_count", "bot_count"} & set(projection["NonKeyAttributes"])
 
 
 # ------------------------------------------------------------------ dashboard, alarms, outputs
@@ -338,15 +371,16 @@ def test_dashboard_body_is_json_with_every_widget():
                    "4xx", "5xx", "Latency", "p50", "p99", "DestinationDeliveryFailures",
                    "ApproximateNumberOfMessagesVisible"):
         assert needle in text, needle
-    expressions = [m["expression"] for w in widgets for row in w["properties"]["metrics"] for m in row
-                   if isinstance(m, dict) and "expression" in m]
-    # Redirects by status: every Status value the redirect's EMF records carry.
-    assert expressions == ["SEARCH('{LinkShortener,Status} MetricName=\"Redirects\"', 'Sum', 60)"]
+    # The click pipeline: records in, write throttles, and how far behind the aggregator is.
+    for needle in ("IncomingRecords", "WriteProvisionedThroughputExceeded", "IteratorAge"):
+        assert needle in text, needle
 
 
 def test_alarms_cover_errors_throttles_latency_and_the_queue():
     alarms = resources_of_type("AWS::CloudWatch::Alarm")
-    assert set(alarms) == {"RedirectErrorsAlarm", "ThrottlesAlarm", "LatencyAlarm", "DeadLetterQueueAlarm"}
+    assert set(alarms) == {"RedirectErrorsAlarm", "ThrottlesAlarm", "LatencyAlarm", "DeadLetterQueueAlarm",
+                           "AggregatorErrorsAlarm", "ClickDelayAlarm", "ClickStreamThrottleAlarm"}
+    assert alarms["ClickDelayAlarm"]["Properties"]["MetricName"] == "IteratorAge"
     latency = alarms["LatencyAlarm"]["Properties"]
     assert latency["ExtendedStatistic"] == "p99" and latency["Threshold"] == {"Ref": "P99LatencyThresholdMs"}
     assert alarms["DeadLetterQueueAlarm"]["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"

@@ -1,7 +1,9 @@
 """The DynamoDB store in webapp/store.py, against a moto table built from the template."""
+import base64
+
 import pytest
 
-from tests.conftest import TABLE_NAME
+from tests.conftest import TABLE_NAME, put_counter
 from webapp import links
 from webapp import store as store_module
 from webapp.exceptions import (
@@ -40,8 +42,9 @@ def test_create_and_get_link(store, ddb):
     assert raw["url"] == {"S": "https://example.com/"}
     assert raw["is_active"] == {"BOOL": True}
     assert raw["expires_at"] == {"S": "2027-01-01T00:00:00Z"}
-    assert raw["click_count"] == {"N": "0"} and raw["bot_count"] == {"N": "0"}
-    assert raw["list_pk"] == {"S": "links"}
+    # Counters live in their own items (written by the aggregator), so a click never writes the link or its index entry.
+    assert "click_count" not in raw and "clicks" not in raw
+    assert raw["list_pk"] == {"S": store_module.list_shard(link["id"])}
     assert raw["list_sk"] == {"S": f"{link['created_at']}#{link['id']}"}
     assert links.parse_timestamp(link["created_at"])  # fixed-width UTC format
 
@@ -126,7 +129,10 @@ def test_list_links_ignores_users_and_tokens(store):
         "not base64!",
         "e30",  # {}
         store_module.encode_cursor({k: {"S": "x"} for k in ("pk", "sk", "list_pk", "list_sk")}),  # another list
+        store_module.encode_link_cursor({"users": "x"}),  # not a link shard
+        store_module.encode_link_cursor({"links#0": ""}),  # empty position
         "bnVsbA",  # null
+        base64.urlsafe_b64encode(b"[" * 5000).decode(),  # nested too deep to parse
     ],
 )
 def test_list_links_refuses_foreign_cursors(store, cursor):
@@ -149,14 +155,32 @@ def test_set_active_on_missing_link_creates_nothing(store, ddb):
 
 def test_counters_written_by_the_aggregator_are_read_back(store, ddb):
     store.create_link("https://example.com/", created_by="alice", slug="counted")
-    ddb.update_item(
-        TableName=TABLE_NAME,
-        Key={"pk": {"S": "counted"}, "sk": {"S": "link"}},
-        UpdateExpression="ADD click_count :c, bot_count :b SET last_clicked_at = :t",
-        ExpressionAttributeValues={":c": {"N": "41"}, ":b": {"N": "2"}, ":t": {"S": "2026-11-27T05:35:59Z"}},
-    )
+    put_counter(ddb, "counted", 41, 2, last_clicked_at="2026-11-27T05:35:59Z")
     link = store.get_link("counted")
     assert (link["click_count"], link["bot_count"], link["last_clicked_at"]) == (41, 2, "2026-11-27T05:35:59Z")
+
+
+def test_counts_are_summed_over_regions_on_every_read(ddb):
+    """Under a global table each region writes its own counter item; reads sum them."""
+    store = store_module.Store(TABLE_NAME, client=ddb, regions=["us-east-1", "eu-west-1"])
+    store.create_link("https://example.com/", created_by="alice", slug="global")
+    put_counter(ddb, "global", 5, 1, region="us-east-1", last_clicked_at="2026-11-27T05:00:00Z")
+    put_counter(ddb, "global", 7, 0, region="eu-west-1", last_clicked_at="2026-11-27T06:00:00Z")
+    put_counter(ddb, "global", 100, region="ap-south-1")  # not a region of this deployment
+    link = store.get_link("global")
+    assert (link["click_count"], link["bot_count"], link["last_clicked_at"]) == (112, 1, "2026-11-27T06:00:00Z")
+    [listed], _ = store.list_links(limit=5)
+    assert (listed["click_count"], listed["bot_count"]) == (12, 1), "the list reads only the configured regions"
+
+
+def test_a_page_costs_one_query_per_list_shard_and_one_batch_read(store, ddb):
+    for i in range(30):
+        store.create_link("https://example.com/", created_by="alice", slug=f"cost{i:02d}")
+    calls = []
+    store.client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+    page, cursor = store.list_links(limit=10)
+    assert len(page) == 10 and cursor
+    assert sorted(calls) == ["BatchGetItem"] + ["Query"] * store_module.LIST_SHARDS
 
 
 def test_users_and_passwords(store, ddb):
@@ -219,7 +243,7 @@ def test_throttling_maps_to_store_unavailable(store, monkeypatch):
     def throttled(**kwargs):
         raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "GetItem")
 
-    monkeypatch.setattr(store.client, "get_item", throttled)
+    monkeypatch.setattr(store.client, "query", throttled)
     with pytest.raises(StoreUnavailable):
         store.get_link("any")
 

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from tests.conftest import ADMIN_USERNAME, TABLE_NAME, make_app
+from tests.conftest import ADMIN_USERNAME, TABLE_NAME, make_app, put_counter
 
 
 def _create(store, slug="promo", **kwargs):
@@ -184,12 +184,7 @@ def test_list_shows_rows_with_status_and_clicks(client, auth, store, ddb):
     store.set_active("off", False)
     _create(store, slug="old")
     # Written directly, as the aggregator and the passage of time would.
-    ddb.update_item(
-        TableName=TABLE_NAME,
-        Key={"pk": {"S": "live"}, "sk": {"S": "link"}},
-        UpdateExpression="SET click_count = :c",
-        ExpressionAttributeValues={":c": {"N": "1234"}},
-    )
+    put_counter(ddb, "live", 1234)
     ddb.update_item(
         TableName=TABLE_NAME,
         Key={"pk": {"S": "old"}, "sk": {"S": "link"}},
