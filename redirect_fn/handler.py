@@ -26,6 +26,9 @@ CACHE_MAX_ENTRIES = 10_000
 # Where a visitor to the bare short domain ("/") is sent: the admin app. Unset: 404.
 ROOT_REDIRECT_URL = os.environ.get("ROOT_REDIRECT_URL")
 USER_AGENT_MAX = 256
+# The link item's sort key and the attributes read from it (webapp/store.py writes them).
+LINK_SK = "link"
+LINK_ATTRIBUTES = ("url", "is_active", "expires_at")
 HOST_MAX = 253  # the longest DNS name
 # Set only when a CloudFront front adds the header x-shortener-front with this value; then, and
 # only then, its CloudFront-Viewer-Country header is believed.
@@ -111,9 +114,10 @@ def _lookup(short_id, now):
 def _get_link(short_id):
     item = _client.get_item(
         TableName=TABLE_NAME,
-        Key={"pk": {"S": short_id}, "sk": {"S": "link"}},
-        ProjectionExpression="#u, is_active, expires_at",
-        ExpressionAttributeNames={"#u": "url"},
+        Key={"pk": {"S": short_id}, "sk": {"S": LINK_SK}},
+        # "url" is a DynamoDB reserved word, so every attribute goes through a placeholder.
+        ProjectionExpression=", ".join(f"#a{i}" for i in range(len(LINK_ATTRIBUTES))),
+        ExpressionAttributeNames={f"#a{i}": name for i, name in enumerate(LINK_ATTRIBUTES)},
     ).get("Item")
     if item is None:
         return None
