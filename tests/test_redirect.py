@@ -150,7 +150,9 @@ def test_get_item_fetches_only_what_it_needs(redirect, ddb):
     seen = []
     redirect._client.meta.events.register("provide-client-params.dynamodb.GetItem", lambda params, **_: seen.append(params))
     redirect.lambda_handler(event(), None)
-    assert seen[0]["ProjectionExpression"] == "#u, is_active, expires_at"
+    names = seen[0]["ExpressionAttributeNames"]
+    projected = [names[p.strip()] for p in seen[0]["ProjectionExpression"].split(",")]
+    assert projected == ["url", "is_active", "expires_at"]
     assert seen[0]["Key"] == {"pk": {"S": "abc1234"}, "sk": {"S": "link"}}
 
 
