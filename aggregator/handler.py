@@ -33,6 +33,9 @@ CLICK_STREAM_NAME = os.environ.get("CLICK_STREAM_NAME")
 # Item updates of one batch run in parallel: at 10,000 clicks a second on many links a batch holds
 # thousands of items, and one UpdateItem takes a few milliseconds.
 WRITE_THREADS = int(os.environ.get("WRITE_THREADS", "16"))
+# Reads of up to stream.MAX_CALLS calls each that one heal request makes; a longer backlog
+# is reported incomplete, and `make replay-dlq` asks again.
+HEAL_ROUNDS = 20
 
 # The Python runtime leaves the root logger at WARNING; the per-batch summary is INFO.
 logger = logging.getLogger("aggregator")
@@ -58,7 +61,12 @@ def lambda_handler(event, context):
     checkpoint = read_checkpoint(shard)
     gap = []
     if checkpoint is not None and checkpoint < batch[0][0]:
-        gap = stream.read_after(_kinesis, name, shard_id, stream.unpadded(checkpoint), before=batch[0][0])
+        gap, complete = stream.read_after(_kinesis, name, shard_id, stream.unpadded(checkpoint), before=batch[0][0])
+        if not complete:
+            # A long gap: apply what was read, keep the progress, and let the retry read on.
+            apply_records(shard, gap)
+            save_checkpoint(shard, gap[-1][0])
+            raise GapNotHealed(f"{shard_id}: read back {len(gap)} skipped records, more remain")
     result = apply_records(shard, gap + batch)
     save_checkpoint(shard, batch[-1][0])
     result.update(shard=shard_id, records=len(batch), gap_records=len(gap))
@@ -66,21 +74,35 @@ def lambda_handler(event, context):
     return result
 
 
+class GapNotHealed(Exception):
+    """More skipped records remain than one invocation reads; the retry goes on from the checkpoint."""
+
+
 def heal(shard_id=None):
-    """Apply everything after each shard's checkpoint, up to the newest record; for replays."""
+    """Apply everything after each shard's checkpoint, up to the newest record; for replays.
+
+    Returns per shard what was applied and whether the shard is complete (else ask again).
+    """
     if not CLICK_STREAM_NAME:
         raise RuntimeError("CLICK_STREAM_NAME is not set")
     shards = [shard_id] if shard_id else [s["ShardId"] for s in _kinesis.list_shards(StreamName=CLICK_STREAM_NAME)["Shards"]]
     results = {}
     for shard_id in shards:
         shard = layout.shard_name(CLICK_STREAM_NAME, shard_id)
-        checkpoint = read_checkpoint(shard)
-        after = stream.unpadded(checkpoint) if checkpoint else None
-        records = stream.read_after(_kinesis, CLICK_STREAM_NAME, shard_id, after)
-        result = apply_records(shard, records)
-        if records:
-            save_checkpoint(shard, records[-1][0])
-        results[shard_id] = dict(result, records=len(records))
+        totals = {"records": 0, "clicks": 0, "complete": False}
+        for _ in range(HEAL_ROUNDS):
+            checkpoint = read_checkpoint(shard)
+            after = stream.unpadded(checkpoint) if checkpoint else None
+            records, complete = stream.read_after(_kinesis, CLICK_STREAM_NAME, shard_id, after)
+            result = apply_records(shard, records)
+            if records:
+                save_checkpoint(shard, records[-1][0])
+            totals["records"] += len(records)
+            totals["clicks"] += result["clicks"]
+            if complete:
+                totals["complete"] = True
+                break
+        results[shard_id] = totals
     logger.info("healed %s", json.dumps(results, sort_keys=True))
     return results
 

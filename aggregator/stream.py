@@ -21,7 +21,8 @@ def stream_name(stream_arn):
 
 
 def read_after(client, stream, shard_id, after, before=None):
-    """The shard's records (padded sequence number, data bytes) after `after` and before `before`.
+    """The shard's records (padded sequence number, data bytes) after `after` and before `before`,
+    and whether that is all of them (False: MAX_CALLS ran out; read on from the last one).
 
     `after` is an unpadded sequence number, or None for the oldest record kept; `before` a
     padded one, or None to read up to the newest.
@@ -39,17 +40,13 @@ def read_after(client, stream, shard_id, after, before=None):
         for record in response["Records"]:
             sequence = padded(record["SequenceNumber"])
             if before is not None and sequence >= before:
-                return records
+                return records, True
             records.append((sequence, record["Data"]))
         iterator = response.get("NextShardIterator")
         if not iterator or (not response["Records"] and not response.get("MillisBehindLatest")):
-            return records  # caught up with the newest record (or the shard is closed)
+            return records, True  # caught up with the newest record (or the shard is closed)
         limit = RECORDS_PER_CALL
-    raise GapTooLong(f"{shard_id}: more than {MAX_CALLS} calls to read back")
-
-
-class GapTooLong(Exception):
-    """The gap is longer than one invocation reads; the batch is retried and reads on."""
+    return records, False
 
 
 def unpadded(sequence):

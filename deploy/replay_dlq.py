@@ -21,6 +21,8 @@ logger = logging.getLogger("replay_dlq")
 
 # Longer than one heal takes; a message whose heal failed comes back after this.
 VISIBILITY_TIMEOUT_SECONDS = 300
+# Each heal reads a bounded number of records; a long backlog takes several.
+MAX_HEAL_CALLS = 50
 
 
 @dataclass
@@ -101,7 +103,7 @@ def replay(queue_url, apply, sqs=None, wait_seconds=2):
                 logger.warning("message %s left in the queue: %s", message["MessageId"], exc)
     for shard, messages in sorted(by_shard.items()):
         try:
-            result = apply({"heal": {"shard": shard}})
+            result = _heal_completely(apply, shard)
         except (ReplayFailed, ClientError, BotoCoreError) as exc:
             outcome.failed += len(messages)
             logger.warning("%s not healed, %d message(s) left in the queue: %s", shard, len(messages), exc)
@@ -112,6 +114,15 @@ def replay(queue_url, apply, sqs=None, wait_seconds=2):
         outcome.deleted += len(messages)
         outcome.results.append(result)
     return outcome
+
+
+def _heal_completely(apply, shard, max_calls=MAX_HEAL_CALLS):
+    """Ask for a heal until the shard is complete; raise ReplayFailed if it never is."""
+    for _ in range(max_calls):
+        result = apply({"heal": {"shard": shard}})
+        if (result or {}).get(shard, {}).get("complete"):
+            return result
+    raise ReplayFailed(f"{shard} still had records to read after {max_calls} heals")
 
 
 def main(argv=None):

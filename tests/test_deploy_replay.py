@@ -92,6 +92,16 @@ def test_the_next_batch_heals_on_its_own_and_a_replay_after_it_counts_nothing_tw
     assert messages_left(sqs, url) == 0
 
 
+def test_a_long_gap_is_read_back_over_retries_of_the_next_batch(ddb, setup, monkeypatch):
+    """Each attempt reads a bounded part of the gap, applies it and moves the checkpoint: progress, not a loop."""
+    sqs, url, pipeline, outage = setup
+    skip_two_batches(pipeline, outage)
+    monkeypatch.setattr("aggregator.stream.MAX_CALLS", 1)  # one record read back per attempt
+    pipeline.send(clicks("aaa1111", 10))
+    assert (click_count(ddb, "aaa1111"), click_count(ddb, "bbb2222")) == (14, 2)
+    assert pipeline.mapping.discarded == 2, "the next batch needed retries, but none was given up"
+
+
 def test_a_failed_heal_leaves_the_messages(ddb, setup):
     sqs, url, pipeline, outage = setup
     skip_two_batches(pipeline, outage)
@@ -118,7 +128,7 @@ def test_an_unreadable_message_is_kept_for_a_person(ddb, setup, body):
 def test_invoke_function_asks_for_a_heal_synchronously():
     client = boto3.client("lambda", region_name=REGION)
     payload = {"heal": {"shard": "shardId-000000000000"}}
-    ok = json.dumps({"shardId-000000000000": {"clicks": 2}}).encode()
+    ok = json.dumps({"shardId-000000000000": {"clicks": 2, "complete": True}}).encode()
     failed = json.dumps({"errorMessage": "boom", "errorType": "ClientError"}).encode()
     expected = {"FunctionName": "links-aggregator", "InvocationType": "RequestResponse",
                 "Payload": json.dumps(payload).encode()}
@@ -127,9 +137,28 @@ def test_invoke_function_asks_for_a_heal_synchronously():
         stub.add_response("invoke", {"StatusCode": 200, "FunctionError": "Unhandled",
                                      "Payload": StreamingBody(io.BytesIO(failed), len(failed))}, expected)
         apply = replay_dlq.invoke_function("links-aggregator", client)
-        assert apply(payload) == {"shardId-000000000000": {"clicks": 2}}
+        assert apply(payload) == {"shardId-000000000000": {"clicks": 2, "complete": True}}
         with pytest.raises(replay_dlq.ReplayFailed, match="boom"):
             apply(payload)
+
+
+def test_a_long_backlog_is_healed_over_several_calls(ddb, setup, monkeypatch):
+    sqs, url, pipeline, outage = setup
+    skip_two_batches(pipeline, outage)
+    for _ in range(5):
+        pipeline.put(clicks("bbb2222", 1))  # arrive after the skip, and the mapping is not polled
+    monkeypatch.setattr("aggregator.stream.MAX_CALLS", 1)
+    monkeypatch.setattr("aggregator.stream.RECORDS_PER_CALL", 2)
+    monkeypatch.setattr("aggregator.handler.HEAL_ROUNDS", 1)
+    calls = []
+
+    def counted(payload):
+        calls.append(payload)
+        return replay_dlq.call_in_process()(payload)
+
+    outcome = replay_dlq.replay(url, counted, sqs=sqs, wait_seconds=0)
+    assert outcome.ok and len(calls) > 1
+    assert (click_count(ddb, "aaa1111"), click_count(ddb, "bbb2222")) == (4, 7)
 
 
 def test_command_line_local_mode(ddb, setup, capsys):
