@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import boto3
 
+from local_stack import moto_server
 from local_stack.dynamodb import LOCAL_ACCESS_KEY, REGION, free_port
 from local_stack.template import load_template
 
@@ -52,16 +53,10 @@ def clients(endpoint):
 
 def start():
     """Serve Kinesis and SQS from moto on loopback and create the stream and the queue."""
-    # Imported here: moto is heavy, and only the local stack needs it.
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    endpoint, stop = moto_server.serve(free_port())
     kinesis, sqs = clients(endpoint)
     name = f"{STREAM_PREFIX}{time.time_ns() // 1_000_000}"
     kinesis.create_stream(StreamName=name, ShardCount=shard_count())
     kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 50})
     queue_url = sqs.create_queue(QueueName=QUEUE_NAME)["QueueUrl"]
-    return ClickStream(endpoint, name, queue_url, kinesis, sqs, server.stop)
+    return ClickStream(endpoint, name, queue_url, kinesis, sqs, stop)

@@ -6,7 +6,6 @@ import socket
 import subprocess
 import tarfile
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from local_stack import moto_server
 from local_stack.template import create_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -182,30 +182,10 @@ def _stopper(process, scratch_dir):
 
 
 def _start_moto(port):
-    # Imported here: moto is heavy, and only the fallback needs it.
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-    from werkzeug.serving import make_server
-
-    app = DomainDispatcherApplication(create_backend_app)
-    lock = threading.Lock()
-
-    def serialised(environ, start_response):
-        # moto loses concurrent updates to one item (measured: 1,592 of 1,600 ADDs),
-        # so it serves one request at a time.
-        with lock:
-            return list(app(environ, start_response))
-
-    server = make_server("127.0.0.1", port, serialised, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True, name="moto-server")
-    thread.start()
-
-    def stop():
-        server.shutdown()
-        thread.join(timeout=5)
-
-    engine = Engine("moto server (in memory)", f"http://127.0.0.1:{port}", "memory only: gone when the stack stops", stop)
+    endpoint, stop = moto_server.serve(port, serialised=True)
+    engine = Engine("moto server (in memory)", endpoint, "memory only: gone when the stack stops", stop)
     try:
-        _wait_until_ready(engine, thread.is_alive)
+        _wait_until_ready(engine, lambda: True)
     except RuntimeError:
         engine.stop()
         raise
