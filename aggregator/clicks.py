@@ -59,7 +59,7 @@ def decode_record(data):
     try:
         # CloudWatch Logs gzips every payload; a bounded decompress keeps a gzip bomb out.
         payload = json.loads(zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, MAX_PAYLOAD_BYTES))
-    except (ValueError, zlib.error):
+    except (ValueError, RecursionError, zlib.error):  # RecursionError: absurdly nested JSON
         return None
     return payload if isinstance(payload, dict) else None
 
@@ -86,8 +86,8 @@ def parse_line(sequence, event):
         return None
     try:
         record = json.loads(event["message"])
-    except ValueError:
-        return None  # Lambda's own lines and anything else that isn't ours
+    except (ValueError, RecursionError):
+        return None  # Lambda's own lines, absurdly nested JSON, and anything else that isn't ours
     if not isinstance(record, dict) or record.get("type") != "click":
         return None
     short_id = record.get("id")

@@ -60,12 +60,15 @@ def lambda_handler(event, context):
     batch = [(layout.padded(r["kinesis"]["sequenceNumber"]), base64.b64decode(r["kinesis"]["data"])) for r in records]
     checkpoint = read_checkpoint(shard)
     gap = []
-    if checkpoint is not None and checkpoint < batch[0][0]:
-        gap, complete = stream.read_after(_kinesis, name, shard_id, stream.unpadded(checkpoint), before=batch[0][0])
+    # No checkpoint yet: the shard's first batch may have been skipped too, so read from the start.
+    if checkpoint is None or checkpoint < batch[0][0]:
+        after = stream.unpadded(checkpoint) if checkpoint else None
+        gap, complete = stream.read_after(_kinesis, name, shard_id, after, before=batch[0][0])
         if not complete:
             # A long gap: apply what was read, keep the progress, and let the retry read on.
-            apply_records(shard, gap)
-            save_checkpoint(shard, gap[-1][0])
+            if gap:
+                apply_records(shard, gap)
+                save_checkpoint(shard, gap[-1][0])
             raise GapNotHealed(f"{shard_id}: read back {len(gap)} skipped records, more remain")
     result = apply_records(shard, gap + batch)
     save_checkpoint(shard, batch[-1][0])

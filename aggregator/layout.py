@@ -48,6 +48,7 @@ def checkpoint_key(region, shard):
 
 def padded(sequence_number):
     """A sequence number as a fixed-width string that compares like the number."""
-    if not sequence_number.isdigit() or len(sequence_number) > SEQUENCE_WIDTH:
+    # isascii: str.isdigit() also accepts digits of other scripts, which Kinesis never sends.
+    if not (sequence_number.isascii() and sequence_number.isdigit()) or len(sequence_number) > SEQUENCE_WIDTH:
         raise ValueError(f"not a stream sequence number: {sequence_number[:40]!r}")
     return sequence_number.zfill(SEQUENCE_WIDTH)

@@ -1,12 +1,24 @@
-"""The click aggregator: decoding, bots, grouping, exactly-once batches, and failures that raise."""
+"""The click aggregator: bots and devices, click validation (clicks.py), update shapes (writes.py), the handler."""
+import base64
+import calendar
+import gzip
 import importlib
 import json
+import sys
+import time
+import tracemalloc
+import zlib
+from collections import Counter
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from local_stack.log_subscription import encode_batch
-from tests.conftest import TABLE_NAME
+from aggregator import clicks, layout, writes
+from aggregator.clicks import Click, Totals
+from local_stack.event_source import kinesis_event
+from local_stack.log_subscription import encode_payload
+from tests.conftest import REGION, TABLE_NAME
 
 HUMAN = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
 PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148"
@@ -20,38 +32,94 @@ PREVIEW_FETCHERS = [
     "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)",
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
 ]
+STREAM = "clicks-test"
+SHARD = "shardId-000000000000"
+MARK = f"{layout.MARK_PREFIX}{STREAM}#{SHARD}"
+NOON = calendar.timegm((2026, 11, 27, 12, 0, 0)) * 1000  # 2026-11-27T12:00:00Z in ms
+NEXT_DAY = NOON + 86_400_000
+
+
+# ------------------------------------------------------------------ fixtures and helpers
 
 
 @pytest.fixture
-def aggregator(ddb, monkeypatch):
-    """The handler module, imported after moto started (its client is built at import time)."""
+def kinesis(ddb):
+    """A one-shard moto Kinesis stream (inside the same mock as the table)."""
+    client = boto3.client("kinesis", region_name=REGION)
+    client.create_stream(StreamName=STREAM, ShardCount=1)
+    return client
+
+
+@pytest.fixture
+def aggregator(ddb, kinesis, monkeypatch):
+    """The handler module, freshly imported after moto started (its clients are built at import time)."""
     monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
-    return importlib.import_module("aggregator.handler")
+    monkeypatch.setenv("CLICK_STREAM_NAME", STREAM)
+    module = sys.modules.get("aggregator.handler")
+    return importlib.reload(module) if module else importlib.import_module("aggregator.handler")
 
 
-def put_link(ddb, short_id):
-    ddb.put_item(
-        TableName=TABLE_NAME,
-        Item={
-            "pk": {"S": short_id},
-            "sk": {"S": "link"},
-            "url": {"S": "https://example.com"},
-            "is_active": {"BOOL": True},
-            "click_count": {"N": "0"},
-            "bot_count": {"N": "0"},
-        },
-    )
+def line(short_id, ua=HUMAN, ref="news.example.com", cc="DE", kind="click"):
+    """One click line as the redirect prints it."""
+    record = {"type": kind, "id": short_id, "ua": ua}
+    if ref is not None:
+        record["ref"] = ref
+    if cc is not None:
+        record["cc"] = cc
+    return json.dumps(record, separators=(",", ":"))
 
 
-def click(short_id, ua=HUMAN, ts="2026-11-27T10:00:00Z", ref="news.example.com", cc="DE", kind="click"):
-    return json.dumps({"type": kind, "id": short_id, "ts": ts, "ref": ref, "ua": ua, "cc": cc, "Status": "302"})
+def put(kinesis, lines, timestamp_ms=NOON):
+    """Put one record of log lines on the stream; its sequence number."""
+    data = encode_payload(lines, timestamp_ms=timestamp_ms)
+    return kinesis.put_record(StreamName=STREAM, Data=data, PartitionKey="clicks")["SequenceNumber"]
 
 
-def get(ddb, short_id, day=None):
-    """A link item, or its stats item for one day."""
-    key = {"pk": {"S": f"stats#{short_id}"}, "sk": {"S": f"day#{day}"}} if day else {"pk": {"S": short_id}, "sk": {"S": "link"}}
-    item = ddb.get_item(TableName=TABLE_NAME, Key=key).get("Item", {})
-    return {k: (int(v["N"]) if "N" in v else next(iter(v.values()))) for k, v in item.items()}
+def event_for(kinesis, sequences):
+    """The event source mapping's event for these records of the stream."""
+    iterator = kinesis.get_shard_iterator(StreamName=STREAM, ShardId=SHARD, ShardIteratorType="TRIM_HORIZON")
+    records = kinesis.get_records(ShardIterator=iterator["ShardIterator"], Limit=10_000)["Records"]
+    wanted = [(r["SequenceNumber"], r["Data"], r["ApproximateArrivalTimestamp"].timestamp())
+              for r in records if r["SequenceNumber"] in sequences]
+    arn = kinesis.describe_stream(StreamName=STREAM)["StreamDescription"]["StreamARN"]
+    return kinesis_event(wanted, arn, SHARD)
+
+
+def deliver(aggregator, kinesis, *batches, timestamp_ms=NOON):
+    """Put each list of lines as one record and hand them all to the handler as one batch."""
+    sequences = [put(kinesis, lines, timestamp_ms) for lines in batches]
+    return aggregator.lambda_handler(event_for(kinesis, sequences), None), sequences
+
+
+def item(ddb, pk, sk):
+    """One item as plain values ({} when missing)."""
+    raw = ddb.get_item(TableName=TABLE_NAME, Key={"pk": {"S": pk}, "sk": {"S": sk}}).get("Item", {})
+    return {k: (int(v["N"]) if "N" in v else set(v["SS"]) if "SS" in v else v["S"]) for k, v in raw.items()}
+
+
+def counter(ddb, short_id, region=REGION):
+    return item(ddb, short_id, f"clicks#{region}")
+
+
+def stats(ddb, short_id, day="2026-11-27", region=REGION):
+    return item(ddb, f"stats#{short_id}", f"day#{day}#{region}")
+
+
+def fail_updates(client, when, code="ProvisionedThroughputExceededException"):
+    """Make the client's UpdateItem raise ClientError(code) whenever when(params) is true."""
+    def hook(params, **_):
+        if when(params):
+            raise ClientError({"Error": {"Code": code, "Message": "injected"}}, "UpdateItem")
+
+    client.meta.events.register("before-parameter-build.dynamodb.UpdateItem", hook)
+
+
+def a_click(sequence="1", short_id="abc1234", device="desktop", referrer="news.example.com", country="DE",
+            at="2026-11-27T12:00:00Z"):
+    return Click(layout.padded(sequence), short_id, at[:10], at, device, referrer, country)
+
+
+# ------------------------------------------------------------------ bots and devices
 
 
 @pytest.mark.parametrize("agent", PREVIEW_FETCHERS)
@@ -63,7 +131,8 @@ def test_link_preview_fetchers_count_as_bots(agent):
 
 @pytest.mark.parametrize(
     ("agent", "device"),
-    [(HUMAN, "desktop"), (PHONE, "mobile"), ("Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X)", "tablet"), ("", "bot")],
+    [(HUMAN, "desktop"), (PHONE, "mobile"), ("Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X)", "tablet"), ("", "bot"),
+     ("   ", "bot"), ("Mozilla/5.0 (PlayStation 5 3.21) AppleWebKit/605.1.15 (KHTML, like Gecko)", "other")],
 )
 def test_device_classes(agent, device):
     from aggregator.bots import classify_device
@@ -71,157 +140,555 @@ def test_device_classes(agent, device):
     assert classify_device(agent) == device
 
 
-def test_humans_and_bots_are_counted_apart(aggregator, ddb):
-    put_link(ddb, "abc1234")
-    lines = [click("abc1234"), click("abc1234", ua=PHONE), click("abc1234", ua="Twitterbot/1.0")]
-    result = aggregator.lambda_handler(encode_batch(lines), None)
-    assert result["clicks"] == 3
-    link = get(ddb, "abc1234")
-    assert (link["click_count"], link["bot_count"]) == (2, 1)
-    assert link["last_clicked_at"] == "2026-11-27T10:00:00Z"
+# ------------------------------------------------------------------ clicks.py: validation
 
 
-def test_one_write_per_link_per_batch_with_daily_stats(aggregator, ddb, monkeypatch):
-    put_link(ddb, "aaa1111")
-    put_link(ddb, "bbb2222")
-    lines = [click("aaa1111", ts=f"2026-11-27T10:00:0{i}Z") for i in range(5)]
-    lines += [click("bbb2222", ref="mail.example.org", cc="fr", ua=PHONE) for _ in range(3)]
-    lines += [click("bbb2222", ts="2026-11-28T00:00:01Z", ref=None, cc=None)]
-    transactions = []
-    real = aggregator._client.transact_write_items
-    monkeypatch.setattr(
-        aggregator._client, "transact_write_items", lambda **kw: (transactions.append(kw), real(**kw))[1]
-    )
-    aggregator.lambda_handler(encode_batch(lines), None)
-
-    [transaction] = transactions
-    keys = [next(iter(action.values()))["Key"] for action in transaction["TransactItems"][:-1]]
-    # One update per link, one per link-day, nothing per click.
-    assert [(k["pk"]["S"], k["sk"]["S"]) for k in keys] == [
-        ("aaa1111", "link"),
-        ("stats#aaa1111", "day#2026-11-27"),
-        ("bbb2222", "link"),
-        ("stats#bbb2222", "day#2026-11-27"),
-        ("stats#bbb2222", "day#2026-11-28"),
-    ]
-    assert get(ddb, "aaa1111")["click_count"] == 5
-    assert get(ddb, "aaa1111")["last_clicked_at"] == "2026-11-27T10:00:04Z"
-    assert get(ddb, "bbb2222")["click_count"] == 4
-    day = get(ddb, "bbb2222", "2026-11-27")
-    assert day["clicks"] == 3
-    assert day["ref#mail.example.org"] == 3
-    assert day["cc#FR"] == 3
-    assert day["dev#mobile"] == 3
-    assert get(ddb, "bbb2222", "2026-11-28")["dev#desktop"] == 1
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("news.example.com", "news.example.com"),
+        ("NEWS.Example.COM", "news.example.com"),
+        ("news.example.com.", "news.example.com"),  # the root's dot
+        ("localhost", "localhost"),
+        ("xn--bcher-kva.example", "xn--bcher-kva.example"),  # punycode
+        ("a1-b2.c3", "a1-b2.c3"),
+        (".".join(["a" * 63] * 3) + "." + "b" * 61, ".".join(["a" * 63] * 3) + "." + "b" * 61),  # 253 characters
+    ],
+)
+def test_valid_referrer_hosts_are_kept_lower_case(value, expected):
+    assert clicks.valid_host(value) == expected
 
 
-def test_a_redelivered_batch_is_counted_once(aggregator, ddb):
-    put_link(ddb, "abc1234")
-    batch = encode_batch([click("abc1234") for _ in range(4)])
-    first = aggregator.lambda_handler(batch, None)
-    again = aggregator.lambda_handler(batch, None)
-    assert (first["transactions"], first["skipped"]) == (1, 0)
-    assert (again["transactions"], again["skipped"]) == (0, 1)
-    assert get(ddb, "abc1234")["click_count"] == 4
-    assert get(ddb, "abc1234", "2026-11-27")["clicks"] == 4
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a" * 9000,  # the flood of issue 7
+        ".".join(["a" * 60] * 150),  # 9,000 characters of valid-looking labels
+        ".".join(["a" * 63] * 3) + "." + "b" * 62,  # 254 characters
+        "a" * 64 + ".example",  # a label longer than 63
+        "<script>alert(1)</script>",
+        "<SCRIPT>.example",
+        "bücher.example",  # unicode: only punycode is a DNS name
+        "例え.jp",
+        "ｅｘａｍｐｌｅ.com",  # full-width letters
+        "exa mple.com",
+        "example.com\n",
+        "example.com\x00evil",
+        "-leading.example",
+        "trailing-.example",
+        "a..b",
+        ".",
+        "under_score.example",
+        "user@example.com",
+        "example.com:8080",
+        "",
+        None,
+        42,
+        ["example.com"],
+    ],
+)
+def test_hostile_referrer_hosts_are_left_out(value):
+    assert clicks.valid_host(value) is None
 
 
-def test_a_different_batch_with_the_same_lines_still_counts(aggregator, ddb):
-    put_link(ddb, "abc1234")
-    aggregator.lambda_handler(encode_batch([click("abc1234")], first_id=0), None)
-    aggregator.lambda_handler(encode_batch([click("abc1234")], first_id=1), None)
-    assert get(ddb, "abc1234")["click_count"] == 2
+@pytest.mark.parametrize("value", ["DE", "US", "ZZ", "XX"])  # forged but well-formed codes pass the shape check
+def test_countries_are_two_upper_case_letters(value):
+    assert clicks.valid_country(value) == value
 
 
-def test_batches_larger_than_one_transaction_are_split_and_still_exactly_once(aggregator, ddb):
-    ids = [f"link{i:03d}" for i in range(120)]  # 240 updates -> 3 transactions
-    for short_id in ids:
-        put_link(ddb, short_id)
-    batch = encode_batch([click(short_id) for short_id in ids])
-    assert aggregator.lambda_handler(batch, None)["transactions"] == 3
-    assert aggregator.lambda_handler(batch, None)["skipped"] == 3
-    assert {get(ddb, short_id)["click_count"] for short_id in ids} == {1}
+@pytest.mark.parametrize(
+    "value",
+    ["de", "De", "DEU", "D", "", "<SCRIPT>ALERT(1)</SCRIPT>", "Z" * 9000, "ＤＥ", "ÄB", "D1", "DE\n", " DE", None, 49, ["DE"]],
+)
+def test_forged_countries_are_left_out(value):
+    assert clicks.valid_country(value) is None
 
 
-def test_partial_failure_then_redelivery_completes_without_double_counting(aggregator, ddb, monkeypatch):
-    ids = [f"link{i:03d}" for i in range(60)]  # 120 updates -> 2 transactions
-    for short_id in ids:
-        put_link(ddb, short_id)
-    batch = encode_batch([click(short_id) for short_id in ids])
-    real = aggregator._client.transact_write_items
-    calls = []
-
-    def fail_second(**kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "boom"}}, "TransactWriteItems")
-        return real(**kwargs)
-
-    monkeypatch.setattr(aggregator._client, "transact_write_items", fail_second)
-    with pytest.raises(ClientError):
-        aggregator.lambda_handler(batch, None)
-    monkeypatch.setattr(aggregator._client, "transact_write_items", real)
-    result = aggregator.lambda_handler(batch, None)  # CloudWatch/Lambda retry
-    assert (result["transactions"], result["skipped"]) == (1, 1)
-    assert {get(ddb, short_id)["click_count"] for short_id in ids} == {1}
+@pytest.mark.parametrize("short_id", ["a", "abc1234", "A-b_9", "x" * 64])
+def test_valid_ids_make_a_click(short_id):
+    click = clicks.parse_line(layout.padded("7"), {"timestamp": NOON, "message": line(short_id)})
+    assert click.short_id == short_id
+    assert (click.sequence, click.day, click.at) == (layout.padded("7"), "2026-11-27", "2026-11-27T12:00:00Z")
+    assert (click.device, click.referrer, click.country) == ("desktop", "news.example.com", "DE")
 
 
-def test_a_failing_batch_raises_so_the_failure_destination_keeps_it(aggregator, ddb, monkeypatch):
-    def throttled(**_):
-        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "TransactWriteItems")
-
-    monkeypatch.setattr(aggregator._client, "transact_write_items", throttled)
-    with pytest.raises(ClientError):
-        aggregator.lambda_handler(encode_batch([click("abc1234")]), None)
-
-
-def test_a_cancelled_transaction_for_another_reason_raises(aggregator, ddb, monkeypatch):
-    error = aggregator._client.exceptions.TransactionCanceledException(
-        {
-            "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
-            "CancellationReasons": [{"Code": "TransactionConflict"}, {"Code": "None"}],
-        },
-        "TransactWriteItems",
-    )
-
-    def cancelled(**_):
-        raise error
-
-    monkeypatch.setattr(aggregator._client, "transact_write_items", cancelled)
-    with pytest.raises(aggregator._client.exceptions.TransactionCanceledException):
-        aggregator.lambda_handler(encode_batch([click("abc1234")]), None)
+@pytest.mark.parametrize(
+    "short_id", ["", "x" * 65, "../etc/passwd", "abc 123", "<script>", "ä", "abc\n", "a/b", None, 123, ["abc"], {"a": 1}]
+)
+def test_bad_ids_make_no_click(short_id):
+    message = json.dumps({"type": "click", "id": short_id, "ua": HUMAN})
+    assert clicks.parse_line("1", {"timestamp": NOON, "message": message}) is None
 
 
-def test_lines_that_are_not_clicks_are_dropped(aggregator, ddb):
-    put_link(ddb, "abc1234")
-    lines = [
+@pytest.mark.parametrize(
+    "message",
+    [
         "START RequestId: 1 Version: $LATEST",
-        "not json {",
-        json.dumps(["a", "list"]),
-        click("abc1234", kind="request"),  # a 404, 410 or HEAD
-        json.dumps({"type": "click"}),  # no id
-        click("abc1234"),
         "REPORT RequestId: 1 Duration: 1.2 ms",
+        "not json {",
+        "",
+        "null",
+        '"click"',
+        "[1, 2]",
+        json.dumps([{"type": "click", "id": "abc1234"}]),
+        json.dumps({"type": "request", "id": "abc1234"}),  # a 404, 410 or HEAD
+        json.dumps({"type": "CLICK", "id": "abc1234"}),
+        json.dumps({"type": "click"}),  # no id
+        '{"type": "click", "id": "abc1234"',  # cut off
+        b"\xff\xfe".decode("latin-1"),
+        # Absurd nesting: json raises RecursionError, not ValueError; one such line must not sink a batch.
+        pytest.param('{"type": "click", "id": "abc1234", "x": ' + "[" * 100_000 + "]" * 100_000 + "}", id="absurd-nesting"),
+    ],
+)
+def test_lines_that_are_not_clicks_are_dropped(message):
+    assert clicks.parse_line("1", {"timestamp": NOON, "message": message}) is None
+
+
+@pytest.mark.parametrize("event", [None, "text", [], {"timestamp": NOON}, {"timestamp": NOON, "message": 12}])
+def test_log_events_of_the_wrong_shape_are_dropped(event):
+    assert clicks.parse_line("1", event) is None
+
+
+def test_odd_field_types_are_left_out_but_the_click_counts():
+    message = json.dumps({"type": "click", "id": "abc1234", "ua": 7, "ref": ["x.example"], "cc": {"DE": 1}})
+    click = clicks.parse_line("1", {"timestamp": NOON, "message": message})
+    assert (click.short_id, click.device, click.referrer, click.country) == ("abc1234", "bot", None, None)
+
+
+def test_a_long_user_agent_is_classified_by_its_first_256_characters():
+    # The tail would make it a bot; only the bounded head is looked at.
+    message = line("abc1234", ua=HUMAN + " " * (clicks.USER_AGENT_MAX - len(HUMAN)) + "Googlebot/2.1")
+    assert clicks.parse_line("1", {"timestamp": NOON, "message": message}).device == "desktop"
+
+
+@pytest.mark.parametrize("stamp", [None, "1700000000000", -5, 0, 10**15, True, 1.5e12])
+def test_a_missing_or_absurd_event_time_counts_as_now(stamp):
+    before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    click = clicks.parse_line("1", {"timestamp": stamp, "message": line("abc1234")})
+    after = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    assert before <= click.at <= after
+    assert click.day == click.at[:10]
+
+
+# ------------------------------------------------------------------ clicks.py: records
+
+
+def test_a_record_gives_its_click_lines_in_order():
+    data = encode_payload([line("aaa"), "START RequestId: 1", line("bbb", ua="Twitterbot/1.0")], timestamp_ms=NOON)
+    parsed = clicks.parse_record(layout.padded("5"), data)
+    assert [(c.short_id, c.device, c.sequence) for c in parsed] == [
+        ("aaa", "desktop", layout.padded("5")), ("bbb", "bot", layout.padded("5"))
     ]
-    assert aggregator.lambda_handler(encode_batch(lines), None)["clicks"] == 1
-    assert get(ddb, "abc1234")["click_count"] == 1
 
 
-def test_control_messages_are_ignored(aggregator, ddb):
-    import base64
-    import gzip
-
-    payload = {"messageType": "CONTROL_MESSAGE", "logEvents": [{"id": "1", "timestamp": 0, "message": "CWL CONTROL"}]}
-    event = {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(payload).encode())).decode()}}
-    assert aggregator.lambda_handler(event, None) == {"clicks": 0, "transactions": 0, "skipped": 0}
+def _gzip_json(payload):
+    return gzip.compress(json.dumps(payload).encode())
 
 
-def test_many_distinct_referrers_are_capped_per_update(aggregator, ddb):
-    put_link(ddb, "abc1234")
-    lines = [click("abc1234", ref=f"site{i}.example.com") for i in range(50)]
-    aggregator.lambda_handler(encode_batch(lines), None)
-    day = get(ddb, "abc1234", "2026-11-27")
-    referrers = {k: v for k, v in day.items() if k.startswith("ref#")}
-    assert len(referrers) == aggregator.MAX_KEYS_PER_DIMENSION
-    assert sum(referrers.values()) == 50
-    assert referrers["ref#(other)"] == 50 - (aggregator.MAX_KEYS_PER_DIMENSION - 1)
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"not gzip at all",
+        gzip.compress(b"not json"),
+        gzip.compress(b"\xff\xfe\xfd"),
+        _gzip_json(["a", "list"]),
+        _gzip_json({"messageType": "CONTROL_MESSAGE", "logEvents": [{"id": "1", "timestamp": 0, "message": "CWL CONTROL MESSAGE"}]}),
+        _gzip_json({"messageType": "CONTROL_MESSAGE", "logEvents": [{"id": "1", "timestamp": NOON, "message": line("abc1234")}]}),
+        _gzip_json({"messageType": "DATA_MESSAGE", "logEvents": "not a list"}),
+        _gzip_json({"messageType": "DATA_MESSAGE"}),
+        gzip.compress(json.dumps({"messageType": "DATA_MESSAGE", "logEvents": []}).encode())[:-10],  # truncated
+    ],
+)
+def test_records_that_are_not_click_data_give_no_clicks(data):
+    assert clicks.parse_record(layout.padded("1"), data) == []
+
+
+def _gzip_bomb(inflated_mb):
+    """Gzip of a DATA_MESSAGE padded with `inflated_mb` MB of spaces: small on the wire, huge inflated."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    parts = [compressor.compress(b'{"messageType": "DATA_MESSAGE", "logEvents": [')]
+    chunk = b" " * (1024 * 1024)
+    parts += [compressor.compress(chunk) for _ in range(inflated_mb)]
+    parts.append(compressor.compress(b'{"timestamp": 0, "message": "{\\"type\\":\\"click\\",\\"id\\":\\"abc\\"}"}]}'))
+    parts.append(compressor.flush())
+    return b"".join(parts)
+
+
+def test_a_gzip_bomb_is_inflated_only_up_to_the_bound():
+    bomb = _gzip_bomb(200)
+    assert len(bomb) < 1024 * 1024  # fits one Kinesis record
+    tracemalloc.start()
+    try:
+        started = time.monotonic()
+        assert clicks.decode_record(bomb) is None
+        elapsed = time.monotonic() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * clicks.MAX_PAYLOAD_BYTES  # never the 200 MB it would inflate to
+    assert elapsed < 5
+
+
+def test_a_payload_within_the_bound_is_read():
+    assert clicks.parse_record("1", _gzip_bomb(2))[0].short_id == "abc"
+
+
+def test_a_record_holds_at_most_ten_thousand_events():
+    data = encode_payload([line("abc1234")] * (clicks.MAX_EVENTS_PER_RECORD + 5), timestamp_ms=NOON)
+    assert len(clicks.parse_record("1", data)) == clicks.MAX_EVENTS_PER_RECORD
+
+
+# ------------------------------------------------------------------ clicks.py: grouping and totals
+
+
+def test_clicks_are_grouped_by_counter_and_link_day():
+    batch = [a_click("1", "aaa"), a_click("2", "bbb"), a_click("3", "aaa", at="2026-11-28T00:00:01Z")]
+    groups = clicks.group(batch)
+    assert list(groups) == [
+        ("counter", "aaa"), ("stats", "aaa", "2026-11-27"), ("counter", "bbb"), ("stats", "bbb", "2026-11-27"),
+        ("stats", "aaa", "2026-11-28"),
+    ]
+    assert [c.sequence for c in groups[("counter", "aaa")]] == [layout.padded("1"), layout.padded("3")]
+    assert clicks.item_key(("counter", "aaa"), "eu-west-1") == {"pk": {"S": "aaa"}, "sk": {"S": "clicks#eu-west-1"}}
+    assert clicks.item_key(("stats", "aaa", "2026-11-28"), "eu-west-1") == {
+        "pk": {"S": "stats#aaa"}, "sk": {"S": "day#2026-11-28#eu-west-1"}
+    }
+
+
+def test_totals_count_bots_apart_and_keep_only_people_in_the_breakdowns():
+    batch = [
+        a_click("1", at="2026-11-27T12:00:05Z"),
+        a_click("2", device="mobile", referrer=None, country="FR", at="2026-11-27T12:00:09Z"),
+        a_click("3", device="bot", referrer="crawler.example", country="US", at="2026-11-27T12:00:30Z"),
+        a_click("4", at="2026-11-27T12:00:01Z"),
+    ]
+    totals = clicks.totals_of(batch)
+    assert (totals.first, totals.last) == (layout.padded("1"), layout.padded("4"))
+    assert (totals.clicks, totals.bots, totals.last_clicked_at) == (3, 1, "2026-11-27T12:00:09Z")
+    assert totals.referrers == Counter({"news.example.com": 2})
+    assert totals.countries == Counter({"DE": 2, "FR": 1})
+    assert totals.devices == Counter({"desktop": 2, "mobile": 1})
+
+
+# ------------------------------------------------------------------ layout: sequence numbers
+
+
+def test_sequence_numbers_are_padded_so_string_order_is_number_order():
+    small, large = "9" * 55, "1" + "0" * 55  # real Kinesis numbers are about 56 digits
+    assert len(layout.padded(small)) == len(layout.padded(large)) == layout.SEQUENCE_WIDTH
+    assert layout.padded(small) < layout.padded(large)
+    assert layout.padded("2") < layout.padded("10")
+    assert layout.padded("9" * 129) > layout.padded("9" * 128)
+
+
+@pytest.mark.parametrize("value", ["", "-1", "1e5", "12a", "1" * 130, " 1", pytest.param("\u0661\u0662", id="arabic-indic-digits")])
+def test_anything_but_a_sequence_number_is_refused(value):
+    with pytest.raises(ValueError):
+        layout.padded(value)
+
+
+# ------------------------------------------------------------------ writes.build_update
+
+
+def test_a_first_attempt_applies_only_above_the_mark():
+    totals = Totals(first="0001", last="0009", clicks=3, bots=1, last_clicked_at="2026-11-27T12:00:09Z")
+    update = writes.build_update("counter", totals, MARK)
+    assert update["ConditionExpression"] == "(attribute_not_exists(#m) OR #m < :first)"
+    assert update["ExpressionAttributeNames"]["#m"] == MARK
+    values = update["ExpressionAttributeValues"]
+    assert (values[":first"], values[":last"], values[":at"]) == ({"S": "0001"}, {"S": "0009"}, {"S": "2026-11-27T12:00:09Z"})
+    assert update["UpdateExpression"] == "SET #m = :last, last_clicked_at = :at ADD #a0 :a0, #a1 :a1"
+    adds = {update["ExpressionAttributeNames"][f"#a{i}"]: values[f":a{i}"]["N"] for i in range(2)}
+    assert adds == {"clicks": "3", "bots": "1"}
+
+
+def test_a_bots_only_update_leaves_last_clicked_at_alone():
+    update = writes.build_update("counter", Totals(first="1", last="1", bots=2), MARK)
+    assert "last_clicked_at" not in update["UpdateExpression"]
+
+
+def test_a_rebuilt_update_is_conditional_on_the_mark_seen():
+    totals = Totals(first="0005", last="0009", clicks=1)
+    update = writes.build_update("counter", totals, MARK, seen={MARK: {"S": "0004"}, "clicks": {"N": "3"}})
+    assert update["ConditionExpression"] == "#m = :seen"
+    assert update["ExpressionAttributeValues"][":seen"] == {"S": "0004"}
+    assert ":first" not in update["ExpressionAttributeValues"]
+
+
+def test_a_rebuilt_update_of_an_item_without_this_shards_mark_asks_it_stays_so():
+    update = writes.build_update("counter", Totals(first="1", last="2", clicks=1), MARK, seen={"hwm#other#shard": {"S": "9"}})
+    assert update["ConditionExpression"] == "attribute_not_exists(#m)"
+
+
+def _stats_totals(referrers=(), countries=(), devices=None):
+    return Totals(first="1", last="2", clicks=1, referrers=Counter(referrers), countries=Counter(countries),
+                  devices=Counter(devices or {"desktop": 1}))
+
+
+def _added(update):
+    """{attribute: amount} of an update's ADD clauses."""
+    names, values = update["ExpressionAttributeNames"], update["ExpressionAttributeValues"]
+    return {names[f"#a{i}"]: int(values[f":a{i}"]["N"]) for i in range(len(names)) if f"#a{i}" in names}
+
+
+def test_a_first_stats_attempt_asks_for_room_or_known_keys():
+    totals = _stats_totals({"a.example": 2, "b.example": 1}, {"DE": 1})
+    update = writes.build_update("stats", totals, MARK)
+    condition = update["ConditionExpression"]
+    assert condition == (
+        "(attribute_not_exists(#m) OR #m < :first)"
+        " AND (attribute_not_exists(#rs) OR size(#rs) <= :rroom OR (contains(#rs, :rk0) AND contains(#rs, :rk1)))"
+        " AND (attribute_not_exists(#cs) OR size(#cs) <= :croom OR (contains(#cs, :ck0)))"
+    )
+    values = update["ExpressionAttributeValues"]
+    assert values[":rroom"] == {"N": str(writes.MAX_REFERRERS - 2)}
+    assert values[":croom"] == {"N": str(writes.MAX_COUNTRIES - 1)}
+    assert (values[":rk0"], values[":rk1"], values[":ck0"]) == ({"S": "a.example"}, {"S": "b.example"}, {"S": "DE"})
+    assert values[":rset"] == {"SS": ["a.example", "b.example"]}
+    assert (update["ExpressionAttributeNames"]["#rs"], update["ExpressionAttributeNames"]["#cs"]) == ("refs", "ccs")
+    assert _added(update) == {"clicks": 1, "bots": 0, "dev#desktop": 1, "ref#a.example": 2, "ref#b.example": 1, "cc#DE": 1}
+
+
+def test_one_write_adds_at_most_max_keys_per_write_and_folds_the_rest():
+    referrers = {f"site{i:02d}.example": 100 - i for i in range(writes.MAX_KEYS_PER_WRITE + 10)}
+    update = writes.build_update("stats", _stats_totals(referrers), MARK)
+    added = _added(update)
+    kept = [k for k in added if k.startswith("ref#") and k != "ref#(other)"]
+    assert len(kept) == writes.MAX_KEYS_PER_WRITE
+    assert added["ref#(other)"] == sum(referrers.values()) - sum(added[k] for k in kept)
+    assert sum(v for k, v in added.items() if k.startswith("ref#")) == sum(referrers.values())
+    # The most clicked are the ones kept.
+    assert set(kept) == {f"ref#site{i:02d}.example" for i in range(writes.MAX_KEYS_PER_WRITE)}
+
+
+def test_a_rebuilt_stats_update_adds_only_what_fits_in_the_stored_set():
+    stored = [f"old{i}.example" for i in range(writes.MAX_REFERRERS - 1)]
+    seen = {MARK: {"S": "0"}, "refs": {"SS": stored}}
+    totals = _stats_totals({"old3.example": 4, "new1.example": 3, "new2.example": 2})
+    update = writes.build_update("stats", totals, MARK, seen=seen)
+    assert update["ConditionExpression"] == "#m = :seen AND size(#rs) = :rsize"
+    assert update["ExpressionAttributeValues"][":rsize"] == {"N": str(writes.MAX_REFERRERS - 1)}
+    added = _added(update)
+    # One slot was free: the known key, the most clicked new key, and the rest in (other).
+    assert {k: v for k, v in added.items() if k.startswith("ref#")} == {
+        "ref#old3.example": 4, "ref#new1.example": 3, "ref#(other)": 2
+    }
+    assert update["ExpressionAttributeValues"][":rset"] == {"SS": ["new1.example", "old3.example"]}
+
+
+def test_a_rebuilt_update_of_a_full_set_folds_every_new_key():
+    seen = {MARK: {"S": "0"}, "ccs": {"SS": [f"{a}{b}" for a in "ABCDEFGHIJ" for b in "ABCDEFGHIJKLMNOPQRSTUVWXY"]}}
+    assert len(seen["ccs"]["SS"]) == writes.MAX_COUNTRIES
+    update = writes.build_update("stats", _stats_totals(countries={"ZZ": 5, "AB": 1}), MARK, seen=seen)
+    added = _added(update)
+    assert {k: v for k, v in added.items() if k.startswith("cc#")} == {"cc#AB": 1, "cc#(other)": 5}
+
+
+def test_update_expressions_stay_under_dynamodbs_4_kb_at_their_largest():
+    host = ".".join(["a" * 63] * 3) + "." + "b" * 61
+    referrers = {f"{i:03d}{host[3:]}": 1 for i in range(200)}
+    countries = {f"{a}{b}": 1 for a in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" for b in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
+    devices = {"desktop": 1, "mobile": 1, "tablet": 1, "other": 1}
+    for seen in (None, {MARK: {"S": "0"}, "refs": {"SS": ["x.example"]}, "ccs": {"SS": ["DE"]}}):
+        update = writes.build_update("stats", _stats_totals(referrers, countries, devices), MARK, seen=seen)
+        assert len(update["UpdateExpression"].encode()) < 4096
+        assert len(update["ConditionExpression"].encode()) < 4096
+
+
+# ------------------------------------------------------------------ writes.apply_item against the table
+
+
+def test_apply_item_applies_once_and_reports_a_repeat(ddb):
+    key = ("counter", "abc1234")
+    batch = [a_click("1"), a_click("2", device="bot")]
+    assert writes.apply_item(ddb, TABLE_NAME, key, batch, f"{STREAM}#{SHARD}", REGION) == writes.APPLIED
+    assert writes.apply_item(ddb, TABLE_NAME, key, batch, f"{STREAM}#{SHARD}", REGION) == writes.ALREADY_APPLIED
+    stored = counter(ddb, "abc1234")
+    assert (stored["clicks"], stored["bots"], stored[MARK]) == (1, 1, layout.padded("2"))
+
+
+def test_apply_item_adds_only_the_clicks_above_a_mark_inside_the_run(ddb):
+    key = ("counter", "abc1234")
+    shard = f"{STREAM}#{SHARD}"
+    writes.apply_item(ddb, TABLE_NAME, key, [a_click("1"), a_click("2")], shard, REGION)
+    # An overlapping run (2 was applied, 3 and 4 were not): only 3 and 4 are added.
+    assert writes.apply_item(ddb, TABLE_NAME, key, [a_click("2"), a_click("3"), a_click("4")], shard, REGION) == writes.APPLIED
+    assert counter(ddb, "abc1234")["clicks"] == 4
+
+
+def test_apply_item_keeps_each_shards_mark_apart(ddb):
+    key = ("counter", "abc1234")
+    writes.apply_item(ddb, TABLE_NAME, key, [a_click("5")], f"{STREAM}#shard-a", REGION)
+    writes.apply_item(ddb, TABLE_NAME, key, [a_click("5")], f"{STREAM}#shard-b", REGION)
+    assert counter(ddb, "abc1234")["clicks"] == 2
+
+
+def test_a_full_stats_item_folds_new_referrers_into_other(ddb):
+    shard = f"{STREAM}#{SHARD}"
+    key = ("stats", "abc1234", "2026-11-27")
+    first = [a_click(str(i + 1), referrer=f"site{i}.example") for i in range(writes.MAX_REFERRERS)]
+    for start in range(0, len(first), 20):  # several batches, so no single write is capped
+        writes.apply_item(ddb, TABLE_NAME, key, first[start:start + 20], shard, REGION)
+    later = [a_click("500", referrer="site3.example"), a_click("501", referrer="late.example")]
+    assert writes.apply_item(ddb, TABLE_NAME, key, later, shard, REGION) == writes.APPLIED
+    stored = stats(ddb, "abc1234")
+    assert len(stored["refs"]) == writes.MAX_REFERRERS
+    assert stored["ref#site3.example"] == 2
+    assert stored["ref#(other)"] == 1
+    assert "ref#late.example" not in stored
+    assert stored["clicks"] == writes.MAX_REFERRERS + 2
+
+
+def test_a_refused_update_is_dropped_and_a_retryable_one_raises(ddb):
+    shard = f"{STREAM}#{SHARD}"
+    fail_updates(ddb, lambda params: params["Key"]["pk"]["S"] == "bad", code="ValidationException")
+    fail_updates(ddb, lambda params: params["Key"]["pk"]["S"] == "slow")
+    assert writes.apply_item(ddb, TABLE_NAME, ("counter", "bad"), [a_click("1")], shard, REGION) == writes.DROPPED
+    with pytest.raises(ClientError) as raised:
+        writes.apply_item(ddb, TABLE_NAME, ("counter", "slow"), [a_click("1")], shard, REGION)
+    assert raised.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
+
+
+# ------------------------------------------------------------------ the handler
+
+
+def test_humans_and_bots_are_counted_apart(aggregator, kinesis, ddb):
+    result, _ = deliver(aggregator, kinesis, [line("abc1234"), line("abc1234", ua=PHONE), line("abc1234", ua="Twitterbot/1.0")])
+    assert (result["clicks"], result["items"], result["applied"]) == (3, 2, 2)
+    link = counter(ddb, "abc1234")
+    assert (link["clicks"], link["bots"], link["last_clicked_at"]) == (2, 1, "2026-11-27T12:00:00Z")
+    day = stats(ddb, "abc1234")
+    assert (day["clicks"], day["bots"], day["dev#desktop"], day["dev#mobile"]) == (2, 1, 1, 1)
+    assert (day["ref#news.example.com"], day["cc#DE"], day["refs"], day["ccs"]) == (2, 2, {"news.example.com"}, {"DE"})
+
+
+def test_one_write_per_item_per_batch(aggregator, kinesis, ddb):
+    writes_seen = []
+    aggregator._dynamodb.meta.events.register(
+        "before-parameter-build.dynamodb.UpdateItem",
+        lambda params, **_: writes_seen.append((params["Key"]["pk"]["S"], params["Key"]["sk"]["S"])),
+    )
+    lines = [line("aaa1111") for _ in range(5)] + [line("bbb2222", ref="mail.example.org", cc="FR", ua=PHONE)] * 3
+    sequences = [put(kinesis, lines), put(kinesis, [line("bbb2222", ref=None, cc=None)], timestamp_ms=NEXT_DAY)]
+    result = aggregator.lambda_handler(event_for(kinesis, sequences), None)
+    assert result == {"clicks": 9, "items": 5, "applied": 5, "already_applied": 0, "dropped": 0,
+                      "shard": SHARD, "records": 2, "gap_records": 0}
+    checkpoint = f"stream#{REGION}#{STREAM}#{SHARD}"
+    assert sorted(writes_seen) == sorted([
+        ("aaa1111", "clicks#us-east-1"), ("stats#aaa1111", "day#2026-11-27#us-east-1"),
+        ("bbb2222", "clicks#us-east-1"), ("stats#bbb2222", "day#2026-11-27#us-east-1"),
+        ("stats#bbb2222", "day#2026-11-28#us-east-1"), (checkpoint, "checkpoint"),
+    ])
+    assert writes_seen[-1] == (checkpoint, "checkpoint")  # only once every item is done
+    assert counter(ddb, "aaa1111")["clicks"] == 5
+    assert counter(ddb, "bbb2222")["clicks"] == 4
+    assert counter(ddb, "bbb2222")["last_clicked_at"] == "2026-11-28T12:00:00Z"
+    day = stats(ddb, "bbb2222")
+    assert (day["clicks"], day["ref#mail.example.org"], day["cc#FR"], day["dev#mobile"]) == (3, 3, 3, 3)
+    assert stats(ddb, "bbb2222", "2026-11-28")["dev#desktop"] == 1
+    assert item(ddb, checkpoint, "checkpoint")["done"] == layout.padded(sequences[-1])
+
+
+def test_a_redelivered_batch_is_counted_once(aggregator, kinesis, ddb):
+    first, sequences = deliver(aggregator, kinesis, [line("abc1234")] * 4)
+    again = aggregator.lambda_handler(event_for(kinesis, sequences), None)
+    assert (first["applied"], first["already_applied"]) == (2, 0)
+    assert (again["applied"], again["already_applied"]) == (0, 2)
+    assert counter(ddb, "abc1234")["clicks"] == 4
+    assert stats(ddb, "abc1234")["clicks"] == 4
+
+
+def test_the_same_lines_in_a_later_record_still_count(aggregator, kinesis, ddb):
+    deliver(aggregator, kinesis, [line("abc1234")])
+    deliver(aggregator, kinesis, [line("abc1234")])
+    assert counter(ddb, "abc1234")["clicks"] == 2
+
+
+def test_hostile_values_are_left_out_of_the_stats_but_the_click_counts(aggregator, kinesis, ddb):
+    lines = [
+        line("abc1234", ref="a" * 9000, cc="<SCRIPT>ALERT(1)</SCRIPT>"),
+        line("abc1234", ref="<script>alert(1)</script>", cc="Z" * 9000),
+        line("abc1234", ref="bücher.example", cc="zz"),
+        line("abc1234", ref="News.Example.com", cc="ZZ"),
+    ]
+    deliver(aggregator, kinesis, lines)
+    day = stats(ddb, "abc1234")
+    assert day["clicks"] == 4
+    assert {k: v for k, v in day.items() if k.startswith(("ref#", "cc#"))} == {"ref#news.example.com": 1, "cc#ZZ": 1}
+
+
+def test_lines_that_are_not_clicks_are_dropped_by_the_handler(aggregator, kinesis, ddb):
+    lines = ["START RequestId: 1 Version: $LATEST", "not json {", json.dumps(["a"]), line("abc1234", kind="request"),
+             json.dumps({"type": "click"}), json.dumps({"type": "click", "id": "../x"}), line("abc1234")]
+    result, _ = deliver(aggregator, kinesis, lines)
+    assert result["clicks"] == 1
+    assert counter(ddb, "abc1234")["clicks"] == 1
+
+
+def test_a_control_message_counts_nothing_but_moves_the_checkpoint(aggregator, kinesis, ddb):
+    payload = {"messageType": "CONTROL_MESSAGE", "logEvents": [{"id": "1", "timestamp": 0, "message": "CWL CONTROL MESSAGE"}]}
+    sequence = kinesis.put_record(StreamName=STREAM, Data=_gzip_json(payload), PartitionKey="c")["SequenceNumber"]
+    result = aggregator.lambda_handler(event_for(kinesis, [sequence]), None)
+    assert (result["clicks"], result["items"], result["records"]) == (0, 0, 1)
+    assert item(ddb, f"stream#{REGION}#{STREAM}#{SHARD}", "checkpoint")["done"] == layout.padded(sequence)
+
+
+def test_an_empty_event_does_nothing(aggregator, ddb):
+    assert aggregator.lambda_handler({"Records": []}, None) == {"clicks": 0}
+    assert ddb.scan(TableName=TABLE_NAME)["Count"] == 0
+
+
+def test_a_throttled_item_fails_the_batch_after_every_other_item_was_written(aggregator, kinesis, ddb):
+    fail_updates(aggregator._dynamodb, lambda params: params["Key"]["pk"]["S"] == "slow")
+    with pytest.raises(ClientError) as raised:
+        deliver(aggregator, kinesis, [line("fast"), line("slow"), line("also-fast")])
+    assert raised.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
+    assert (counter(ddb, "fast")["clicks"], counter(ddb, "also-fast")["clicks"]) == (1, 1)
+    assert (stats(ddb, "fast")["clicks"], stats(ddb, "also-fast")["clicks"]) == (1, 1)
+    assert counter(ddb, "slow") == {}
+    # The batch was not completed, so the checkpoint did not move.
+    assert item(ddb, f"stream#{REGION}#{STREAM}#{SHARD}", "checkpoint") == {}
+
+
+def test_a_refused_item_is_dropped_and_the_batch_completes(aggregator, kinesis, ddb):
+    fail_updates(aggregator._dynamodb, lambda params: params["Key"]["pk"]["S"] == "stats#bad", code="ValidationException")
+    result, sequences = deliver(aggregator, kinesis, [line("bad"), line("good")])
+    assert (result["applied"], result["dropped"]) == (3, 1)
+    assert (counter(ddb, "bad")["clicks"], counter(ddb, "good")["clicks"], stats(ddb, "good")["clicks"]) == (1, 1, 1)
+    assert stats(ddb, "bad") == {}
+    assert item(ddb, f"stream#{REGION}#{STREAM}#{SHARD}", "checkpoint")["done"] == layout.padded(sequences[-1])
+
+
+def test_counters_are_written_for_the_functions_region(aggregator, kinesis, ddb, monkeypatch):
+    monkeypatch.setattr(aggregator, "REGION", "eu-west-1")
+    deliver(aggregator, kinesis, [line("abc1234")])
+    assert counter(ddb, "abc1234", "eu-west-1")["clicks"] == 1
+    assert stats(ddb, "abc1234", region="eu-west-1")["clicks"] == 1
+    assert counter(ddb, "abc1234") == {}
+
+
+def test_heal_needs_the_stream_name(aggregator, monkeypatch):
+    monkeypatch.setattr(aggregator, "CLICK_STREAM_NAME", None)
+    with pytest.raises(RuntimeError, match="CLICK_STREAM_NAME"):
+        aggregator.lambda_handler({"heal": {}}, None)
+
+
+def test_heal_applies_what_no_batch_delivered(aggregator, kinesis, ddb):
+    put(kinesis, [line("abc1234")] * 2)
+    put(kinesis, [line("abc1234", ua="Twitterbot/1.0")])
+    assert aggregator.lambda_handler({"heal": {"shard": SHARD}}, None)[SHARD]["records"] == 2
+    assert aggregator.lambda_handler({"heal": {}}, None)[SHARD]["records"] == 0
+    link = counter(ddb, "abc1234")
+    assert (link["clicks"], link["bots"]) == (2, 1)
+
+
+def test_the_handler_reads_lambdas_kinesis_event_shape(aggregator, kinesis, ddb):
+    # The event exactly as Lambda documents it: base64 data, the shard in eventID, the stream in the ARN.
+    sequence = put(kinesis, [line("abc1234")])
+    event = event_for(kinesis, [sequence])
+    record = event["Records"][0]
+    assert record["eventID"] == f"{SHARD}:{sequence}"
+    assert gzip.decompress(base64.b64decode(record["kinesis"]["data"]))
+    assert aggregator.lambda_handler(event, None)["shard"] == SHARD
+    assert counter(ddb, "abc1234")["clicks"] == 1

@@ -107,12 +107,19 @@ def test_list_links_newest_first_with_cursor_pages(store, ddb, monkeypatch):
     assert seen == [f"link{i:02d}" for i in reversed(range(25))]
 
 
-def test_list_links_exact_multiple_has_no_empty_last_page(store):
-    for i in range(4):
-        store.create_link("https://example.com/", created_by="alice", slug=f"link{i}")
-    page, cursor = store.list_links(limit=2)
-    page2, cursor2 = store.list_links(limit=2, cursor=cursor)
-    assert len(page2) == 2 and cursor2 is None
+@pytest.mark.parametrize("count", [4, 16, 17])
+def test_list_links_never_links_to_an_empty_page(store, count):
+    """With links spread over eight list keys, each page still knows whether another follows."""
+    for i in range(count):
+        store.create_link("https://example.com/", created_by="alice", slug=f"link{i:02d}")
+    sizes, cursor = [], None
+    while True:
+        page, cursor = store.list_links(limit=2, cursor=cursor)
+        sizes.append(len(page))
+        if cursor is None:
+            break
+    assert sum(sizes) == count and 0 not in sizes
+    assert len(sizes) == (count + 1) // 2
 
 
 def test_list_links_ignores_users_and_tokens(store):

@@ -155,23 +155,17 @@ class Store:
         shards = [f"{LIST_PK_PREFIX}{n}" for n in range(LIST_SHARDS)]
         with ThreadPoolExecutor(max_workers=LIST_SHARDS) as pool:
             pages = list(pool.map(lambda shard: self._query_shard(shard, after.get(shard), limit), shards))
-        candidates = sorted(
-            ((item, shard, more) for shard, (items, more) in zip(shards, pages) for item in items),
-            key=lambda entry: entry[0]["list_sk"],
-            reverse=True,
-        )
+        # Each shard returns up to limit + 1 items, so "more than a page" also tells whether a next page exists.
+        candidates = sorted((item for items in pages for item in items), key=lambda item: item["list_sk"], reverse=True)
         page = candidates[:limit]
-        for item, shard, _ in page:
-            after[shard] = item["list_sk"]
-        # More pages exist if any shard has an item not shown yet.
-        shown = {id(entry[0]) for entry in page}
-        has_more = any(id(item) not in shown for item, _, _ in candidates) or any(more for _, more in pages)
-        counters = self._counters([item["pk"] for item, _, _ in page])
-        links_page = [_link(item, counters.get(item["pk"], [])) for item, _, _ in page]
-        return links_page, (encode_link_cursor(after) if has_more and page else None)
+        for item in page:
+            after[item["list_pk"]] = item["list_sk"]
+        counters = self._counters([item["pk"] for item in page])
+        links_page = [_link(item, counters.get(item["pk"], [])) for item in page]
+        return links_page, (encode_link_cursor(after) if len(candidates) > limit else None)
 
     def _query_shard(self, shard, after, limit):
-        """Up to `limit` newest links of one list shard older than `after`; and whether it has more."""
+        """Up to `limit` + 1 newest links of one list shard older than `after`."""
         condition, values = "list_pk = :p", {":p": {"S": shard}}
         if after:
             condition += " AND list_sk < :after"
@@ -183,9 +177,9 @@ class Store:
             KeyConditionExpression=condition,
             ExpressionAttributeValues=values,
             ScanIndexForward=False,
-            Limit=limit,
+            Limit=limit + 1,
         )
-        return [_unmarshal(item) for item in resp.get("Items", [])], "LastEvaluatedKey" in resp
+        return [_unmarshal(item) for item in resp.get("Items", [])]
 
     def _counters(self, short_ids):
         """The counter items of these links, in every region: {short_id: [items]}; one BatchGetItem."""

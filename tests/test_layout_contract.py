@@ -1,0 +1,293 @@
+"""The table layout contract: the redirect, the aggregator, the admin's store and the table in
+cloudformation.yaml agree on keys, prefixes, projections and timestamp formats.
+
+Each side keeps its own constants (the deployables share no code); this module pins them together,
+by comparing the constants and by writing items with one side and reading them with another.
+"""
+import importlib
+import json
+import sys
+import time
+from datetime import timedelta
+
+import boto3
+import pytest
+
+from aggregator import layout
+from local_stack.event_source import kinesis_event
+from local_stack.log_subscription import encode_payload
+from local_stack.template import table_properties
+from tests.conftest import REGION, TABLE_NAME
+from webapp import links
+from webapp import store as store_module
+
+OTHER_REGION = "eu-west-1"
+STREAM = "clicks-contract"
+SHARD = "shardId-000000000000"
+DESKTOP = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
+PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148"
+# Every attribute the aggregator may write on a counter or stats item: none may be copied into an index.
+COUNTER_ATTRIBUTES = {"clicks", "bots", "last_clicked_at", "click_count", "bot_count", "last_click_at",
+                      layout.REFERRER_SET, layout.COUNTRY_SET}
+COUNTER_PREFIXES = (layout.REFERRER_PREFIX, layout.COUNTRY_PREFIX, layout.DEVICE_PREFIX, layout.MARK_PREFIX)
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture
+def aggregator(ddb, monkeypatch):
+    """The aggregator handler, freshly imported inside moto, with a one-shard click stream per region."""
+    monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
+    monkeypatch.setenv("CLICK_STREAM_NAME", STREAM)
+    kinesis = boto3.client("kinesis", region_name=REGION)
+    module = sys.modules.get("aggregator.handler")
+    module = importlib.reload(module) if module else importlib.import_module("aggregator.handler")
+    streams = {}
+
+    def count(lines, moment, region=REGION):
+        """Put the click lines (printed at `moment`) on `region`'s stream and apply them as that region's aggregator."""
+        monkeypatch.setattr(module, "REGION", region)
+        name = f"{STREAM}-{region}"  # each region deploys its own stream
+        if name not in streams:
+            kinesis.create_stream(StreamName=name, ShardCount=1)
+            streams[name] = kinesis.describe_stream(StreamName=name)["StreamDescription"]["StreamARN"]
+        data = encode_payload(lines, timestamp_ms=int(moment.timestamp() * 1000))
+        sequence = kinesis.put_record(StreamName=name, Data=data, PartitionKey="c")["SequenceNumber"]
+        return module.lambda_handler(kinesis_event([(sequence, data, moment.timestamp())], streams[name], SHARD), None)
+
+    module.count = count
+    return module
+
+
+@pytest.fixture
+def store(ddb):
+    """The admin's store on the moto table, summing two regions' counters."""
+    return store_module.Store(TABLE_NAME, client=ddb, regions=[REGION, OTHER_REGION])
+
+
+@pytest.fixture
+def redirect(ddb, monkeypatch):
+    """The redirect handler, imported inside moto; every GetItem it makes is recorded."""
+    monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
+    module = sys.modules.get("redirect_fn.handler")
+    module = importlib.reload(module) if module else importlib.import_module("redirect_fn.handler")
+    module._cache.clear()
+    module.requests = []
+    module._client.meta.events.register(
+        "provide-client-params.dynamodb.GetItem", lambda params, **_: module.requests.append(dict(params))
+    )
+    yield module
+    module._cache.clear()
+
+
+def click(short_id, ua=DESKTOP, ref=None, cc=None):
+    record = {"type": "click", "id": short_id, "ua": ua}
+    if ref:
+        record["ref"] = ref
+    if cc:
+        record["cc"] = cc
+    return json.dumps(record, separators=(",", ":"))
+
+
+def by_list():
+    [index] = [i for i in table_properties()["GlobalSecondaryIndexes"] if i["IndexName"] == store_module.LIST_INDEX]
+    return index
+
+
+# ------------------------------------------------------------------ the table in cloudformation.yaml
+
+
+def test_the_table_is_keyed_by_pk_and_sk_as_every_side_writes():
+    props = table_properties()
+    assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+    types = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
+    assert types == {"pk": "S", "sk": "S", "list_pk": "S", "list_sk": "S"}
+    assert set(layout.counter_key("x", REGION)) == set(layout.stats_key("x", "2026-11-27", REGION)) == {"pk", "sk"}
+
+
+def test_the_list_index_is_the_one_the_store_queries():
+    index = by_list()
+    assert index["KeySchema"] == [{"AttributeName": "list_pk", "KeyType": "HASH"}, {"AttributeName": "list_sk", "KeyType": "RANGE"}]
+    assert index["Projection"]["ProjectionType"] == "INCLUDE"
+
+
+def test_the_list_index_projects_no_counter():
+    projected = set(by_list()["Projection"]["NonKeyAttributes"])
+    assert not projected & COUNTER_ATTRIBUTES
+    assert not [name for name in projected if name.startswith(COUNTER_PREFIXES)]
+    # No counter lives in any index of the table.
+    for index in table_properties().get("GlobalSecondaryIndexes", []) + table_properties().get("LocalSecondaryIndexes", []):
+        assert index["Projection"]["ProjectionType"] != "ALL", index["IndexName"]
+        assert not set(index["Projection"].get("NonKeyAttributes", [])) & COUNTER_ATTRIBUTES
+
+
+def test_the_list_index_projects_what_a_list_page_shows():
+    projected = set(by_list()["Projection"]["NonKeyAttributes"]) | {"pk", "sk", "list_pk", "list_sk"}
+    # Everything store._link reads from a listed link item (its counts come from the counter items).
+    assert {"pk", "url", "title", "created_at", "created_by", "expires_at", "is_active"} <= projected
+    # ... and what the token and user pages read.
+    assert {"username", "name", "token_id", "created_at"} <= projected
+
+
+# ------------------------------------------------------------------ constants on each side
+
+
+def test_the_aggregator_and_the_store_name_the_counter_and_stats_items_alike():
+    assert layout.COUNTER_SK_PREFIX == store_module.COUNTER_SK_PREFIX
+    assert layout.STATS_PK_PREFIX == store_module.STATS_PK_PREFIX
+    assert layout.DAY_SK_PREFIX == store_module.DAY_SK_PREFIX
+    assert set(store_module._DAY_COUNTER_PREFIXES) == {layout.REFERRER_PREFIX, layout.COUNTRY_PREFIX, layout.DEVICE_PREFIX}
+    assert layout.counter_key("abc", REGION) == {"pk": {"S": "abc"}, "sk": {"S": f"{store_module.COUNTER_SK_PREFIX}{REGION}"}}
+    assert layout.stats_key("abc", "2026-11-27", REGION) == {
+        "pk": {"S": f"{store_module.STATS_PK_PREFIX}abc"}, "sk": {"S": f"{store_module.DAY_SK_PREFIX}2026-11-27#{REGION}"}
+    }
+
+
+def test_no_aggregator_item_can_be_mistaken_for_a_link_user_or_token():
+    counter_sk = layout.counter_key("abc", REGION)["sk"]["S"]
+    stats_pk = layout.stats_key("abc", "2026-11-27", REGION)["pk"]["S"]
+    checkpoint = layout.checkpoint_key(REGION, layout.shard_name(STREAM, SHARD))
+    assert counter_sk not in (store_module.LINK_SK, store_module.USER_SK, store_module.TOKEN_SK)
+    # A stats or checkpoint partition can never be a link's: ids are [A-Za-z0-9_-], and "#" is not one of them.
+    assert not links._SLUG_RE.fullmatch(stats_pk)
+    assert not links._SLUG_RE.fullmatch(checkpoint["pk"]["S"])
+    assert checkpoint["sk"]["S"] not in (store_module.LINK_SK, store_module.USER_SK, store_module.TOKEN_SK)
+
+
+def test_list_shards_are_the_keys_the_store_reads_back():
+    shards = {store_module.list_shard(f"id{i}") for i in range(400)}
+    assert shards == {f"{store_module.LIST_PK_PREFIX}{n}" for n in range(store_module.LIST_SHARDS)}
+
+
+@pytest.mark.parametrize(("aws_region", "default_region"), [(REGION, REGION), (OTHER_REGION, REGION), (None, OTHER_REGION)])
+def test_the_aggregator_counts_in_the_region_the_store_reads_by_default(ddb, monkeypatch, aws_region, default_region):
+    monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
+    for name, value in (("AWS_REGION", aws_region), ("AWS_DEFAULT_REGION", default_region)):
+        if value:
+            monkeypatch.setenv(name, value)
+        else:
+            monkeypatch.delenv(name, raising=False)
+    module = sys.modules.get("aggregator.handler")
+    module = importlib.reload(module) if module else importlib.import_module("aggregator.handler")
+    assert [module.REGION] == store_module.default_regions()
+
+
+# ------------------------------------------------------------------ the redirect reads what the store writes
+
+
+def test_the_redirect_reads_the_link_item_the_store_writes(store, redirect):
+    created = store.create_link("https://example.com/landing?utm=1", created_by="alice", slug="contract-1")
+    now = links.utcnow().timestamp()
+    assert redirect.resolve("contract-1", now) == (302, created["url"])
+    [request] = redirect.requests
+    assert request["Key"] == {"pk": {"S": "contract-1"}, "sk": {"S": store_module.LINK_SK}}
+    projected = {request.get("ExpressionAttributeNames", {}).get(name.strip(), name.strip())
+                 for name in request["ProjectionExpression"].split(",")}
+    assert projected == {"url", "is_active", "expires_at"}
+    # Each projected attribute is one the store writes on a link item, under that name.
+    raw = store.client.get_item(TableName=TABLE_NAME, Key={"pk": {"S": "contract-1"}, "sk": {"S": store_module.LINK_SK}})["Item"]
+    assert {"url", "is_active"} <= set(raw)
+    assert raw["is_active"] == {"BOOL": True}
+
+
+def test_the_redirect_honours_a_link_disabled_by_the_store(store, redirect):
+    store.create_link("https://example.com/", created_by="alice", slug="contract-2")
+    store.set_active("contract-2", False)
+    assert redirect.resolve("contract-2", links.utcnow().timestamp()) == (410, None)
+
+
+def test_the_redirect_compares_expiry_in_the_stores_timestamp_format(store, redirect):
+    now = links.utcnow()
+    expires_at = links.format_timestamp(now + timedelta(seconds=5))
+    store.create_link("https://example.com/", created_by="alice", slug="contract-3", expires_at=expires_at)
+    assert redirect.resolve("contract-3", now.timestamp()) == (302, "https://example.com/")
+    redirect._cache.clear()
+    assert redirect.resolve("contract-3", (now + timedelta(seconds=4)).timestamp())[0] == 302
+    redirect._cache.clear()
+    assert redirect.resolve("contract-3", (now + timedelta(seconds=5)).timestamp()) == (410, None)
+    # The redirect's own format string is the store's.
+    moment = now.timestamp()
+    assert time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment)) == links.format_timestamp(now)
+    assert links.TIMESTAMP_FORMAT == "%Y-%m-%dT%H:%M:%SZ"
+
+
+def test_the_redirect_prints_the_click_line_the_aggregator_reads(redirect, store, capsys):
+    from aggregator.clicks import parse_line
+
+    store.create_link("https://example.com/", created_by="alice", slug="contract-4")
+    event = {"version": "2.0", "rawPath": "/contract-4", "requestContext": {"http": {"method": "GET"}},
+             "headers": {"user-agent": PHONE, "referer": "https://News.Example.com/a?b=c"}}
+    assert redirect.lambda_handler(event, None)["statusCode"] == 302
+    [printed] = [l for l in capsys.readouterr().out.splitlines() if l.startswith("{")]
+    parsed = parse_line(layout.padded("1"), {"timestamp": 1_795_780_800_000, "message": printed})
+    assert (parsed.short_id, parsed.device, parsed.referrer, parsed.country) == ("contract-4", "mobile", "news.example.com", None)
+
+
+# ------------------------------------------------------------------ the store reads what the aggregator writes
+
+
+def test_the_store_sums_the_counters_the_aggregator_writes_in_two_regions(store, aggregator):
+    store.create_link("https://example.com/", created_by="alice", slug="contract-5")
+    now = links.utcnow()
+    aggregator.count([click("contract-5")] * 3 + [click("contract-5", ua="Twitterbot/1.0")], now - timedelta(minutes=5))
+    aggregator.count([click("contract-5", ua=PHONE)] * 2, now - timedelta(minutes=1), region=OTHER_REGION)
+    link = store.get_link("contract-5")
+    assert (link["click_count"], link["bot_count"]) == (5, 1)
+    assert link["last_clicked_at"] == links.format_timestamp(now - timedelta(minutes=1))
+    # The aggregator's timestamps are in the store's format.
+    assert links.parse_timestamp(link["last_clicked_at"]) == now - timedelta(minutes=1)
+
+
+def test_a_list_page_shows_the_aggregators_counts(store, aggregator):
+    now = links.utcnow()
+    for i in range(12):
+        store.create_link(f"https://example.com/{i}", created_by="alice", slug=f"listed-{i:02d}")
+    aggregator.count([click(f"listed-{i:02d}") for i in range(12) for _ in range(i)], now)
+    aggregator.count([click("listed-03")] * 10, now, region=OTHER_REGION)
+    page, cursor = store.list_links(limit=5)
+    rest, _ = store.list_links(limit=20, cursor=cursor)
+    counts = {link["id"]: link["click_count"] for link in page + rest}
+    assert counts == {f"listed-{i:02d}": i + (10 if i == 3 else 0) for i in range(12)}
+
+
+def test_the_list_index_holds_links_and_never_the_aggregators_items(store, aggregator, ddb):
+    store.create_link("https://example.com/", created_by="alice", slug="contract-6")
+    aggregator.count([click("contract-6", ref="a.example", cc="DE")], links.utcnow())
+    indexed = []
+    for shard in range(store_module.LIST_SHARDS):
+        indexed += ddb.query(
+            TableName=TABLE_NAME, IndexName=store_module.LIST_INDEX, KeyConditionExpression="list_pk = :p",
+            ExpressionAttributeValues={":p": {"S": f"{store_module.LIST_PK_PREFIX}{shard}"}},
+        )["Items"]
+    assert [(i["pk"]["S"], i["sk"]["S"]) for i in indexed] == [("contract-6", store_module.LINK_SK)]
+    assert not set(indexed[0]) & COUNTER_ATTRIBUTES
+
+
+def test_the_store_sums_per_day_stats_across_regions(store, aggregator):
+    store.create_link("https://example.com/", created_by="alice", slug="contract-7")
+    today = links.utcnow().replace(hour=12, minute=0, second=0)
+    yesterday = today - timedelta(days=1)
+    aggregator.count([click("contract-7", ref="a.example", cc="DE")] * 2 + [click("contract-7", ua="Googlebot/2.1")], yesterday)
+    aggregator.count([click("contract-7", ref="a.example", cc="FR", ua=PHONE)], yesterday, region=OTHER_REGION)
+    aggregator.count([click("contract-7", ref="b.example")], today, region=OTHER_REGION)
+    days = store.daily_stats("contract-7")
+    assert days == [
+        {"day": yesterday.date().isoformat(), "clicks": 3, "bots": 1,
+         "referrers": {"a.example": 3}, "countries": {"DE": 2, "FR": 1}, "devices": {"desktop": 2, "mobile": 1}},
+        {"day": today.date().isoformat(), "clicks": 1, "bots": 0,
+         "referrers": {"b.example": 1}, "countries": {}, "devices": {"desktop": 1}},
+    ]
+
+
+def test_folded_referrers_read_back_as_other(store, aggregator):
+    from aggregator import writes
+
+    store.create_link("https://example.com/", created_by="alice", slug="contract-8")
+    now = links.utcnow()
+    for batch in range(5):
+        aggregator.count([click("contract-8", ref=f"r{batch * 25 + i}.example") for i in range(25)], now)
+    [day] = store.daily_stats("contract-8")
+    assert len(day["referrers"]) == writes.MAX_REFERRERS + 1
+    assert day["referrers"][layout.OTHER] == 125 - writes.MAX_REFERRERS
+    assert sum(day["referrers"].values()) == day["clicks"] == 125
