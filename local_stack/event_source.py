@@ -8,10 +8,11 @@ range (never the records) to the on-failure destination and moves on to the next
 import base64
 import datetime
 import json
-import threading
 import time
 import traceback
 import uuid
+
+from local_stack.periodic import Periodic
 
 
 def kinesis_event(records, stream_arn, shard_id):
@@ -66,10 +67,11 @@ def failure_record(records, stream_arn, shard_id, attempts):
     }
 
 
-class EventSourceMapping:
+class EventSourceMapping(Periodic):
     """Polls every shard of one stream and invokes `handler(event, None)` with ordered batches."""
 
     def __init__(self, kinesis, stream_name, handler, on_failure, batch_size=100, window=0.5, max_retries=2, echo=None):
+        super().__init__(interval=0.2, name="event-source-mapping")
         self._kinesis = kinesis
         self._stream = stream_name
         self._handler = handler
@@ -83,8 +85,6 @@ class EventSourceMapping:
         self._shards = {
             shard["ShardId"]: {"iterator": None, "buffer": [], "since": None} for shard in description["Shards"]
         }
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="event-source-mapping")
         self.invocations = self.discarded = 0
 
     def start_at(self, position="TRIM_HORIZON"):
@@ -94,16 +94,6 @@ class EventSourceMapping:
                 StreamName=self._stream, ShardId=shard_id, ShardIteratorType=position
             )["ShardIterator"]
         return self
-
-    def start(self):
-        self._thread.start()
-        return self
-
-    def stop(self):
-        """Stop polling after delivering what has arrived."""
-        self._stopped.set()
-        self._thread.join(timeout=10)
-        self.poll(flush=True)
 
     def poll(self, flush=False):
         """Read each shard once and invoke for every batch that is full, past its window, or (flush) waiting."""
@@ -135,13 +125,13 @@ class EventSourceMapping:
         self.discarded += 1
         self._on_failure(failure_record(batch, self._arn, shard_id, self._max_retries + 1))
 
-    def _run(self):
-        while not self._stopped.wait(0.2):
-            try:
-                self.poll()
-            except Exception:  # noqa: BLE001 - a stream read failed: poll again, as the real mapping does
-                if self._echo:
-                    self._echo.write(f"stream poll failed:\n{traceback.format_exc()}")
+    def step(self, final=False):
+        """One poll; the last one (on stop) delivers whatever has arrived."""
+        try:
+            self.poll(flush=final)
+        except Exception:  # noqa: BLE001 - a stream read failed: poll again, as the real mapping does
+            if self._echo:
+                self._echo.write(f"stream poll failed:\n{traceback.format_exc()}")
 
 
 def sqs_destination(sqs, queue_url):

@@ -6,6 +6,8 @@ import threading
 import time
 import traceback
 
+from local_stack.periodic import Periodic
+
 
 def matches_click_filter(line):
     """The local twin of the deployed subscription filter `{ $.type = "click" }`."""
@@ -38,7 +40,7 @@ def encode_payload(messages, log_group="/aws/lambda/redirect-local", log_stream=
     return gzip.compress(json.dumps(payload).encode())
 
 
-class LogSubscription:
+class LogSubscription(Periodic):
     """Collects the process's stdout click lines and puts them on the click stream in batches, like CloudWatch.
 
     Install it as sys.stdout: every other line passes through to the real stdout.
@@ -46,16 +48,14 @@ class LogSubscription:
     """
 
     def __init__(self, put, interval=1.0, echo=None, log_stream="local"):
+        super().__init__(interval, name="log-subscription")
         self._put = put
-        self._interval = interval
         self._echo = echo or sys.__stdout__
         self._log_stream = log_stream
         self._lock = threading.Lock()
         self._partial = ""
         self._pending = []
         self._next_id = 0
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="log-subscription")
 
     # --- file-like side, used as sys.stdout -------------------------------------------------
     def write(self, text):
@@ -76,14 +76,7 @@ class LogSubscription:
         self._echo.flush()
 
     # --- delivery side ------------------------------------------------------------------------
-    def start(self):
-        self._thread.start()
-        return self
-
-    def stop(self):
-        """Put what is left on the stream, then stop."""
-        self._stopped.set()
-        self._thread.join(timeout=10)
+    def step(self, final=False):
         self.deliver_pending()
 
     def deliver_pending(self):
@@ -102,7 +95,3 @@ class LogSubscription:
             del self._pending[: len(lines)]
             self._next_id += len(lines)
         return len(lines)
-
-    def _run(self):
-        while not self._stopped.wait(self._interval):
-            self.deliver_pending()
