@@ -199,6 +199,29 @@ def test_zappa_stages_share_one_definition():
         }
 
 
+# What a stage must set itself: Zappa's `extends` copies the parent's keys, so a stage that leaves
+# one out silently runs with (and uploads to, and keeps warm with) the parent stack's resources.
+STAGE_OWN_KEYS = ("role_arn", "s3_bucket", "environment_variables")
+
+
+@pytest.mark.parametrize("key", STAGE_OWN_KEYS)
+def test_each_zappa_stage_names_its_own_stack_resources(key):
+    values = {}
+    for stage, raw in SETTINGS.items():
+        assert key in raw, f"{stage} inherits {key} from {raw.get('extends')}"
+        values[stage] = json.dumps(raw[key], sort_keys=True)
+    assert len(set(values.values())) == len(values), f"two stages share one {key}: {values}"
+
+
+def test_zappa_keep_warm_names_the_stage_role_on_its_rule(package_venv):
+    """Zappa 0.63 calls events:PutRule with RoleArn=role_arn, so that role must trust EventBridge (the template test)."""
+    version = package.runtime_python_version()
+    core = (package_venv / "lib" / f"python{version}" / "site-packages" / "zappa" / "core.py").read_text()
+    put_rule = core[core.index("self.events_client.put_rule("):][:400]
+    assert "RoleArn=self.credentials_arn" in put_rule
+    assert any(stage_settings(stage)["keep_warm"] for stage in SETTINGS)
+
+
 def test_zappa_runtime_matches_the_build_python(package_venv):
     version = package.runtime_python_version()
     assert stage_settings("prod")["runtime"] == f"python{version}"
