@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test bench package replay-dlq clean user token
+.PHONY: run test bench package scan smoke replay-dlq clean user token
 
 $(STAMP): requirements.txt requirements-aggregator.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version.split()[0]'
@@ -44,6 +44,10 @@ bench: $(STAMP)
 ## (build/code-keys.txt, build/s3/) and build/admin.zip (`zappa package prod`, from .venv-package).
 package: $(STAMP)
 	$(BIN)/python -m deploy.package
+
+## scan: checkov on cloudformation.yaml, offline, from .venv-scan (requirements-scan.txt). make test runs it too.
+scan: $(STAMP)
+	$(BIN)/python -m deploy.scan
 
 ## replay-dlq: send failed click batches back to the aggregator, deleting each once it is applied.
 ##   make replay-dlq QUEUE_URL=<stack output DeadLetterQueueUrl> FUNCTION=<stack output AggregatorFunctionName>
