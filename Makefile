@@ -49,6 +49,14 @@ package: $(STAMP)
 scan: $(STAMP)
 	$(BIN)/python -m deploy.scan
 
+## smoke: check a deployed stack end to end (create, follow, counted, disable, 410); standard library only.
+##   make smoke ADMIN_URL=https://<admin>/prod SHORT_URL=<stack output ShortBaseUrl> TOKEN=<API token>
+##   Optional: COUNT_WITHIN (seconds, 120), CACHE_SECONDS (the stack's LinkCacheSeconds, 10).
+smoke:
+	@test -n "$(ADMIN_URL)" -a -n "$(SHORT_URL)" -a -n "$(TOKEN)" || { echo "usage: make smoke ADMIN_URL=... SHORT_URL=... TOKEN=..."; exit 2; }
+	@SMOKE_TOKEN="$(TOKEN)" $(PYTHON) -m deploy.smoke --admin-url "$(ADMIN_URL)" --short-url "$(SHORT_URL)" \
+		--count-within "$(or $(COUNT_WITHIN),120)" --cache-seconds "$(or $(CACHE_SECONDS),10)"
+
 ## replay-dlq: send failed click batches back to the aggregator, deleting each once it is applied.
 ##   make replay-dlq QUEUE_URL=<stack output DeadLetterQueueUrl> FUNCTION=<stack output AggregatorFunctionName>
 replay-dlq: $(STAMP)
