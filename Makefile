@@ -40,7 +40,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-## package: every deploy artifact, offline: build/redirect.zip, build/aggregator.zip, their S3 keys
+## package: every deploy artifact, with no AWS account (it installs from PyPI): build/redirect.zip, build/aggregator.zip, their S3 keys
 ## (build/code-keys.txt, build/s3/) and build/admin.zip (`zappa package prod`, from .venv-package).
 package: $(STAMP)
 	$(BIN)/python -m deploy.package
