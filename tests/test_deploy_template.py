@@ -81,12 +81,14 @@ def referenced(value):
 
 def dynamodb_calls(*paths):
     """IAM actions for the DynamoDB client calls made in these source files."""
+    operations = ("get_item|put_item|update_item|delete_item|query|scan|batch_get_item|batch_write_item|"
+                  "transact_write_items|transact_get_items")
     calls = set()
     for path in paths:
         source = Path(path).read_text()
-        calls |= set(re.findall(r"\.(get_item|put_item|update_item|delete_item|query|scan|batch_get_item|"
-                                r"batch_write_item|transact_write_items|transact_get_items)\(", source))
-        calls |= set(re.findall(r"_call\(\s*\"(\w+)\"", source))
+        # client.get_item(...), and an operation named as a call's first argument: _call("get_item", ...).
+        calls |= set(re.findall(rf"\.({operations})\(", source))
+        calls |= set(re.findall(rf"\(\s*[\"']({operations})[\"']", source))
     actions = set()
     for call in calls:
         # Transactions have no IAM action of their own: each part needs the action of its kind.
@@ -250,6 +252,9 @@ def test_admin_policy_grants_exactly_the_calls_the_admin_code_makes():
     ('self._call("batch_get_item", RequestItems=items)', {"dynamodb:BatchGetItem"}),
     ("client.query(TableName=t, IndexName=LIST_INDEX)", {"dynamodb:Query"}),
     ("self.client.delete_item(Key=key)", {"dynamodb:DeleteItem"}),
+    ("table.call('update_item', Key=key)", {"dynamodb:UpdateItem"}),
+    ("pool.map(lambda kw: self._call(\n    'query', **kw), pages)", {"dynamodb:Query"}),
+    ('name = "get_item"  # a string that is not a call', set()),
     ("client.transact_write_items(TransactItems=[])",
      {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"}),
 ])
