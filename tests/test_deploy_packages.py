@@ -322,6 +322,7 @@ def test_admin_package_holds_the_app_and_no_dev_tools(admin_zip):
     top = {n.split("/")[0] for n in names}
     assert {"handler.py", "zappa_settings.py", "webapp", "templates", "flask", "zappa"} <= top
     assert not top & NOT_SHIPPED, sorted(top & NOT_SHIPPED)
+    assert not [t for t in top if t.startswith(".venv")], "no virtualenv of the repo (.venv-scan, .venv-package)"
     assert not [n for n in names if n.split("/")[0].endswith(".dist-info") and n.split("/")[0].split("-")[0].lower()
                 in {"boto3", "botocore", "pytest", "moto", "cfn_lint", "troposphere"}]
     assert "templates/base.html" in names
