@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test bench package replay-dlq clean user token
+.PHONY: run test bench package scan smoke replay-dlq clean user token
 
 $(STAMP): requirements.txt requirements-aggregator.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version.split()[0]'
@@ -40,10 +40,22 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-## package: every deploy artifact, offline: build/redirect.zip, build/aggregator.zip, their S3 keys
+## package: every deploy artifact, with no AWS account (it installs from PyPI): build/redirect.zip, build/aggregator.zip, their S3 keys
 ## (build/code-keys.txt, build/s3/) and build/admin.zip (`zappa package prod`, from .venv-package).
 package: $(STAMP)
 	$(BIN)/python -m deploy.package
+
+## scan: checkov on cloudformation.yaml, offline, from .venv-scan (requirements-scan.txt). make test runs it too.
+scan: $(STAMP)
+	$(BIN)/python -m deploy.scan
+
+## smoke: check a deployed stack end to end (create, follow, counted, disable, 410); standard library only.
+##   make smoke ADMIN_URL=https://<admin>/prod SHORT_URL=<stack output ShortBaseUrl> TOKEN=<API token>
+##   Optional: COUNT_WITHIN (seconds, 120), CACHE_SECONDS (the stack's LinkCacheSeconds, 10).
+smoke:
+	@test -n "$(ADMIN_URL)" -a -n "$(SHORT_URL)" -a -n "$(TOKEN)" || { echo "usage: make smoke ADMIN_URL=... SHORT_URL=... TOKEN=..."; exit 2; }
+	@SMOKE_TOKEN="$(TOKEN)" $(PYTHON) -m deploy.smoke --admin-url "$(ADMIN_URL)" --short-url "$(SHORT_URL)" \
+		--count-within "$(or $(COUNT_WITHIN),120)" --cache-seconds "$(or $(CACHE_SECONDS),10)"
 
 ## replay-dlq: send failed click batches back to the aggregator, deleting each once it is applied.
 ##   make replay-dlq QUEUE_URL=<stack output DeadLetterQueueUrl> FUNCTION=<stack output AggregatorFunctionName>

@@ -1,4 +1,4 @@
-"""Build every deploy artifact offline: `python -m deploy.package` (what `make package` runs).
+"""Build every deploy artifact without an AWS account (it installs from PyPI): `python -m deploy.package` (what `make package` runs).
 
 - build/redirect.zip: redirect_fn/ only; the Lambda runtime supplies botocore.
 - build/aggregator.zip: aggregator/ plus crawlerdetect, installed for the Lambda platform.

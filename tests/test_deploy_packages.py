@@ -8,12 +8,14 @@ copy the Lambda runtime provides. AWS calls go to a moto server on loopback.
 import fnmatch
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
 import time
 import zipfile
 from pathlib import Path
+from urllib.parse import urlencode
 
 import boto3
 import pytest
@@ -152,13 +154,13 @@ def invoke(python, code_dir, runtime_dir, handler, events, env, endpoint):
     return report["results"], printed.splitlines()
 
 
-def http_event(path, method="GET", stage="$default", headers=None):
+def http_event(path, method="GET", stage="$default", headers=None, query="", body=None, cookies=None):
     """An HTTP API payload 2.0 event, as API Gateway sends it."""
-    return {
+    event = {
         "version": "2.0",
         "routeKey": f"{method} {path}",
         "rawPath": path,
-        "rawQueryString": "",
+        "rawQueryString": query,
         "headers": {"host": "abc123.execute-api.us-east-1.amazonaws.com", "user-agent": "Mozilla/5.0 (smoke)",
                     "accept": "text/html", **(headers or {})},
         "requestContext": {
@@ -170,6 +172,22 @@ def http_event(path, method="GET", stage="$default", headers=None):
         },
         "isBase64Encoded": False,
     }
+    if body is not None:
+        event["body"] = body
+    if cookies:
+        event["cookies"] = cookies
+    return event
+
+
+def prepare_prod_backend(aws):
+    """The prod stage's table and secret key in the module's moto server (once); returns the stage's environment."""
+    env = stage_settings("prod")["environment_variables"]
+    ddb = aws("dynamodb")
+    if env["SHORTENER_TABLE_NAME"] not in ddb.list_tables()["TableNames"]:
+        create_table(ddb, env["SHORTENER_TABLE_NAME"])
+    aws("ssm").put_parameter(Name=env["SHORTENER_SECRET_KEY_PARAMETER"], Value="smoke-test-secret-key",
+                             Type="SecureString", Overwrite=True)
+    return env
 
 
 def stage_settings(stage):
@@ -198,6 +216,29 @@ def test_zappa_stages_share_one_definition():
         assert set(config["environment_variables"]) == {
             "SHORTENER_TABLE_NAME", "SHORTENER_SHORT_BASE_URL", "SHORTENER_SECRET_KEY_PARAMETER"
         }
+
+
+# What a stage must set itself: Zappa's `extends` copies the parent's keys, so a stage that leaves
+# one out silently runs with (and uploads to, and keeps warm with) the parent stack's resources.
+STAGE_OWN_KEYS = ("role_arn", "s3_bucket", "environment_variables")
+
+
+@pytest.mark.parametrize("key", STAGE_OWN_KEYS)
+def test_each_zappa_stage_names_its_own_stack_resources(key):
+    values = {}
+    for stage, raw in SETTINGS.items():
+        assert key in raw, f"{stage} inherits {key} from {raw.get('extends')}"
+        values[stage] = json.dumps(raw[key], sort_keys=True)
+    assert len(set(values.values())) == len(values), f"two stages share one {key}: {values}"
+
+
+def test_zappa_keep_warm_names_the_stage_role_on_its_rule(package_venv):
+    """Zappa 0.63 calls events:PutRule with RoleArn=role_arn, so that role must trust EventBridge (the template test)."""
+    version = package.runtime_python_version()
+    core = (package_venv / "lib" / f"python{version}" / "site-packages" / "zappa" / "core.py").read_text()
+    put_rule = core[core.index("self.events_client.put_rule("):][:400]
+    assert "RoleArn=self.credentials_arn" in put_rule
+    assert any(stage_settings(stage)["keep_warm"] for stage in SETTINGS)
 
 
 def test_zappa_runtime_matches_the_build_python(package_venv):
@@ -230,10 +271,7 @@ def test_zappa_excludes_never_strip_data_files_by_extension(data_file):
 def test_admin_package_serves_the_sign_in_page(admin_zip, runtime_python, runtime_site, aws, moto_endpoint,
                                                tmp_path_factory):
     """The real start-up path: settings from the zip, SECRET_KEY from an SSM SecureString, the table from moto."""
-    env = stage_settings("prod")["environment_variables"]
-    create_table(aws("dynamodb"), env["SHORTENER_TABLE_NAME"])
-    aws("ssm").put_parameter(Name=env["SHORTENER_SECRET_KEY_PARAMETER"], Value="smoke-test-secret-key",
-                             Type="SecureString", Overwrite=True)
+    prepare_prod_backend(aws)
     code = unzip(admin_zip, tmp_path_factory)
     events = [http_event("/prod/login", stage="prod"), http_event("/prod/health", stage="prod")]
     (login, health), _ = invoke(runtime_python, code, runtime_site, "handler.lambda_handler", events, {}, moto_endpoint)
@@ -244,11 +282,48 @@ def test_admin_package_serves_the_sign_in_page(admin_zip, runtime_python, runtim
     assert health["statusCode"] == 200 and json.loads(health["body"]) == {"status": "ok"}
 
 
+def test_admin_package_keeps_the_stage_prefix_through_sign_in(admin_zip, runtime_python, runtime_site, aws,
+                                                              moto_endpoint, tmp_path_factory):
+    """Zappa moves "/prod" into SCRIPT_NAME: the sign-in redirect, its next target and the way back keep it."""
+    env = prepare_prod_backend(aws)
+    from webapp.store import Store
+
+    Store(env["SHORTENER_TABLE_NAME"], client=aws("dynamodb")).create_user("stage-user", "stage-password-1")
+    code = unzip(admin_zip, tmp_path_factory)
+
+    # Anonymous: the list and a link page send people to sign in, and remember where they were going.
+    (root, page, login), _ = invoke(runtime_python, code, runtime_site, "handler.lambda_handler", [
+        http_event("/prod/", stage="prod"),
+        http_event("/prod/links/abc1234", stage="prod", query="tab=stats"),
+        http_event("/prod/login", stage="prod", query="next=/prod/links/abc1234"),
+    ], {}, moto_endpoint)
+    assert (root["statusCode"], root["headers"]["Location"]) == (303, "/prod/login?next=/prod/")
+    assert page["headers"]["Location"] == "/prod/login?next=/prod/links/abc1234?tab%3Dstats"
+    assert 'action="/prod/login?next=/prod/links/abc1234"' in login["body"]
+    assert 'href="/prod/static/app.css' in login["body"]
+
+    # Signing in (a second invocation: a new container, the same SECRET_KEY) goes back under the stage.
+    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login["body"]).group(1)
+    cookies = [c.split(";", 1)[0] for c in login["cookies"]]
+    form = urlencode({"csrf_token": csrf, "username": "stage-user", "password": "stage-password-1"})
+    (signed_in,), _ = invoke(runtime_python, code, runtime_site, "handler.lambda_handler", [
+        http_event("/prod/login", method="POST", stage="prod", query="next=/prod/links/abc1234", body=form,
+                   cookies=cookies, headers={
+                       "content-type": "application/x-www-form-urlencoded",
+                       # As a browser sends it: Flask-WTF checks the referrer of HTTPS form posts.
+                       "referer": "https://abc123.execute-api.us-east-1.amazonaws.com/prod/login",
+                   }),
+    ], {}, moto_endpoint)
+    assert signed_in["statusCode"] == 303, re.findall(r"<p[^>]*>([^<]+)</p>", signed_in["body"])
+    assert signed_in["headers"]["Location"] == "/prod/links/abc1234"
+
+
 def test_admin_package_holds_the_app_and_no_dev_tools(admin_zip):
     names = zipfile.ZipFile(admin_zip).namelist()
     top = {n.split("/")[0] for n in names}
     assert {"handler.py", "zappa_settings.py", "webapp", "templates", "flask", "zappa"} <= top
     assert not top & NOT_SHIPPED, sorted(top & NOT_SHIPPED)
+    assert not [t for t in top if t.startswith(".venv")], "no virtualenv of the repo (.venv-scan, .venv-package)"
     assert not [n for n in names if n.split("/")[0].endswith(".dist-info") and n.split("/")[0].split("-")[0].lower()
                 in {"boto3", "botocore", "pytest", "moto", "cfn_lint", "troposphere"}]
     assert "templates/base.html" in names

@@ -81,12 +81,14 @@ def referenced(value):
 
 def dynamodb_calls(*paths):
     """IAM actions for the DynamoDB client calls made in these source files."""
+    operations = ("get_item|put_item|update_item|delete_item|query|scan|batch_get_item|batch_write_item|"
+                  "transact_write_items|transact_get_items")
     calls = set()
     for path in paths:
         source = Path(path).read_text()
-        calls |= set(re.findall(r"\.(get_item|put_item|update_item|delete_item|query|scan|batch_get_item|"
-                                r"batch_write_item|transact_write_items|transact_get_items)\(", source))
-        calls |= set(re.findall(r"_call\(\s*\"(\w+)\"", source))
+        # client.get_item(...), and an operation named as a call's first argument: _call("get_item", ...).
+        calls |= set(re.findall(rf"\.({operations})\(", source))
+        calls |= set(re.findall(rf"\(\s*[\"']({operations})[\"']", source))
     actions = set()
     for call in calls:
         # Transactions have no IAM action of their own: each part needs the action of its kind.
@@ -136,8 +138,10 @@ def test_local_table_equals_the_template_table(ddb):
 
 
 def test_table_is_kept_and_protected():
+    """Kept on delete and replace, but a first create that rolls back leaves no orphan table behind."""
     table = RESOURCES["LinksTable"]
-    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+    assert table["DeletionPolicy"] == "RetainExceptOnCreate"
+    assert table["UpdateReplacePolicy"] == "Retain"
     assert table["Properties"]["DeletionProtectionEnabled"] is True
     assert table["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
 
@@ -209,20 +213,76 @@ def test_every_role_covers_the_calls_its_code_makes():
         assert needed <= granted, f"{role} lacks {sorted(needed - granted)}"
 
 
-def test_admin_policy_is_crud_and_query_and_its_secret_only():
-    statements = managed_policy_statements("AdminPolicy")
-    actions = {a for s in statements for a in as_list(s["Action"])}
-    assert "dynamodb:Scan" not in actions, "listing pages come from Query, never Scan"
-    assert actions <= {
-        "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem", "dynamodb:Query",
-        "ssm:GetParameter",
-    }
-    by_sid = {s["Sid"]: s for s in statements}
-    assert by_sid["ListPages"]["Resource"] == {"Fn::Sub": "${LinksTable.Arn}/index/by_list"}
-    assert by_sid["SecretKey"]["Action"] == "ssm:GetParameter"
-    assert "${SecretKeyParameterName}" in by_sid["SecretKey"]["Resource"]["Fn::Sub"]
-    assert "AdminPolicy" in {a["Ref"] for a in RESOURCES["AdminRole"]["Properties"]["ManagedPolicyArns"]}
+ADMIN_SOURCES = sorted((ROOT / "webapp").rglob("*.py"))
+INDEX_NAMES = [index["IndexName"] for index in table_properties().get("GlobalSecondaryIndexes", [])]
+
+
+def admin_calls():
+    """What the admin code calls, as {resource: IAM actions}, read from webapp/'s source."""
+    source = "\n".join(path.read_text() for path in ADMIN_SOURCES)
+    needed = {"table": dynamodb_calls(*ADMIN_SOURCES)}
+    # An index is queried when the code names it and passes IndexName.
+    if "IndexName" in source:
+        for name in INDEX_NAMES:
+            if re.search(rf"[\"']{re.escape(name)}[\"']", source):
+                needed[f"index/{name}"] = {"dynamodb:Query"}
+    if re.search(r"\.get_parameter\(", source):
+        needed["secret"] = {"ssm:GetParameter"}
+    return needed
+
+
+def admin_grants():
+    """What AdminPolicy grants, as {resource: IAM actions}, in the same terms as admin_calls()."""
+    granted = {}
+    for statement in managed_policy_statements("AdminPolicy"):
+        assert statement["Effect"] == "Allow"
+        for resource in as_list(statement["Resource"]):
+            if resource == TABLE_ARN:
+                key = "table"
+            elif "Fn::Sub" in resource and resource["Fn::Sub"].startswith("${LinksTable.Arn}/index/"):
+                key = resource["Fn::Sub"].removeprefix("${LinksTable.Arn}/")
+            elif "Fn::Sub" in resource and ":parameter${SecretKeyParameterName}" in resource["Fn::Sub"]:
+                key = "secret"
+            else:
+                raise AssertionError(f"AdminPolicy grants on an unexpected resource: {resource}")
+            granted.setdefault(key, set()).update(as_list(statement["Action"]))
+    return granted
+
+
+def test_admin_policy_grants_exactly_the_calls_the_admin_code_makes():
+    """Derived from webapp/: a new client call fails this until its action is granted, and an unused grant fails it too."""
+    needed, granted = admin_calls(), admin_grants()
+    assert needed["table"] >= {"dynamodb:GetItem", "dynamodb:PutItem"}, "the call finder found the store's calls"
+    assert "dynamodb:Scan" not in granted.get("table", set()), "listing pages come from Query, never Scan"
+    for resource in sorted(needed.keys() | granted.keys()):
+        missing = needed.get(resource, set()) - granted.get(resource, set())
+        unused = granted.get(resource, set()) - needed.get(resource, set())
+        assert not missing, f"AdminPolicy lacks {sorted(missing)} on {resource}, which webapp/ calls"
+        assert not unused, f"AdminPolicy grants {sorted(unused)} on {resource}, which webapp/ never calls"
+
+
+@pytest.mark.parametrize("source, expected", [
+    ('self._call("batch_get_item", RequestItems=items)', {"dynamodb:BatchGetItem"}),
+    ("client.query(TableName=t, IndexName=LIST_INDEX)", {"dynamodb:Query"}),
+    ("self.client.delete_item(Key=key)", {"dynamodb:DeleteItem"}),
+    ("table.call('update_item', Key=key)", {"dynamodb:UpdateItem"}),
+    ("pool.map(lambda kw: self._call(\n    'query', **kw), pages)", {"dynamodb:Query"}),
+    ('name = "get_item"  # a string that is not a call', set()),
+    ("client.transact_write_items(TransactItems=[])",
+     {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"}),
+])
+def test_the_call_finder_sees_each_way_the_code_calls_dynamodb(tmp_path, source, expected):
+    path = tmp_path / "module.py"
+    path.write_text(source + "\n")
+    assert dynamodb_calls(path) == expected
+
+
+def test_admin_role_is_the_policy_plus_its_own_log_streams():
+    props = RESOURCES["AdminRole"]["Properties"]
+    assert [a["Ref"] for a in props["ManagedPolicyArns"]] == ["AdminPolicy"]
+    inline = [s for policy in props["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+    assert {a for s in inline for a in as_list(s["Action"])} == {"logs:CreateLogStream", "logs:PutLogEvents"}
+    assert all(referenced(s["Resource"]) == {"AdminLogGroup"} for s in inline)
 
 
 def test_no_statement_allows_everything():
@@ -233,10 +293,33 @@ def test_no_statement_allows_everything():
             assert "*" not in action, f"{source}: wildcard action {action}"
 
 
-def test_admin_role_logs_only_to_the_zappa_function():
-    statements = statements_of_role("AdminRole")
-    logs = [s for s in statements if any(a.startswith("logs:") for a in as_list(s["Action"]))]
-    assert logs and all("/aws/lambda/${AdminFunctionName}" in s["Resource"]["Fn::Sub"] for s in logs)
+def test_admin_log_group_is_the_stacks_with_the_same_retention():
+    """Lambda would create the Zappa function's group on first write, without a retention."""
+    group = RESOURCES["AdminLogGroup"]["Properties"]
+    assert group["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${AdminFunctionName}"}
+    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    actions = {a for s in statements_of_role("AdminRole") for a in as_list(s["Action"])}
+    assert "logs:CreateLogGroup" not in actions
+    logs = [s for s in statements_of_role("AdminRole") if any(a.startswith("logs:") for a in as_list(s["Action"]))]
+    assert logs and all(s["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${AdminLogGroup}:*"
+    } for s in logs)
+
+
+def test_every_log_group_expires():
+    groups = resources_of_type("AWS::Logs::LogGroup")
+    assert {"RedirectLogGroup", "AdminLogGroup", "ApiAccessLogGroup"} <= set(groups)
+    for name, group in groups.items():
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+
+
+def test_keep_warm_can_name_the_admin_role_on_its_rule():
+    """Zappa's keep_warm puts an EventBridge rule with RoleArn = role_arn; EventBridge must be able to assume it."""
+    settings = json.loads((ROOT / "zappa_settings.json").read_text())
+    assert any(stage.get("keep_warm") for stage in settings.values()), "prod keeps the admin warm"
+    trust = RESOURCES["AdminRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    principals = {s["Principal"]["Service"] for s in trust if s["Effect"] == "Allow" and s["Action"] == "sts:AssumeRole"}
+    assert principals == {"lambda.amazonaws.com", "events.amazonaws.com"}
 
 
 # ------------------------------------------------------------------ wiring
@@ -313,6 +396,8 @@ def test_http_api_routes_go_to_the_redirect_function():
 def test_custom_domain_is_optional():
     for name in ("ShortDomain", "ShortDomainMapping"):
         assert RESOURCES[name]["Condition"] == "HasShortDomain"
+    # With a custom domain, the execute-api URL is switched off: one way in.
+    assert RESOURCES["HttpApi"]["Properties"]["DisableExecuteApiEndpoint"] == {"Fn::If": ["HasShortDomain", True, False]}
     assert RESOURCES["ShortDomainMapping"]["Properties"]["Stage"] == {"Ref": "DefaultStage"}
     for parameter in ("ShortDomainName", "CertificateArn", "AlarmEmail"):
         assert TEMPLATE["Parameters"][parameter]["Default"] == ""
@@ -374,6 +459,55 @@ def test_dashboard_body_is_json_with_every_widget():
     # The click pipeline: records in, write throttles, and how far behind the aggregator is.
     for needle in ("IncomingRecords", "WriteProvisionedThroughputExceeded", "IteratorAge"):
         assert needle in text, needle
+
+
+def test_dashboard_table_throttles_use_metrics_published_per_table():
+    """ThrottledRequests exists only per TableName and Operation, so a TableName-only line stays empty."""
+    widgets = json.loads(re.sub(r"\$\{[^}]+\}", "1", RESOURCES["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]))
+    rows = [row for w in widgets["widgets"] for row in w["properties"]["metrics"]]
+    table_metrics = set()
+    namespace = None
+    for row in rows:
+        names = [x for x in row if isinstance(x, str)]
+        if not names:
+            continue
+        namespace = names[0] if names[0] != "." else namespace
+        if namespace == "AWS/DynamoDB":
+            assert names[1] != "ThrottledRequests" or "Operation" in names, row
+            table_metrics.add(names[1])
+    assert {"ReadThrottleEvents", "WriteThrottleEvents"} <= table_metrics
+
+
+def test_api_access_logs_are_optional_and_hold_no_ip():
+    assert TEMPLATE["Parameters"]["ApiAccessLogs"]["Default"] == "false"
+    assert RESOURCES["ApiAccessLogGroup"]["Condition"] == "HasApiAccessLogs"
+    setting = RESOURCES["DefaultStage"]["Properties"]["AccessLogSettings"]["Fn::If"]
+    assert setting[0] == "HasApiAccessLogs" and setting[2] == {"Ref": "AWS::NoValue"}
+    assert setting[1]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    line = json.loads(setting[1]["Format"])
+    assert "$context.requestId" in line.values() and "$context.status" in line.values()
+    assert not [v for v in line.values() if "sourceIp" in v or "identity" in v], "no client IP is stored"
+
+
+def test_alarm_topic_is_never_under_the_aws_managed_sns_key():
+    """CloudWatch alarms cannot publish to a topic encrypted with alias/aws/sns: every alarm mail would be lost."""
+    key = RESOURCES["AlarmTopic"]["Properties"]["KmsMasterKeyId"]
+    assert key == {"Fn::If": ["HasAlarmTopicKey", {"Ref": "AlarmTopicKmsKeyArn"}, {"Ref": "AWS::NoValue"}]}
+    assert TEMPLATE["Parameters"]["AlarmTopicKmsKeyArn"]["Default"] == ""
+
+
+def test_metric_math_fills_every_metric_that_may_have_no_data():
+    """A function that was never throttled has no datapoints, and `a + b` with one side empty is empty."""
+    checked = 0
+    for name, alarm in resources_of_type("AWS::CloudWatch::Alarm").items():
+        metrics = alarm["Properties"].get("Metrics", [])
+        ids = {m["Id"] for m in metrics if "MetricStat" in m}
+        for expression in (m["Expression"] for m in metrics if "Expression" in m):
+            used = {i for i in ids if re.search(rf"\b{i}\b", expression)}
+            filled = set(re.findall(r"FILL\((\w+),\s*0\)", expression))
+            assert len(used) < 2 or used <= filled, f"{name}: {expression}"
+            checked += 1
+    assert checked, "ThrottlesAlarm sums two functions' throttles"
 
 
 def test_alarms_cover_errors_throttles_latency_and_the_queue():

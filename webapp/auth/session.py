@@ -33,10 +33,15 @@ def login_required(view):
     @functools.wraps(view)
     def wrapped(**kwargs):
         if g.user is None:
-            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")), 303)
+            return redirect(url_for("auth.login", next=_here()), 303)
         return view(**kwargs)
 
     return wrapped
+
+
+def _here():
+    """This request's path and query, under the script root (Zappa's "/prod" stage lives in SCRIPT_NAME)."""
+    return request.script_root + request.full_path.rstrip("?")
 
 
 def safe_next(target, default):
