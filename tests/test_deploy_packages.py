@@ -381,8 +381,12 @@ def test_redirect_and_aggregator_artifacts_against_moto(lambda_zips, runtime_pyt
     assert len(printed) == 2, "and nothing else is printed"
 
     aggregator_code = unzip(lambda_zips["aggregator"], tmp_path_factory)
-    record = ("49590338271490256608559692538361571095921575989136588898", encode_payload(clicks), 1.7e9)
-    batch = kinesis_event([record], "arn:aws:kinesis:us-east-1:123456789012:stream/links-clicks", "shardId-000000000000")
+    kinesis = aws("kinesis")
+    kinesis.create_stream(StreamName="links-clicks", ShardCount=1)
+    data = encode_payload(clicks)
+    sequence = kinesis.put_record(StreamName="links-clicks", Data=data, PartitionKey="clicks")["SequenceNumber"]
+    arn = kinesis.describe_stream(StreamName="links-clicks")["StreamDescription"]["StreamARN"]
+    batch = kinesis_event([(sequence, data, 1.7e9)], arn, "shardId-000000000000")
     results, _ = invoke(runtime_python, aggregator_code, runtime_site, "aggregator.handler.lambda_handler",
                         [batch, batch], {"TABLE_NAME": table}, moto_endpoint)
     assert results[0]["applied"] == 2 and results[1]["already_applied"] == 2, "a redelivered batch changes nothing"

@@ -124,7 +124,8 @@ def test_the_supported_resources_all_come_up(stack):
     assert skipped == {"HttpApi", "RedirectIntegration", "GetLinkRoute", "HeadLinkRoute", "RootRoute",
                        "DefaultStage", "RedirectInvokePermission", "ShortDomain", "ShortDomainMapping",
                        "ClickSubscription", "Dashboard", "RedirectErrorsAlarm", "ThrottlesAlarm", "LatencyAlarm",
-                       "DeadLetterQueueAlarm", "AggregatorErrorsAlarm", "ClickDelayAlarm", "ClickStreamThrottleAlarm"}
+                       "DeadLetterQueueAlarm", "AggregatorErrorsAlarm", "ClickDelayAlarm", "ClickStreamThrottleAlarm",
+                       "SkippedBatchRecordLostAlarm"}
     assert {"TableName", "AdminPolicyArn", "AdminRoleArn", "DeadLetterQueueUrl", "AggregatorFunctionName"} <= set(outputs)
 
 

@@ -513,7 +513,8 @@ def test_metric_math_fills_every_metric_that_may_have_no_data():
 def test_alarms_cover_errors_throttles_latency_and_the_queue():
     alarms = resources_of_type("AWS::CloudWatch::Alarm")
     assert set(alarms) == {"RedirectErrorsAlarm", "ThrottlesAlarm", "LatencyAlarm", "DeadLetterQueueAlarm",
-                           "AggregatorErrorsAlarm", "ClickDelayAlarm", "ClickStreamThrottleAlarm"}
+                           "AggregatorErrorsAlarm", "ClickDelayAlarm", "ClickStreamThrottleAlarm",
+                           "SkippedBatchRecordLostAlarm"}
     assert alarms["ClickDelayAlarm"]["Properties"]["MetricName"] == "IteratorAge"
     latency = alarms["LatencyAlarm"]["Properties"]
     assert latency["ExtendedStatistic"] == "p99" and latency["Threshold"] == {"Ref": "P99LatencyThresholdMs"}
