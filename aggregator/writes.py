@@ -11,6 +11,7 @@ at no extra read: the update is then rebuilt from the clicks above the stored ma
 referrers and countries the item already has, and retried on exactly that state.
 """
 import logging
+from collections import OrderedDict
 
 from botocore.exceptions import ClientError
 
@@ -19,11 +20,16 @@ from aggregator.clicks import item_key, totals_of
 
 # Distinct referrer hosts and countries one stats item (a link, a day, a region) keeps; the
 # rest are counted as "(other)". Bounds the item whatever visitors send.
-MAX_REFERRERS = 100
+MAX_REFERRERS = 50
 MAX_COUNTRIES = 250
 # Keys of one dimension in one write, so an update expression stays far below DynamoDB's 4 KB.
 MAX_KEYS_PER_WRITE = 30
 MAX_ATTEMPTS = 8
+# Stats items whose referrer or country set is full, as this container last wrote them. Without
+# it, every batch that brings a new referrer to a full item (a popular link, or forged referrers)
+# would first fail its room condition, a charged write, before the exact retry.
+FULL_ITEMS_REMEMBERED = 10_000
+_full_items = OrderedDict()
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +47,16 @@ def apply_item(client, table_name, key, clicks, shard, region):
     invalid is logged and dropped, so one bad item can never hold back the rest of the stream.
     """
     mark = layout.MARK_PREFIX + shard
-    pending, seen = clicks, None
+    remembered = (table_name, key, region, mark)
+    pending, seen = clicks, _full_items.get(remembered)
+    if seen is not None:
+        # The remembered mark was written by this container, and marks only grow: what is at or
+        # below it is applied (a redelivery), whatever the item holds now.
+        pending = [click for click in pending if click.sequence > seen[mark]["S"]]
+        if not pending:
+            return ALREADY_APPLIED
     for _ in range(MAX_ATTEMPTS):
-        update = build_update(key[0], totals_of(pending), mark, seen)
+        update, sets = build_update(key[0], totals_of(pending), mark, seen)
         try:
             client.update_item(
                 TableName=table_name,
@@ -51,6 +64,7 @@ def apply_item(client, table_name, key, clicks, shard, region):
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 **update,
             )
+            _remember_if_full(remembered, mark, pending[-1].sequence, sets)
             return APPLIED
         except ClientError as err:
             code = err.response.get("Error", {}).get("Code")
@@ -59,6 +73,7 @@ def apply_item(client, table_name, key, clicks, shard, region):
                 return DROPPED
             if code != "ConditionalCheckFailedException":
                 raise
+            _full_items.pop(remembered, None)
             seen = err.response.get("Item") or {}
         stored = seen.get(mark, {}).get("S")
         if stored is not None:
@@ -68,13 +83,28 @@ def apply_item(client, table_name, key, clicks, shard, region):
     raise MarkRace(f"{key} changed {MAX_ATTEMPTS} times while being updated")
 
 
+def _remember_if_full(remembered, mark, last, sets):
+    """Keep the item's state (as seen= takes it) when one of its sets is full; forget it otherwise."""
+    limits = {layout.REFERRER_SET: MAX_REFERRERS, layout.COUNTRY_SET: MAX_COUNTRIES}
+    if sets is None or not any(len(keys) >= limits[name] for name, keys in sets.items()):
+        _full_items.pop(remembered, None)
+        return
+    state = {mark: {"S": last}}
+    state.update({name: {"SS": sorted(keys)} for name, keys in sets.items() if keys})
+    _full_items[remembered] = state
+    _full_items.move_to_end(remembered)
+    while len(_full_items) > FULL_ITEMS_REMEMBERED:
+        _full_items.popitem(last=False)
+
+
 def build_update(kind, totals, mark, seen=None):
-    """UpdateItem arguments for a counter or stats item.
+    """UpdateItem arguments for a counter or stats item, and the item's sets after it when they are known.
 
     With seen=None (the first attempt) the condition only asks that the mark be below the
     first click, and that the item's sets have room for every key as if all were new (or
     hold them all already). With seen (the item returned by a failed condition) the update
-    adds exactly what fits and is conditional on the item being still as seen.
+    adds exactly what fits and is conditional on the item being still as seen; then the sets
+    it will hold are known and returned ({set name: keys}), else None.
     """
     expression = _Expression()
     expression.names["#m"] = mark
@@ -94,17 +124,20 @@ def build_update(kind, totals, mark, seen=None):
         if totals.last_clicked_at:
             expression.values[":at"] = {"S": totals.last_clicked_at}
             expression.sets.append("last_clicked_at = :at")
-        return expression.arguments()
+        return expression.arguments(), None
     for device, count in sorted(totals.devices.items()):
         expression.add(layout.DEVICE_PREFIX + device, count)
     dimensions = (
         ("r", layout.REFERRER_PREFIX, layout.REFERRER_SET, totals.referrers, MAX_REFERRERS),
         ("c", layout.COUNTRY_PREFIX, layout.COUNTRY_SET, totals.countries, MAX_COUNTRIES),
     )
+    sets = None if seen is None else {}
     for tag, prefix, set_name, counter, limit in dimensions:
-        if counter:
-            _add_dimension(expression, tag, prefix, set_name, counter, limit, seen)
-    return expression.arguments()
+        stored = set(seen.get(set_name, {}).get("SS", [])) if seen is not None else set()
+        kept = _add_dimension(expression, tag, prefix, set_name, counter, limit, seen) if counter else []
+        if sets is not None:
+            sets[set_name] = stored | set(kept)
+    return expression.arguments(), sets
 
 
 def _add_dimension(expression, tag, prefix, set_name, counter, limit, seen):
@@ -139,6 +172,7 @@ def _add_dimension(expression, tag, prefix, set_name, counter, limit, seen):
     if kept:
         expression.values[f":{tag}set"] = {"SS": sorted(kept)}
         expression.adds.append(f"{set_ref} :{tag}set")
+    return kept
 
 
 class _Expression:

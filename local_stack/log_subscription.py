@@ -6,6 +6,7 @@ import threading
 import time
 import traceback
 
+from aggregator.clicks import MAX_EVENTS_PER_RECORD
 from local_stack.periodic import Periodic
 
 
@@ -63,9 +64,10 @@ class LogSubscription(Periodic):
             self._partial += text
             *lines, self._partial = self._partial.split("\n")
             passthrough = []
+            now_ms = int(time.time() * 1000)
             for line in lines:
                 if matches_click_filter(line):
-                    self._pending.append(line)
+                    self._pending.append((line, now_ms))  # a log event is stamped when it is printed
                 else:
                     passthrough.append(line)
         if passthrough:
@@ -80,18 +82,30 @@ class LogSubscription(Periodic):
         self.deliver_pending()
 
     def deliver_pending(self):
-        """Put the lines collected so far on the stream as one record; returns how many lines went."""
-        with self._lock:
-            lines = self._pending
+        """Put the lines collected so far on the stream, at most MAX_EVENTS_PER_RECORD a record, oldest
+        first; returns how many lines went. A failed put keeps its lines, and those after it, for the next try."""
+        delivered = 0
+        while True:
+            with self._lock:
+                # A copy: lines printed while this record is being put must wait for the next one.
+                lines = self._pending[:MAX_EVENTS_PER_RECORD]
+                first_id = self._next_id
             if not lines:
-                return 0
-            first_id = self._next_id
-        try:
-            self._put(encode_payload(lines, log_stream=self._log_stream, first_id=first_id))
-        except Exception:  # noqa: BLE001 - the stream refused: keep the lines, as CloudWatch retries
-            self._echo.write(f"click stream put failed; {len(lines)} lines kept\n{traceback.format_exc()}")
-            return 0
-        with self._lock:
-            del self._pending[: len(lines)]
-            self._next_id += len(lines)
-        return len(lines)
+                return delivered
+            try:
+                self._put(
+                    encode_payload(
+                        [line for line, _ in lines],
+                        log_stream=self._log_stream,
+                        first_id=first_id,
+                        timestamp_ms=[stamp for _, stamp in lines],
+                    )
+                )
+            except Exception:  # noqa: BLE001 - the stream refused: keep the lines, as CloudWatch retries
+                self._echo.write(f"click stream put failed; {len(lines)} lines kept\n{traceback.format_exc()}")
+                return delivered
+            with self._lock:
+                del self._pending[: len(lines)]
+                self._next_id += len(lines)
+            delivered += len(lines)
+

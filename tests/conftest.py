@@ -1,4 +1,6 @@
 """Shared fixtures: fake AWS credentials and a moto table built from cloudformation.yaml."""
+import sys
+
 import boto3
 import pytest
 from moto import mock_aws
@@ -20,6 +22,14 @@ def aws_credentials(monkeypatch):
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def fresh_aggregator_memory():
+    """Each test starts with a new table, so the aggregator must not remember another test's items."""
+    writes = sys.modules.get("aggregator.writes")
+    if writes is not None:
+        writes._full_items.clear()
 
 
 @pytest.fixture

@@ -393,7 +393,7 @@ def test_anything_but_a_sequence_number_is_refused(value):
 
 def test_a_first_attempt_applies_only_above_the_mark():
     totals = Totals(first="0001", last="0009", clicks=3, bots=1, last_clicked_at="2026-11-27T12:00:09Z")
-    update = writes.build_update("counter", totals, MARK)
+    update, _ = writes.build_update("counter", totals, MARK)
     assert update["ConditionExpression"] == "(attribute_not_exists(#m) OR #m < :first)"
     assert update["ExpressionAttributeNames"]["#m"] == MARK
     values = update["ExpressionAttributeValues"]
@@ -404,20 +404,20 @@ def test_a_first_attempt_applies_only_above_the_mark():
 
 
 def test_a_bots_only_update_leaves_last_clicked_at_alone():
-    update = writes.build_update("counter", Totals(first="1", last="1", bots=2), MARK)
+    update, _ = writes.build_update("counter", Totals(first="1", last="1", bots=2), MARK)
     assert "last_clicked_at" not in update["UpdateExpression"]
 
 
 def test_a_rebuilt_update_is_conditional_on_the_mark_seen():
     totals = Totals(first="0005", last="0009", clicks=1)
-    update = writes.build_update("counter", totals, MARK, seen={MARK: {"S": "0004"}, "clicks": {"N": "3"}})
+    update, _ = writes.build_update("counter", totals, MARK, seen={MARK: {"S": "0004"}, "clicks": {"N": "3"}})
     assert update["ConditionExpression"] == "#m = :seen"
     assert update["ExpressionAttributeValues"][":seen"] == {"S": "0004"}
     assert ":first" not in update["ExpressionAttributeValues"]
 
 
 def test_a_rebuilt_update_of_an_item_without_this_shards_mark_asks_it_stays_so():
-    update = writes.build_update("counter", Totals(first="1", last="2", clicks=1), MARK, seen={"hwm#other#shard": {"S": "9"}})
+    update, _ = writes.build_update("counter", Totals(first="1", last="2", clicks=1), MARK, seen={"hwm#other#shard": {"S": "9"}})
     assert update["ConditionExpression"] == "attribute_not_exists(#m)"
 
 
@@ -434,7 +434,7 @@ def _added(update):
 
 def test_a_first_stats_attempt_asks_for_room_or_known_keys():
     totals = _stats_totals({"a.example": 2, "b.example": 1}, {"DE": 1})
-    update = writes.build_update("stats", totals, MARK)
+    update, _ = writes.build_update("stats", totals, MARK)
     condition = update["ConditionExpression"]
     assert condition == (
         "(attribute_not_exists(#m) OR #m < :first)"
@@ -452,7 +452,7 @@ def test_a_first_stats_attempt_asks_for_room_or_known_keys():
 
 def test_one_write_adds_at_most_max_keys_per_write_and_folds_the_rest():
     referrers = {f"site{i:02d}.example": 100 - i for i in range(writes.MAX_KEYS_PER_WRITE + 10)}
-    update = writes.build_update("stats", _stats_totals(referrers), MARK)
+    update, _ = writes.build_update("stats", _stats_totals(referrers), MARK)
     added = _added(update)
     kept = [k for k in added if k.startswith("ref#") and k != "ref#(other)"]
     assert len(kept) == writes.MAX_KEYS_PER_WRITE
@@ -466,7 +466,7 @@ def test_a_rebuilt_stats_update_adds_only_what_fits_in_the_stored_set():
     stored = [f"old{i}.example" for i in range(writes.MAX_REFERRERS - 1)]
     seen = {MARK: {"S": "0"}, "refs": {"SS": stored}}
     totals = _stats_totals({"old3.example": 4, "new1.example": 3, "new2.example": 2})
-    update = writes.build_update("stats", totals, MARK, seen=seen)
+    update, _ = writes.build_update("stats", totals, MARK, seen=seen)
     assert update["ConditionExpression"] == "#m = :seen AND size(#rs) = :rsize"
     assert update["ExpressionAttributeValues"][":rsize"] == {"N": str(writes.MAX_REFERRERS - 1)}
     added = _added(update)
@@ -480,7 +480,7 @@ def test_a_rebuilt_stats_update_adds_only_what_fits_in_the_stored_set():
 def test_a_rebuilt_update_of_a_full_set_folds_every_new_key():
     seen = {MARK: {"S": "0"}, "ccs": {"SS": [f"{a}{b}" for a in "ABCDEFGHIJ" for b in "ABCDEFGHIJKLMNOPQRSTUVWXY"]}}
     assert len(seen["ccs"]["SS"]) == writes.MAX_COUNTRIES
-    update = writes.build_update("stats", _stats_totals(countries={"ZZ": 5, "AB": 1}), MARK, seen=seen)
+    update, _ = writes.build_update("stats", _stats_totals(countries={"ZZ": 5, "AB": 1}), MARK, seen=seen)
     added = _added(update)
     assert {k: v for k, v in added.items() if k.startswith("cc#")} == {"cc#AB": 1, "cc#(other)": 5}
 
@@ -491,7 +491,7 @@ def test_update_expressions_stay_under_dynamodbs_4_kb_at_their_largest():
     countries = {f"{a}{b}": 1 for a in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" for b in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
     devices = {"desktop": 1, "mobile": 1, "tablet": 1, "other": 1}
     for seen in (None, {MARK: {"S": "0"}, "refs": {"SS": ["x.example"]}, "ccs": {"SS": ["DE"]}}):
-        update = writes.build_update("stats", _stats_totals(referrers, countries, devices), MARK, seen=seen)
+        update, _ = writes.build_update("stats", _stats_totals(referrers, countries, devices), MARK, seen=seen)
         assert len(update["UpdateExpression"].encode()) < 4096
         assert len(update["ConditionExpression"].encode()) < 4096
 
@@ -538,6 +538,54 @@ def test_a_full_stats_item_folds_new_referrers_into_other(ddb):
     assert stored["ref#(other)"] == 1
     assert "ref#late.example" not in stored
     assert stored["clicks"] == writes.MAX_REFERRERS + 2
+
+
+def _fill_referrers(ddb, key, shard):
+    first = [a_click(str(i + 1), referrer=f"site{i}.example") for i in range(writes.MAX_REFERRERS)]
+    for start in range(0, len(first), 20):
+        writes.apply_item(ddb, TABLE_NAME, key, first[start:start + 20], shard, REGION)
+
+
+def _update_calls(ddb):
+    calls = []
+    ddb.meta.events.register("provide-client-params.dynamodb.UpdateItem", lambda params, **_: calls.append(params))
+    return calls
+
+
+def test_a_full_stats_item_is_remembered_so_new_referrers_cost_no_failed_write(ddb):
+    shard, key = f"{STREAM}#{SHARD}", ("stats", "abc1234", "2026-11-27")
+    _fill_referrers(ddb, key, shard)
+    calls = _update_calls(ddb)
+    for n in range(3):  # forged referrers, one new host a batch
+        batch = [a_click(str(600 + n), referrer=f"forged{n}.example")]
+        assert writes.apply_item(ddb, TABLE_NAME, key, batch, shard, REGION) == writes.APPLIED
+    # The first new host finds the set full (a failed write that returns the item); from then on the
+    # full set is remembered and new hosts go to (other) at once: one write a batch.
+    assert len(calls) == 4
+    assert "size(#rs) <= :rroom" in calls[0]["ConditionExpression"]
+    assert all("size(#rs) = :rsize" in c["ConditionExpression"] for c in calls[1:])
+    stored = stats(ddb, "abc1234")
+    assert stored["ref#(other)"] == 3 and len(stored["refs"]) == writes.MAX_REFERRERS
+    # A redelivery of a batch at or below the remembered mark changes nothing, without a write.
+    assert writes.apply_item(ddb, TABLE_NAME, key, [a_click("601", referrer="x.example")], shard, REGION) == writes.ALREADY_APPLIED
+    assert len(calls) == 4 and stats(ddb, "abc1234")["clicks"] == stored["clicks"]
+
+
+def test_a_remembered_item_that_changed_elsewhere_is_read_back_and_counted_once(ddb):
+    shard, key = f"{STREAM}#{SHARD}", ("stats", "abc1234", "2026-11-27")
+    _fill_referrers(ddb, key, shard)
+    writes.apply_item(ddb, TABLE_NAME, key, [a_click("600", referrer="late.example")], shard, REGION)
+    this_container = dict(writes._full_items)
+    # Another container applies the shard's next batch; then this one, with its stale memory, the one after.
+    writes._full_items.clear()
+    writes.apply_item(ddb, TABLE_NAME, key, [a_click("601"), a_click("602")], shard, REGION)
+    writes._full_items.clear()
+    writes._full_items.update(this_container)
+    assert writes.apply_item(ddb, TABLE_NAME, key, [a_click("603", referrer="later.example")], shard, REGION) == writes.APPLIED
+    stored = stats(ddb, "abc1234")
+    assert stored["clicks"] == writes.MAX_REFERRERS + 4
+    # late, the two news.example.com clicks and later: the set was full for each.
+    assert stored["ref#(other)"] == 4 and stored[MARK] == layout.padded("603")
 
 
 def test_a_refused_update_is_dropped_and_a_retryable_one_raises(ddb):
