@@ -85,30 +85,30 @@ def load_ours(endpoint, table_name):
     return load_module(REDIRECT_PATH, backend_env(endpoint, table_name), prefix="bench_redirect")
 
 
-def load_aggregator(endpoint, table_name):
-    """A fresh copy of aggregator/handler.py on this backend."""
-    return load_module(AGGREGATOR_PATH, backend_env(endpoint, table_name), prefix="bench_aggregator")
+def load_aggregator(endpoint, table_name, kinesis_endpoint, stream_name):
+    """A fresh copy of aggregator/handler.py on this DynamoDB backend and this Kinesis stream.
+
+    It builds a DynamoDB and a Kinesis client at import, as in Lambda; the Kinesis one reads
+    the stream back when a batch does not follow the shard's checkpoint.
+    """
+    env = backend_env(endpoint, table_name)
+    env.update({"AWS_ENDPOINT_URL_KINESIS": kinesis_endpoint, "CLICK_STREAM_NAME": stream_name})
+    return load_module(AGGREGATOR_PATH, env, prefix="bench_aggregator")
 
 
 class RequestCounter:
     """Counts the DynamoDB requests a botocore client makes, through its own event hooks.
 
     `before-call` fires once per API call (before any retry), which is what DynamoDB
-    bills and throttles. Capacity units are counted as DynamoDB charges them for small
-    items: an eventually consistent read of up to 4 KB is half a unit, a strongly
-    consistent one a whole unit; a write of up to 1 KB is one unit, and a write inside
-    a transaction two.
+    bills and throttles. Read units are counted as DynamoDB charges them for items up to
+    4 KB: an eventually consistent GetItem is half a unit, a strongly consistent one a
+    whole unit. Write units come from DynamoDB itself, where it matters (bench/capacity.py).
     """
 
     def __init__(self, client):
         self._events = client.meta.events
         self.ops = Counter()
         self.read_units = 0.0
-        self.write_units = 0.0
-        # Write units per partition key value and per item (pk, sk), for the hot-link benchmark.
-        self.write_units_by_pk = Counter()
-        self.write_units_by_item = Counter()
-        self.item_writes_by_pk = Counter()
         self._events.register("before-call.dynamodb", self._record)
 
     def close(self):
@@ -118,10 +118,7 @@ class RequestCounter:
     def reset(self):
         """Forget what was counted so far."""
         self.ops.clear()
-        self.write_units_by_pk.clear()
-        self.write_units_by_item.clear()
-        self.item_writes_by_pk.clear()
-        self.read_units = self.write_units = 0.0
+        self.read_units = 0.0
 
     @property
     def reads(self):
@@ -137,25 +134,7 @@ class RequestCounter:
         op = model.name
         self.ops[op] += 1
         if op == "GetItem":
-            body = _body(params)
-            self.read_units += 1.0 if body.get("ConsistentRead") else 0.5
-        elif op in ("PutItem", "UpdateItem", "DeleteItem"):
-            body = _body(params)
-            self.write_units += 1
-            self._count_item_write(body.get("Key") or body.get("Item") or {}, 1)
-        elif op == "TransactWriteItems":
-            for action in _body(params)["TransactItems"]:
-                ((kind, spec),) = action.items()
-                self.write_units += 2
-                self._count_item_write(spec.get("Key") or spec.get("Item") or {}, 2)
-
-    def _count_item_write(self, key, units):
-        pk = (key.get("pk") or key.get("short_id") or {}).get("S")
-        if pk is not None:
-            sk = (key.get("sk") or {}).get("S")
-            self.write_units_by_pk[pk] += units
-            self.write_units_by_item[(pk, sk)] += units
-            self.item_writes_by_pk[pk] += 1
+            self.read_units += 1.0 if _body(params).get("ConsistentRead") else 0.5
 
 
 def _body(params):

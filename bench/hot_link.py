@@ -1,305 +1,309 @@
-"""Hot link: one link at 10,000 redirects/s for 60 simulated seconds, across K warm containers.
+"""Hot link: one link at 10,000 clicks a second from 50 warm containers, through the whole click pipeline.
 
-Our side runs the real code end to end, with simulated time and counted requests:
-- every redirect is a real `lambda_handler` call; request i of second s happens at
-  simulated time s + i/rate on container i mod K. A container is our handler module
-  with its own cache dict swapped in (the module's `_cache`), so each has its own
-  cache as a Lambda execution environment would; the handler's `time` is replaced by
-  a simulated clock, so its cache expires on simulated time;
-- each container's click lines are captured (they are its stdout, as in Lambda) and
-  delivered once per batch period as one CloudWatch Logs batch per log stream, encoded
-  by local_stack.log_subscription.encode_batch, to the real aggregator handler;
-- DynamoDB requests are counted on both handlers' clients, against the zero-latency stub.
+Our side runs the real code end to end in simulated time (bench/pipeline.py): real redirect
+calls with per-container caches, their click lines packed into log records, put on a Kinesis
+stream, batched per the event source mapping's window, and applied by the real aggregator to
+DynamoDB Local, whose consumed capacity is read per partition key and per index key.
 
-The recipe's side is sampled rather than simulated: a few thousand real calls of its
-handler, counted the same way, give its requests per redirect (always 1 read + 1
-write: it has no cache and no batching), which is then multiplied by the rate.
+The recipe's side is sampled: a few thousand real calls of its handler, counted the same way,
+give its requests per redirect (always 1 read + 1 write), which is then multiplied by the rate.
 """
 
 import contextlib
-import os
+import logging
+import random
+import string
 import time
 
+from aggregator import layout
 from bench import baseline
-from bench.handlers import RequestCounter, load_aggregator, load_ours
-from bench.report import Section, number, times
-from bench.stats import ratio
-from local_stack.http_api import to_event
-from local_stack.log_subscription import encode_batch
+from bench.capacity import item_size
+from bench.context import OUR_TABLE, RECIPE_TABLE, seed
+from bench.handlers import RequestCounter
+from bench.pipeline import Pipeline, visitor_event
+from bench.report import Section, number, target, times
 
-READ_LIMIT = 3000  # read units per second per partition
-WRITE_LIMIT = 1000  # write units per second per partition
-# A few kinds of visitors, so the aggregator's per-day stats have referrers, countries and devices to count.
-_VISITORS = [
-    (
-        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
-        "https://news.example/",
-        "DE",
-    ),
-    (
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36",
-        "https://mail.example/",
-        "US",
-    ),
-    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 Version/17.0 Safari/605.1.15", None, "FR"),
-    (
-        "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/120.0 Mobile Safari/537.36",
-        "https://social.example/",
-        "BR",
-    ),
-    ("Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", None, None),
-]
+KEY = "hot_link"
+TITLE = "Hot link"
+READ_LIMIT = 3000  # read units per second per partition key value
+WRITE_LIMIT = 1000  # write units per second per partition key value
+TARGET_WCU = 10  # the issue's target: 100× headroom
+HOT_LINK = "hot0001"
+REGION = "us-east-1"
 
 
-class _SimClock:
-    """Stands in for the `time` module inside one handler module: time() is simulated, the rest is real."""
+def simulate(ctx, rate, seconds, containers, adversarial_seconds):
+    """Our pipeline on one link; then, apart, the stats item pushed to its bounds by forged referrers."""
+    engine = ctx.dynamodb_local()
+    seed(engine.endpoint, [HOT_LINK], our_table=OUR_TABLE + "-hot", recipe_table=RECIPE_TABLE + "-hot")
+    pipeline = Pipeline(ctx, engine.endpoint, OUR_TABLE + "-hot", engine.endpoint, OUR_TABLE + "-hot", containers)
+    events = [visitor_event(HOT_LINK, v) for v in range(5)]
+    pipeline.run(seconds, rate, lambda second, i: (i % containers, events[i % len(events)]))
+    ours = pipeline.summary()
+    meter = pipeline.meter
+    table_peaks, index_peaks = meter.peak_per_second("table"), meter.peak_per_second("index")
+    counter_pk = layout.counter_key(HOT_LINK, REGION)["pk"]["S"]
+    stats_pk = layout.stats_key(HOT_LINK, "2000-01-01", REGION)["pk"]["S"]
+    ours["keys"] = {
+        "counter": {"pk": counter_pk, "peak": table_peaks[counter_pk], "total": meter.table_wcu[counter_pk]},
+        "stats": {"pk": stats_pk, "peak": table_peaks[stats_pk], "total": meter.table_wcu[stats_pk]},
+    }
+    others = {pk: peak for pk, peak in table_peaks.items() if pk not in (counter_pk, stats_pk)}
+    ours["keys"]["other"] = others  # the shard's checkpoint
+    ours["index_peaks"] = {f"{index} {key}": peak for (index, key), peak in index_peaks.items()}
+    ours["item_writes"] = {f"{pk} / {sk}": n for (pk, sk), n in meter.item_writes.items()}
+    stats_item = _stats_item(engine.client(), OUR_TABLE + "-hot")
+    ours["stats_item_bytes"] = item_size(stats_item) if stats_item else 0
+    ours["adversarial"] = _adversarial(pipeline, stats_pk, rate=min(rate, 400), seconds=adversarial_seconds)
+    ours["adversarial"]["item_bytes"] = item_size(_stats_item(engine.client(), OUR_TABLE + "-hot") or {})
+    return ours
 
-    def __init__(self, now):
-        self.now = now
 
-    def time(self):
-        return self.now
+def _stats_item(client, table):
+    items = client.query(
+        TableName=table,
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": f"{layout.STATS_PK_PREFIX}{HOT_LINK}"}},
+    )["Items"]
+    return items[0] if items else None
 
-    def __getattr__(self, name):
-        return getattr(time, name)
+
+def _adversarial(pipeline, stats_pk, rate, seconds):
+    """Clicks with forged referrers, each a new 251-character host: the stats item grows to its bound."""
+    rng = random.Random(4)
+
+    def host():
+        return ".".join("".join(rng.choices(string.ascii_lowercase, k=62)) for _ in range(4))
+
+    before = dict(pipeline.meter.table_wcu_by_second)
+    failed_before = pipeline.meter.failed_conditions
+    pipeline.run(
+        seconds,
+        rate,
+        lambda second, i: (i % pipeline.containers, visitor_event(HOT_LINK, 0, referrer=f"https://{host()}/")),
+    )
+    after = pipeline.meter.table_wcu_by_second
+    new_seconds = sorted(s for s in after if s not in before)
+    per_batch = [after[s][stats_pk] for s in new_seconds]
+    return {
+        "clicks": rate * seconds,
+        "stats_units_per_batch": per_batch,
+        "dlq": len(pipeline.dlq),
+        "batches": len(new_seconds),
+        "failed_conditions": pipeline.meter.failed_conditions - failed_before,
+    }
 
 
-class _Lines:
-    """A container's stdout: the handler writes one JSON line per call."""
+class _Output(logging.Handler):
+    """Counts the bytes a handler prints or logs: what CloudWatch Logs would ingest from it."""
 
     def __init__(self):
-        self.lines = []
+        super().__init__(level=logging.DEBUG)
+        self.bytes = 0
+
+    def emit(self, record):
+        self.bytes += len(self.format(record).encode()) + 1
 
     def write(self, text):
-        self.lines.append(text.rstrip("\n"))
+        self.bytes += len(text.encode())
         return len(text)
 
     def flush(self):
         pass
 
 
-def _events(short_id):
-    events = []
-    for user_agent, referrer, country in _VISITORS:
-        headers = [("Host", "sho.rt"), ("User-Agent", user_agent)]
-        if referrer:
-            headers.append(("Referer", referrer))
-        if country:
-            headers.append(("CloudFront-Viewer-Country", country))
-        events.append(to_event("GET", f"/{short_id}", headers))
-    return events
-
-
-def simulate_ours(endpoint, table, short_id, rate, seconds, containers, batch_seconds, start=1_795_760_000.0):
-    """Run our redirect + aggregator for `seconds` simulated seconds; return counted requests."""
-    redirect = load_ours(endpoint, table)
-    aggregator = load_aggregator(endpoint, table)
-    clock = _SimClock(start)
-    redirect.time = clock  # only this module copy sees simulated time
-    caches = [{} for _ in range(containers)]
-    streams = [_Lines() for _ in range(containers)]
-    reads = RequestCounter(redirect._client)
-    writes = RequestCounter(aggregator._client)
-    events = _events(short_id)
-    reads_per_second, write_units_per_second, item_write_units_per_second = [], [], []
-    next_event_id = [0] * containers
-    redirect_cpu = aggregator_cpu = 0.0
-    batches = line_bytes = lines = 0
-    statuses = set()
-    handler = redirect.lambda_handler
-    link_item = (short_id, "link")
-    for second in range(seconds):
-        before_reads = reads.reads
-        cpu0 = time.thread_time()
-        for i in range(rate):
-            clock.now = start + second + i / rate
-            container = i % containers
-            redirect._cache = caches[container]
-            with contextlib.redirect_stdout(streams[container]):
-                statuses.add(handler(events[i % len(events)], None)["statusCode"])
-        redirect_cpu += time.thread_time() - cpu0
-        reads_per_second.append(reads.reads - before_reads)
-        units_before = writes.write_units_by_pk[short_id]
-        item_units_before = writes.write_units_by_item[link_item]
-        if (second + 1) % batch_seconds == 0:
-            cpu0 = time.thread_time()
-            for container, stream in enumerate(streams):
-                if not stream.lines:
-                    continue
-                line_bytes += sum(len(line) + 1 for line in stream.lines)
-                lines += len(stream.lines)
-                event = encode_batch(
-                    stream.lines,
-                    log_group="/aws/lambda/redirect",
-                    log_stream=f"container-{container}",
-                    first_id=next_event_id[container],
-                )
-                next_event_id[container] += len(stream.lines)
-                stream.lines = []
-                with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-                    aggregator.lambda_handler(event, None)
-                batches += 1
-            aggregator_cpu += time.thread_time() - cpu0
-        write_units_per_second.append(writes.write_units_by_pk[short_id] - units_before)
-        item_write_units_per_second.append(writes.write_units_by_item[link_item] - item_units_before)
-    redirects = rate * seconds
-    return {
-        "redirects": redirects,
-        "statuses": sorted(statuses),
-        "reads": reads.reads,
-        "read_units": reads.read_units,
-        "reads_per_second": reads_per_second,
-        "aggregator_ops": dict(writes.ops),
-        "aggregator_write_units": writes.write_units,
-        "write_units_per_second_pk": write_units_per_second,
-        "write_units_per_second_item": item_write_units_per_second,
-        "batches": batches,
-        "clicks_delivered": lines,
-        "log_bytes_per_redirect": line_bytes / max(lines, 1),
-        "redirect_cpu_per_call": redirect_cpu / redirects,
-        "aggregator_cpu_per_batch": aggregator_cpu / max(batches, 1),
-    }
-
-
-def sample_recipe(endpoint, table, short_id, calls):
-    """Real calls of the recipe's handler; its requests per redirect."""
+def sample_recipe(endpoint, table, calls):
+    """Real calls of the recipe's handler on the stub; its requests per redirect."""
+    seed(endpoint, [HOT_LINK], our_table=OUR_TABLE + "-hot", recipe_table=table)
     module = baseline.load(endpoint, table)
     counter = RequestCounter(baseline.client_of(module))
-    event = baseline.to_v1(_events(short_id)[0])
-    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-        for _ in range(calls):
-            module.lambda_handler(event, None)
+    event = baseline.to_v1(visitor_event(HOT_LINK, 0))
+    output = _Output()
+    root = logging.getLogger()
+    root.addHandler(output)  # Lambda's Python runtime sends the root logger's records to the log
+    try:
+        with contextlib.redirect_stdout(output):
+            for _ in range(calls):
+                module.lambda_handler(event, None)
+    finally:
+        root.removeHandler(output)
     return {
+        "log_bytes_per_redirect": output.bytes / calls,
         "calls": calls,
         "reads_per_redirect": counter.reads / calls,
         "writes_per_redirect": counter.writes / calls,
         "read_units_per_redirect": counter.read_units / calls,
-        "write_units_per_redirect": counter.write_units / calls,
+        # A plain UpdateItem of the recipe's small item: 1 unit (AWS's rule; it has no index).
+        "write_units_per_redirect": counter.writes / calls,
     }
 
 
-def run(
-    endpoint,
-    our_table,
-    recipe_table,
-    short_id,
-    rate=10_000,
-    seconds=60,
-    containers=50,
-    batch_seconds=1,
-    recipe_calls=2000,
-):
+def run(ctx):
     """Both sides of the hot-link benchmark, as a report section."""
+    sizes = ctx.sizes["hot_link"]
     started = time.monotonic()
-    ours = simulate_ours(endpoint, our_table, short_id, rate, seconds, containers, batch_seconds)
-    recipe = sample_recipe(endpoint, recipe_table, short_id, recipe_calls) if baseline.available() else None
-    return _section(ours, recipe, rate, seconds, containers, batch_seconds, time.monotonic() - started)
+    ours = simulate(ctx, sizes["rate"], sizes["seconds"], sizes["containers"], sizes["adversarial_seconds"])
+    recipe = None
+    if baseline.available():
+        recipe = sample_recipe(ctx.stub.endpoint, RECIPE_TABLE + "-hot", sizes["recipe_calls"])
+    return section(ours, recipe, sizes, time.monotonic() - started)
 
 
-def _section(ours, recipe, rate, seconds, containers, batch_seconds, elapsed):
+def section(ours, recipe, sizes, elapsed):
+    rate, seconds, containers = sizes["rate"], sizes["seconds"], sizes["containers"]
+    window = ours["window"]
     peak_reads = max(ours["reads_per_second"])
-    mean_reads = ours["reads"] / seconds
-    # Our GetItem is eventually consistent: half a read unit for an item up to 4 KB.
     units_per_read = ours["read_units"] / max(ours["reads"], 1)
     peak_read_units = peak_reads * units_per_read
-    peak_item_wcu = max(ours["write_units_per_second_item"])
-    peak_pk_wcu = max(ours["write_units_per_second_pk"])
+    keys = ours["keys"]
+    checkpoint_peak = max(keys["other"].values(), default=0)
+    index_peak = max(ours["index_peaks"].values(), default=0)
+    conflicts_possible = any(op.startswith("Transact") for op in ours["aggregator_ops"])
     data = {"ours": ours, "recipe": recipe, "rate": rate, "seconds": seconds, "containers": containers}
     data["ours_peak_read_units"] = peak_read_units
-    data["ours_read_headroom"] = READ_LIMIT / peak_read_units if peak_read_units else float("inf")
-    data["ours_item_write_headroom"] = WRITE_LIMIT / peak_item_wcu if peak_item_wcu else float("inf")
-    data["ours_pk_write_headroom"] = WRITE_LIMIT / peak_pk_wcu if peak_pk_wcu else float("inf")
-    headers = [
-        "Side",
-        "Reads/s on the link (peak s)",
-        "Read units/s",
-        "vs 3,000 RCU/s",
-        "Writes/s on the link item",
-        "Write units/s, link item",
-        "Write units/s, link's partition key",
-        "vs 1,000 WCU/s (partition key)",
-    ]
-    rows = [
-        [
-            "Ours (redirect + aggregator)",
-            f"{number(peak_reads)} (mean {number(mean_reads, 1)})",
-            number(peak_read_units, 1),
-            f"{times(data['ours_read_headroom'], 0)} headroom",
-            number(max(ours["write_units_per_second_item"]) / 2),
-            number(peak_item_wcu),
-            number(peak_pk_wcu),
-            f"{times(data['ours_pk_write_headroom'], 1)} headroom"
-            f" (link item alone: {times(data['ours_item_write_headroom'], 1)})",
-        ]
-    ]
-    if recipe:
-        r_reads = recipe["reads_per_redirect"] * rate
-        r_read_units = recipe["read_units_per_redirect"] * rate
-        r_writes = recipe["writes_per_redirect"] * rate
-        r_write_units = recipe["write_units_per_redirect"] * rate
-        data["recipe_read_over"] = r_read_units / READ_LIMIT
-        data["recipe_write_over"] = r_write_units / WRITE_LIMIT
+    data["peak_wcu"] = {"counter": keys["counter"]["peak"], "stats": keys["stats"]["peak"], "index": index_peak}
+    headers = ["Key", "What is written", "Writes", "Units", "Peak units in one second", "Mean units/s", "vs 1,000 WCU/s"]
+    rows = []
+    for label, what in (("counter", "the link's click counter (sk clicks#<region>)"), ("stats", "the link's stats of the day")):
+        k = keys[label]
         rows.append(
             [
-                "Recipe",
-                number(r_reads),
-                number(r_read_units),
-                f"{times(data['recipe_read_over'], 1)} over",
-                number(r_writes),
-                number(r_write_units),
-                number(r_write_units),
+                f"`{k['pk']}`",
+                what,
+                number(sum(n for name, n in ours["item_writes"].items() if name.startswith(k["pk"] + " /"))),
+                number(k["total"], 1),
+                number(k["peak"], 1),
+                number(k["total"] / seconds, 2),
+                f"{times(WRITE_LIMIT / k['peak'], 0) if k['peak'] else '∞'} headroom",
+            ]
+        )
+    for pk, peak in keys["other"].items():
+        rows.append([f"`{pk[:40]}…`", "the shard's checkpoint", "", "", number(peak, 1), "", ""])
+    rows.append(
+        [
+            "any `by_list` index key",
+            "nothing (counters are not projected, and counter items carry no list_pk)",
+            "0",
+            number(sum(ours["index_peaks"].values()), 1),
+            number(index_peak, 1),
+            "0",
+            "–",
+        ]
+    )
+    if recipe:
+        r_units = recipe["write_units_per_redirect"] * rate
+        data["recipe_write_over"] = r_units / WRITE_LIMIT
+        data["recipe_read_over"] = recipe["read_units_per_redirect"] * rate / READ_LIMIT
+        rows.append(
+            [
+                "Recipe: its link's key",
+                "click_count + 1 on every redirect",
+                f"{number(recipe['writes_per_redirect'] * rate)}/s",
+                "",
+                number(r_units),
+                number(r_units),
                 f"{times(data['recipe_write_over'], 1)} over",
             ]
         )
-        data["read_ratio"] = ratio(peak_read_units, r_read_units)
-        data["write_ratio"] = ratio(peak_pk_wcu, r_write_units)
-    else:
-        rows.append(["Recipe", "recipe not found"] + [""] * 6)
-    agg_ops = ", ".join(f"{op} {n:,}" for op, n in sorted(ours["aggregator_ops"].items()))
+    adversarial = ours["adversarial"]
+    worst_units = max(adversarial["stats_units_per_batch"], default=0)
+    ops = ", ".join(f"{op} {n:,}" for op, n in sorted(ours["aggregator_ops"].items()))
     how = [
-        f"Ours: {ours['redirects']:,} real `lambda_handler` calls ({rate:,}/s × {seconds} simulated s) spread"
-        " round-robin over"
-        f" K = {containers} warm containers, each with its own cache (the handler's `_cache` dict is swapped per"
-        " container) and a simulated clock (the module's `time` replaced), against the zero-latency stub;"
-        f" statuses seen: {ours['statuses']}.",
-        f"Clicks: each container's stdout lines are delivered every {batch_seconds} s as one CloudWatch Logs batch per"
-        f" container (log stream) to the real aggregator handler: {ours['batches']:,} batches,"
-        f" {ours['clicks_delivered']:,} click lines; its requests: {agg_ops}.",
+        f"Ours: {ours['redirects']:,} real redirect calls ({rate:,}/s × {seconds} simulated s) round-robin over"
+        f" {containers} warm containers (each its own cache and a simulated clock), five kinds of visitors; statuses"
+        f" {ours['statuses']}. Link read from DynamoDB Local (in memory).",
+        f"Click lines: one log record per container per second, packed by `encode_payload` and put on a Kinesis stream"
+        f" (moto, the local stack's): {ours['records']:,} records, {number(ours['record_bytes'] / max(ours['records'], 1))}"
+        f" bytes each on average (gzip).",
+        f"Batches: `EventSourceMapping` (local_stack) with the template's settings — batching window {window} s,"
+        f" BatchSize {ours['settings']['batch_size']}, ParallelizationFactor {ours['settings']['parallelization']},"
+        f" {ours['settings']['max_retries']} retries — invoked the real aggregator {ours['invocations']:,} times"
+        f" ({ours['batches']:,} batches, {ours['clicks_applied']:,} clicks applied); its DynamoDB requests: {ops}.",
+        "Units: DynamoDB Local's consumed capacity for every write (`ReturnConsumedCapacity=INDEXES`, injected by a"
+        " botocore hook), added up per partition key and per index key, per simulated second. A batch's writes are"
+        " booked to the second its window closes, so the peak second holds a whole window's writes.",
         (
-            f"Recipe: {recipe['calls']:,} real calls of its handler against the stub, counted the same way, then"
-            " multiplied by"
-            f" {rate:,}/s (it has no cache and no batching, so every redirect costs the same)."
+            f"Recipe: {recipe['calls']:,} real calls of its handler (zero-latency stub), counted the same way, times"
+            f" {rate:,}/s: it has no cache and no batching."
             if recipe
             else "Recipe: not found, so not measured."
         ),
-        "Units: an eventually consistent GetItem of an item ≤ 4 KB is 0.5 read unit (both sides read that way);"
-        " a write ≤ 1 KB is 1 write unit, and 2 inside a transaction (the aggregator's TransactWriteItems).",
-        "Peaks are the busiest simulated second; limits are DynamoDB's per-partition maxima (3,000 read units/s,"
-        " 1,000 write units/s).",
     ]
     notes = [
-        f"Reads: every container refreshes its cache once per cache window, so ours reads about K per window"
-        f" ({number(mean_reads, 1)}/s on average, {number(peak_reads)} in the busiest second, when all K containers"
-        " start cold together).",
-        "Writes: one transaction per container per batch. Each writes the link item (2 units: transactional) and the"
-        " link's per-day stats item (another 2 units). The stats item has its own partition key (stats#<id>), and the"
-        " batch markers theirs, so the link's partition key sees only the link item's writes.",
-        f"Target: ours under both limits with ≥ 10× headroom. Reads: {times(data['ours_read_headroom'], 0)}."
-        f" Writes on the link item: {times(data['ours_item_write_headroom'], 1)}; on the link's whole partition key:"
-        f" {times(data['ours_pk_write_headroom'], 1)}"
+        f"Reads: {number(peak_reads)} GetItem in the busiest second ({number(peak_read_units, 1)} read units, "
+        f"{times(READ_LIMIT / peak_read_units, 0) if peak_read_units else '∞'} under 3,000), about one per container"
+        " per cache window.",
+        f"Writes: one UpdateItem per link and one per link-day per shard per window, whatever the click rate. The"
+        f" stats item of the day ended at {number(ours['stats_item_bytes'])} bytes, so each of its writes is"
+        f" {number(keys['stats']['total'] / max(ours['batches'], 1), 1)} unit(s).",
+        f"Bounds: {adversarial['clicks']:,} more clicks, each with a forged 251-character referrer host, filled the stats"
+        f" item to its referrer bound (100, the rest folded into \"(other)\"): the item is now"
+        f" {number(adversarial['item_bytes'])} bytes, and its batch now costs {number(worst_units)} units, i.e."
+        f" {number(worst_units / window, 1)} units/s at one batch per {window} s window"
+        f" ({'within' if worst_units / window <= TARGET_WCU else 'ABOVE'} the {TARGET_WCU} units/s target). Every"
+        " write of an item is charged by its larger image, 1 unit per KB, and a failed condition is charged too:"
+        f" {adversarial['failed_conditions']} of these {adversarial['batches']} batches first failed their condition"
+        " (a full referrer set fails the first attempt's room check) and wrote again. Batches in the DLQ after it:"
+        f" {adversarial['dlq']}.",
+        "Conflicts: "
         + (
-            " — below 10×."
-            if data["ours_pk_write_headroom"] < 10
-            else "."
+            "the aggregator used a transaction, which DynamoDB can cancel on a hot item."
+            if conflicts_possible
+            else "none possible — the aggregator makes no transaction (plain conditional UpdateItems, each guarded by the"
+            f" shard's high-water mark), so nothing can be cancelled by a concurrent writer; conditions that failed:"
+            f" {ours['failed_conditions']}."
         ),
-        "How it scales: write units/s on the link's partition ≈ K ÷ batch period × 2; reads/s ≈ K ÷ cache seconds. More"
-        " containers or more frequent deliveries raise both; a longer delivery interval lowers the writes.",
     ]
     if recipe:
         notes.append(
-            f"The recipe needs {number(recipe['write_units_per_redirect'] * rate)} write units/s on one item: "
-            f"{times(data['recipe_write_over'], 1)} the limit, so DynamoDB throttles it at about 1,000 clicks/s; its"
-            f" reads alone ({number(recipe['read_units_per_redirect'] * rate)} units/s) are also"
-            f" {times(data['recipe_read_over'], 1)} the read limit."
+            f"The recipe needs {number(recipe['write_units_per_redirect'] * rate)} write units/s on one key,"
+            f" {times(data['recipe_write_over'], 1)} the limit, so DynamoDB throttles it at about 1,000 clicks/s."
         )
-    return Section("hot_link", "3. Hot link", how, headers, rows, notes, data, elapsed)
+    section_ = Section(KEY, TITLE, how, headers, rows, notes, data, elapsed)
+    counter_peak, stats_peak = keys["counter"]["peak"], keys["stats"]["peak"]
+    section_.headline = [
+        [
+            f"Hot link ({rate:,} clicks/s, {containers} containers): peak write units/s on the link's keys"
+            " (counter / stats / index)",
+            f"{number(counter_peak, 1)} / {number(stats_peak, 1)} / {number(index_peak, 1)}",
+            number(recipe["write_units_per_redirect"] * rate) if recipe else "–",
+            f"ours {times(WRITE_LIMIT / max(counter_peak, stats_peak, 1e-9), 0)} under 1,000"
+            + (f"; recipe {times(data['recipe_write_over'], 1)} over" if recipe else ""),
+        ],
+        [
+            "Hot link: read units/s on the link (peak second)",
+            number(peak_read_units, 1),
+            number(recipe["read_units_per_redirect"] * rate) if recipe else "–",
+            f"ours {times(READ_LIMIT / peak_read_units, 0) if peak_read_units else '∞'} under 3,000",
+        ],
+    ]
+    section_.targets = [
+        target(
+            f"Hot link, write units/s on the link's partition keys ≤ {TARGET_WCU}",
+            f"counter {number(counter_peak, 1)}, stats {number(stats_peak, 1)} in the peak second"
+            f" (checkpoint {number(checkpoint_peak, 1)})",
+            max(counter_peak, stats_peak) <= TARGET_WCU,
+        ),
+        target(
+            f"Hot link, the same with the stats item at its bounds (forged 251-character referrers) ≤ {TARGET_WCU}",
+            f"stats {number(worst_units / window, 1)} units/s ({number(worst_units)} units per batch, item"
+            f" {number(adversarial['item_bytes'] / 1024, 1)} KB)",
+            worst_units / window <= TARGET_WCU,
+            None
+            if worst_units / window <= TARGET_WCU
+            else "100 referrer hosts of up to 253 characters, each stored twice (set member and counter name), make"
+            " a ~50 KB item, and once the set is full each batch's first attempt fails its condition and is written"
+            " again; still 2% of the key's limit, but 50–100× the units of a normal stats write",
+        ),
+        target(
+            f"Hot link, write units/s on any index key ≤ {TARGET_WCU}",
+            number(index_peak, 1),
+            index_peak <= TARGET_WCU,
+        ),
+        target(
+            "Hot link, no write that a conflict can cancel, and 0 batches in the DLQ",
+            f"{'transactions used' if conflicts_possible else 'no transactions'}; DLQ {ours['dlq']}",
+            not conflicts_possible and ours["dlq"] == 0,
+        ),
+    ]
+    return section_

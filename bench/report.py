@@ -1,4 +1,4 @@
-"""BENCHMARKS.md: one section per benchmark (what, how, numbers, ratio to the recipe) plus the machine."""
+"""BENCHMARKS.md: one section per benchmark (what, how, numbers, ratio to the recipe), its headline rows and targets."""
 
 import math
 import os
@@ -10,7 +10,12 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Section:
-    """One benchmark's result, ready to print: how it was measured, a table, and notes."""
+    """One benchmark's result, ready to print.
+
+    `headline` rows go in the table at the top ([what, ours, recipe, ratio]); `targets` are
+    lines made by `target()`, each met or not with the reason; `data` is for later benchmarks
+    (the cost model reads the others') and for tests.
+    """
 
     key: str
     title: str
@@ -20,6 +25,16 @@ class Section:
     notes: list = field(default_factory=list)
     data: dict = field(default_factory=dict)
     seconds: float = 0.0
+    headline: list = field(default_factory=list)
+    targets: list = field(default_factory=list)
+    extra_tables: list = field(default_factory=list)  # [(caption, headers, rows)]
+
+
+def target(what, measured, met, reason=None):
+    """One target line: what is asked, what was measured, met or not (and why not, or how)."""
+    verdict = "met" if met else "**NOT met**"
+    line = f"{what}: {measured} — {verdict}"
+    return line + (f" ({reason})." if reason else ".")
 
 
 def ms(seconds, digits=None):
@@ -36,6 +51,8 @@ def times(value, digits=2):
     """A ratio like 0.42×."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
+    if value == math.inf:
+        return "∞"
     if 0 < value < 10**-digits:
         return f"{value:.2g}×"  # too small for the fixed digits: keep two significant ones
     return f"{value:,.{digits}f}×"
@@ -68,14 +85,16 @@ def machine():
     }
 
 
-def _table(headers, rows):
+def table(headers, rows):
+    """A Markdown table."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def render(sections, headline, findings, total_seconds, info):
-    """The whole BENCHMARKS.md as a string."""
+def render(sections, total_seconds, info):
+    """The whole BENCHMARKS.md as a string; sections in the order given, numbered."""
+    headline = [row for section in sections for row in section.headline]
     out = [
         "# Benchmarks",
         "",
@@ -88,23 +107,26 @@ def render(sections, headline, findings, total_seconds, info):
         f"- **Date:** {info['machine']['date']}",
         f"- **Total run time:** {total_seconds:,.0f} s",
         "- These are measurements on a shared development machine, not on Lambda: absolute numbers move from",
-        "  run to run, the ratios and the request counts are what to read.",
+        "  run to run, the ratios and the request and unit counts are what to read.",
         "",
         "## Headline",
         "",
-        _table(["What", "Ours", "Recipe", "Ratio / headroom"], headline),
+        table(["What", "Ours", "Recipe", "Ratio / headroom"], headline),
         "",
         "## Targets",
         "",
-        *[f"- {line}" for line in findings],
-        "",
     ]
-    for section in sections:
-        out += [f"## {section.title}", ""]
+    for number_, section in enumerate(sections, 1):
+        out += [f"- **{number_}. {section.title}:** {line}" for line in section.targets]
+    out.append("")
+    for number_, section in enumerate(sections, 1):
+        out += [f"## {number_}. {section.title}", ""]
         out += [f"- {line}" for line in section.how]
         out.append("")
         if section.rows:
-            out += [_table(section.headers, section.rows), ""]
+            out += [table(section.headers, section.rows), ""]
+        for caption, headers, rows in section.extra_tables:
+            out += [caption, "", table(headers, rows), ""]
         if section.notes:
             out += [f"- {line}" for line in section.notes]
             out.append("")

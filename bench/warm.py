@@ -14,11 +14,14 @@ import os
 import time
 
 from bench import baseline
+from bench.context import LINK, OUR_TABLE, RECIPE_TABLE, Skip
 from bench.handlers import RequestCounter, load_ours
-from bench.report import Section, ms, number, times
+from bench.report import Section, ms, number, target, times
 from bench.stats import ratio, summarize
 from local_stack.http_api import to_event
 
+KEY = "warm"
+TITLE = "Warm redirect"
 SCENARIOS = ("ours_miss", "ours_hit", "recipe")
 LABELS = {"ours_hit": "Ours, cache hit", "ours_miss": "Ours, cache miss", "recipe": "Recipe"}
 
@@ -81,6 +84,67 @@ def run_backend(endpoint, our_table, recipe_table, short_id, calls=2000, warmup=
                 side.call(measure=i >= warmup)
     ours._cache.clear()
     return {name: side.summary() for name, side in sides.items()}
+
+
+def run(ctx):
+    """The warm benchmark on the stub and on DynamoDB Local; a backend that fails is reported, the other still runs."""
+    started = time.monotonic()
+    calls = ctx.sizes["warm_calls"]
+    results = {}
+    backends = [("zero-latency stub", lambda: ctx.stub.endpoint), ("DynamoDB Local", lambda: ctx.dynamodb_local().endpoint)]
+    for name, endpoint in backends:
+        try:
+            results[name] = run_backend(ctx.seeded(endpoint()), OUR_TABLE, RECIPE_TABLE, LINK, calls=calls)
+        except Skip as exc:
+            results[name] = str(exc)
+    return section(results, calls, time.monotonic() - started)
+
+
+def _counts(result):
+    reads, writes = result["reads_per_redirect"], result["writes_per_redirect"]
+    return f"{reads:g} read{'' if reads == 1 else 's'}, {writes:g} write{'' if writes == 1 else 's'}"
+
+
+def _summary_rows(results):
+    """Headline rows and target lines."""
+    rows, targets = [], []
+    for backend, result in results.items():
+        if isinstance(result, str):
+            targets.append(f"Requests per redirect on {backend}: not measured ({result}).")
+            continue
+        recipe = result.get("recipe")
+        hit, miss = result["ours_hit"], result["ours_miss"]
+        labels = (("ours_hit", "hit"), ("ours_miss", "miss")) if backend == "zero-latency stub" else (("ours_miss", "miss"),)
+        for scenario, label in labels:
+            ours = result[scenario]["latency"]["median"]
+            rows.append(
+                [
+                    f"Warm redirect, cache {label}, {backend} (median)",
+                    ms(ours),
+                    ms(recipe["latency"]["median"]) if recipe else "–",
+                    times(ratio(ours, recipe["latency"]["median"]), 3) if recipe else "–",
+                ]
+            )
+        ok = hit["reads_per_redirect"] == hit["writes_per_redirect"] == 0
+        ok = ok and miss["reads_per_redirect"] == 1 and miss["writes_per_redirect"] == 0
+        targets.append(
+            target(
+                f"The redirect hot path on {backend}: no write, 1 GetItem on a miss, 0 requests on a hit",
+                f"hit: {_counts(hit)}; miss: {_counts(miss)}"
+                + (f"; the recipe made {_counts(recipe)}" if recipe else ""),
+                ok,
+            )
+        )
+        if backend == "zero-latency stub":
+            rows.append(
+                [
+                    "DynamoDB requests per redirect",
+                    f"hit: {_counts(hit)}; miss: {_counts(miss)}",
+                    _counts(recipe) if recipe else "–",
+                    "–",
+                ]
+            )
+    return rows, targets
 
 
 def section(results, calls, seconds):
@@ -154,4 +218,6 @@ def section(results, calls, seconds):
         "Each side reads its own table in its own item format: ours is the project table from cloudformation.yaml,"
         " the recipe's has the hash key `short_id`.",
     ]
-    return Section("warm", "2. Warm redirect", how, headers, rows, notes, results, seconds)
+    section_ = Section(KEY, TITLE, how, headers, rows, notes, results, seconds)
+    section_.headline, section_.targets = _summary_rows(results)
+    return section_

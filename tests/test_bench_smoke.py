@@ -1,162 +1,224 @@
 """Smoke runs of every benchmark at tiny sizes, so `make bench` keeps working.
 
-Assertions are on structure and on counted DynamoDB requests, never on timings: a slow
-machine must never fail this. DynamoDB Local is not needed; the zero-latency stub (and
-moto, for the admin list) stand in for it.
+Assertions are on structure, on counted requests and on DynamoDB's counted units, never
+on timings: a slow machine must never fail this. The backends are the benchmark's own:
+the zero-latency stub, DynamoDB Local in memory, and the local stack's Kinesis (moto).
 """
 
 from pathlib import Path
 
 import pytest
 
-from bench import admin_list, baseline, cold_start, cost, end_to_end, hot_link, report, warm
-from bench.backends import client_for
-from bench.fixtures import create_our_table, our_item, short_id
-from bench.stub_dynamodb import StubProcess
+from bench import __main__ as bench_main
+from bench import admin_list, baseline, cold_start, cost, end_to_end, hot_link, report, spread, warm
+from bench.context import LINK, OUR_TABLE, RECIPE_TABLE, Context, Skip
+from webapp.store import LIST_SHARDS
 
-OURS, RECIPE = "smoke-ours", "smoke-recipe"
-LINK, HOT = "abc1234", "hot0001"
-E2E_IDS = [short_id(n) for n in range(5)]
+pytestmark = pytest.mark.integration
 has_recipe = pytest.mark.skipif(not baseline.available(), reason="the recipe's handler is not next to the repo")
 
-
-@pytest.fixture(scope="module")
-def stub():
-    """A stub seeded with the same links on both sides, each in its own item format."""
-    with StubProcess() as process:
-        client = client_for(process.endpoint)
-        create_our_table(client, OURS)
-        for link in [LINK, HOT, *E2E_IDS]:
-            client.put_item(TableName=OURS, Item=our_item(link, f"https://example.com/{link}"))
-        if baseline.available():
-            baseline.create_table(client, RECIPE)
-            for link in [LINK, HOT, *E2E_IDS]:
-                client.put_item(TableName=RECIPE, Item=baseline.item(link, f"https://example.com/{link}"))
-        yield process
+SMOKE = {
+    "cold_runs": 1,
+    "warm_calls": 20,
+    # 10 simulated seconds = two 5 s batching windows, inside one 10 s cache window.
+    "hot_link": {"rate": 100, "seconds": 10, "containers": 5, "adversarial_seconds": 5, "recipe_calls": 10},
+    "spread": {"links": 200, "rate": 100, "seconds": 5, "containers": 3, "thin_clicks": 20},
+    "admin": {"sizes": (60, 120), "query_reps": 2, "scan_reps": (1, 1), "burst": 40},
+    "e2e_seconds": 0.5,
+    "e2e_warmup_seconds": 0.3,
+}
 
 
 @pytest.fixture(scope="module")
-def warm_result(stub):
-    """One small warm run, shared by the tests that read it."""
-    return warm.run_backend(stub.endpoint, OURS, RECIPE, LINK, calls=20, warmup=2)
+def ctx():
+    """One run's backends, shared by the tests of this module."""
+    context = Context(SMOKE, quick=True)
+    yield context
+    context.close()
+
+
+def _needs_dynamodb_local(ctx):
+    try:
+        ctx.dynamodb_local()
+    except Skip as exc:
+        pytest.skip(str(exc))
+
+
+def test_cold_start_answers_a_redirect_in_a_fresh_process(ctx):
+    section = cold_start.measure(ctx.seeded(ctx.stub.endpoint), OUR_TABLE, RECIPE_TABLE, LINK, runs=1)
+    assert section.data["ours"]["statuses"] == [302]
+    if baseline.available():
+        assert section.data["recipe"]["statuses"] == [302]
+        assert section.headline and section.targets
 
 
 @pytest.fixture(scope="module")
-def hot_section(stub):
-    """A 2-second, 5-container hot-link run."""
-    return hot_link.run(stub.endpoint, OURS, RECIPE, HOT, rate=500, seconds=2, containers=5, recipe_calls=10)
+def warm_section(ctx):
+    return warm.run(ctx)
 
 
-def test_warm_counts_no_request_on_a_hit_and_one_read_on_a_miss(warm_result):
-    assert warm_result["ours_hit"]["reads_per_redirect"] == 0
-    assert warm_result["ours_hit"]["writes_per_redirect"] == 0
-    assert warm_result["ours_miss"]["reads_per_redirect"] == 1
-    assert warm_result["ours_miss"]["writes_per_redirect"] == 0
-    for scenario in ("ours_hit", "ours_miss"):
-        assert warm_result[scenario]["calls"] == 20
-        assert set(warm_result[scenario]["latency"]) == {"n", "median", "p99", "mean"}
+@pytest.fixture(scope="module")
+def hot_section(ctx):
+    _needs_dynamodb_local(ctx)
+    return hot_link.run(ctx)
+
+
+@pytest.fixture(scope="module")
+def spread_section(ctx):
+    _needs_dynamodb_local(ctx)
+    return spread.run(ctx)
+
+
+def test_warm_counts_no_request_on_a_hit_and_one_read_on_a_miss(warm_section):
+    result = warm_section.data["zero-latency stub"]
+    assert (result["ours_hit"]["reads_per_redirect"], result["ours_hit"]["writes_per_redirect"]) == (0, 0)
+    assert (result["ours_miss"]["reads_per_redirect"], result["ours_miss"]["writes_per_redirect"]) == (1, 0)
+    assert result["ours_hit"]["calls"] == 20
+    assert all("met" in line and "NOT" not in line for line in warm_section.targets if "hot path" in line)
 
 
 @has_recipe
-def test_warm_counts_the_recipes_read_and_write(warm_result):
-    assert warm_result["recipe"]["reads_per_redirect"] == 1
-    assert warm_result["recipe"]["writes_per_redirect"] == 1
+def test_warm_counts_the_recipes_read_and_write(warm_section):
+    recipe = warm_section.data["zero-latency stub"]["recipe"]
+    assert (recipe["reads_per_redirect"], recipe["writes_per_redirect"]) == (1, 1)
 
 
-def test_warm_section_reports_every_backend(warm_result):
-    section = warm.section({"stub": warm_result, "DynamoDB Local": "not started in the smoke test"}, 20, 0.1)
-    # One row per scenario (the recipe's says "recipe not found" without the baseline), plus the skipped backend.
-    assert len(section.rows) == len(warm.SCENARIOS) + 1
-    assert "skipped" in section.rows[-1][1]
-    if not baseline.available():
-        assert "recipe not found" in section.rows[len(warm.SCENARIOS) - 1]
-
-
-def test_cold_start_answers_a_redirect_in_a_fresh_process(stub):
-    section = cold_start.run(stub.endpoint, OURS, RECIPE, LINK, runs=1)
-    assert section.data["ours"]["statuses"] == [302]
-    assert section.data["ours"]["total"]["n"] == 1
-    if baseline.available():
-        assert section.data["recipe"]["statuses"] == [302]
-        assert section.data["ratio_total"] > 0
-
-
-def test_hot_link_reads_once_per_container_and_writes_once_per_batch(hot_section):
+def test_hot_link_reads_once_per_container_and_writes_each_item_once_per_window(hot_section):
     ours = hot_section.data["ours"]
     assert ours["redirects"] == 1000
-    assert ours["statuses"] == [302]
-    # Two simulated seconds fit in one 10 s cache window: one read per container.
-    assert ours["reads"] == 5
-    # One delivery per container per second, one transaction each.
-    assert ours["batches"] == 10
-    assert ours["aggregator_ops"] == {"TransactWriteItems": 10}
-    assert ours["clicks_delivered"] == 1000
-    # Each transaction writes the link item (2 units, transactional); its day item has
-    # its own partition key, so the link's partition key sees only the link item.
-    assert max(ours["write_units_per_second_item"]) == 5 * 2
-    assert max(ours["write_units_per_second_pk"]) == 5 * 2
+    assert ours["statuses"] == {302: 1000}
+    assert ours["reads"] == 5  # one per container: 10 simulated seconds fit in one cache window
+    assert ours["records"] == 5 * 10  # one log record per container per second
+    assert ours["batches"] == ours["invocations"] == 2  # one per 5 s window
+    assert ours["clicks_applied"] == 1000
+    # Per batch: the checkpoint read, the counter, the stats item and the checkpoint write. No transaction.
+    assert ours["aggregator_ops"] == {"GetItem": 2, "UpdateItem": 2 * 3}
+    assert ours["dlq"] == 0 and ours["failed_conditions"] == 0
+    assert ours["keys"]["counter"]["peak"] == ours["keys"]["stats"]["peak"] == 1
+    assert ours["index_peaks"] == {}
+    assert not ours["units_estimated"]  # DynamoDB Local reported every write's units
+
+
+def test_hot_link_reports_its_targets(hot_section):
+    assert len(hot_section.targets) == 4
+    normal, _bounds, index, conflicts = hot_section.targets
+    assert all(" — met" in line for line in (normal, index, conflicts))
+    assert hot_section.headline
 
 
 @has_recipe
 def test_hot_link_recipe_writes_on_every_redirect(hot_section):
     recipe = hot_section.data["recipe"]
     assert (recipe["reads_per_redirect"], recipe["writes_per_redirect"]) == (1, 1)
-    assert hot_section.data["recipe_write_over"] == pytest.approx(500 / 1000)
+    assert hot_section.data["recipe_write_over"] == pytest.approx(100 / 1000)
 
 
-def test_admin_list_reads_one_page_while_the_scan_reads_everything(ddb):
-    section = admin_list.run(ddb, sizes=(60, 120), query_reps=2, scan_reps=(1, 1), threads=1)
-    results = section.data["results"]
-    assert [r["n"] for r in results] == [60, 120]
-    for r in results:
-        assert r["newest_ok"]
-        assert r["ours"]["requests"] == 1
-        assert r["ours"]["items_read"] <= admin_list.PAGE + 1
-        assert r["scan"]["items_read"] == r["n"]
+def test_spread_thin_writes_two_items_per_click_and_one_checkpoint(spread_section):
+    thin = spread_section.data["thin"]
+    assert thin["clicks_applied"] == 20 and thin["batches"] == 1
+    assert thin["aggregator_ops"]["UpdateItem"] == 2 * 20 + 1
+    assert thin["table_units"] == 2 * 20 + 1 and thin["index_units"] == 0
+    assert thin["reads"] == 20  # every click a cache miss
 
 
-def test_end_to_end_serves_redirects_over_http(stub):
-    section = end_to_end.run(stub.endpoint, OURS, RECIPE, E2E_IDS, seconds=0.5, connections=2)
-    ours = section.data["ours"]
-    assert ours["requests"] > 0
-    assert set(ours["statuses"]) == {"302"}
-    assert ours["errors"] == 0
-    if baseline.available():
-        assert set(section.data["recipe"]["statuses"]) == {"302"}
-        assert section.data["recipe"]["writes_per_request"] == 1
+def test_spread_zipf_writes_each_link_and_link_day_once_per_batch(spread_section):
+    zipf = spread_section.data["zipf"]
+    assert zipf["clicks_applied"] == 500 and zipf["batches"] == 1
+    assert zipf["aggregator_ops"]["UpdateItem"] == 2 * zipf["touched"] + 1
+    assert zipf["index_units"] == 0 and zipf["max_pk_units"] == 1
+    assert len(spread_section.targets) == 5
 
 
 @has_recipe
-def test_cost_counts_spread_traffic_and_prices_both_sides(stub, warm_result, hot_section):
-    spread = cost.measure_spread(stub.endpoint, OURS, clicks=30)
-    assert spread["statuses"] == [302]
-    assert spread["reads_per_redirect"] == 1
-    # 30 links: one link update and one day update each, in one transaction of 60 + 1 marker.
-    assert spread["transactions_per_batch"] == 1
-    assert spread["write_units_per_redirect"] == pytest.approx((30 * 2 + 1) * 2 / 30)
-    section = cost.section(warm_result, hot_section.data, spread, 0.1)
+def test_cost_prices_both_sides_and_the_fixed_costs(warm_section, hot_section, spread_section):
+    section = cost.section(warm_section.data["zero-latency stub"], hot_section.data, spread_section.data, 0.1)
     totals = section.data["totals"]
     assert totals["ours_hot"] > 0 and totals["ours_spread"] > 0 and totals["recipe"] > 0
     assert any(row[0] == "**Total**" for row in section.rows)
+    (caption, _, fixed_rows), = section.extra_tables
+    assert any(row[0] == "Kinesis shards" for row in fixed_rows)
+    assert any(row[0].startswith("Break-even") for row in fixed_rows)
+    assert len(section.targets) == 3
 
 
-def test_missing_baseline_leaves_its_rows_empty_and_the_rest_runs(stub, monkeypatch, tmp_path):
+def test_admin_list_is_bounded_and_shows_counts(ctx):
+    _needs_dynamodb_local(ctx)
+    section = admin_list.run(ctx)
+    results = section.data["results"]
+    assert [r["n"] for r in results] == [60, 120]
+    for r in results:
+        assert r["newest_ok"] and r["counts_ok"]
+        assert r["ours"]["requests"] == LIST_SHARDS + 1  # a Query per list shard + one BatchGetItem
+        assert r["scan"]["items_read"] >= r["n"]
+    burst = section.data["burst"]
+    assert burst["creates"] == burst["puts"] == 40
+    assert sum(burst["per_key"].values()) == 40  # one index write per create, on one of the 8 keys
+    assert set(burst["per_key"]) <= {f"links#{n}" for n in range(LIST_SHARDS)}
+
+
+@pytest.fixture(scope="module")
+def e2e_section(ctx):
+    _needs_dynamodb_local(ctx)
+    return end_to_end.run(ctx)
+
+
+def test_end_to_end_serves_redirects_and_counts_each_at_most_once(e2e_section):
+    ours = e2e_section.data["ours"]
+    assert ours["requests"] > 0 and set(ours["statuses"]) == {"302"} and ours["errors"] == 0
+    assert 0 < ours["clicks_counted"] <= ours["redirects_served"] and ours["dlq"] == 0
+    assert ours["max_events_per_record"] <= 10_000  # what the aggregator reads from one record
+    if baseline.available():
+        assert e2e_section.data["recipe"]["writes_per_request"] == 1
+
+
+def test_end_to_end_counts_every_redirect_served(e2e_section):
+    ours = e2e_section.data["ours"]
+    assert ours["clicks_counted"] == ours["redirects_served"]
+
+
+def test_missing_baseline_leaves_its_rows_empty_and_the_rest_runs(ctx, monkeypatch, tmp_path):
     monkeypatch.setenv("BASELINE_HANDLER", str(tmp_path / "missing.py"))
     assert not baseline.available()
     with pytest.raises(baseline.BaselineMissing):
-        baseline.load(stub.endpoint, RECIPE)
-    result = warm.run_backend(stub.endpoint, OURS, RECIPE, LINK, calls=3, warmup=1)
+        baseline.load(ctx.stub.endpoint, RECIPE_TABLE)
+    result = warm.run_backend(ctx.seeded(ctx.stub.endpoint), OUR_TABLE, RECIPE_TABLE, LINK, calls=3, warmup=1)
     assert set(result) == {"ours_hit", "ours_miss"}
     section = warm.section({"stub": result}, 3, 0.1)
     assert any("recipe not found" in row for row in section.rows)
 
 
-def test_report_renders_sections_and_headline():
-    section = report.Section("x", "9. Example", ["how it was measured"], ["A", "B"], [["1", "2"]], ["a note"])
+def test_the_entry_point_orders_sections_and_reports_failures_and_skips(ctx):
+    class Broken:
+        KEY, TITLE = "broken", "Broken"
+
+        @staticmethod
+        def run(_ctx):
+            raise ValueError("boom")
+
+    class Skipped:
+        KEY, TITLE = "skipped", "Skipped"
+
+        @staticmethod
+        def run(_ctx):
+            raise Skip("no backend")
+
+    class Fine:
+        KEY, TITLE = "fine", "Fine"
+
+        @staticmethod
+        def run(_ctx):
+            section = report.Section("fine", "Fine", ["how"])
+            section.targets = [report.target("a target", "1", True)]
+            section.headline = [["What", "1", "2", "0.5×"]]
+            return section
+
+    sections, failures = bench_main.run(ctx, modules=(Broken, Skipped, Fine))
+    assert [s.key for s in sections] == ["broken", "skipped", "fine"]
+    assert failures == ["Broken: ValueError: boom"]
     info = {"machine": report.machine(), "baseline": "../shared/seed/lambda_function.py"}
-    text = report.render([section], [["What", "1 ms", "2 ms", "0.50×"]], ["a target: met."], 12.0, info)
-    assert "## 9. Example" in text and "| 1 | 2 |" in text and "- a target: met." in text
-    assert f"{info['machine']['cpus']} CPUs" in text
+    text = report.render(sections, 1.0, info)
+    assert "## 1. Broken" in text and "FAILED in this run" in text and "Skipped: no backend" in text
+    assert "- **3. Fine:** a target: 1 — met." in text and "| What | 1 | 2 | 0.5× |" in text
 
 
 def test_the_recipe_is_loaded_not_copied():
