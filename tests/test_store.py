@@ -1,4 +1,4 @@
-"""The DynamoDB store in webapp/store.py, against a moto table built from the template."""
+"""The DynamoDB store (webapp/store/: links, users, tokens), against a moto table built from the template."""
 import pytest
 
 from tests.conftest import TABLE_NAME
@@ -186,14 +186,16 @@ def test_ensure_user_creates_then_resets_password(store, ddb):
 def test_tokens_are_stored_hashed(store, ddb):
     store.create_user("alice", "s3cret-pass")
     plaintext, token_id = store.create_token("alice", "deploy script")
-    assert store.resolve_token(plaintext) == "alice"
+    assert store.resolve_token(plaintext)["username"] == "alice"
     assert store.resolve_token(plaintext + "x") is None
     assert store.resolve_token("") is None
     dump = repr(_all_items(ddb))
     assert plaintext not in dump
     assert store_module.hash_token(plaintext) in dump
-    tokens, _ = store.list_tokens()
-    assert tokens == [{"token_id": token_id, "username": "alice", "name": "deploy script", "created_at": tokens[0]["created_at"]}]
+    tokens = store.list_tokens()
+    assert tokens == [{"id": token_id, "username": "alice", "name": "deploy script", "scope": "write",
+                       "created_at": tokens[0]["created_at"], "expires_at": tokens[0]["expires_at"],
+                       "last_used_at": tokens[0]["last_used_at"], "expired": False}]
 
 
 def test_create_token_needs_an_existing_user(store):
@@ -206,8 +208,8 @@ def test_ensure_token_is_idempotent(store, ddb):
     first = store.ensure_token("admin", "local-token-123", "local stack")
     second = store.ensure_token("admin", "local-token-123", "local stack")
     assert first == second
-    assert store.resolve_token("local-token-123") == "admin"
-    tokens, _ = store.list_tokens()
+    assert store.resolve_token("local-token-123")["username"] == "admin"
+    tokens = store.list_tokens()
     assert len(tokens) == 1
 
 
