@@ -15,7 +15,7 @@ _USER_CHANGES = {"role", "disabled"}
 
 
 @bp.get("/api/tokens")
-@requires(access.OWN_TOKENS)
+@requires(access.READ_LINKS)  # a read token may list its owner's tokens
 def list_tokens():
     """The caller's tokens; admins get everyone's, or one user's with ?username=. Never a plaintext or hash."""
     username = request.args.get("username")
