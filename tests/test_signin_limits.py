@@ -104,3 +104,15 @@ def test_limits_are_settings(ddb, limit_setting):
     client = app.test_client()
     assert _attempt(client).status_code == 422
     assert _attempt(client).status_code == 429
+
+
+def test_wrong_current_passwords_count_against_the_account(app, client, auth, store):
+    """A stolen session cannot test password guesses on the change-password form either."""
+    auth.login()
+    wrong = {"current": "wrong-password", "new": "a-new-password", "confirm": "a-new-password"}
+    for _ in range(app.config["SIGNIN_ACCOUNT_LIMIT"]):
+        assert client.post("/account/password", data=wrong).status_code == 422
+    right = {**wrong, "current": ADMIN_PASSWORD}
+    response = client.post("/account/password", data=right)
+    assert response.status_code == 429
+    assert store.verify_password(ADMIN_USERNAME, ADMIN_PASSWORD)

@@ -137,11 +137,19 @@ def change_password():
     form = PasswordForm()
     store = get_store()
     if form.validate_on_submit():
+        # The current password is a password guess too: a stolen session must not test guesses freely.
+        config = current_app.config
+        if not store.reserve_sign_in(f"account#{g.user}", config["SIGNIN_ACCOUNT_LIMIT"], config["SIGNIN_WINDOW_SECONDS"]):
+            current_app.logger.warning("password change refused, too many failures: account=%r", g.user)
+            form.current.errors.append("Too many wrong passwords for this account. Try again later.")
+            return render_template("auth/password.html", form=form), 429
         if store.verify_password(g.user, form.current.data):
+            store.clear_sign_ins(f"account#{g.user}", config["SIGNIN_WINDOW_SECONDS"])
             store.set_password(g.user, form.new.data)
             sign_in(g.user)
             current_app.logger.info("password changed, sessions ended: %s", g.user)
             flash("Password changed. You were signed out everywhere else.", "success")
             return redirect(url_for("links.index"), 303)
+        current_app.logger.warning("password change failed, wrong current password: account=%r", g.user)
         form.current.errors.append("That is not your current password.")
     return render_template("auth/password.html", form=form), 422 if form.errors else 200
