@@ -200,3 +200,11 @@ def test_an_unreachable_provider_is_a_503_not_a_crash(ddb):
     response = app.test_client().get("/login/sso", headers={"Accept": "text/html"})
     assert response.status_code == 503
     assert "local account" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("state", ["ünïcödé", "", "x" * 5000])
+def test_callback_with_an_odd_state_is_a_400_not_a_crash(sso_client, state):
+    sso_client.get("/login/sso")
+    response = sso_client.get("/login/sso/callback", query_string={"state": state, "code": "c"},
+                              headers={"Accept": "text/html"})
+    assert response.status_code == 400

@@ -92,7 +92,8 @@ def sso_callback():
     if provider is None:
         abort(404)
     pending = session.pop("oidc", None)
-    if not pending or not hmac.compare_digest(request.args.get("state", ""), pending["state"]):
+    state = request.args.get("state", "").encode("utf-8")
+    if not pending or not hmac.compare_digest(state, pending["state"].encode("utf-8")):
         abort(400, "This sign-in was not started here, or it was already used. Start again from the sign-in page.")
     if "code" not in request.args:
         current_app.logger.warning("sso sign-in refused by the provider: %s", request.args.get("error", "no code"))

@@ -4,7 +4,7 @@ import secrets
 from datetime import timedelta
 
 from webapp import links
-from webapp.store.table import _ConditionFailed, _key, _marshal
+from webapp.store.table import _ConditionFailed, _key, _marshal, _plain_key
 from webapp.store.users import USER_PK_PREFIX, user_from_item, user_key
 
 SESSION_SK_PREFIX = "session#"
@@ -92,7 +92,3 @@ class SessionsMixin:
     def count_sessions(self, username):
         """How many sessions the user has (live or waiting for TTL)."""
         return len(self._query_keys(f"{USER_PK_PREFIX}{username}", SESSION_SK_PREFIX, MAX_SESSIONS_PER_USER))
-
-
-def _plain_key(key):
-    return {name: value["S"] for name, value in key.items()}

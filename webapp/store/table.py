@@ -134,6 +134,11 @@ def _key(pk, sk):
     return {"pk": {"S": pk}, "sk": {"S": sk}}
 
 
+def _plain_key(key):
+    """A table key as a plain dict of strings, to spread into an item."""
+    return {name: value["S"] for name, value in key.items()}
+
+
 def _marshal(item):
     """Plain dict -> DynamoDB attribute values (only the types this table uses)."""
     out = {}

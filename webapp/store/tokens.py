@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from webapp import access, links
 from webapp.exceptions import StoreUnavailable, TokenNotFound, UserNotFound
-from webapp.store.table import _ConditionFailed, _key, _marshal, _unmarshal
+from webapp.store.table import _ConditionFailed, _key, _marshal, _plain_key, _unmarshal
 from webapp.store.users import user_from_item, user_key
 
 TOKEN_SK = "token"
@@ -72,9 +72,9 @@ class TokensMixin:
             "expires_at": links.format_timestamp(expires),
             "purge_at": int((expires + timedelta(days=KEEP_EXPIRED_DAYS)).timestamp()),
         }
-        secret_item = {**_plain(_secret_key(plaintext)), **common}
+        secret_item = {**_plain_key(_secret_key(plaintext)), **common}
         record = {
-            **_plain(_id_key(token_id)),
+            **_plain_key(_id_key(token_id)),
             **common,
             "token_hash": hash_token(plaintext),
             "list_pk": TOKENS_LIST,
@@ -169,10 +169,6 @@ class TokensMixin:
 def _expired(item, now=None):
     expires_at = item.get("expires_at")
     return bool(expires_at) and (now or links.utcnow()) >= links.parse_timestamp(expires_at)
-
-
-def _plain(key):
-    return {name: value["S"] for name, value in key.items()}
 
 
 def _token(item):
