@@ -22,10 +22,10 @@ LOCAL_ENV = SHORTENER_LOCAL_MODE=true SHORTENER_TABLE_NAME=links-local SHORTENER
 	AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$${DYNAMODB_PORT:-8000} \
 	AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1
 
-## user: add a staff account to the running local stack (prompts for the password): make user NAME=alice
+## user: add a staff account to the running local stack (prompts for the password): make user NAME=alice ROLE=editor
 user: $(STAMP)
-	@test -n "$(NAME)" || { echo "usage: make user NAME=alice"; exit 2; }
-	$(LOCAL_ENV) $(BIN)/flask --app webapp.wsgi create-user "$(NAME)"
+	@test -n "$(NAME)" || { echo "usage: make user NAME=alice [ROLE=admin|editor|viewer]"; exit 2; }
+	$(LOCAL_ENV) $(BIN)/flask --app webapp.wsgi create-user "$(NAME)" --role "$(or $(ROLE),admin)"
 
 ## token: an API token for a user of the running local stack: make token NAME=alice LABEL="CI job"
 token: $(STAMP)

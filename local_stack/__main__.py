@@ -38,6 +38,8 @@ def _settings():
         "table_name": os.environ.get("TABLE_NAME", "links-local"),
         "flush_seconds": float(os.environ.get("CLICK_FLUSH_SECONDS", "1")),
         "batch_window_seconds": float(os.environ.get("CLICK_BATCH_WINDOW_SECONDS", "0.5")),
+        # A fake OpenID Connect provider on loopback, to try single sign-on without a real one.
+        "fake_oidc": os.environ.get("LOCAL_FAKE_OIDC", "") not in ("", "0", "false"),
     }
 
 
@@ -127,14 +129,14 @@ def _run(settings, engine, stream):
 
     short_base_url = f"http://127.0.0.1:{settings['redirect_port']}"
     values, generated = _local_secrets(settings["data_dir"])
-    app = create_app(
-        {
-            "TABLE_NAME": settings["table_name"],
-            "SHORT_BASE_URL": short_base_url,
-            "SECRET_KEY": values["secret_key"],
-            "LOCAL_MODE": True,
-        }
-    )
+    config = {
+        "TABLE_NAME": settings["table_name"],
+        "SHORT_BASE_URL": short_base_url,
+        "SECRET_KEY": values["secret_key"],
+        "LOCAL_MODE": True,
+    }
+    provider = _start_fake_oidc(settings, config) if settings["fake_oidc"] else None
+    app = create_app(config)
     store = app.extensions["store"]
     store.ensure_user("admin", values["password"])
     store.ensure_token("admin", values["token"], name="local token")
@@ -168,6 +170,8 @@ def _run(settings, engine, stream):
         print(f"API token (generated):      {values['token']}   (set LOCAL_API_TOKEN to choose one)")
     if generated:
         print(f"Generated values are kept in {settings['data_dir'] / 'local-credentials.json'}")
+    if provider is not None:
+        print(f"Fake SSO:     {provider.issuer}   (groups shortener-admins, -editors, -viewers map to roles)")
     print("Ready. Ctrl-C stops everything.", flush=True)
 
     stop = threading.Event()
@@ -180,7 +184,26 @@ def _run(settings, engine, stream):
     redirect_server.shutdown()
     subscription.stop()
     mapping.stop()
+    if provider is not None:
+        provider.stop()
     sys.stdout = sys.__stdout__
+
+
+def _start_fake_oidc(settings, config):
+    """Start the loopback OpenID Connect provider and point the admin's SSO settings at it."""
+    from local_stack.fake_oidc import FakeOidcProvider
+
+    client_secret = secrets.token_urlsafe(24)
+    callback = f"http://127.0.0.1:{settings['admin_port']}/login/sso/callback"
+    provider = FakeOidcProvider("local-admin", client_secret, [callback], interactive=True).start()
+    config.update(
+        OIDC_ISSUER=provider.issuer,
+        OIDC_CLIENT_ID="local-admin",
+        OIDC_CLIENT_SECRET=client_secret,
+        OIDC_ROLE_MAP={"shortener-admins": "admin", "shortener-editors": "editor", "shortener-viewers": "viewer"},
+        OIDC_PROVIDER_NAME="the fake local SSO",
+    )
+    return provider
 
 
 if __name__ == "__main__":

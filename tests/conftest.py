@@ -126,3 +126,53 @@ def put_counter(ddb, short_id, clicks, bots=0, region=REGION, last_clicked_at=No
         UpdateExpression=expression,
         ExpressionAttributeValues=values,
     )
+# Users of each role, for the access tests.
+
+ROLE_PASSWORD = "a-long-test-password"
+
+
+def add_user(store, username, role):
+    """A local user with ROLE_PASSWORD."""
+    return store.create_user(username, ROLE_PASSWORD, role=role)
+
+
+def sign_in_as(client, store, role):
+    """Create a user named after the role (<role>1) and sign the client in through the form."""
+    username = f"{role}1"
+    if store.get_user(username) is None:
+        add_user(store, username, role)
+    response = client.post("/login", data={"username": username, "password": ROLE_PASSWORD})
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return username
+
+
+def token_for(store, role, scope=None):
+    """A plaintext API token of a <role>1 user: write scope unless the role only reads."""
+    username = f"{role}1"
+    if store.get_user(username) is None:
+        add_user(store, username, role)
+    scope = scope or ("read" if role == "viewer" else "write")
+    plaintext, _ = store.create_token(username, f"{role} tests", scope=scope)
+    return plaintext
+
+
+class Clock:
+    """The app's notion of now (webapp.links.utcnow), moved by hand."""
+
+    def __init__(self, monkeypatch):
+        from webapp import links
+
+        self.now = links.utcnow()
+        monkeypatch.setattr(links, "utcnow", lambda: self.now)
+
+    def advance(self, seconds):
+        """Move now forward."""
+        from datetime import timedelta
+
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """A Clock for session idle and lifetime, token expiry and sign-in windows."""
+    return Clock(monkeypatch)

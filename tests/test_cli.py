@@ -49,7 +49,7 @@ def test_create_token_prints_a_working_token(app, store):
     result = app.test_cli_runner().invoke(args=["create-token", ADMIN_USERNAME, "--name", "ci"])
     assert result.exit_code == 0, result.output
     token = result.output.strip().splitlines()[-1]
-    assert store.resolve_token(token) == ADMIN_USERNAME
+    assert store.resolve_token(token)["username"] == ADMIN_USERNAME
     response = app.test_client().post(
         "/api/links", json={"url": "https://example.com/"}, headers={"Authorization": f"Bearer {token}"}
     )

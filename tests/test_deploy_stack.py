@@ -29,6 +29,7 @@ UNSUPPORTED = {
     "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::ApiMapping", "AWS::ApiGatewayV2::DomainName",
     "AWS::ApiGatewayV2::Integration", "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Stage",
     "AWS::CloudWatch::Alarm", "AWS::Logs::SubscriptionFilter",
+    "AWS::WAFv2::WebACL", "AWS::WAFv2::WebACLAssociation",
 }
 
 
@@ -120,12 +121,13 @@ def test_the_supported_resources_all_come_up(stack):
     outputs, physical, skipped = stack
     assert {"LinksTable", "RedirectRole", "AggregatorRole", "AdminRole", "AdminPolicy", "DeadLetterQueue",
             "RedirectLogGroup", "AggregatorLogGroup", "AdminLogGroup", "RedirectFunction", "AggregatorFunction",
-            "ClickStream", "ClickSubscriptionRole", "AggregatorEventSource", "AlarmTopic"} <= set(physical)
+            "ClickStream", "ClickSubscriptionRole", "AggregatorEventSource", "AlarmTopic",
+            "AdminOidcSecretPolicy"} <= set(physical)
     assert skipped == {"HttpApi", "RedirectIntegration", "GetLinkRoute", "HeadLinkRoute", "RootRoute",
                        "DefaultStage", "RedirectInvokePermission", "ShortDomain", "ShortDomainMapping",
                        "ClickSubscription", "Dashboard", "RedirectErrorsAlarm", "ThrottlesAlarm", "LatencyAlarm",
                        "DeadLetterQueueAlarm", "AggregatorErrorsAlarm", "ClickDelayAlarm", "ClickStreamThrottleAlarm",
-                       "SkippedBatchRecordLostAlarm"}
+                       "SkippedBatchRecordLostAlarm", "SignInWebAcl", "SignInWebAclAssociation"}
     assert {"TableName", "AdminPolicyArn", "AdminRoleArn", "DeadLetterQueueUrl", "AggregatorFunctionName"} <= set(outputs)
 
 

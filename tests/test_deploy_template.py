@@ -90,10 +90,13 @@ def dynamodb_calls(*paths):
         calls |= set(re.findall(rf"\.({operations})\(", source))
         calls |= set(re.findall(rf"\(\s*[\"']({operations})[\"']", source))
     actions = set()
+    parts = {"Put": "dynamodb:PutItem", "Update": "dynamodb:UpdateItem", "Delete": "dynamodb:DeleteItem",
+             "ConditionCheck": "dynamodb:ConditionCheckItem"}
+    sources = "\n".join(Path(path).read_text() for path in paths)
     for call in calls:
-        # Transactions have no IAM action of their own: each part needs the action of its kind.
+        # Transactions have no IAM action of their own: each kind of part the code writes needs its action.
         if call == "transact_write_items":
-            actions |= {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"}
+            actions |= {action for part, action in parts.items() if re.search(rf"[\"']{part}[\"']\s*:", sources)}
         elif call == "transact_get_items":
             actions.add("dynamodb:GetItem")
         else:
@@ -268,8 +271,9 @@ def test_admin_policy_grants_exactly_the_calls_the_admin_code_makes():
     ("table.call('update_item', Key=key)", {"dynamodb:UpdateItem"}),
     ("pool.map(lambda kw: self._call(\n    'query', **kw), pages)", {"dynamodb:Query"}),
     ('name = "get_item"  # a string that is not a call', set()),
-    ("client.transact_write_items(TransactItems=[])",
-     {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"}),
+    # A transaction needs the action of each kind of part it writes, and nothing else.
+    ("client.transact_write_items(TransactItems=[{'Put': item}, {\"ConditionCheck\": check}])",
+     {"dynamodb:PutItem", "dynamodb:ConditionCheckItem"}),
 ])
 def test_the_call_finder_sees_each_way_the_code_calls_dynamodb(tmp_path, source, expected):
     path = tmp_path / "module.py"

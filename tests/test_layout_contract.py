@@ -20,6 +20,9 @@ from local_stack.template import table_properties
 from tests.conftest import REGION, TABLE_NAME
 from webapp import links
 from webapp import store as store_module
+from webapp.store import links as store_links
+from webapp.store import tokens as store_tokens
+from webapp.store import users as store_users
 
 OTHER_REGION = "eu-west-1"
 STREAM = "clicks-contract"
@@ -137,7 +140,7 @@ def test_the_aggregator_and_the_store_name_the_counter_and_stats_items_alike():
     assert layout.COUNTER_SK_PREFIX == store_module.COUNTER_SK_PREFIX
     assert layout.STATS_PK_PREFIX == store_module.STATS_PK_PREFIX
     assert layout.DAY_SK_PREFIX == store_module.DAY_SK_PREFIX
-    assert set(store_module._DAY_COUNTER_PREFIXES) == {layout.REFERRER_PREFIX, layout.COUNTRY_PREFIX, layout.DEVICE_PREFIX}
+    assert set(store_links._DAY_COUNTER_PREFIXES) == {layout.REFERRER_PREFIX, layout.COUNTRY_PREFIX, layout.DEVICE_PREFIX}
     assert layout.counter_key("abc", REGION) == {"pk": {"S": "abc"}, "sk": {"S": f"{store_module.COUNTER_SK_PREFIX}{REGION}"}}
     assert layout.stats_key("abc", "2026-11-27", REGION) == {
         "pk": {"S": f"{store_module.STATS_PK_PREFIX}abc"}, "sk": {"S": f"{store_module.DAY_SK_PREFIX}2026-11-27#{REGION}"}
@@ -148,11 +151,11 @@ def test_no_aggregator_item_can_be_mistaken_for_a_link_user_or_token():
     counter_sk = layout.counter_key("abc", REGION)["sk"]["S"]
     stats_pk = layout.stats_key("abc", "2026-11-27", REGION)["pk"]["S"]
     checkpoint = layout.checkpoint_key(REGION, layout.shard_name(STREAM, SHARD))
-    assert counter_sk not in (store_module.LINK_SK, store_module.USER_SK, store_module.TOKEN_SK)
+    assert counter_sk not in (store_module.LINK_SK, store_users.USER_SK, store_tokens.TOKEN_SK)
     # A stats or checkpoint partition can never be a link's: ids are [A-Za-z0-9_-], and "#" is not one of them.
     assert not links._SLUG_RE.fullmatch(stats_pk)
     assert not links._SLUG_RE.fullmatch(checkpoint["pk"]["S"])
-    assert checkpoint["sk"]["S"] not in (store_module.LINK_SK, store_module.USER_SK, store_module.TOKEN_SK)
+    assert checkpoint["sk"]["S"] not in (store_module.LINK_SK, store_users.USER_SK, store_tokens.TOKEN_SK)
 
 
 def test_list_shards_are_the_keys_the_store_reads_back():

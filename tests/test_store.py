@@ -1,4 +1,4 @@
-"""The DynamoDB store in webapp/store.py, against a moto table built from the template."""
+"""The DynamoDB store (webapp/store/: links, users, tokens), against a moto table built from the template."""
 import base64
 
 import pytest
@@ -135,9 +135,9 @@ def test_list_links_ignores_users_and_tokens(store):
     [
         "not base64!",
         "e30",  # {}
-        store_module.encode_cursor({k: {"S": "x"} for k in ("pk", "sk", "list_pk", "list_sk")}),  # another list
-        store_module.encode_link_cursor({"users": "x"}),  # not a link shard
-        store_module.encode_link_cursor({"links#0": ""}),  # empty position
+        store_module.encode_cursor({"pk": "x", "sk": "x", "list_pk": "x", "list_sk": "x"}),  # another list's key
+        store_module.encode_cursor({"users": "x"}),  # not a link shard
+        store_module.encode_cursor({"links#0": ""}),  # empty position
         "bnVsbA",  # null
         base64.urlsafe_b64encode(b"[" * 5000).decode(),  # nested too deep to parse
     ],
@@ -217,14 +217,16 @@ def test_ensure_user_creates_then_resets_password(store, ddb):
 def test_tokens_are_stored_hashed(store, ddb):
     store.create_user("alice", "s3cret-pass")
     plaintext, token_id = store.create_token("alice", "deploy script")
-    assert store.resolve_token(plaintext) == "alice"
+    assert store.resolve_token(plaintext)["username"] == "alice"
     assert store.resolve_token(plaintext + "x") is None
     assert store.resolve_token("") is None
     dump = repr(_all_items(ddb))
     assert plaintext not in dump
     assert store_module.hash_token(plaintext) in dump
-    tokens, _ = store.list_tokens()
-    assert tokens == [{"token_id": token_id, "username": "alice", "name": "deploy script", "created_at": tokens[0]["created_at"]}]
+    tokens = store.list_tokens()
+    assert tokens == [{"id": token_id, "username": "alice", "name": "deploy script", "scope": "write",
+                       "created_at": tokens[0]["created_at"], "expires_at": tokens[0]["expires_at"],
+                       "last_used_at": tokens[0]["last_used_at"], "expired": False}]
 
 
 def test_create_token_needs_an_existing_user(store):
@@ -237,8 +239,8 @@ def test_ensure_token_is_idempotent(store, ddb):
     first = store.ensure_token("admin", "local-token-123", "local stack")
     second = store.ensure_token("admin", "local-token-123", "local stack")
     assert first == second
-    assert store.resolve_token("local-token-123") == "admin"
-    tokens, _ = store.list_tokens()
+    assert store.resolve_token("local-token-123")["username"] == "admin"
+    tokens = store.list_tokens()
     assert len(tokens) == 1
 
 

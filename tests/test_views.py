@@ -258,6 +258,7 @@ def test_csrf_token_required_when_enabled(ddb):
     client = app.test_client()
     with client.session_transaction() as session:
         session["username"] = ADMIN_USERNAME
+        session["sid"] = store.create_session(ADMIN_USERNAME, 3600)
     response = client.post("/links/guarded/disable", headers={"Accept": "text/html"})
     assert response.status_code == 400
     assert b"CSRF" in response.data
@@ -333,6 +334,7 @@ def test_server_error_shows_no_stack_trace(ddb, monkeypatch):
     client = app.test_client()
     with client.session_transaction() as session:
         session["username"] = ADMIN_USERNAME
+        session["sid"] = app.extensions["store"].create_session(ADMIN_USERNAME, 3600)
     response = client.get("/", headers={"Accept": "text/html"})
     assert response.status_code == 500
     assert b"secret internals" not in response.data

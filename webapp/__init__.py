@@ -30,7 +30,21 @@ def create_app(test_config=None):
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=True,
-        PERMANENT_SESSION_LIFETIME=12 * 60 * 60,
+        PERMANENT_SESSION_LIFETIME=12 * 60 * 60,  # a session's absolute lifetime, enforced by its item
+        SESSION_IDLE_SECONDS=60 * 60,  # a session unused this long ends
+        SIGNIN_ACCOUNT_LIMIT=5,  # failed sign-ins per account per window
+        SIGNIN_CLIENT_LIMIT=20,  # failed sign-ins per client address per window
+        SIGNIN_WINDOW_SECONDS=15 * 60,
+        OIDC_ISSUER=None,  # single sign-on is on when this is set
+        OIDC_CLIENT_ID=None,
+        OIDC_CLIENT_SECRET=None,
+        OIDC_CLIENT_SECRET_PARAMETER=None,  # or the secret from an SSM SecureString
+        OIDC_SCOPES="openid email profile",
+        OIDC_USERNAME_CLAIM="email",
+        OIDC_ROLE_CLAIM="groups",
+        OIDC_ROLE_MAP={},  # claim value -> role, as JSON or "group=role,group=role"
+        OIDC_PROVIDER_NAME="single sign-on",
+        OIDC_HTTP_TIMEOUT=5,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
     )
     app.config.from_prefixed_env("SHORTENER")
@@ -40,8 +54,10 @@ def create_app(test_config=None):
     _configure_logging(app)
 
     from webapp import cli, headers, store
+    from webapp.auth import oidc
 
     store.init_app(app)
+    oidc.init_app(app)
     cli.init_app(app)
     headers.init_app(app)
 
@@ -60,6 +76,14 @@ def create_app(test_config=None):
     from webapp.link_pages import bp as link_pages_bp
 
     app.register_blueprint(link_pages_bp)
+
+    from webapp.user_pages import bp as user_pages_bp
+
+    app.register_blueprint(user_pages_bp)
+
+    from webapp.token_pages import bp as token_pages_bp
+
+    app.register_blueprint(token_pages_bp)
 
     from webapp.api import bp as api_bp
 

@@ -1,48 +1,114 @@
-"""Flask CLI commands: create users and API tokens."""
-import re
-
+"""Flask CLI commands: users (create, role, disable, enable, password) and API tokens."""
 import click
 from flask.cli import with_appcontext
 
+from webapp import access
 from webapp.exceptions import UserExists, UserNotFound
 from webapp.store import get_store
 
-_USERNAME_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
-MIN_PASSWORD_LENGTH = 8
+MIN_PASSWORD_LENGTH = access.MIN_PASSWORD_LENGTH
+_ROLE = click.Choice(access.ROLES)
 
 
 def init_app(app):
     """Register the commands on the app's CLI."""
-    app.cli.add_command(create_user_command)
-    app.cli.add_command(create_token_command)
+    for command in (create_user_command, set_role_command, disable_user_command, enable_user_command,
+                    set_password_command, create_token_command):
+        app.cli.add_command(command)
+
+
+def _username(username):
+    try:
+        return access.check_username(username)
+    except ValueError:
+        raise click.BadParameter("use 1-64 letters, digits, '.', '_', '@' or '-'", param_hint="USERNAME") from None
+
+
+def _password(password):
+    try:
+        return access.check_password(password)
+    except ValueError as err:
+        raise click.BadParameter(str(err).lower().rstrip("."), param_hint="--password") from None
+
+
+def _existing(change, username, *args):
+    try:
+        return change(username, *args)
+    except UserNotFound:
+        raise click.ClickException(f"User {username!r} does not exist.") from None
 
 
 @click.command("create-user")
 @click.argument("username")
 @click.password_option("--password", help="Prompted for (hidden, twice) when omitted.")
+@click.option("--role", type=_ROLE, default=access.ADMIN, show_default=True,
+              help="admin manages users; editor creates and edits links; viewer only reads.")
 @with_appcontext
-def create_user_command(username, password):
+def create_user_command(username, password, role):
     """Create a local user who can sign in to the admin app."""
-    if not _USERNAME_RE.fullmatch(username):
-        raise click.BadParameter("use 1-64 letters, digits, '.', '_', '@' or '-'", param_hint="USERNAME")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise click.BadParameter(f"must be at least {MIN_PASSWORD_LENGTH} characters", param_hint="--password")
+    _username(username)
+    _password(password)
     try:
-        get_store().create_user(username, password)
+        get_store().create_user(username, password, role=role)
     except UserExists:
         raise click.ClickException(f"User {username!r} already exists.") from None
-    click.echo(f"Created user {username}.")
+    click.echo(f"Created user {username}. Role: {role}.")
+
+
+@click.command("set-role")
+@click.argument("username")
+@click.argument("role", type=_ROLE)
+@with_appcontext
+def set_role_command(username, role):
+    """Change a user's role; their sessions end."""
+    _existing(get_store().set_role, username, role)
+    click.echo(f"{username} is now {role}; their sessions ended.")
+
+
+@click.command("disable-user")
+@click.argument("username")
+@with_appcontext
+def disable_user_command(username):
+    """Disable a user: sessions end, tokens stop working, links stay."""
+    _existing(get_store().set_disabled, username, True)
+    click.echo(f"Disabled {username}.")
+
+
+@click.command("enable-user")
+@click.argument("username")
+@with_appcontext
+def enable_user_command(username):
+    """Re-enable a disabled user."""
+    _existing(get_store().set_disabled, username, False)
+    click.echo(f"Enabled {username}.")
+
+
+@click.command("set-password")
+@click.argument("username")
+@click.password_option("--password", help="Prompted for (hidden, twice) when omitted.")
+@with_appcontext
+def set_password_command(username, password):
+    """Set a local user's password (break-glass reset); their sessions end."""
+    _password(password)
+    _existing(get_store().set_password, username, password)
+    click.echo(f"Password of {username} set; their sessions ended.")
 
 
 @click.command("create-token")
 @click.argument("username")
 @click.option("--name", required=True, help="A label saying what the token is for.")
+@click.option("--scope", type=click.Choice(access.SCOPES), default=access.WRITE, show_default=True,
+              help="read lists and reads; write also creates and changes links (never beyond the user's role).")
+@click.option("--days", type=click.IntRange(1, access.TOKEN_MAX_DAYS), default=access.TOKEN_DEFAULT_DAYS,
+              show_default=True, help="Days until the token expires.")
 @with_appcontext
-def create_token_command(username, name):
+def create_token_command(username, name, scope, days):
     """Create an API token for a user and print it once."""
     try:
-        plaintext, token_id = get_store().create_token(username, name)
+        plaintext, token_id = get_store().create_token(username, name, scope=scope, days=days)
     except UserNotFound:
         raise click.ClickException(f"User {username!r} does not exist; create it first.") from None
-    click.echo(f"Token {token_id} ({name}) for {username}. It is shown only this once:")
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--scope") from None
+    click.echo(f"Token {token_id} ({name}, {scope}, expires in {days} days) for {username}. It is shown only this once:")
     click.echo(plaintext)

@@ -66,3 +66,11 @@ class IdSpaceExhausted(StoreError):
 
 class StoreUnavailable(StoreError):
     """DynamoDB throttled or refused the request; retrying later may work."""
+
+
+class AccountConflict(StoreError):
+    """A single sign-on identity has the name of a local account; neither is touched."""
+
+
+class TokenNotFound(StoreError):
+    """No API token has this id (or it belongs to someone the caller may not manage)."""

@@ -3,7 +3,7 @@ from flask import current_app, request
 
 from webapp.api import bp
 
-ALLOWED_METHODS = "GET, POST, PATCH, OPTIONS"
+ALLOWED_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
 ALLOWED_HEADERS = "Authorization, Content-Type"
 MAX_AGE = "600"
 

@@ -3,8 +3,9 @@ import json
 
 from flask import current_app, g, request, url_for
 
-from webapp import links
+from webapp import access, links
 from webapp.api import bp
+from webapp.api.auth import requires
 from webapp.api.responses import json_error, link_json
 from webapp.exceptions import InvalidCursor, InvalidLink, SlugTaken
 from webapp.store import get_store
@@ -24,6 +25,7 @@ class _BadBody(Exception):
 
 @bp.post("/api/links")
 @bp.post("/shorten")
+@requires(access.WRITE_LINKS)
 def create_link():
     """Create a short link from {"url", "slug"?, "title"?, "expires_at"?}."""
     try:
@@ -51,6 +53,7 @@ def create_link():
 
 
 @bp.get("/api/links")
+@requires(access.READ_LINKS)
 def list_links():
     """One page of links, newest first: {"links": [...], "next_cursor": "..." or null}."""
     raw_limit = request.args.get("limit", str(current_app.config["PAGE_SIZE"]))
@@ -66,12 +69,14 @@ def list_links():
 
 
 @bp.get("/api/links/<short_id>")
+@requires(access.READ_LINKS)
 def get_link(short_id):
     """One link with its click counts."""
     return link_json(get_store().get_link(short_id))
 
 
 @bp.get("/api/links/<short_id>/stats")
+@requires(access.READ_LINKS)
 def link_stats(short_id):
     """A link's clicks per UTC day, with referrers, countries and devices: {"days": [...]} oldest first."""
     raw_days = request.args.get("days", str(current_app.config["STATS_DAYS"]))
@@ -84,6 +89,7 @@ def link_stats(short_id):
 
 
 @bp.patch("/api/links/<short_id>")
+@requires(access.WRITE_LINKS)
 def update_link(short_id):
     """Enable or disable a link with {"is_active": true|false}."""
     try:

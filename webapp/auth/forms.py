@@ -1,7 +1,9 @@
 """Forms of the auth blueprint."""
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField, SubmitField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
+
+from webapp import access
 
 
 class LoginForm(FlaskForm):
@@ -11,3 +13,18 @@ class LoginForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
     submit = SubmitField("Sign in")
 
+
+class PasswordForm(FlaskForm):
+    """Change one's own password; the current one proves it is really them."""
+
+    current = PasswordField("Current password", validators=[DataRequired(), Length(max=1024)])
+    new = PasswordField("New password", validators=[DataRequired()])
+    confirm = PasswordField("New password again", validators=[DataRequired(), EqualTo("new", "The two new passwords differ.")])
+    submit = SubmitField("Change password")
+
+    def validate_new(self, field):
+        """Long enough, and not too long to hash."""
+        try:
+            access.check_password(field.data)
+        except ValueError as err:
+            raise ValidationError(str(err)) from None

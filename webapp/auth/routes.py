@@ -1,26 +1,126 @@
 """Views of the auth blueprint."""
-from flask import current_app, flash, g, redirect, render_template, request, url_for
+import hmac
 
-from webapp.auth import bp
-from webapp.auth.forms import LoginForm
-from webapp.auth.session import safe_next, sign_in, sign_out
+from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
+
+from webapp.auth import bp, oidc
+from webapp.auth.forms import LoginForm, PasswordForm
+from webapp.auth.session import login_required, safe_next, sign_in, sign_out
+from webapp.exceptions import AccountConflict
 from webapp.store import get_store
+from webapp.store.signin import client_digest
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    """Show the sign-in form and sign the user in."""
+    """Show the sign-in form and sign the user in, within the failed-attempt limits."""
     target = safe_next(request.args.get("next"), url_for("links.index"))
     if g.user is not None:
         return redirect(target, 303)
     form = LoginForm()
     if form.validate_on_submit():
-        if get_store().verify_password(form.username.data, form.password.data):
-            sign_in(form.username.data)
-            current_app.logger.info("user signed in: %s", form.username.data)
+        username = form.username.data
+        client = _client_subject()
+        locked = _reserve_attempt(username, client)
+        if locked:
+            current_app.logger.warning("sign-in refused, too many failures: account=%r client=%s", username, client)
+            minutes = -(-get_store().sign_in_retry_after(current_app.config["SIGNIN_WINDOW_SECONDS"]) // 60)
+            form.password.errors.append(
+                f"Too many failed sign-in attempts {locked}. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+            )
+            return render_template("auth/login.html", form=form), 429, {"Retry-After": str(minutes * 60)}
+        store = get_store()
+        if store.verify_password(username, form.password.data):
+            user = store.get_user(username)
+            _forget_attempts(username, client)
+            if user["disabled"]:
+                current_app.logger.warning("sign-in refused, account disabled: account=%r", username)
+                form.password.errors.append("This account is disabled. Ask an admin to enable it.")
+                return render_template("auth/login.html", form=form), 403
+            sign_in(username)
+            current_app.logger.info("user signed in: %s", username)
             return redirect(target, 303)
+        current_app.logger.warning("sign-in failed: account=%r client=%s", username, client)
         form.password.errors.append("Wrong user name or password.")
     return render_template("auth/login.html", form=form), 422 if form.errors else 200
+
+
+def _client_subject():
+    """The client's counter subject: a keyed hash of its address, never the address itself."""
+    return client_digest(request.remote_addr or "unknown", current_app.config["SECRET_KEY"])
+
+
+def _reserve_attempt(username, client):
+    """Count this attempt; say which limit locks it out ("for this account" / "from your network"), or None."""
+    config, store = current_app.config, get_store()
+    window = config["SIGNIN_WINDOW_SECONDS"]
+    if not store.reserve_sign_in(f"client#{client}", config["SIGNIN_CLIENT_LIMIT"], window):
+        return "from your network"
+    if not store.reserve_sign_in(f"account#{username}", config["SIGNIN_ACCOUNT_LIMIT"], window):
+        return "for this account"
+    return None
+
+
+def _forget_attempts(username, client):
+    """A right password: clear the account's failures and give back the client's reserved attempt."""
+    store, window = get_store(), current_app.config["SIGNIN_WINDOW_SECONDS"]
+    store.clear_sign_ins(f"account#{username}", window)
+    store.release_sign_in(f"client#{client}", window)
+
+
+@bp.get("/login/sso")
+def sso_start():
+    """Send the browser to the identity provider, remembering state, nonce, PKCE verifier and next."""
+    provider = current_app.extensions["oidc"]
+    if provider is None:
+        abort(404)
+    pending = oidc.new_request_state()
+    pending["next"] = safe_next(request.args.get("next"), url_for("links.index"))
+    session["oidc"] = pending
+    try:
+        url = provider.authorization_url(url_for("auth.sso_callback", _external=True), pending)
+    except oidc.OidcError as err:
+        current_app.logger.error("sso unavailable: %s", err.args[0], exc_info=err.__cause__)
+        abort(503, "Single sign-on is unavailable right now. Try again, or sign in with a local account.")
+    return redirect(url, 303)
+
+
+@bp.get("/login/sso/callback")
+def sso_callback():
+    """Finish single sign-on: check state, exchange the code, validate the ID token, map the role, sign in."""
+    provider = current_app.extensions["oidc"]
+    if provider is None:
+        abort(404)
+    pending = session.pop("oidc", None)
+    state = request.args.get("state", "").encode("utf-8")
+    if not pending or not hmac.compare_digest(state, pending["state"].encode("utf-8")):
+        abort(400, "This sign-in was not started here, or it was already used. Start again from the sign-in page.")
+    if "code" not in request.args:
+        current_app.logger.warning("sso sign-in refused by the provider: %s", request.args.get("error", "no code"))
+        return _sso_refused("The identity provider did not sign you in.", 401)
+    try:
+        username, role = provider.identity(request.args["code"], url_for("auth.sso_callback", _external=True), pending)
+        user = get_store().upsert_sso_user(username, role)
+    except oidc.OidcRefused as err:
+        current_app.logger.warning("sso sign-in refused: %s", err.args[0])
+        return _sso_refused(err.args[0], 403)
+    except oidc.OidcError as err:
+        current_app.logger.warning("sso sign-in failed: %s", err.args[0], exc_info=err.__cause__)
+        return _sso_refused("Single sign-on failed. Try again, or ask an admin.", 401)
+    except AccountConflict:
+        current_app.logger.warning("sso sign-in refused, a local account has the name: %r", username)
+        return _sso_refused("A local account already has this name, so single sign-on cannot use it. Ask an admin.", 403)
+    if user["disabled"]:
+        current_app.logger.warning("sso sign-in refused, account disabled: account=%r", username)
+        return _sso_refused("This account is disabled. Ask an admin to enable it.", 403)
+    sign_in(username)
+    current_app.logger.info("user signed in with sso: %s (%s)", username, role)
+    return redirect(pending["next"], 303)
+
+
+def _sso_refused(message, status):
+    """The sign-in page with the reason single sign-on did not let the person in."""
+    return render_template("auth/login.html", form=LoginForm(), sso_error=message), status
 
 
 @bp.post("/logout")
@@ -29,3 +129,28 @@ def logout():
     sign_out()
     flash("You have been signed out.", "info")
     return redirect(url_for("auth.login"), 303)
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    """Change one's own password; every session of the user ends, then this browser signs in afresh."""
+    form = PasswordForm()
+    store = get_store()
+    if form.validate_on_submit():
+        # The current password is a password guess too: a stolen session must not test guesses freely.
+        config = current_app.config
+        if not store.reserve_sign_in(f"account#{g.user}", config["SIGNIN_ACCOUNT_LIMIT"], config["SIGNIN_WINDOW_SECONDS"]):
+            current_app.logger.warning("password change refused, too many failures: account=%r", g.user)
+            form.current.errors.append("Too many wrong passwords for this account. Try again later.")
+            return render_template("auth/password.html", form=form), 429
+        if store.verify_password(g.user, form.current.data):
+            store.clear_sign_ins(f"account#{g.user}", config["SIGNIN_WINDOW_SECONDS"])
+            store.set_password(g.user, form.new.data)
+            sign_in(g.user)
+            current_app.logger.info("password changed, sessions ended: %s", g.user)
+            flash("Password changed. You were signed out everywhere else.", "success")
+            return redirect(url_for("links.index"), 303)
+        current_app.logger.warning("password change failed, wrong current password: account=%r", g.user)
+        form.current.errors.append("That is not your current password.")
+    return render_template("auth/password.html", form=form), 422 if form.errors else 200

@@ -1,29 +1,49 @@
-"""Who is signed in: a username in the signed Flask session cookie."""
+"""Who is signed in: a session id in the signed cookie, checked against the session item in the table."""
 import functools
 from urllib.parse import urlsplit
 
-from flask import g, redirect, request, session, url_for
+from flask import abort, current_app, g, redirect, request, session, url_for
 
+from webapp import access
 from webapp.auth import bp
+from webapp.store import get_store
+
+# Requests that never need to know the user, so they cost no table read.
+_ANONYMOUS_ENDPOINTS = {"static", "health"}
 
 
 @bp.before_app_request
 def load_signed_in_user():
-    """Expose the signed-in username (or None) as g.user."""
+    """Expose the signed-in username (or None) as g.user and their role as g.role."""
+    g.user = g.role = None
     # The API authenticates with tokens only; reading the cookie there would
     # invite CSRF and makes every API response vary on Cookie.
-    g.user = None if request.blueprint == "api" else session.get("username")
+    if request.blueprint == "api" or request.endpoint in _ANONYMOUS_ENDPOINTS:
+        return
+    username, session_id = session.get("username"), session.get("sid")
+    if not username:
+        return
+    user = get_store().load_session(username, session_id, current_app.config["SESSION_IDLE_SECONDS"])
+    if user is None:
+        # Signed out elsewhere, expired, idle too long, or the user was disabled: the cookie is worthless now.
+        session.clear()
+        return
+    g.user, g.role = user["username"], user["role"]
 
 
 def sign_in(username):
-    """Start a fresh session for the user (clearing first prevents session fixation)."""
+    """Start a fresh server-side session for the user (clearing first prevents session fixation)."""
     session.clear()
     session.permanent = True
     session["username"] = username
+    session["sid"] = get_store().create_session(username, current_app.config["PERMANENT_SESSION_LIFETIME"])
 
 
 def sign_out():
-    """End the session."""
+    """End the session on the server too, so a copy of the cookie stops working."""
+    username, session_id = session.get("username"), session.get("sid")
+    if username and session_id:
+        get_store().end_session(username, session_id)
     session.clear()
 
 
@@ -42,6 +62,27 @@ def login_required(view):
 def _here():
     """This request's path and query, under the script root (Zappa's "/prod" stage lives in SCRIPT_NAME)."""
     return request.script_root + request.full_path.rstrip("?")
+
+
+def permission_required(permission):
+    """Like login_required, and then 403 for a signed-in user whose role lacks the permission."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def checked(**kwargs):
+            if not access.role_allows(g.role, permission):
+                abort(403, "Your role does not allow this. Ask an admin if you need it.")
+            return view(**kwargs)
+
+        return login_required(checked)
+
+    return decorator
+
+
+@bp.app_template_global()
+def can(permission):
+    """True when the signed-in user's role grants the permission (templates hide what they may not do)."""
+    return g.get("user") is not None and access.role_allows(g.get("role"), permission)
 
 
 def safe_next(target, default):

@@ -1,8 +1,8 @@
 """Views of the link pages."""
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 
-from webapp import links, stats
-from webapp.auth import login_required
+from webapp import access, links, stats
+from webapp.auth import permission_required
 from webapp.exceptions import InvalidCursor, SlugTaken
 from webapp.link_pages import bp
 from webapp.link_pages.forms import LinkForm
@@ -10,7 +10,7 @@ from webapp.store import get_store
 
 
 @bp.get("/")
-@login_required
+@permission_required(access.READ_LINKS)
 def index():
     """List links, newest first, one page at a time."""
     cursor = request.args.get("cursor") or None
@@ -22,7 +22,7 @@ def index():
 
 
 @bp.route("/links/new", methods=["GET", "POST"])
-@login_required
+@permission_required(access.WRITE_LINKS)
 def new():
     """Show the create form and create a link."""
     form = LinkForm()
@@ -46,7 +46,7 @@ def new():
 
 
 @bp.get("/links/<short_id>")
-@login_required
+@permission_required(access.READ_LINKS)
 def detail(short_id):
     """Show one link with its short URL ready to copy, and its clicks over the last 30 days."""
     store = get_store()
@@ -57,7 +57,7 @@ def detail(short_id):
 
 
 @bp.post("/links/<short_id>/disable")
-@login_required
+@permission_required(access.WRITE_LINKS)
 def disable(short_id):
     """Disable a link: it answers 410 but keeps its history."""
     get_store().set_active(short_id, False)
@@ -66,7 +66,7 @@ def disable(short_id):
 
 
 @bp.post("/links/<short_id>/enable")
-@login_required
+@permission_required(access.WRITE_LINKS)
 def enable(short_id):
     """Enable a disabled link again."""
     get_store().set_active(short_id, True)

@@ -1,0 +1,236 @@
+"""Links, their click counters and their daily stats in the one table; pages from the by_list index."""
+import base64
+import binascii
+import json
+import os
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from webapp import links
+from webapp.exceptions import IdSpaceExhausted, InvalidCursor, LinkNotFound, SlugTaken
+from webapp.store.table import LIST_INDEX, _ConditionFailed, _key, _marshal, _unmarshal
+
+LINK_SK = "link"
+# Written by the aggregator (aggregator/layout.py; tests/test_layout_contract.py pins both sides):
+# a link's click counters per region, pk "<id>", sk "clicks#<region>", summed on read; and its
+# per-day stats, pk "stats#<id>", sk "day#<YYYY-MM-DD>#<region>", with counters named by these prefixes.
+COUNTER_SK_PREFIX = "clicks#"
+STATS_PK_PREFIX, DAY_SK_PREFIX = "stats#", "day#"
+_DAY_COUNTER_PREFIXES = {"ref#": "referrers", "cc#": "countries", "dev#": "devices"}
+# Links are listed from LIST_SHARDS index keys, "links#0" to "links#7", chosen by a hash of the
+# id: a burst of creates spreads over them instead of hot-keying one, and a page merges them.
+# Changing the number re-keys every link, so it is fixed.
+LIST_PK_PREFIX, LIST_SHARDS = "links#", 8
+_RANDOM_ID_ATTEMPTS = 5
+
+
+def default_regions():
+    """The regions whose click counters are summed: this one (where its aggregator runs)."""
+    return [os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"]
+
+
+def list_shard(short_id):
+    """The by_list partition key of a link."""
+    return f"{LIST_PK_PREFIX}{zlib.crc32(short_id.encode('utf-8')) % LIST_SHARDS}"
+
+
+class LinksMixin:
+    """Create, read, list and enable or disable links; read their counters and daily stats."""
+
+    def click_regions(self):
+        """The regions whose counters this store sums."""
+        return list(self.regions or default_regions())
+
+    def create_link(self, url, *, created_by, slug=None, title=None, expires_at=None, id_length=7):
+        """Store a new link and return it; a custom slug that is taken raises SlugTaken."""
+        if slug:
+            return self._put_link(slug, url, created_by, title, expires_at)
+        for _ in range(_RANDOM_ID_ATTEMPTS):
+            try:
+                return self._put_link(links.new_id(id_length), url, created_by, title, expires_at)
+            except SlugTaken:
+                continue  # a random id collided: try a fresh one, never overwrite
+        raise IdSpaceExhausted(f"No free id after {_RANDOM_ID_ATTEMPTS} attempts")
+
+    def _put_link(self, short_id, url, created_by, title, expires_at):
+        """Conditionally put one link item; raise SlugTaken when the id exists."""
+        created_at = links.format_timestamp(links.utcnow())
+        item = {
+            "pk": short_id,
+            "sk": LINK_SK,
+            "list_pk": list_shard(short_id),
+            "list_sk": f"{created_at}#{short_id}",
+            "url": url,
+            "created_at": created_at,
+            "created_by": created_by,
+            "is_active": True,
+        }
+        if title:
+            item["title"] = title
+        if expires_at:
+            item["expires_at"] = expires_at
+        self._put_new(item, SlugTaken(short_id))
+        return _link(item)
+
+    def get_link(self, short_id):
+        """The link with this id and its click counts, or raise LinkNotFound.
+
+        One Query on the id's partition reads the link and its counter items together.
+        """
+        resp = self._call(
+            "query",
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :id",
+            ExpressionAttributeValues={":id": {"S": short_id}},
+        )
+        items = [_unmarshal(item) for item in resp.get("Items", [])]
+        link = next((item for item in items if item["sk"] == LINK_SK), None)
+        if link is None:
+            raise LinkNotFound(short_id)
+        counters = [item for item in items if item["sk"].startswith(COUNTER_SK_PREFIX)]
+        return _link(link, counters)
+
+    def list_links(self, limit=20, cursor=None):
+        """One page of links, newest first, and the cursor of the next page (or None).
+
+        One Query per list shard (in parallel), merged newest first, then one BatchGetItem for
+        the page's counters: LIST_SHARDS + 1 requests a page, whatever the number of links.
+        """
+        after = decode_cursor(cursor) if cursor else {}
+        shards = [f"{LIST_PK_PREFIX}{n}" for n in range(LIST_SHARDS)]
+        with ThreadPoolExecutor(max_workers=LIST_SHARDS) as pool:
+            pages = list(pool.map(lambda shard: self._query_shard(shard, after.get(shard), limit), shards))
+        # Each shard returns up to limit + 1 items, so "more than a page" also tells whether a next page exists.
+        candidates = sorted((item for items in pages for item in items), key=lambda item: item["list_sk"], reverse=True)
+        page = candidates[:limit]
+        for item in page:
+            after[item["list_pk"]] = item["list_sk"]
+        counters = self._counters([item["pk"] for item in page])
+        links_page = [_link(item, counters.get(item["pk"], [])) for item in page]
+        return links_page, (encode_cursor(after) if len(candidates) > limit else None)
+
+    def _query_shard(self, shard, after, limit):
+        """Up to `limit` + 1 newest links of one list shard older than `after`."""
+        condition, values = "list_pk = :p", {":p": {"S": shard}}
+        if after:
+            condition += " AND list_sk < :after"
+            values[":after"] = {"S": after}
+        resp = self._call(
+            "query",
+            TableName=self.table_name,
+            IndexName=LIST_INDEX,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ScanIndexForward=False,
+            Limit=limit + 1,
+        )
+        return [_unmarshal(item) for item in resp.get("Items", [])]
+
+    def _counters(self, short_ids):
+        """The counter items of these links in every region: {short_id: [items]}; one BatchGetItem a page."""
+        keys = [_key(short_id, f"{COUNTER_SK_PREFIX}{region}") for short_id in short_ids for region in self.click_regions()]
+        found = {}
+        for start in range(0, len(keys), 100):  # BatchGetItem takes at most 100 keys
+            for item in self._batch_get(keys[start:start + 100]):
+                found.setdefault(item["pk"], []).append(item)
+        return found
+
+    def set_active(self, short_id, active):
+        """Enable or disable a link and return it; raise LinkNotFound when it does not exist."""
+        try:
+            self._call(
+                "update_item",
+                TableName=self.table_name,
+                Key=_key(short_id, LINK_SK),
+                UpdateExpression="SET is_active = :a",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":a": {"BOOL": bool(active)}},
+            )
+        except _ConditionFailed:
+            raise LinkNotFound(short_id) from None
+        return self.get_link(short_id)
+
+    def daily_stats(self, short_id, days=30):
+        """The link's per-day click stats for the last `days` UTC days, oldest first, all regions summed.
+
+        Written by the aggregator under their own partition key; days without clicks have no item.
+        """
+        today = links.utcnow().date()
+        first = today - timedelta(days=days - 1)
+        resp = self._call(
+            "query",
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
+            ExpressionAttributeValues=_marshal(
+                {
+                    ":pk": f"{STATS_PK_PREFIX}{short_id}",
+                    ":first": f"{DAY_SK_PREFIX}{first}",
+                    # "~" sorts after every region name, so the last day's regions are all in.
+                    ":last": f"{DAY_SK_PREFIX}{today}#~",
+                }
+            ),
+        )
+        merged = {}
+        for item in resp.get("Items", []):
+            day = _day(_unmarshal(item))
+            total = merged.setdefault(day["day"], {"day": day["day"], "clicks": 0, "bots": 0, **{n: {} for n in _DAY_COUNTER_PREFIXES.values()}})
+            total["clicks"] += day["clicks"]
+            total["bots"] += day["bots"]
+            for name in _DAY_COUNTER_PREFIXES.values():
+                for key, value in day[name].items():
+                    total[name][key] = total[name].get(key, 0) + value
+        return [merged[day] for day in sorted(merged)]
+
+
+def encode_cursor(after):
+    """An opaque, URL-safe cursor for a link page: each list shard's last shown sort key."""
+    raw = json.dumps(after, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor):
+    """The per-shard positions of a link cursor; raise InvalidCursor for anything we did not hand out."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw)
+    except (ValueError, binascii.Error, RecursionError):  # bad base64, UTF-8 or JSON, or absurd nesting
+        raise InvalidCursor(cursor) from None
+    shards = {f"{LIST_PK_PREFIX}{n}" for n in range(LIST_SHARDS)}
+    if (
+        not isinstance(data, dict)
+        or not data
+        or not set(data) <= shards
+        or not all(isinstance(v, str) and 0 < len(v) <= 200 for v in data.values())
+    ):
+        raise InvalidCursor(cursor)
+    return data
+
+
+def _link(item, counters=()):
+    """The public shape of a link, with its click counts summed over the counter items (one per region)."""
+    return {
+        "id": item["pk"],
+        "url": item["url"],
+        "title": item.get("title"),
+        "created_at": item.get("created_at"),
+        "created_by": item.get("created_by"),
+        "expires_at": item.get("expires_at"),
+        "is_active": item.get("is_active", True),
+        "click_count": sum(counter.get("clicks", 0) for counter in counters),
+        "bot_count": sum(counter.get("bots", 0) for counter in counters),
+        "last_clicked_at": max((c["last_clicked_at"] for c in counters if c.get("last_clicked_at")), default=None),
+    }
+
+
+def _day(item):
+    """One day of a link's stats: totals and the per-referrer, country and device counters."""
+    day_and_region = item["sk"].removeprefix(DAY_SK_PREFIX)
+    day = {"day": day_and_region.partition("#")[0], "clicks": item.get("clicks", 0), "bots": item.get("bots", 0)}
+    day.update({name: {} for name in _DAY_COUNTER_PREFIXES.values()})
+    for attribute, value in item.items():
+        prefix, _, key = attribute.partition("#")
+        name = _DAY_COUNTER_PREFIXES.get(prefix + "#")
+        if name and key:
+            day[name][key] = value
+    return day

@@ -1,0 +1,173 @@
+"""Users: local accounts (scrypt password hashes) and single sign-on accounts, with a role each."""
+import functools
+import secrets
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from webapp import access, links
+from webapp.exceptions import AccountConflict, UserExists, UserNotFound
+from webapp.store.table import _ConditionFailed, _key, _marshal, _unmarshal
+
+USER_PK_PREFIX, USER_SK = "user#", "user"
+USERS_LIST = "users"
+LOCAL, OIDC = "local", "oidc"
+# A list page of users reads at most this many from the index; organisations have far fewer.
+MAX_LISTED_USERS = 1000
+
+
+def user_key(username):
+    """The table key of a user's item."""
+    return _key(f"{USER_PK_PREFIX}{username}", USER_SK)
+
+
+class UsersMixin:
+    """Create, read, list and change users; every change of who may do what ends their sessions."""
+
+    def create_user(self, username, password=None, role=access.ADMIN, source=LOCAL):
+        """Create a user; raise UserExists when the name is taken. Without a password, only SSO signs them in."""
+        item = {
+            "pk": f"{USER_PK_PREFIX}{username}",
+            "sk": USER_SK,
+            "list_pk": USERS_LIST,
+            "list_sk": username,
+            "username": username,
+            "role": access.check_role(role),
+            "disabled": False,
+            "source": source,
+            "created_at": links.format_timestamp(links.utcnow()),
+        }
+        if password is not None:
+            item["password_hash"] = generate_password_hash(password)
+        self._put_new(item, UserExists(username))
+        return user_from_item(item)
+
+    def ensure_user(self, username, password, role=access.ADMIN):
+        """Create the user, or reset the password and role of an existing one (for the local stack)."""
+        resp = self._call(
+            "update_item",
+            TableName=self.table_name,
+            Key=user_key(username),
+            UpdateExpression=(
+                "SET password_hash = :h, list_pk = :lp, list_sk = :ls, username = :u, #r = :r, disabled = :d, "
+                "#s = :s, created_at = if_not_exists(created_at, :now)"
+            ),
+            ExpressionAttributeNames={"#r": "role", "#s": "source"},
+            ExpressionAttributeValues=_marshal(
+                {
+                    ":h": generate_password_hash(password),
+                    ":lp": USERS_LIST,
+                    ":ls": username,
+                    ":u": username,
+                    ":r": access.check_role(role),
+                    ":d": False,
+                    ":s": LOCAL,
+                    ":now": links.format_timestamp(links.utcnow()),
+                }
+            ),
+            ReturnValues="ALL_NEW",
+        )
+        self.end_all_sessions(username)  # a reset password ends every old session
+        return user_from_item(_unmarshal_attributes(resp))
+
+    def get_user(self, username):
+        """The user (without the password hash), or None."""
+        item = self._get_user_item(username)
+        return user_from_item(item) if item else None
+
+    def verify_password(self, username, password):
+        """True when the user exists, has a password, and it matches (disabled or not: the caller decides)."""
+        item = self._get_user_item(username)
+        stored = item.get("password_hash") if item else None
+        # A missing user or password still costs one hash check, so timing does not tell which names exist.
+        matches = check_password_hash(stored or _dummy_hash(), password)
+        return matches and stored is not None
+
+    def list_users(self):
+        """Every user, by name, from the by_list index (only attributes the index projects)."""
+        items = self._query_index(USERS_LIST, MAX_LISTED_USERS, newest_first=False)
+        return [user_from_item(item) for item in items]
+
+    def set_role(self, username, role):
+        """Change a user's role and end their sessions; return the user."""
+        user = self._update_user(username, "SET #r = :r", {":r": access.check_role(role)}, {"#r": "role"})
+        self.end_all_sessions(username)
+        return user
+
+    def set_disabled(self, username, disabled):
+        """Disable (ending every session) or re-enable a user; their links and tokens stay. Return the user."""
+        user = self._update_user(username, "SET disabled = :d", {":d": bool(disabled)})
+        if disabled:
+            self.end_all_sessions(username)
+        return user
+
+    def set_password(self, username, password):
+        """Set a new password and end every session of the user; return the user."""
+        user = self._update_user(username, "SET password_hash = :h", {":h": generate_password_hash(password)})
+        self.end_all_sessions(username)
+        return user
+
+    def upsert_sso_user(self, username, role):
+        """The SSO user with the role the identity provider's claims map to, created on first sign-in.
+
+        Raise AccountConflict when a local account has that name: an identity provider must never
+        be able to take over a local (break-glass) account. A changed role ends the old sessions.
+        """
+        item = self._get_user_item(username)
+        if item is None:
+            try:
+                return self.create_user(username, role=role, source=OIDC)
+            except UserExists:  # created by a concurrent sign-in a moment ago
+                item = self._get_user_item(username)
+        user = user_from_item(item)
+        if item.get("source") != OIDC:
+            raise AccountConflict(username)
+        if user["role"] != role and not user["disabled"]:
+            user = self.set_role(username, role)
+        return user
+
+    def _update_user(self, username, expression, values, names=None):
+        """Update an existing user; raise UserNotFound (writing nothing) when there is none."""
+        kwargs = {"ExpressionAttributeNames": names} if names else {}
+        try:
+            resp = self._call(
+                "update_item",
+                TableName=self.table_name,
+                Key=user_key(username),
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues=_marshal(values),
+                ReturnValues="ALL_NEW",
+                **kwargs,
+            )
+        except _ConditionFailed:
+            raise UserNotFound(username) from None
+        return user_from_item(_unmarshal_attributes(resp))
+
+    def _get_user_item(self, username):
+        resp = self._call("get_item", TableName=self.table_name, Key=user_key(username))
+        return _unmarshal_item(resp)
+
+
+def _unmarshal_item(resp):
+    return _unmarshal(resp["Item"]) if "Item" in resp else None
+
+
+def _unmarshal_attributes(resp):
+    return _unmarshal(resp["Attributes"])
+
+
+@functools.cache
+def _dummy_hash():
+    """Checked when a user does not exist, so a wrong name costs as long as a wrong password
+    and does not reveal which names exist. Made on first use, not on a Lambda cold start."""
+    return generate_password_hash(secrets.token_hex(16))
+
+
+def user_from_item(item):
+    """A user without the password hash; reads only attributes the by_list index projects."""
+    return {
+        "username": item.get("username") or item["pk"].removeprefix(USER_PK_PREFIX),
+        "role": access.role_of(item),
+        "disabled": bool(item.get("disabled", False)),
+        "created_at": item.get("created_at"),
+    }

@@ -1,0 +1,41 @@
+"""Forms of the user pages."""
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, SelectField, StringField, SubmitField
+from wtforms.validators import DataRequired, ValidationError
+
+from webapp import access
+
+_ROLE_CHOICES = [(access.VIEWER, "Viewer: reads links and stats"),
+                 (access.EDITOR, "Editor: also creates, disables and enables links"),
+                 (access.ADMIN, "Admin: also manages users and everyone's tokens")]
+
+
+class NewUserForm(FlaskForm):
+    """Create a local account with a role."""
+
+    username = StringField("User name", validators=[DataRequired()])
+    password = PasswordField("Password", validators=[DataRequired()])
+    role = SelectField("Role", choices=_ROLE_CHOICES, default=access.VIEWER)
+    submit = SubmitField("Add user")
+
+    def validate_username(self, field):
+        """The same names the CLI accepts."""
+        _check(access.check_username, field.data)
+
+    def validate_password(self, field):
+        """Long enough, and not too long to hash."""
+        _check(access.check_password, field.data)
+
+
+class RoleForm(FlaskForm):
+    """Change a user's role."""
+
+    role = SelectField("Role", choices=_ROLE_CHOICES)
+    submit = SubmitField("Change role")
+
+
+def _check(rule, value):
+    try:
+        rule(value)
+    except ValueError as err:
+        raise ValidationError(str(err)) from None
