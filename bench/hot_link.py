@@ -16,6 +16,7 @@ import string
 import time
 
 from aggregator import layout
+from aggregator.writes import MAX_REFERRERS
 from bench import baseline
 from bench.capacity import item_size
 from bench.context import OUR_TABLE, RECIPE_TABLE, seed
@@ -237,7 +238,7 @@ def section(ours, recipe, sizes, elapsed):
         f" stats item of the day ended at {number(ours['stats_item_bytes'])} bytes, so each of its writes is"
         f" {number(keys['stats']['total'] / max(ours['batches'], 1), 1)} unit(s).",
         f"Bounds: {adversarial['clicks']:,} more clicks, each with a forged 251-character referrer host, filled the stats"
-        f" item to its referrer bound (100, the rest folded into \"(other)\"): the item is now"
+        f" item to its referrer bound ({MAX_REFERRERS}, the rest folded into \"(other)\"): the item is now"
         f" {number(adversarial['item_bytes'])} bytes, and its batch now costs {number(worst_units)} units, i.e."
         f" {number(worst_units / window, 1)} units/s at one batch per {window} s window"
         f" ({'within' if worst_units / window <= TARGET_WCU else 'ABOVE'} the {TARGET_WCU} units/s target). Every"
