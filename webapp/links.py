@@ -13,6 +13,10 @@ TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 ID_ALPHABET = string.ascii_letters + string.digits
 SLUG_MIN, SLUG_MAX = 3, 64
+# Any stored id (random or custom) is at most this long, so an id in a path that is longer, or
+# uses other characters, names no link: the store answers "not found" without asking DynamoDB
+# (whose keys stop at 2,048 bytes). The redirect side stops at the same length.
+ID_MAX = SLUG_MAX
 URL_MAX = 2048
 TITLE_MAX = 200
 
@@ -65,6 +69,11 @@ def new_id(length=7):
         candidate = "".join(secrets.choice(ID_ALPHABET) for _ in range(length))
         if candidate.lower() not in RESERVED_SLUGS:
             return candidate
+
+
+def is_short_id(value):
+    """True when the value could be a stored link id: 1 to ID_MAX of A-Z a-z 0-9 - _."""
+    return isinstance(value, str) and len(value) <= ID_MAX and bool(_SLUG_RE.fullmatch(value))
 
 
 def check_slug(slug):

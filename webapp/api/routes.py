@@ -108,7 +108,9 @@ def _json_object():
     try:
         # get_data() raises 413 itself when the body is over MAX_CONTENT_LENGTH.
         body = json.loads(request.get_data())
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+    # JSONDecodeError and UnicodeDecodeError are both ValueErrors; RecursionError is absurd nesting
+    # ("[[[[..."), which no client of this API sends.
+    except (ValueError, RecursionError):
         raise _BadBody(400, "The body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise _BadBody(400, "The body must be a JSON object.")

@@ -127,6 +127,8 @@ class UsersMixin:
 
     def _update_user(self, username, expression, values, names=None):
         """Update an existing user; raise UserNotFound (writing nothing) when there is none."""
+        if not _possible_username(username):
+            raise UserNotFound(username)
         kwargs = {"ExpressionAttributeNames": names} if names else {}
         try:
             resp = self._call(
@@ -144,8 +146,15 @@ class UsersMixin:
         return user_from_item(_unmarshal_attributes(resp))
 
     def _get_user_item(self, username):
+        if not _possible_username(username):
+            return None  # no user can have this name; DynamoDB would refuse an oversized key with a 500
         resp = self._call("get_item", TableName=self.table_name, Key=user_key(username))
         return _unmarshal_item(resp)
+
+
+def _possible_username(username):
+    """True when a user could have this name; every way of creating one checks access.check_username."""
+    return isinstance(username, str) and bool(access.USERNAME_RE.fullmatch(username))
 
 
 def _unmarshal_item(resp):
