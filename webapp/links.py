@@ -2,6 +2,7 @@
 import re
 import secrets
 import string
+import unicodedata
 from datetime import date, datetime, time, timedelta, timezone
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -35,6 +36,7 @@ _SLUG_RE = re.compile(r"[A-Za-z0-9_-]+")
 _HOST_RE = re.compile(r"[A-Za-z0-9_.-]+")
 _IPV6_RE = re.compile(r"[0-9A-Fa-f:.]+")
 # Any whitespace or control character, including Unicode ones (U+2028, NBSP...).
+# (Titles are checked more widely, by Unicode category: see check_title.)
 _UNSAFE_CHARS_RE = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060\ufeff]")
 # A "%" that does not start a valid escape would make the Location header invalid.
 _STRAY_PERCENT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -76,6 +78,16 @@ def is_short_id(value):
     return isinstance(value, str) and len(value) <= ID_MAX and bool(_SLUG_RE.fullmatch(value))
 
 
+def optional_slug(value):
+    """The custom slug of an API request: None (absent, null or "") means a random id; else check_slug.
+
+    Only text or null is accepted: false, 0, [] and {} are refused rather than read as "no slug".
+    """
+    if value is None or value == "":
+        return None
+    return check_slug(value)
+
+
 def check_slug(slug):
     """Return the custom slug unchanged, or raise InvalidSlug saying what is wrong."""
     if not isinstance(slug, str):
@@ -98,9 +110,21 @@ def check_title(title):
     title = title.strip()
     if len(title) > TITLE_MAX:
         raise InvalidTitle(f"The title can be at most {TITLE_MAX} characters long.")
-    if _UNSAFE_CHARS_RE.search(title.replace(" ", "")):
-        raise InvalidTitle("The title cannot contain line breaks, tabs or control characters.")
+    if any(_is_invisible(char) for char in title):
+        raise InvalidTitle(
+            "The title cannot contain line breaks, tabs or control characters, including invisible ones "
+            "(bidi controls, zero-width characters, soft hyphens)."
+        )
     return title or None
+
+
+def _is_invisible(char):
+    """True for a character a title must not hold: any control (Cc) or format (Cf) character,
+    such as the bidi controls and isolates that can reorder what staff read, and any whitespace but
+    the plain space (line and paragraph separators, NBSP, tabs)."""
+    if char == " ":
+        return False
+    return unicodedata.category(char) in ("Cc", "Cf") or bool(_UNSAFE_CHARS_RE.match(char))
 
 
 def normalise_url(url, short_base_url=None):
@@ -187,6 +211,14 @@ def expiry_from_date(day, now=None):
     return _future(moment, now)
 
 
+def parse_date(value):
+    """The date of a date-only ISO 8601 string (2030-01-01, 20300101, 2030-W01-2...), or None."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
 def parse_expiry(value, now=None, default_days=30):
     """The expiry for an API value: missing means default, None means never, else ISO 8601 text."""
     if value is MISSING:
@@ -196,14 +228,15 @@ def parse_expiry(value, now=None, default_days=30):
     if not isinstance(value, str):
         raise InvalidExpiry("expires_at must be an ISO 8601 date or date-time string, or null for never.")
     value = value.strip()
+    day = parse_date(value)
+    if day is not None:
+        # A date without a time, in any spelling ISO 8601 allows, means the end of that day,
+        # like the form's date picker: "20300101" and "2030-01-01" are the same instant.
+        return expiry_from_date(day, now)
     try:
-        # A bare date (YYYY-MM-DD) means the end of that day, like the form's date picker.
-        day = date.fromisoformat(value) if len(value) == 10 else None
-        moment = None if day else datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidExpiry("expires_at is not a valid ISO 8601 date or date-time.") from None
-    if day:
-        return expiry_from_date(day, now)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)  # documented: naive times are UTC
     return _future(moment, now)

@@ -35,9 +35,7 @@ def create_link():
             return json_error(422, f"Unknown field(s): {', '.join(sorted(unknown))}.")
         config = current_app.config
         url = links.normalise_url(body.get("url"), config["SHORT_BASE_URL"])
-        slug = body.get("slug") or None
-        if slug is not None:
-            links.check_slug(slug)
+        slug = links.optional_slug(body.get("slug"))
         title = links.check_title(body.get("title"))
         expires_at = links.parse_expiry(body.get("expires_at", links.MISSING), default_days=config["DEFAULT_EXPIRY_DAYS"])
         link = get_store().create_link(
