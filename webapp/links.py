@@ -1,4 +1,5 @@
 """The link rules: ids, slugs, destinations, titles and expiry. Pure functions, no I/O."""
+import ipaddress
 import re
 import secrets
 import string
@@ -127,8 +128,14 @@ def _is_invisible(char):
     return unicodedata.category(char) in ("Cc", "Cf") or bool(_UNSAFE_CHARS_RE.match(char))
 
 
-def normalise_url(url, short_base_url=None):
-    """Return the destination as valid ASCII (punycode host, percent-encoded rest), or raise InvalidUrl."""
+def normalise_url(url, short_base_url=None, extra_loop_hosts=()):
+    """Return the destination as valid ASCII (punycode host, percent-encoded rest), or raise InvalidUrl.
+
+    A destination that would reach the short domain again is refused (it would redirect in a loop):
+    the short domain itself, in any spelling of its address, every loopback name and address when
+    the short domain is on loopback (the local stack), and any host in extra_loop_hosts (on AWS, the
+    short-link API's own execute-api host name).
+    """
     if not isinstance(url, str) or not url.strip():
         raise InvalidUrl("Enter the destination URL.")
     url = url.strip()
@@ -151,7 +158,7 @@ def normalise_url(url, short_base_url=None):
         # "https://trusted.example@evil.example/" is a classic phishing disguise.
         raise InvalidUrl("The destination URL cannot contain a user name or password.")
     host = _ascii_host(parts.hostname)
-    if short_base_url and _is_same_site(scheme, host, port, short_base_url):
+    if _loops(scheme, host, port, short_base_url, extra_loop_hosts):
         raise InvalidUrl("The destination cannot be a short link itself: it would redirect in a loop.")
     netloc = f"[{host}]" if ":" in host else host
     if port is not None:
@@ -181,16 +188,103 @@ def _ascii_host(hostname):
     return host
 
 
-def _is_same_site(scheme, host, port, short_base_url):
-    """True when scheme/host/port would reach the short-link domain."""
+def _loops(scheme, host, port, short_base_url, extra_loop_hosts):
+    """True when scheme/host/port would reach the short-link domain (or another host of it)."""
+    canonical = _canonical_host(host)
+    if canonical in loop_hosts(extra_loop_hosts):
+        return True  # another name of the short-link API: refused on any port
+    if not short_base_url:
+        return False
     base = urlsplit(short_base_url)
-    if not base.hostname or _ascii_host(base.hostname) != host:
+    if not base.hostname:
+        return False
+    base_host = _canonical_host(_ascii_host(base.hostname))
+    same_host = canonical == base_host or (_is_loopback(base_host) and _is_loopback(canonical))
+    if not same_host:
         return False
     base_port = base.port or _DEFAULT_PORTS.get(base.scheme.lower())
     port = port or _DEFAULT_PORTS[scheme]
     # http://sho.rt and https://sho.rt are the same site; another explicit port is not.
     both_default = port in _DEFAULT_PORTS.values() and base_port in _DEFAULT_PORTS.values()
     return port == base_port or both_default
+
+
+def loop_hosts(entries):
+    """The hosts of the loop-host setting in the one spelling compared, each given as a host name or
+    a URL (https://abc123.execute-api.us-east-1.amazonaws.com/); raise InvalidUrl for a bad entry."""
+    hosts = set()
+    for entry in entries:
+        entry = entry.strip()
+        try:
+            name = urlsplit(entry if "//" in entry else f"//{entry}").hostname
+        except ValueError:
+            name = None
+        if not name:
+            raise InvalidUrl(f"{entry!r} is not a host name or URL.")
+        hosts.add(_canonical_host(_ascii_host(name)))
+    return frozenset(hosts)
+
+
+def _canonical_host(host):
+    """The host as one spelling: an IP address in its compressed form (IPv4-mapped IPv6 as IPv4,
+    and IPv4 from any spelling a browser or inet_aton accepts: 127.1, 2130706433, 0x7f000001,
+    0177.0.0.1), else the lowercase ASCII name."""
+    if ":" in host:
+        try:
+            address = ipaddress.IPv6Address(host.partition("%")[0])
+        except ValueError:
+            return host
+        return str(address.ipv4_mapped or address)
+    address = _inet_aton(host)
+    return str(address) if address is not None else host
+
+
+def _inet_aton(host):
+    """The IPv4 address of a dotted host in inet_aton's (and the WHATWG URL standard's) forms, or None.
+
+    One to four parts, each decimal, octal (leading 0) or hex (0x); the last part fills the
+    remaining bytes: 127.1 is 127.0.0.1 and 2130706433 is 127.0.0.1.
+    """
+    parts = host.split(".")
+    if not 1 <= len(parts) <= 4:
+        return None
+    numbers = []
+    for part in parts:
+        number = _ipv4_number(part)
+        if number is None:
+            return None
+        numbers.append(number)
+    *leading, last = numbers
+    if any(n > 255 for n in leading) or last >= 256 ** (5 - len(numbers)):
+        return None
+    value = last
+    for index, number in enumerate(leading):
+        value += number << (8 * (3 - index))
+    return ipaddress.IPv4Address(value)
+
+
+def _ipv4_number(part):
+    """One part of an IPv4 host in decimal, octal or hex, or None when it is not a number."""
+    try:
+        if part[:2].lower() == "0x":
+            return int(part[2:] or "0", 16)
+        if len(part) > 1 and part.startswith("0"):
+            return int(part[1:], 8)
+        return int(part, 10) if part.isascii() and part.isdigit() else None
+    except ValueError:
+        return None
+
+
+def _is_loopback(canonical_host):
+    """True for a host that always means this machine: localhost (and *.localhost, RFC 6761),
+    127.0.0.0/8, ::1, and the unspecified address (0.0.0.0 or ::, which connects locally)."""
+    if canonical_host == "localhost" or canonical_host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(canonical_host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
 
 
 def _encode(component, safe):

@@ -34,7 +34,7 @@ def create_link():
         if unknown:
             return json_error(422, f"Unknown field(s): {', '.join(sorted(unknown))}.")
         config = current_app.config
-        url = links.normalise_url(body.get("url"), config["SHORT_BASE_URL"])
+        url = links.normalise_url(body.get("url"), config["SHORT_BASE_URL"], config["EXTRA_LOOP_HOSTS"])
         slug = links.optional_slug(body.get("slug"))
         title = links.check_title(body.get("title"))
         expires_at = links.parse_expiry(body.get("expires_at", links.MISSING), default_days=config["DEFAULT_EXPIRY_DAYS"])

@@ -43,7 +43,8 @@ class LinkForm(FlaskForm):
 
     def validate_url(self, field):
         """Normalise the destination to ASCII, refusing anything the rules forbid."""
-        field.data = _check(links.normalise_url, field.data, current_app.config["SHORT_BASE_URL"])
+        config = current_app.config
+        field.data = _check(links.normalise_url, field.data, config["SHORT_BASE_URL"], config["EXTRA_LOOP_HOSTS"])
 
     def validate_slug(self, field):
         """An empty slug means a random id; otherwise it must follow the slug rules."""
