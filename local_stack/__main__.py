@@ -75,14 +75,26 @@ def _check_ports_free(settings):
     """Stop with a clear message, before starting anything, when a port is taken."""
     for name in ("admin_port", "redirect_port", "dynamodb_port"):
         port = settings[name]
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                sys.exit(
-                    f"Port {port} on 127.0.0.1 is in use (is `make run` already running?). "
-                    f"Choose another with {name.upper()}=<port>."
-                )
+        if not port_is_free(port):
+            sys.exit(
+                f"Port {port} on 127.0.0.1 is in use (is `make run` already running?). "
+                f"Choose another with {name.upper()}=<port>."
+            )
+
+
+def port_is_free(port, host="127.0.0.1"):
+    """True when our servers could listen on the port: judged as they judge it, with SO_REUSEADDR.
+
+    The servers (werkzeug's, http.server's, DynamoDB Local's) set SO_REUSEADDR, so connections of a
+    stopped run still in TIME_WAIT do not stop them; a socket that listens there still does.
+    """
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def main():

@@ -69,3 +69,13 @@ def create_table(client, table_name, template=None):
             TableName=table_name,
             TimeToLiveSpecification={"AttributeName": ttl, "Enabled": True},
         )
+
+
+def http_api_routes(template=None):
+    """The route keys of the short-link HTTP API, like "GET /{short_id}": all the paths it answers."""
+    template = template or load_template()
+    return frozenset(
+        resource["Properties"]["RouteKey"]
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::ApiGatewayV2::Route"
+    )

@@ -24,6 +24,19 @@ def aws_credentials(monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
 
 
+# The production password hash (OWASP's scrypt N=2^17) costs 0.3 s to 1 s on this machine, for every
+# user a test creates and every sign-in; tests hash at a cheap cost unless they ask for the real one.
+CHEAP_PASSWORD_HASH_METHOD = "scrypt:1024:8:1"
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch):
+    """Hash passwords cheaply in tests (test_password_hashing checks the production method)."""
+    from webapp.store import users
+
+    monkeypatch.setattr(users, "PASSWORD_HASH_METHOD", CHEAP_PASSWORD_HASH_METHOD)
+
+
 @pytest.fixture(autouse=True)
 def fresh_aggregator_memory():
     """Each test starts with a new table, so the aggregator must not remember another test's items."""

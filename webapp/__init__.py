@@ -18,6 +18,9 @@ def create_app(test_config=None):
         SHORT_BASE_URL=None,
         LOCAL_MODE=False,
         CORS_ORIGINS=[],
+        # Other host names that reach the short links (on AWS, the HTTP API's execute-api host when
+        # no custom domain is set); links to them are refused because they would redirect in a loop.
+        EXTRA_LOOP_HOSTS=[],
         SECRET_KEY_PARAMETER=None,
         DYNAMODB_ENDPOINT_URL=None,
         DEFAULT_EXPIRY_DAYS=30,
@@ -102,10 +105,17 @@ def create_app(test_config=None):
 def _finish_config(app):
     """Coerce env-provided values and refuse to start without the settings that matter."""
     config = app.config
-    for name in ("CORS_ORIGINS", "CLICK_REGIONS"):
+    for name in ("CORS_ORIGINS", "CLICK_REGIONS", "EXTRA_LOOP_HOSTS"):
         value = config[name]
-        if isinstance(value, str):  # SHORTENER_CORS_ORIGINS and SHORTENER_CLICK_REGIONS may be comma-separated lists
+        if isinstance(value, str):  # these SHORTENER_* settings may be comma-separated lists
             config[name] = [v.strip() for v in value.split(",") if v.strip()]
+    from webapp import links
+    from webapp.exceptions import InvalidUrl
+
+    try:
+        config["EXTRA_LOOP_HOSTS"] = sorted(links.loop_hosts(config["EXTRA_LOOP_HOSTS"]))
+    except InvalidUrl as err:
+        raise RuntimeError(f"SHORTENER_EXTRA_LOOP_HOSTS: {err.message}") from None
     if config["LOCAL_MODE"]:
         config["SESSION_COOKIE_SECURE"] = False  # the local stack serves plain http
     if not config.get("SECRET_KEY") and config["SECRET_KEY_PARAMETER"]:

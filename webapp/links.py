@@ -1,7 +1,9 @@
 """The link rules: ids, slugs, destinations, titles and expiry. Pure functions, no I/O."""
+import ipaddress
 import re
 import secrets
 import string
+import unicodedata
 from datetime import date, datetime, time, timedelta, timezone
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -13,6 +15,10 @@ TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 ID_ALPHABET = string.ascii_letters + string.digits
 SLUG_MIN, SLUG_MAX = 3, 64
+# Any stored id (random or custom) is at most this long, so an id in a path that is longer, or
+# uses other characters, names no link: the store answers "not found" without asking DynamoDB
+# (whose keys stop at 2,048 bytes). The redirect side stops at the same length.
+ID_MAX = SLUG_MAX
 URL_MAX = 2048
 TITLE_MAX = 200
 
@@ -31,6 +37,7 @@ _SLUG_RE = re.compile(r"[A-Za-z0-9_-]+")
 _HOST_RE = re.compile(r"[A-Za-z0-9_.-]+")
 _IPV6_RE = re.compile(r"[0-9A-Fa-f:.]+")
 # Any whitespace or control character, including Unicode ones (U+2028, NBSP...).
+# (Titles are checked more widely, by Unicode category: see check_title.)
 _UNSAFE_CHARS_RE = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060\ufeff]")
 # A "%" that does not start a valid escape would make the Location header invalid.
 _STRAY_PERCENT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -67,6 +74,21 @@ def new_id(length=7):
             return candidate
 
 
+def is_short_id(value):
+    """True when the value could be a stored link id: 1 to ID_MAX of A-Z a-z 0-9 - _."""
+    return isinstance(value, str) and len(value) <= ID_MAX and bool(_SLUG_RE.fullmatch(value))
+
+
+def optional_slug(value):
+    """The custom slug of an API request: None (absent, null or "") means a random id; else check_slug.
+
+    Only text or null is accepted: false, 0, [] and {} are refused rather than read as "no slug".
+    """
+    if value is None or value == "":
+        return None
+    return check_slug(value)
+
+
 def check_slug(slug):
     """Return the custom slug unchanged, or raise InvalidSlug saying what is wrong."""
     if not isinstance(slug, str):
@@ -89,13 +111,31 @@ def check_title(title):
     title = title.strip()
     if len(title) > TITLE_MAX:
         raise InvalidTitle(f"The title can be at most {TITLE_MAX} characters long.")
-    if _UNSAFE_CHARS_RE.search(title.replace(" ", "")):
-        raise InvalidTitle("The title cannot contain line breaks, tabs or control characters.")
+    if any(_is_invisible(char) for char in title):
+        raise InvalidTitle(
+            "The title cannot contain line breaks, tabs or control characters, including invisible ones "
+            "(bidi controls, zero-width characters, soft hyphens)."
+        )
     return title or None
 
 
-def normalise_url(url, short_base_url=None):
-    """Return the destination as valid ASCII (punycode host, percent-encoded rest), or raise InvalidUrl."""
+def _is_invisible(char):
+    """True for a character a title must not hold: any control (Cc) or format (Cf) character,
+    such as the bidi controls and isolates that can reorder what staff read, and any whitespace but
+    the plain space (line and paragraph separators, NBSP, tabs)."""
+    if char == " ":
+        return False
+    return unicodedata.category(char) in ("Cc", "Cf") or bool(_UNSAFE_CHARS_RE.match(char))
+
+
+def normalise_url(url, short_base_url=None, extra_loop_hosts=()):
+    """Return the destination as valid ASCII (punycode host, percent-encoded rest), or raise InvalidUrl.
+
+    A destination that would reach the short domain again is refused (it would redirect in a loop):
+    the short domain itself, in any spelling of its address, every loopback name and address when
+    the short domain is on loopback (the local stack), and any host in extra_loop_hosts (on AWS, the
+    short-link API's own execute-api host name).
+    """
     if not isinstance(url, str) or not url.strip():
         raise InvalidUrl("Enter the destination URL.")
     url = url.strip()
@@ -118,7 +158,7 @@ def normalise_url(url, short_base_url=None):
         # "https://trusted.example@evil.example/" is a classic phishing disguise.
         raise InvalidUrl("The destination URL cannot contain a user name or password.")
     host = _ascii_host(parts.hostname)
-    if short_base_url and _is_same_site(scheme, host, port, short_base_url):
+    if _loops(scheme, host, port, short_base_url, extra_loop_hosts):
         raise InvalidUrl("The destination cannot be a short link itself: it would redirect in a loop.")
     netloc = f"[{host}]" if ":" in host else host
     if port is not None:
@@ -148,16 +188,103 @@ def _ascii_host(hostname):
     return host
 
 
-def _is_same_site(scheme, host, port, short_base_url):
-    """True when scheme/host/port would reach the short-link domain."""
+def _loops(scheme, host, port, short_base_url, extra_loop_hosts):
+    """True when scheme/host/port would reach the short-link domain (or another host of it)."""
+    canonical = _canonical_host(host)
+    if canonical in loop_hosts(extra_loop_hosts):
+        return True  # another name of the short-link API: refused on any port
+    if not short_base_url:
+        return False
     base = urlsplit(short_base_url)
-    if not base.hostname or _ascii_host(base.hostname) != host:
+    if not base.hostname:
+        return False
+    base_host = _canonical_host(_ascii_host(base.hostname))
+    same_host = canonical == base_host or (_is_loopback(base_host) and _is_loopback(canonical))
+    if not same_host:
         return False
     base_port = base.port or _DEFAULT_PORTS.get(base.scheme.lower())
     port = port or _DEFAULT_PORTS[scheme]
     # http://sho.rt and https://sho.rt are the same site; another explicit port is not.
     both_default = port in _DEFAULT_PORTS.values() and base_port in _DEFAULT_PORTS.values()
     return port == base_port or both_default
+
+
+def loop_hosts(entries):
+    """The hosts of the loop-host setting in the one spelling compared, each given as a host name or
+    a URL (https://abc123.execute-api.us-east-1.amazonaws.com/); raise InvalidUrl for a bad entry."""
+    hosts = set()
+    for entry in entries:
+        entry = entry.strip()
+        try:
+            name = urlsplit(entry if "//" in entry else f"//{entry}").hostname
+        except ValueError:
+            name = None
+        if not name:
+            raise InvalidUrl(f"{entry!r} is not a host name or URL.")
+        hosts.add(_canonical_host(_ascii_host(name)))
+    return frozenset(hosts)
+
+
+def _canonical_host(host):
+    """The host as one spelling: an IP address in its compressed form (IPv4-mapped IPv6 as IPv4,
+    and IPv4 from any spelling a browser or inet_aton accepts: 127.1, 2130706433, 0x7f000001,
+    0177.0.0.1), else the lowercase ASCII name."""
+    if ":" in host:
+        try:
+            address = ipaddress.IPv6Address(host.partition("%")[0])
+        except ValueError:
+            return host
+        return str(address.ipv4_mapped or address)
+    address = _inet_aton(host)
+    return str(address) if address is not None else host
+
+
+def _inet_aton(host):
+    """The IPv4 address of a dotted host in inet_aton's (and the WHATWG URL standard's) forms, or None.
+
+    One to four parts, each decimal, octal (leading 0) or hex (0x); the last part fills the
+    remaining bytes: 127.1 is 127.0.0.1 and 2130706433 is 127.0.0.1.
+    """
+    parts = host.split(".")
+    if not 1 <= len(parts) <= 4:
+        return None
+    numbers = []
+    for part in parts:
+        number = _ipv4_number(part)
+        if number is None:
+            return None
+        numbers.append(number)
+    *leading, last = numbers
+    if any(n > 255 for n in leading) or last >= 256 ** (5 - len(numbers)):
+        return None
+    value = last
+    for index, number in enumerate(leading):
+        value += number << (8 * (3 - index))
+    return ipaddress.IPv4Address(value)
+
+
+def _ipv4_number(part):
+    """One part of an IPv4 host in decimal, octal or hex, or None when it is not a number."""
+    try:
+        if part[:2].lower() == "0x":
+            return int(part[2:] or "0", 16)
+        if len(part) > 1 and part.startswith("0"):
+            return int(part[1:], 8)
+        return int(part, 10) if part.isascii() and part.isdigit() else None
+    except ValueError:
+        return None
+
+
+def _is_loopback(canonical_host):
+    """True for a host that always means this machine: localhost (and *.localhost, RFC 6761),
+    127.0.0.0/8, ::1, and the unspecified address (0.0.0.0 or ::, which connects locally)."""
+    if canonical_host == "localhost" or canonical_host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(canonical_host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
 
 
 def _encode(component, safe):
@@ -178,6 +305,14 @@ def expiry_from_date(day, now=None):
     return _future(moment, now)
 
 
+def parse_date(value):
+    """The date of a date-only ISO 8601 string (2030-01-01, 20300101, 2030-W01-2...), or None."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
 def parse_expiry(value, now=None, default_days=30):
     """The expiry for an API value: missing means default, None means never, else ISO 8601 text."""
     if value is MISSING:
@@ -187,14 +322,15 @@ def parse_expiry(value, now=None, default_days=30):
     if not isinstance(value, str):
         raise InvalidExpiry("expires_at must be an ISO 8601 date or date-time string, or null for never.")
     value = value.strip()
+    day = parse_date(value)
+    if day is not None:
+        # A date without a time, in any spelling ISO 8601 allows, means the end of that day,
+        # like the form's date picker: "20300101" and "2030-01-01" are the same instant.
+        return expiry_from_date(day, now)
     try:
-        # A bare date (YYYY-MM-DD) means the end of that day, like the form's date picker.
-        day = date.fromisoformat(value) if len(value) == 10 else None
-        moment = None if day else datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidExpiry("expires_at is not a valid ISO 8601 date or date-time.") from None
-    if day:
-        return expiry_from_date(day, now)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)  # documented: naive times are UTC
     return _future(moment, now)

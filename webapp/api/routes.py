@@ -34,10 +34,8 @@ def create_link():
         if unknown:
             return json_error(422, f"Unknown field(s): {', '.join(sorted(unknown))}.")
         config = current_app.config
-        url = links.normalise_url(body.get("url"), config["SHORT_BASE_URL"])
-        slug = body.get("slug") or None
-        if slug is not None:
-            links.check_slug(slug)
+        url = links.normalise_url(body.get("url"), config["SHORT_BASE_URL"], config["EXTRA_LOOP_HOSTS"])
+        slug = links.optional_slug(body.get("slug"))
         title = links.check_title(body.get("title"))
         expires_at = links.parse_expiry(body.get("expires_at", links.MISSING), default_days=config["DEFAULT_EXPIRY_DAYS"])
         link = get_store().create_link(
@@ -108,7 +106,9 @@ def _json_object():
     try:
         # get_data() raises 413 itself when the body is over MAX_CONTENT_LENGTH.
         body = json.loads(request.get_data())
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+    # JSONDecodeError and UnicodeDecodeError are both ValueErrors; RecursionError is absurd nesting
+    # ("[[[[..."), which no client of this API sends.
+    except (ValueError, RecursionError):
         raise _BadBody(400, "The body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise _BadBody(400, "The body must be a JSON object.")

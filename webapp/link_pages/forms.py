@@ -8,6 +8,19 @@ from webapp import links
 from webapp.exceptions import InvalidLink
 
 
+class IsoDateField(DateField):
+    """A date picker that reads a typed date with the API's rule (links.parse_date): every ISO 8601
+    date spelling, 2030-01-01 or 20300101, is the same day, and so the same expiry."""
+
+    def process_formdata(self, valuelist):
+        if not valuelist or not valuelist[0].strip():
+            self.data = None
+            return
+        self.data = links.parse_date(valuelist[0].strip())
+        if self.data is None:
+            raise ValueError(self.gettext("Not a valid date value."))
+
+
 class LinkForm(FlaskForm):
     """Create a short link."""
 
@@ -19,7 +32,7 @@ class LinkForm(FlaskForm):
         choices=[("default", "In 30 days"), ("never", "Never"), ("date", "On a date")],
         default="default",
     )
-    expiry_date = DateField("Expiry date", validators=[Optional()])
+    expiry_date = IsoDateField("Expiry date", validators=[Optional()])
     submit = SubmitField("Create short link")
 
     def __init__(self, *args, **kwargs):
@@ -30,7 +43,8 @@ class LinkForm(FlaskForm):
 
     def validate_url(self, field):
         """Normalise the destination to ASCII, refusing anything the rules forbid."""
-        field.data = _check(links.normalise_url, field.data, current_app.config["SHORT_BASE_URL"])
+        config = current_app.config
+        field.data = _check(links.normalise_url, field.data, config["SHORT_BASE_URL"], config["EXTRA_LOOP_HOSTS"])
 
     def validate_slug(self, field):
         """An empty slug means a random id; otherwise it must follow the slug rules."""

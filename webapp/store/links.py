@@ -78,6 +78,7 @@ class LinksMixin:
 
         One Query on the id's partition reads the link and its counter items together.
         """
+        _known_shape(short_id)
         resp = self._call(
             "query",
             TableName=self.table_name,
@@ -138,6 +139,7 @@ class LinksMixin:
 
     def set_active(self, short_id, active):
         """Enable or disable a link and return it; raise LinkNotFound when it does not exist."""
+        _known_shape(short_id)
         try:
             self._call(
                 "update_item",
@@ -156,6 +158,7 @@ class LinksMixin:
 
         Written by the aggregator under their own partition key; days without clicks have no item.
         """
+        _known_shape(short_id)
         today = links.utcnow().date()
         first = today - timedelta(days=days - 1)
         resp = self._call(
@@ -181,6 +184,13 @@ class LinksMixin:
                 for key, value in day[name].items():
                     total[name][key] = total[name].get(key, 0) + value
         return [merged[day] for day in sorted(merged)]
+
+
+def _known_shape(short_id):
+    """Raise LinkNotFound, without a request, for an id no link can have: DynamoDB refuses a key
+    over 2,048 bytes with a ValidationException, which would otherwise be a 500."""
+    if not links.is_short_id(short_id):
+        raise LinkNotFound(short_id)
 
 
 def encode_cursor(after):

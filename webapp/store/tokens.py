@@ -1,5 +1,6 @@
 """API tokens: stored only as a SHA-256 hash, scoped read or write, with an expiry; listable and revocable."""
 import hashlib
+import re
 import secrets
 from datetime import timedelta
 
@@ -30,7 +31,14 @@ def _secret_key(plaintext):
     return _key(f"{TOKEN_PK_PREFIX}{hash_token(plaintext)}", TOKEN_SK)
 
 
+# Token ids are 12 URL-safe characters (token_urlsafe(9), or a hash prefix for the local token).
+_TOKEN_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 def _id_key(token_id):
+    if not isinstance(token_id, str) or not _TOKEN_ID_RE.fullmatch(token_id):
+        # No token has this id; asking DynamoDB with an oversized key would be a 500.
+        raise TokenNotFound(token_id)
     return _key(f"{TOKEN_ID_PK_PREFIX}{token_id}", TOKEN_SK)
 
 

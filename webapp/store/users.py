@@ -11,6 +11,10 @@ from webapp.store.table import _ConditionFailed, _key, _marshal, _unmarshal
 USER_PK_PREFIX, USER_SK = "user#", "user"
 USERS_LIST = "users"
 LOCAL, OIDC = "local", "oidc"
+# OWASP's Password Storage Cheat Sheet: scrypt with N=2^17, r=8, p=1 (128 MiB, about 0.3 s here) when
+# Argon2id is not available. Werkzeug's default is N=2^15. Older hashes keep verifying: each hash
+# names its own method and parameters.
+PASSWORD_HASH_METHOD = "scrypt:131072:8:1"
 # A list page of users reads at most this many from the index; organisations have far fewer.
 MAX_LISTED_USERS = 1000
 
@@ -37,7 +41,7 @@ class UsersMixin:
             "created_at": links.format_timestamp(links.utcnow()),
         }
         if password is not None:
-            item["password_hash"] = generate_password_hash(password)
+            item["password_hash"] = hash_password(password)
         self._put_new(item, UserExists(username))
         return user_from_item(item)
 
@@ -54,7 +58,7 @@ class UsersMixin:
             ExpressionAttributeNames={"#r": "role", "#s": "source"},
             ExpressionAttributeValues=_marshal(
                 {
-                    ":h": generate_password_hash(password),
+                    ":h": hash_password(password),
                     ":lp": USERS_LIST,
                     ":ls": username,
                     ":u": username,
@@ -102,7 +106,7 @@ class UsersMixin:
 
     def set_password(self, username, password):
         """Set a new password and end every session of the user; return the user."""
-        user = self._update_user(username, "SET password_hash = :h", {":h": generate_password_hash(password)})
+        user = self._update_user(username, "SET password_hash = :h", {":h": hash_password(password)})
         self.end_all_sessions(username)
         return user
 
@@ -127,6 +131,8 @@ class UsersMixin:
 
     def _update_user(self, username, expression, values, names=None):
         """Update an existing user; raise UserNotFound (writing nothing) when there is none."""
+        if not _possible_username(username):
+            raise UserNotFound(username)
         kwargs = {"ExpressionAttributeNames": names} if names else {}
         try:
             resp = self._call(
@@ -144,8 +150,20 @@ class UsersMixin:
         return user_from_item(_unmarshal_attributes(resp))
 
     def _get_user_item(self, username):
+        if not _possible_username(username):
+            return None  # no user can have this name; DynamoDB would refuse an oversized key with a 500
         resp = self._call("get_item", TableName=self.table_name, Key=user_key(username))
         return _unmarshal_item(resp)
+
+
+def hash_password(password):
+    """The salted scrypt hash stored for a password, at PASSWORD_HASH_METHOD's cost."""
+    return generate_password_hash(password, method=PASSWORD_HASH_METHOD)
+
+
+def _possible_username(username):
+    """True when a user could have this name; every way of creating one checks access.check_username."""
+    return isinstance(username, str) and bool(access.USERNAME_RE.fullmatch(username))
 
 
 def _unmarshal_item(resp):
@@ -160,7 +178,7 @@ def _unmarshal_attributes(resp):
 def _dummy_hash():
     """Checked when a user does not exist, so a wrong name costs as long as a wrong password
     and does not reveal which names exist. Made on first use, not on a Lambda cold start."""
-    return generate_password_hash(secrets.token_hex(16))
+    return hash_password(secrets.token_hex(16))
 
 
 def user_from_item(item):
