@@ -2,6 +2,7 @@
 import re
 import secrets
 import string
+import unicodedata
 from datetime import date, datetime, time, timedelta, timezone
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -90,6 +91,10 @@ def check_title(title):
     if len(title) > TITLE_MAX:
         raise InvalidTitle(f"The title can be at most {TITLE_MAX} characters long.")
     if _UNSAFE_CHARS_RE.search(title.replace(" ", "")):
+        raise InvalidTitle("The title cannot contain line breaks, tabs or control characters.")
+    # Every control (Cc) and format (Cf) character, not only the ones listed above: bidi isolates,
+    # soft hyphens, tag characters and invisible operators can disguise a title as another.
+    if any(unicodedata.category(char) in ("Cc", "Cf") for char in title):
         raise InvalidTitle("The title cannot contain line breaks, tabs or control characters.")
     return title or None
 
