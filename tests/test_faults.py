@@ -61,6 +61,7 @@ class Outage:
 
     def __init__(self, monkeypatch, *clients):
         self.kind = None
+        self.clients = clients
         self.failed_sends = 0
         self.sleeps = []
         import botocore.endpoint
@@ -69,6 +70,12 @@ class Outage:
         monkeypatch.setattr(botocore.endpoint, "time", fake_time)
         for client in clients:
             client.meta.events.register_first("before-send", self._send)
+
+    def end(self):
+        """Take the hook off again: the redirect's client lives as long as its module, across tests."""
+        self.kind = None
+        for client in self.clients:
+            client.meta.events.unregister("before-send", self._send)
 
     def _send(self, request, **_):
         if self.kind is None:
@@ -108,6 +115,20 @@ class CallFaults:
             raise fault_exception(self.kind, model.name)
 
 
+@pytest.fixture
+def outages(monkeypatch):
+    """Outage(client, ...) for this test only: every hook is taken off at teardown."""
+    made = []
+
+    def start(*clients):
+        made.append(Outage(monkeypatch, *clients))
+        return made[-1]
+
+    yield start
+    for one in made:
+        one.end()
+
+
 # ------------------------------------------------------------------ the redirect
 
 
@@ -144,10 +165,10 @@ def printed_clicks(capsys):
 
 
 @pytest.mark.parametrize("kind", FAULTS)
-def test_a_warm_link_answers_302_for_the_whole_outage(redirect, ddb, monkeypatch, capsys, kind):
+def test_a_warm_link_answers_302_for_the_whole_outage(redirect, ddb, outages, capsys, kind):
     put_link(ddb, "warm123")
     assert redirect.lambda_handler(redirect_event("warm123"), None)["statusCode"] == 302
-    outage = Outage(monkeypatch, redirect._client)
+    outage = outages(redirect._client)
     outage.kind = kind
     window = redirect.LINK_CACHE_SECONDS
     answers = []
@@ -170,9 +191,9 @@ def test_a_warm_link_answers_302_for_the_whole_outage(redirect, ddb, monkeypatch
 
 @pytest.mark.parametrize("accept", ["text/html", "application/json"])
 @pytest.mark.parametrize("kind", FAULTS)
-def test_a_cold_link_answers_503_with_retry_after_and_prints_nothing(redirect, ddb, monkeypatch, capsys, kind, accept):
+def test_a_cold_link_answers_503_with_retry_after_and_prints_nothing(redirect, ddb, outages, capsys, kind, accept):
     put_link(ddb, "cold123")
-    outage = Outage(monkeypatch, redirect._client)
+    outage = outages(redirect._client)
     outage.kind = kind
     for method in ("GET", "HEAD"):
         response = redirect.lambda_handler(redirect_event("cold123", method, accept), None)
@@ -188,12 +209,12 @@ def test_a_cold_link_answers_503_with_retry_after_and_prints_nothing(redirect, d
     assert redirect.lambda_handler(redirect_event("cold123"), None)["statusCode"] == 302
 
 
-def test_the_redirect_gives_up_after_one_retry(redirect, ddb, monkeypatch):
+def test_the_redirect_gives_up_after_one_retry(redirect, ddb, outages):
     """A visitor waits for at most two attempts (its Config), never botocore's default of several.
 
     (Fewer once a long outage has spent the client's standard-mode retry quota, which is shared by
     the container's whole life: then botocore stops retrying, which is what an outage wants.)"""
-    outage = Outage(monkeypatch, redirect._client)
+    outage = outages(redirect._client)
     outage.kind = "throttled"
     assert redirect.lambda_handler(redirect_event("cold123"), None)["statusCode"] == 503
     assert 1 <= outage.failed_sends <= 2
@@ -435,12 +456,12 @@ def test_a_disable_that_failed_half_way_never_lets_an_old_session_back(admin, dd
 
 
 @pytest.mark.parametrize("kind", FAULTS)
-def test_the_admin_during_a_whole_outage_answers_503_everywhere_and_writes_nothing(admin, ddb, monkeypatch, kind):
+def test_the_admin_during_a_whole_outage_answers_503_everywhere_and_writes_nothing(admin, ddb, outages, kind):
     """Every page and API route, with every DynamoDB send failing (botocore retrying each as it would)."""
     app, pages, headers, store = admin
     store.create_link("https://example.com/x", created_by="admin1", slug="outage1")
     before = sorted(json.dumps(i, sort_keys=True) for i in ddb.scan(TableName=TABLE_NAME)["Items"])
-    outage = Outage(monkeypatch, store.client)
+    outage = outages(store.client)
     outage.kind = kind
     requests = [
         ("get", "/", {}), ("get", "/links/outage1", {}), ("get", "/links/new", {}),
@@ -498,11 +519,11 @@ def _clicks(ddb, short_id):
 
 
 @pytest.mark.parametrize("kind", FAULTS)
-def test_an_outage_that_outlasts_the_retries_loses_no_click(aggregator, ddb, monkeypatch, kind):
+def test_an_outage_that_outlasts_the_retries_loses_no_click(aggregator, ddb, outages, kind):
     from tests.pipeline import Pipeline
 
     pipeline = Pipeline(aggregator.lambda_handler)
-    outage = Outage(monkeypatch, aggregator._dynamodb)
+    outage = outages(aggregator._dynamodb)
     pipeline.send([_click("aaa"), _click("bbb")])  # before: a checkpoint exists
     outage.kind = kind
     during = [[_click("aaa")] * 3 + [_click("ccc")], [_click("aaa"), _click("bbb", ua="Twitterbot/1.0")],
