@@ -121,8 +121,10 @@ def valid_country(value):
 
 def _timestamp(millis):
     """The log event's time (when the redirect answered), or now when it is missing or absurd."""
-    seconds = millis / 1000 if isinstance(millis, int) and not isinstance(millis, bool) else None
-    if seconds is None or not 0 < seconds < 32503680000:  # before year 3000
+    # Compared as an int before dividing: a huge one (10**400) overflows a float and would raise.
+    if isinstance(millis, int) and not isinstance(millis, bool) and 0 < millis < 32503680000 * 1000:  # before year 3000
+        seconds = millis / 1000
+    else:
         seconds = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 

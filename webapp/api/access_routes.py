@@ -122,7 +122,9 @@ def update_user(username):
             raise UserNotFound(username)
         if "role" in body and body["role"] != user["role"]:
             user = store.set_role(username, body["role"])
-        if "disabled" in body and body["disabled"] != user["disabled"]:
+        # disabled: true is applied even when the user already is: it finishes a disable whose
+        # session clean-up failed (a 503), which the client retries.
+        if "disabled" in body and (body["disabled"] or user["disabled"]):
             user = store.set_disabled(username, body["disabled"])
     except UserNotFound:
         return json_error(404, "There is no user with that name.")

@@ -106,9 +106,9 @@ def _json_object():
     try:
         # get_data() raises 413 itself when the body is over MAX_CONTENT_LENGTH.
         body = json.loads(request.get_data())
-    # JSONDecodeError and UnicodeDecodeError are both ValueErrors; RecursionError is absurd nesting
-    # ("[[[[..."), which no client of this API sends.
-    except (ValueError, RecursionError):
+        # A lone surrogate ("\ud800") is valid JSON but not text: no field may carry one to the table.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeError; RecursionError: absurd nesting
         raise _BadBody(400, "The body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise _BadBody(400, "The body must be a JSON object.")

@@ -4,7 +4,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from webapp.errors import bp
-from webapp.exceptions import LinkNotFound, StoreUnavailable
+from webapp.exceptions import IdSpaceExhausted, LinkNotFound, StoreUnavailable
 
 _API_PREFIXES = ("/api/", "/shorten")
 
@@ -55,6 +55,14 @@ def handle_store_unavailable(error):
     """DynamoDB throttled us: ask the client to retry instead of failing with a 500."""
     current_app.logger.warning("store unavailable: %r", error)
     return error_response(503, "The service is busy. Please try again in a moment.", {"Retry-After": "2"})
+
+
+@bp.app_errorhandler(IdSpaceExhausted)
+def handle_id_space_exhausted(error):
+    """Several random ids in a row were taken: nothing was written, and asking again may find a free one."""
+    current_app.logger.error("no free random id: %r", error)
+    return error_response(503, "No free short id was found this time. Please try again, or choose a custom slug.",
+                          {"Retry-After": "1"})
 
 
 @bp.app_errorhandler(InternalServerError)

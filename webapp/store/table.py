@@ -1,6 +1,6 @@
 """The one DynamoDB table: the client, marshalling, and error codes mapped to domain errors."""
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from webapp.exceptions import StoreUnavailable
 
@@ -55,6 +55,9 @@ class Table:
             if code in _THROTTLED:
                 raise StoreUnavailable(code) from err
             raise
+        except BotoCoreError as err:
+            # A read timeout or a refused connection once botocore's retries gave up: as transient as a throttle.
+            raise StoreUnavailable(type(err).__name__) from err
 
     def _batch_get(self, keys):
         """The items at these keys (at most 100), in one BatchGetItem plus retries of what it left over."""

@@ -98,10 +98,12 @@ class UsersMixin:
         return user
 
     def set_disabled(self, username, disabled):
-        """Disable (ending every session) or re-enable a user; their links and tokens stay. Return the user."""
+        """Disable or re-enable a user, ending every session either way; their links and tokens stay. Return the user."""
         user = self._update_user(username, "SET disabled = :d", {":d": bool(disabled)})
-        if disabled:
-            self.end_all_sessions(username)
+        # On enable too: a disable whose session clean-up failed (a throttle after the user was
+        # written) leaves sessions behind, dead only while the user is disabled. A disabled user
+        # cannot sign in, so any session found here is such a leftover and must not come back.
+        self.end_all_sessions(username)
         return user
 
     def set_password(self, username, password):
