@@ -14,6 +14,9 @@ import uuid
 
 from local_stack.periodic import Periodic
 
+# The pause before retry n is n times this (at most 0.5 s); the in-process tests set it to 0.
+RETRY_DELAY_SECONDS = 0.05
+
 
 def kinesis_event(records, stream_arn, shard_id):
     """The Lambda event for a batch of one shard's records: [(sequence number, data bytes, arrival seconds)]."""
@@ -121,7 +124,7 @@ class EventSourceMapping(Periodic):
             except Exception:  # noqa: BLE001 - any function error means "retry", as on AWS
                 if self._echo:
                     self._echo.write(f"aggregator failed (attempt {attempt}):\n{traceback.format_exc()}")
-                time.sleep(min(0.05 * attempt, 0.5))
+                time.sleep(min(RETRY_DELAY_SECONDS * attempt, 0.5))
         self.discarded += 1
         self._on_failure(failure_record(batch, self._arn, shard_id, self._max_retries + 1))
 

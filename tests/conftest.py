@@ -1,14 +1,87 @@
 """Shared fixtures: fake AWS credentials and a moto table built from cloudformation.yaml."""
+import functools
 import sys
 
 import boto3
+import botocore.loaders
+import botocore.session
 import pytest
+import werkzeug.security
 from moto import mock_aws
 
 from local_stack.template import create_table
 
 TABLE_NAME = "links-test"
 REGION = "us-east-1"
+# Tests with any of these markers (pyproject.toml) are slow: `make test-fast` leaves them out.
+SLOW_MARKERS = {"integration", "browser", "package", "scan", "bench", "soak"}
+
+
+# Test-speed shims, for this pytest process only (the local stack's processes run the real thing).
+TEST_SCRYPT_N = 2**10
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(request):
+    """scrypt at n=2**10 instead of the stored n: an eighth of the fast lane's time was password hashing.
+
+    The stored hash still names its real parameters (scrypt:<n>:<r>:<p>), and checking a password
+    hashes it the same cheap way, so what the app stores and compares is unchanged except the cost.
+    Only for tests not marked slow: those may check a hash in another process (the packaged admin),
+    which must find a real one.
+    """
+    if request.node.get_closest_marker("slow"):
+        yield
+        return
+    real = werkzeug.security._hash_internal
+
+    def hash_internal(method, salt, password):
+        name, *args = method.split(":")
+        if name != "scrypt":
+            return real(method, salt, password)
+        n, r, p = map(int, args) if args else (2**15, 8, 1)
+        digest, _ = real(f"scrypt:{min(n, TEST_SCRYPT_N)}:{r}:{p}", salt, password)
+        return digest, f"scrypt:{n}:{r}:{p}"
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(werkzeug.security, "_hash_internal", hash_internal)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_botocore_data():
+    """Parse each of botocore's JSON data files once per run, not once per client session (moto makes many)."""
+    real = botocore.loaders.JSONFileLoader.load_file
+    # Keyed by path alone: the loader holds no state. botocore treats loaded data as read-only, apart
+    # from merging its own fixed extras into a model, which gives the same result when repeated.
+    load = functools.lru_cache(maxsize=None)(lambda file_path: real(botocore.loaders.JSONFileLoader(), file_path))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.loaders.JSONFileLoader, "load_file", lambda self, file_path: load(file_path))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_botocore_loader():
+    """One botocore data loader for every session: each new one lists botocore's data folders again."""
+    loader = functools.lru_cache(maxsize=None)(botocore.loaders.create_loader)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", loader)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def no_retry_pause(monkeypatch):
+    """The in-process event source mapping retries at once: the tests count retries, not seconds."""
+    from local_stack import event_source
+
+    monkeypatch.setattr(event_source, "RETRY_DELAY_SECONDS", 0)
+
+
+def pytest_collection_modifyitems(items):
+    """Mark `slow` every test that starts the stack, a browser, a build, checkov or a benchmark."""
+    for item in items:
+        if SLOW_MARKERS & {marker.name for marker in item.iter_markers()}:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)

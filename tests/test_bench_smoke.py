@@ -14,7 +14,7 @@ from bench import admin_list, baseline, cold_start, cost, end_to_end, hot_link, 
 from bench.context import LINK, OUR_TABLE, RECIPE_TABLE, Context, Skip
 from webapp.store import LIST_SHARDS
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.bench]
 has_recipe = pytest.mark.skipif(not baseline.available(), reason="the recipe's handler is not next to the repo")
 
 SMOKE = {

@@ -26,6 +26,8 @@ from local_stack.event_source import kinesis_event
 from local_stack.log_subscription import encode_payload, matches_click_filter
 from local_stack.template import create_table
 
+pytestmark = pytest.mark.package
+
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = json.loads((ROOT / "zappa_settings.json").read_text())
 REGION = "us-east-1"

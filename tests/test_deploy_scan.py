@@ -6,6 +6,8 @@ import pytest
 from deploy import scan
 from local_stack.template import load_template
 
+pytestmark = pytest.mark.scan
+
 RESOURCES = load_template()["Resources"]
 
 @pytest.fixture(scope="module")

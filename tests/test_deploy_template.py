@@ -107,6 +107,7 @@ def dynamodb_calls(*paths):
 # ------------------------------------------------------------------ cfn-lint
 
 
+@pytest.mark.scan
 def test_cfn_lint_reports_no_errors_and_no_warnings():
     cfn_lint = Path(sys.executable).parent / "cfn-lint"
     result = subprocess.run([str(cfn_lint), str(TEMPLATE_PATH)], capture_output=True, text=True, timeout=300)

@@ -1,0 +1,54 @@
+"""`make soak`: a 5-second version on the local stack, and each of its verdicts made to fail."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests import soak
+from tests.stack_process import ROOT
+
+
+@pytest.mark.integration
+@pytest.mark.soak
+def test_a_five_second_soak_passes_with_every_click_counted():
+    env = {**os.environ, "SOAK_SECONDS": "5", "SOAK_RATE": "40", "SOAK_SETTLE_SECONDS": "30"}
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.soak"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[-1] == "soak passed: zero errors, memory flat, every click counted"
+    assert "errors: 0" in lines
+    assert any(line.startswith("RSS stack (python -m local_stack): ") for line in lines)
+    if "dynamodb-local" in lines[0]:
+        assert any(line.startswith("RSS DynamoDB Local (java): ") for line in lines)
+    (clicks,) = [line for line in lines if line.startswith("clicks: ")]
+    served, counted = map(int, re.match(r"clicks: (\d+) browser GETs answered 302, (\d+) counted;", clicks).groups())
+    assert served == counted and served > 0
+
+
+def test_memory_that_grows_past_the_bound_fails():
+    assert soak.memory_verdict("stack", 100 * 1024, 140 * 1024, 50) is None
+    assert "grew 60.0 MB" in soak.memory_verdict("stack", 100 * 1024, 160 * 1024, 50)
+    assert "no RSS figure" in soak.memory_verdict("java", None, 1, 50)
+
+
+def test_a_click_lost_or_counted_twice_fails():
+    served, bots = {"a": 3, "b": 1}, {"a": 1}
+    assert soak.click_verdict(served, bots, {"a": (3, 1), "b": (1, 0), "c": (0, 0)}) == []
+    assert soak.click_verdict(served, bots, {"a": (2, 1), "b": (1, 0)}) == ["clicks: a counted 2 clicks + 1 bots, served 3 + 1"]
+    assert soak.click_verdict(served, bots, {"a": (3, 1), "b": (1, 0), "c": (1, 0)}) == ["clicks: c counted 1 clicks + 0 bots, served 0 + 0"]
+    assert "not listed" in soak.click_verdict(served, bots, {"a": (3, 1)})[0]
+
+
+def test_a_traceback_in_the_stacks_output_fails():
+    assert soak.log_verdict(["Ready.", "INFO webapp fine"]) == []
+    assert soak.log_verdict(["Traceback (most recent call last):", "ERROR webapp boom"])[0].startswith("stack log: 2 error")
+
+
+def test_settings_come_from_the_environment_with_defaults():
+    assert soak.settings({})["seconds"] == 60 and soak.settings({})["rss_growth_mb"] == 50
+    assert soak.settings({"SOAK_SECONDS": "5", "SOAK_RATE": "10"})["seconds"] == 5
+    assert soak.warmup_seconds(60) == 10 and soak.warmup_seconds(5) == 1
