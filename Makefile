@@ -50,9 +50,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 ## test-fast: everything not marked slow (no packaging, local stack, DynamoDB Local, browser, checkov
-## or bench smoke); under a minute, for the edit-test loop. `make test` stays the whole suite.
+## or bench smoke), on both cores; about a minute, for the edit-test loop. `make test` stays the whole suite.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" -n 2
 
 ## soak: 60 s of steady mixed traffic on the local stack, then zero errors, flat memory, every click
 ## counted (tests/soak.py). SOAK_SECONDS, SOAK_RATE, SOAK_RSS_GROWTH_MB change it.

@@ -6,7 +6,6 @@ import boto3
 import botocore.loaders
 import botocore.session
 import pytest
-import werkzeug.security
 from moto import mock_aws
 
 from local_stack.template import create_table
@@ -18,34 +17,6 @@ SLOW_MARKERS = {"integration", "browser", "package", "scan", "bench", "soak"}
 
 
 # Test-speed shims, for this pytest process only (the local stack's processes run the real thing).
-TEST_SCRYPT_N = 2**10
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(request):
-    """scrypt at n=2**10 instead of the stored n: an eighth of the fast lane's time was password hashing.
-
-    The stored hash still names its real parameters (scrypt:<n>:<r>:<p>), and checking a password
-    hashes it the same cheap way, so what the app stores and compares is unchanged except the cost.
-    Only for tests not marked slow: those may check a hash in another process (the packaged admin),
-    which must find a real one.
-    """
-    if request.node.get_closest_marker("slow"):
-        yield
-        return
-    real = werkzeug.security._hash_internal
-
-    def hash_internal(method, salt, password):
-        name, *args = method.split(":")
-        if name != "scrypt":
-            return real(method, salt, password)
-        n, r, p = map(int, args) if args else (2**15, 8, 1)
-        digest, _ = real(f"scrypt:{min(n, TEST_SCRYPT_N)}:{r}:{p}", salt, password)
-        return digest, f"scrypt:{n}:{r}:{p}"
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(werkzeug.security, "_hash_internal", hash_internal)
-        yield
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -75,6 +46,15 @@ def no_retry_pause(monkeypatch):
     from local_stack import event_source
 
     monkeypatch.setattr(event_source, "RETRY_DELAY_SECONDS", 0)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test, so a fixture can tell at teardown whether its test failed
+    (the browser tests save a screenshot then)."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
 
 
 def pytest_collection_modifyitems(items):

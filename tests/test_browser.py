@@ -43,7 +43,7 @@ def stack(tmp_path_factory):
 
 
 @pytest.fixture
-def page(browser, stack):
+def page(browser, stack, request, tmp_path):
     admin = f"http://127.0.0.1:{stack.admin_port}"
     # Headless Chromium says "HeadlessChrome", which the aggregator rightly counts as a bot.
     context = browser.new_context(base_url=admin, user_agent=BROWSER)
@@ -51,6 +51,12 @@ def page(browser, stack):
     page = context.new_page()
     page.set_default_timeout(10_000)
     yield page
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        # What the browser showed when the test failed, for the person reading the failure.
+        path = f"{os.environ.get('SCREENSHOT_DIR', str(tmp_path))}/{request.node.name}-failed.png"
+        page.screenshot(path=path, full_page=True)
+        print(f"screenshot of the failure: {path}")
     context.close()
 
 
@@ -124,3 +130,43 @@ def test_bad_input_shows_the_error_and_creates_nothing(page, stack):
     assert re.search(r"http", page.locator(".error").first.inner_text())
     status, _ = stack.api("GET", "/api/links/bad-one")
     assert status == 404
+
+
+def test_a_link_can_be_created_by_keyboard_alone(page, stack):
+    """Sign in, reach the form and create a link with the keyboard only: Tab, typing and Enter."""
+    page.goto("/login")
+    page.keyboard.type("admin")  # the user name field has the focus when the page opens
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/$"))
+    for _ in range(40):  # Tab to the "New link" link, as a keyboard user would
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent.trim()") == "New link":
+            break
+    else:
+        pytest.fail("Tab never reached the New link link")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/links/new$"))
+    page.keyboard.type(f"http://127.0.0.1:{stack.admin_port}/health")  # the destination has the focus
+    page.keyboard.press("Tab")
+    page.keyboard.type("by-keyboard")
+    page.keyboard.press("Tab")
+    page.keyboard.type("Made without a mouse")
+    page.keyboard.press("Enter")  # Enter in a text field submits the form
+    page.wait_for_url(re.compile(r"/links/by-keyboard$"))
+    assert page.get_by_text(f"http://127.0.0.1:{stack.redirect_port}/by-keyboard").first.is_visible()
+    status, link = stack.api("GET", "/api/links/by-keyboard")
+    assert status == 200 and link["title"] == "Made without a mouse"
+
+
+def test_a_stored_xss_title_is_shown_inert(page, stack):
+    payload = '<img src=x onerror="window.__xss = 1"><script>window.__xss = 2</script>'
+    status, _ = stack.api("POST", "/api/links", {"url": "https://example.com/xss", "slug": "xss-title", "title": payload})
+    assert status == 201
+    sign_in(page)
+    for path in ("/", "/links/xss-title"):
+        page.goto(path)
+        assert page.get_by_text(payload).first.is_visible(), f"the title is shown as text on {path}"
+        assert page.evaluate("window.__xss") is None, f"the payload ran on {path}"
+        assert page.locator("img[src='x']").count() == 0

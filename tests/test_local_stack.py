@@ -122,7 +122,7 @@ def test_a_taken_port_is_refused_with_a_clear_message(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.skipif((java_major_version() or 0) < 11, reason="DynamoDB Local needs Java 11+; moto runs in-process")
+@pytest.mark.skipif((java_major_version() or 0) < 11 and not os.environ.get("REQUIRE_DYNAMODB_LOCAL"), reason="DynamoDB Local needs Java 11+; moto runs in-process")
 def test_a_failed_start_leaves_no_database_running(tmp_path):
     port = free_port()
     env = {
@@ -142,7 +142,7 @@ def test_a_failed_start_leaves_no_database_running(tmp_path):
     assert _listening_addresses(port) == set(), "the database outlived the failed start"
 
 
-@pytest.mark.skipif((java_major_version() or 0) < 11, reason="DynamoDB Local needs Java 11+")
+@pytest.mark.skipif((java_major_version() or 0) < 11 and not os.environ.get("REQUIRE_DYNAMODB_LOCAL"), reason="DynamoDB Local needs Java 11+")
 def test_a_java_that_cannot_run_the_launcher_falls_back_to_the_plain_jar_and_says_so(tmp_path, monkeypatch):
     from local_stack import dynamodb
 
