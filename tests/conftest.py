@@ -13,7 +13,7 @@ from local_stack.template import create_table
 TABLE_NAME = "links-test"
 REGION = "us-east-1"
 # Tests with any of these markers (pyproject.toml) are slow: `make test-fast` leaves them out.
-SLOW_MARKERS = {"integration", "browser", "package", "scan", "bench", "soak"}
+SLOW_MARKERS = {"integration", "browser", "package", "scan", "bench", "soak", "exhaustive"}
 
 
 # Test-speed shims, for this pytest process only (the local stack's processes run the real thing).

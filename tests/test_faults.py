@@ -29,6 +29,9 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 
 from tests.conftest import TABLE_NAME, add_user, make_app, sign_in_as
 
+# Thousands of cases or injected faults: in `make test`, not in the edit-test loop of `make test-fast`.
+pytestmark = pytest.mark.exhaustive
+
 NOW = 1_795_757_759.0  # 2026-11-27T05:35:59Z
 ENDPOINT = "https://dynamodb.us-east-1.amazonaws.com"
 

@@ -30,6 +30,9 @@ from hypothesis import strategies as st
 
 from tests.conftest import TABLE_NAME
 
+# Thousands of cases or injected faults: in `make test`, not in the edit-test loop of `make test-fast`.
+pytestmark = pytest.mark.exhaustive
+
 EXAMPLES = {"api_create": 200, "api_patch": 80, "form_create": 120, "redirect": 700, "aggregator": 200}
 TRIED = dict.fromkeys(EXAMPLES, 0)
 FIXTURES_PER_CASE = settings(
