@@ -30,33 +30,35 @@ class SignInLimitsMixin:
     def reserve_sign_in(self, subject, limit, window_seconds):
         """Count one attempt for the subject ("account#<name>" or "client#<digest>"); False when it is locked out."""
         start = _window(window_seconds)
+        return self._change_attempts(
+            subject,
+            start,
+            "ADD attempts :one SET purge_at = :purge",
+            "attribute_not_exists(attempts) OR attempts < :limit",
+            {":one": 1, ":limit": limit, ":purge": start + 2 * window_seconds},
+        )
+
+    def release_sign_in(self, subject, window_seconds):
+        """Give back a reserved attempt that succeeded, so only failures count."""
+        # False when the window turned over since the reservation: nothing left to give back.
+        self._change_attempts(
+            subject, _window(window_seconds), "ADD attempts :minus", "attempts > :zero", {":minus": -1, ":zero": 0}
+        )
+
+    def _change_attempts(self, subject, start, update, condition, values):
+        """One conditional update of a window's counter; False when the condition did not hold."""
         try:
             self._call(
                 "update_item",
                 TableName=self.table_name,
                 Key=_attempts_key(subject, start),
-                UpdateExpression="ADD attempts :one SET purge_at = :purge",
-                ConditionExpression="attribute_not_exists(attempts) OR attempts < :limit",
-                ExpressionAttributeValues=_marshal({":one": 1, ":limit": limit, ":purge": start + 2 * window_seconds}),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=_marshal(values),
             )
         except _ConditionFailed:
             return False
         return True
-
-    def release_sign_in(self, subject, window_seconds):
-        """Give back a reserved attempt that succeeded, so only failures count."""
-        start = _window(window_seconds)
-        try:
-            self._call(
-                "update_item",
-                TableName=self.table_name,
-                Key=_attempts_key(subject, start),
-                UpdateExpression="ADD attempts :minus",
-                ConditionExpression="attempts > :zero",
-                ExpressionAttributeValues=_marshal({":minus": -1, ":zero": 0}),
-            )
-        except _ConditionFailed:
-            pass  # the window turned over since the reservation: nothing left to give back
 
     def clear_sign_ins(self, subject, window_seconds):
         """Forget the subject's failures in this window (after a correct password for that account)."""
