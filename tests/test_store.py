@@ -23,6 +23,15 @@ def store(ddb):
     return Store(TABLE_NAME, client=ddb)
 
 
+def test_every_part_works_on_the_one_table_and_is_handed_the_parts_it_calls(store, ddb):
+    """One client for the app: fault injection and patches on store.table.client reach every part."""
+    assert store.table.client is ddb and store.table.name == TABLE_NAME
+    parts = [store.links, store.users, store.sessions, store.tokens, store.sign_ins]
+    assert all(part.table is store.table for part in parts)
+    assert store.users.sessions is store.sessions
+    assert store.tokens.users is store.users
+
+
 def _raw_item(ddb, pk, sk):
     return ddb.get_item(TableName=TABLE_NAME, Key={"pk": {"S": pk}, "sk": {"S": sk}}).get("Item")
 
