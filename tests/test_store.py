@@ -97,7 +97,7 @@ def test_get_missing_link(store):
 
 def test_list_links_newest_first_with_cursor_pages(store, ddb, monkeypatch):
     def refuse_scan(**kwargs):
-        raise AssertionError("list_links must Query the index, never Scan")
+        raise AssertionError("links.list must Query the index, never Scan")
 
     monkeypatch.setattr(store.table.client, "scan", refuse_scan)
     times = iter(f"2026-01-01T00:00:{s:02d}Z" for s in range(25))
