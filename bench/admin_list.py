@@ -1,6 +1,6 @@
 """Admin list: a page of links with their counts at 1k, 10k and 100k links, and a burst of 10,000 creates.
 
-List: the admin store's own `list_links` (webapp/store.py) on DynamoDB Local: one Query per
+List: the admin store's own `store.links.list` (webapp/store/links.py) on DynamoDB Local: one Query per
 list shard of the `by_list` index (8, in parallel), merged newest first, then one BatchGetItem
 for the page's counter items. Requests, items read and read units come from DynamoDB's own
 ScannedCount and ConsumedCapacity. The recipe has no list; a table keyed only on `short_id`
@@ -113,7 +113,7 @@ def measure_list(client, sizes, query_reps, scan_reps, load_budget=180.0, scan_b
                 load_spent += time.monotonic() - t0
                 loaded = size
             counts = count_newest(client, size)
-            ours = _time(lambda: store.list_links(limit=PAGE)[0], query_reps, meter, warmup=3)
+            ours = _time(lambda: store.links.list(limit=PAGE)[0], query_reps, meter, warmup=3)
             if results:  # scan time grows with N: keep this size's repetitions inside the scan budget
                 previous = results[-1]
                 estimate = previous["scan"]["latency"]["median"] * size / previous["n"]
@@ -144,7 +144,7 @@ def measure_burst(client, creates, threads=8):
     started = time.perf_counter()
     try:
         with ThreadPoolExecutor(threads) as pool:
-            links = list(pool.map(lambda n: store.create_link(f"https://example.com/import/{n}", created_by="bench"), range(creates)))
+            links = list(pool.map(lambda n: store.links.create(f"https://example.com/import/{n}", created_by="bench"), range(creates)))
         elapsed = time.perf_counter() - started
     finally:
         meter.close()

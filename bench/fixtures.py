@@ -1,6 +1,6 @@
 """Tables and link items for both sides: ours from cloudformation.yaml, the recipe's in its own format.
 
-Our item layout comes from the admin store's own constants (webapp/store.py), so the
+Our item layout comes from the admin store's own constants (the webapp/store/ package), so the
 benchmarks write exactly what the store writes and read what it reads.
 """
 

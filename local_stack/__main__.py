@@ -150,8 +150,8 @@ def _run(settings, engine, stream):
     provider = _start_fake_oidc(settings, config) if settings["fake_oidc"] else None
     app = create_app(config)
     store = app.extensions["store"]
-    store.ensure_user("admin", values["password"])
-    store.ensure_token("admin", values["token"], name="local token")
+    store.users.ensure("admin", values["password"])
+    store.tokens.ensure("admin", values["token"], name="local token")
 
     mapping = EventSourceMapping(
         stream.kinesis,

@@ -26,7 +26,7 @@ CACHE_MAX_ENTRIES = 10_000
 # Where a visitor to the bare short domain ("/") is sent: the admin app. Unset: 404.
 ROOT_REDIRECT_URL = os.environ.get("ROOT_REDIRECT_URL")
 USER_AGENT_MAX = 256
-# The link item's sort key and the attributes read from it (webapp/store.py writes them).
+# The link item's sort key and the attributes read from it (webapp/store/links.py writes them).
 LINK_SK = "link"
 LINK_ATTRIBUTES = ("url", "is_active", "expires_at")
 HOST_MAX = 253  # the longest DNS name

@@ -134,7 +134,7 @@ def make_app(**overrides):
 def app(ddb):
     """The admin app with one user, ADMIN_USERNAME."""
     app = make_app()
-    app.extensions["store"].create_user(ADMIN_USERNAME, ADMIN_PASSWORD)
+    app.extensions["store"].users.create(ADMIN_USERNAME, ADMIN_PASSWORD)
     return app
 
 
@@ -175,7 +175,7 @@ def auth(client):
 @pytest.fixture
 def api_token(store):
     """A plaintext API token of ADMIN_USERNAME."""
-    plaintext, _ = store.create_token(ADMIN_USERNAME, "tests")
+    plaintext, _ = store.tokens.create(ADMIN_USERNAME, "tests")
     return plaintext
 
 
@@ -199,13 +199,13 @@ ROLE_PASSWORD = "a-long-test-password"
 
 def add_user(store, username, role):
     """A local user with ROLE_PASSWORD."""
-    return store.create_user(username, ROLE_PASSWORD, role=role)
+    return store.users.create(username, ROLE_PASSWORD, role=role)
 
 
 def sign_in_as(client, store, role):
     """Create a user named after the role (<role>1) and sign the client in through the form."""
     username = f"{role}1"
-    if store.get_user(username) is None:
+    if store.users.get(username) is None:
         add_user(store, username, role)
     response = client.post("/login", data={"username": username, "password": ROLE_PASSWORD})
     assert response.status_code == 303, response.get_data(as_text=True)
@@ -215,21 +215,21 @@ def sign_in_as(client, store, role):
 def token_for(store, role, scope=None):
     """A plaintext API token of a <role>1 user: write scope unless the role only reads."""
     username = f"{role}1"
-    if store.get_user(username) is None:
+    if store.users.get(username) is None:
         add_user(store, username, role)
     scope = scope or ("read" if role == "viewer" else "write")
-    plaintext, _ = store.create_token(username, f"{role} tests", scope=scope)
+    plaintext, _ = store.tokens.create(username, f"{role} tests", scope=scope)
     return plaintext
 
 
 class Clock:
-    """The app's notion of now (webapp.links.utcnow), moved by hand."""
+    """The app's notion of now (webapp.clock.utcnow), moved by hand."""
 
     def __init__(self, monkeypatch):
-        from webapp import links
+        from webapp import clock
 
-        self.now = links.utcnow()
-        monkeypatch.setattr(links, "utcnow", lambda: self.now)
+        self.now = clock.utcnow()
+        monkeypatch.setattr(clock, "utcnow", lambda: self.now)
 
     def advance(self, seconds):
         """Move now forward."""

@@ -63,9 +63,9 @@ def _cases(table):
 @pytest.fixture
 def world(store):
     """A link, and a viewer called target who has a token, for the routes to act on."""
-    store.create_link("https://example.com/", created_by="alice", slug="matrix")
+    store.links.create("https://example.com/", created_by="alice", slug="matrix")
     add_user(store, "target", "viewer")
-    _, token_id = store.create_token("target", "target's", scope="read")
+    _, token_id = store.tokens.create("target", "target's", scope="read")
     return {"token_id": token_id}
 
 
@@ -98,9 +98,9 @@ def test_writes_refused_to_a_role_change_nothing(client, store, world):
     client.post("/links/matrix/disable")
     client.post("/users/target/disable")
     client.post("/links/new", data={"url": "https://example.com/sneaky", "slug": "sneaky", "expiry": "never"})
-    assert store.get_link("matrix")["is_active"] is True
-    assert store.get_user("target")["disabled"] is False
-    assert [link["id"] for link in store.list_links()[0]] == ["matrix"]
+    assert store.links.get("matrix")["is_active"] is True
+    assert store.users.get("target")["disabled"] is False
+    assert [link["id"] for link in store.links.list()[0]] == ["matrix"]
 
 
 def test_every_route_is_in_the_matrix(app):

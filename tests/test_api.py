@@ -27,7 +27,7 @@ def test_create_link_201_shape(client, headers, store):
     assert body["created_by"] == ADMIN_USERNAME
     assert body["created_at"].endswith("Z") and len(body["created_at"]) == 20
     assert response.headers["Location"] == "/api/links/launch"
-    assert store.get_link("launch")["url"] == "https://example.com/a"
+    assert store.links.get("launch")["url"] == "https://example.com/a"
 
 
 def test_shorten_alias_with_defaults(client, headers, store):
@@ -52,7 +52,7 @@ def test_idn_url_is_stored_as_ascii(client, headers):
 
 
 def test_get_link_with_counts(client, headers, store, ddb):
-    store.create_link("https://example.com/", created_by=ADMIN_USERNAME, slug="counted")
+    store.links.create("https://example.com/", created_by=ADMIN_USERNAME, slug="counted")
     put_counter(ddb, "counted", 17, 3)
     response = client.get("/api/links/counted", headers=headers)
     assert response.status_code == 200
@@ -60,14 +60,14 @@ def test_get_link_with_counts(client, headers, store, ddb):
 
 
 def test_patch_toggles_is_active(client, headers, store):
-    store.create_link("https://example.com/", created_by=ADMIN_USERNAME, slug="toggle")
+    store.links.create("https://example.com/", created_by=ADMIN_USERNAME, slug="toggle")
     response = client.patch("/api/links/toggle", json={"is_active": False}, headers=headers)
     assert response.status_code == 200
     assert response.json["is_active"] is False and response.json["status"] == "disabled"
-    assert store.get_link("toggle")["is_active"] is False
+    assert store.links.get("toggle")["is_active"] is False
     response = client.patch("/api/links/toggle", json={"is_active": True}, headers=headers)
     assert response.json["is_active"] is True
-    assert store.get_link("toggle")["is_active"] is True
+    assert store.links.get("toggle")["is_active"] is True
 
 
 @pytest.mark.parametrize(
@@ -75,17 +75,17 @@ def test_patch_toggles_is_active(client, headers, store):
     [{}, {"is_active": "false"}, {"is_active": 0}, {"is_active": None}, {"is_active": False, "url": "https://x.example"}, {"url": "https://x.example"}],
 )
 def test_patch_refuses_anything_but_is_active(client, headers, store, body):
-    store.create_link("https://example.com/", created_by=ADMIN_USERNAME, slug="fixed")
+    store.links.create("https://example.com/", created_by=ADMIN_USERNAME, slug="fixed")
     response = client.patch("/api/links/fixed", json=body, headers=headers)
     assert response.status_code == 422
     assert "is_active" in response.json["error"]
-    link = store.get_link("fixed")
+    link = store.links.get("fixed")
     assert link["is_active"] is True and link["url"] == "https://example.com/"
 
 
 def test_list_links_pages_newest_first(client, headers, store):
     for i in range(3):
-        store.create_link(f"https://example.com/{i}", created_by=ADMIN_USERNAME, slug=f"list{i}")
+        store.links.create(f"https://example.com/{i}", created_by=ADMIN_USERNAME, slug=f"list{i}")
     first = client.get("/api/links?limit=2", headers=headers).json
     assert len(first["links"]) == 2 and first["next_cursor"]
     second = client.get("/api/links", query_string={"limit": 2, "cursor": first["next_cursor"]}, headers=headers).json
@@ -136,7 +136,7 @@ def test_401_missing_or_wrong_token(client, api_token, store, auth_header):
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert "API token" in response.json["error"]
-    assert store.list_links(limit=5) == ([], None)
+    assert store.links.list(limit=5) == ([], None)
 
 
 def test_401_session_cookie_is_not_enough(client, auth):
@@ -173,11 +173,11 @@ def test_405_is_json(client, headers):
 
 
 def test_409_slug_taken(client, headers, store):
-    store.create_link("https://first.example/", created_by=ADMIN_USERNAME, slug="taken")
+    store.links.create("https://first.example/", created_by=ADMIN_USERNAME, slug="taken")
     response = client.post("/api/links", json={"url": "https://second.example/", "slug": "taken"}, headers=headers)
     assert response.status_code == 409
     assert response.json["error"] == "That custom slug is already taken."
-    assert store.get_link("taken")["url"] == "https://first.example/"
+    assert store.links.get("taken")["url"] == "https://first.example/"
 
 
 def test_413_body_too_large(client, headers, store):
@@ -185,7 +185,7 @@ def test_413_body_too_large(client, headers, store):
     response = client.post("/api/links", data=body, content_type="application/json", headers=headers)
     assert response.status_code == 413
     assert "error" in response.json
-    assert store.list_links(limit=5) == ([], None)
+    assert store.links.list(limit=5) == ([], None)
 
 
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"])
@@ -219,7 +219,7 @@ def test_422_invalid_input_says_which(client, headers, store, body, field, messa
     assert response.status_code == 422
     assert message in response.json["error"]
     assert response.json["field"] == field
-    assert store.list_links(limit=5) == ([], None)
+    assert store.links.list(limit=5) == ([], None)
 
 
 def test_422_unknown_field(client, headers):

@@ -37,9 +37,9 @@ def table_requests(store):
     def record(params, model, **kwargs):
         seen.append((model.name, params))
 
-    store.client.meta.events.register("provide-client-params.dynamodb", record)
+    store.table.client.meta.events.register("provide-client-params.dynamodb", record)
     yield seen
-    store.client.meta.events.unregister("provide-client-params.dynamodb", record)
+    store.table.client.meta.events.unregister("provide-client-params.dynamodb", record)
 
 
 def _asked_about(requests, value):
@@ -49,8 +49,8 @@ def _asked_about(requests, value):
 @pytest.mark.parametrize("body", NESTED_BODIES, ids=["1000-arrays", "60000-arrays", "in-object", "1000-objects"])
 @pytest.mark.parametrize(("method", "path"), BODY_ROUTES)
 def test_deeply_nested_json_is_a_400_not_valid_json(client, headers, store, method, path, body):
-    store.create_link("https://example.com/", created_by=ADMIN_USERNAME, slug="launch")
-    store.create_user("bob", "a-long-password", role="viewer")
+    store.links.create("https://example.com/", created_by=ADMIN_USERNAME, slug="launch")
+    store.users.create("bob", "a-long-password", role="viewer")
     response = client.open(path, method=method, data=body, content_type="application/json", headers=headers)
     assert response.status_code == 400
     assert response.json == {"error": "The body is not valid JSON."}
@@ -128,7 +128,7 @@ def test_oversized_token_id_or_user_name_on_the_admin_pages_is_404_without_askin
 
 def test_ids_of_the_longest_allowed_slug_still_work(client, headers, store):
     slug = "s" * 64
-    store.create_link("https://example.com/", created_by=ADMIN_USERNAME, slug=slug)
+    store.links.create("https://example.com/", created_by=ADMIN_USERNAME, slug=slug)
     assert client.get(f"/api/links/{slug}", headers=headers).status_code == 200
     assert client.patch(f"/api/links/{slug}", json={"is_active": False}, headers=headers).status_code == 200
 

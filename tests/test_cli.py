@@ -10,14 +10,14 @@ def test_create_user_with_password_option(app, store):
     result = app.test_cli_runner().invoke(args=["create-user", "bob", "--password", "bobs-long-password"])
     assert result.exit_code == 0, result.output
     assert "Created user bob." in result.output
-    assert store.verify_password("bob", "bobs-long-password")
+    assert store.users.verify_password("bob", "bobs-long-password")
 
 
 def test_create_user_prompts_hidden_and_confirmed(app, store):
     result = app.test_cli_runner().invoke(args=["create-user", "carol"], input="carols-password\ncarols-password\n")
     assert result.exit_code == 0, result.output
     assert "carols-password" not in result.output  # hidden input is not echoed
-    assert store.verify_password("carol", "carols-password")
+    assert store.users.verify_password("carol", "carols-password")
 
 
 def test_create_user_prompt_mismatch_retries(app, store):
@@ -26,7 +26,7 @@ def test_create_user_prompt_mismatch_retries(app, store):
     )
     assert result.exit_code == 0, result.output
     assert "do not match" in result.output
-    assert store.verify_password("dave", "daves-password")
+    assert store.users.verify_password("dave", "daves-password")
 
 
 @pytest.mark.parametrize(
@@ -42,14 +42,14 @@ def test_create_user_refusals(app, store, args, message):
     result = app.test_cli_runner().invoke(args=args)
     assert result.exit_code != 0
     assert message in result.output
-    assert store.get_user("erin") is None
+    assert store.users.get("erin") is None
 
 
 def test_create_token_prints_a_working_token(app, store):
     result = app.test_cli_runner().invoke(args=["create-token", ADMIN_USERNAME, "--name", "ci"])
     assert result.exit_code == 0, result.output
     token = result.output.strip().splitlines()[-1]
-    assert store.resolve_token(token)["username"] == ADMIN_USERNAME
+    assert store.tokens.resolve(token)["username"] == ADMIN_USERNAME
     response = app.test_client().post(
         "/api/links", json={"url": "https://example.com/"}, headers={"Authorization": f"Bearer {token}"}
     )
@@ -110,7 +110,7 @@ def test_starts_from_env(clean_env):
     assert app.config["CORS_ORIGINS"] == ["https://a.example", "https://b.example"]
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["DEFAULT_EXPIRY_DAYS"] == 30 and app.config["ID_LENGTH"] == 7
-    assert app.extensions["store"].table_name == "links-prod"
+    assert app.extensions["store"].table.name == "links-prod"
 
 
 def test_local_mode_needs_no_secret_key(clean_env):

@@ -47,9 +47,9 @@ def app(engine, monkeypatch):
     create_table(engine.client(), table)
     app = make_app(TABLE_NAME=table, DYNAMODB_ENDPOINT_URL=engine.endpoint)
     store = app.extensions["store"]
-    store.client = engine.client(max_pool_connections=THREADS * 2)
+    store.table.client = engine.client(max_pool_connections=THREADS * 2)
     # The store's client uses the env's credentials (above); so does engine.client().
-    store.create_user("alice", role="editor")
+    store.users.create("alice", role="editor")
     return app
 
 
@@ -59,7 +59,7 @@ def _links(app):
     found, start = {}, None
     while True:
         kwargs = {"ExclusiveStartKey": start} if start else {}
-        page = store.client.scan(TableName=store.table_name, ConsistentRead=True, **kwargs)
+        page = store.table.client.scan(TableName=store.table.name, ConsistentRead=True, **kwargs)
         for item in page["Items"]:
             if item["sk"]["S"] == "link":
                 assert item["pk"]["S"] not in found
@@ -77,7 +77,7 @@ def _bounded(pool_calls):
 
 
 def test_fifty_parallel_creations_of_one_slug_make_one_link_and_49_conflicts(app):
-    plaintext, _ = app.extensions["store"].create_token("alice", "burst")
+    plaintext, _ = app.extensions["store"].tokens.create("alice", "burst")
     headers = {"Authorization": f"Bearer {plaintext}"}
 
     def create(n):
@@ -95,16 +95,16 @@ def test_fifty_parallel_creations_of_one_slug_make_one_link_and_49_conflicts(app
 
 
 def test_two_thousand_parallel_random_ids_in_a_tiny_space_never_overwrite(app, monkeypatch):
-    from webapp import links
+    from webapp import link_rules
     from webapp.exceptions import IdSpaceExhausted
 
-    monkeypatch.setattr(links, "ID_ALPHABET", "abcdef")
+    monkeypatch.setattr(link_rules, "ID_ALPHABET", "abcdef")
     store = app.extensions["store"]
 
     def create(n):
         url = f"https://example.com/{n}"
         try:
-            return store.create_link(url, created_by="alice", id_length=4)["id"], url
+            return store.links.create(url, created_by="alice", id_length=4)["id"], url
         except IdSpaceExhausted:
             return None, url
 
@@ -120,10 +120,10 @@ def test_two_thousand_parallel_random_ids_in_a_tiny_space_never_overwrite(app, m
     assert exhausted > 0  # and the burst really did exhaust it
 
     # Through the API, an exhausted id space is a clear, retryable error, not a 500.
-    plaintext, _ = store.create_token("alice", "after the burst")
-    monkeypatch.setattr(links, "ID_ALPHABET", "a")  # one id in all, "aaaa"
+    plaintext, _ = store.tokens.create("alice", "after the burst")
+    monkeypatch.setattr(link_rules, "ID_ALPHABET", "a")  # one id in all, "aaaa"
     if "aaaa" not in created:
-        store.create_link("https://example.com/taken", created_by="alice", slug="aaaa")
+        store.links.create("https://example.com/taken", created_by="alice", slug="aaaa")
     app.config["ID_LENGTH"] = 4
     response = app.test_client().post("/api/links", json={"url": "https://example.com/late"},
                                       headers={"Authorization": f"Bearer {plaintext}"})

@@ -290,7 +290,7 @@ def test_admin_package_keeps_the_stage_prefix_through_sign_in(admin_zip, runtime
     env = prepare_prod_backend(aws)
     from webapp.store import Store
 
-    Store(env["SHORTENER_TABLE_NAME"], client=aws("dynamodb")).create_user("stage-user", "stage-password-1")
+    Store(env["SHORTENER_TABLE_NAME"], client=aws("dynamodb")).users.create("stage-user", "stage-password-1")
     code = unzip(admin_zip, tmp_path_factory)
 
     # Anonymous: the list and a link page send people to sign in, and remember where they were going.

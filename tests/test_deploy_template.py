@@ -86,7 +86,7 @@ def dynamodb_calls(*paths):
     calls = set()
     for path in paths:
         source = Path(path).read_text()
-        # client.get_item(...), and an operation named as a call's first argument: _call("get_item", ...).
+        # client.get_item(...), and an operation named as a call's first argument: table.call("get_item", ...).
         calls |= set(re.findall(rf"\.({operations})\(", source))
         calls |= set(re.findall(rf"\(\s*[\"']({operations})[\"']", source))
     actions = set()
@@ -266,11 +266,11 @@ def test_admin_policy_grants_exactly_the_calls_the_admin_code_makes():
 
 
 @pytest.mark.parametrize("source, expected", [
-    ('self._call("batch_get_item", RequestItems=items)', {"dynamodb:BatchGetItem"}),
+    ('self.table.call("batch_get_item", RequestItems=items)', {"dynamodb:BatchGetItem"}),
     ("client.query(TableName=t, IndexName=LIST_INDEX)", {"dynamodb:Query"}),
     ("self.client.delete_item(Key=key)", {"dynamodb:DeleteItem"}),
     ("table.call('update_item', Key=key)", {"dynamodb:UpdateItem"}),
-    ("pool.map(lambda kw: self._call(\n    'query', **kw), pages)", {"dynamodb:Query"}),
+    ("pool.map(lambda kw: self.table.call(\n    'query', **kw), pages)", {"dynamodb:Query"}),
     ('name = "get_item"  # a string that is not a call', set()),
     # A transaction needs the action of each kind of part it writes, and nothing else.
     ("client.transact_write_items(TransactItems=[{'Put': item}, {\"ConditionCheck\": check}])",

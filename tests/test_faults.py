@@ -245,7 +245,7 @@ def admin(ddb):
     store = app.extensions["store"]
     pages = app.test_client()
     sign_in_as(pages, store, "admin")
-    plaintext, _ = store.create_token("admin1", "faults")
+    plaintext, _ = store.tokens.create("admin1", "faults")
     return app, pages, {"Authorization": f"Bearer {plaintext}"}, store
 
 
@@ -292,32 +292,32 @@ class Route:
 def _routes(ddb):
     def link(n, store, active=True):
         short_id = f"fault{n:03d}"
-        store.create_link("https://example.com/x", created_by="admin1", slug=short_id)
+        store.links.create("https://example.com/x", created_by="admin1", slug=short_id)
         if not active:
-            store.set_active(short_id, False)
+            store.links.set_active(short_id, False)
         return short_id
 
     def user(n, store, with_session=True):
         name = f"target{n:03d}"
-        store.create_user(name, role="editor")  # no password: no scrypt hash per step
+        store.users.create(name, role="editor")  # no password: no scrypt hash per step
         if with_session:
-            store.create_session(name, 3600)
+            store.sessions.create(name, 3600)
         return name
 
     def token(n, store):
         owner = f"owner{n:03d}"
-        store.create_user(owner, role="editor")
-        _, token_id = store.create_token(owner, "to revoke")
+        store.users.create(owner, role="editor")
+        _, token_id = store.tokens.create(owner, "to revoke")
         return owner, token_id
 
     def writer(n, store):
         owner = user(n, store, with_session=False)
-        plaintext, _ = store.create_token(owner, "writer")
+        plaintext, _ = store.tokens.create(owner, "writer")
         return owner, plaintext
 
     def disabled(n, store):
         name = user(n, store)
-        store.set_disabled(name, True)
+        store.users.set_disabled(name, True)
         return name
 
     return [
@@ -400,7 +400,7 @@ def _assert_friendly_503(response, route):
 def test_a_write_route_that_fails_at_any_call_answers_503_and_writes_nothing_partial(admin, ddb, name):
     app, pages, headers, store = admin
     route = next(r for r in _routes(ddb) if r.name == name)
-    faults = CallFaults(store.client)
+    faults = CallFaults(store.table.client)
     subjects = iter(range(1000))
 
     def attempt(fail_step=None):
@@ -451,7 +451,7 @@ def test_a_disable_that_failed_half_way_never_lets_an_old_session_back(admin, dd
         thief.set_cookie("session", stolen)
         return thief.get("/").status_code
 
-    faults = CallFaults(store.client)
+    faults = CallFaults(store.table.client)
 
     def fail_session_query(model, **_):
         # Fail the Query after the user's update: the one that finds the sessions to end.
@@ -459,10 +459,10 @@ def test_a_disable_that_failed_half_way_never_lets_an_old_session_back(admin, dd
             raise fault_exception("throttled", "Query")
         faults.calls.append(model.name)
 
-    store.client.meta.events.unregister("before-call", faults._hook)
-    store.client.meta.events.register("before-call", fail_session_query)
+    store.table.client.meta.events.unregister("before-call", faults._hook)
+    store.table.client.meta.events.register("before-call", fail_session_query)
     response = pages.post(f"/users/{name}/disable")
-    store.client.meta.events.unregister("before-call", fail_session_query)
+    store.table.client.meta.events.unregister("before-call", fail_session_query)
     assert response.status_code == 503
     assert _user_state(ddb, name) == (("editor", True), 1)  # disabled, its session item left behind
     assert with_stolen_cookie() == 303  # refused while disabled
@@ -474,9 +474,9 @@ def test_a_disable_that_failed_half_way_never_lets_an_old_session_back(admin, dd
 def test_the_admin_during_a_whole_outage_answers_503_everywhere_and_writes_nothing(admin, ddb, outages, kind):
     """Every page and API route, with every DynamoDB send failing (botocore retrying each as it would)."""
     app, pages, headers, store = admin
-    store.create_link("https://example.com/x", created_by="admin1", slug="outage1")
+    store.links.create("https://example.com/x", created_by="admin1", slug="outage1")
     before = sorted(json.dumps(i, sort_keys=True) for i in ddb.scan(TableName=TABLE_NAME)["Items"])
-    outage = outages(store.client)
+    outage = outages(store.table.client)
     outage.kind = kind
     requests = [
         ("get", "/", {}), ("get", "/links/outage1", {}), ("get", "/links/new", {}),

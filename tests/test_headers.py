@@ -10,7 +10,7 @@ HSTS = "max-age=31536000; includeSubDomains"
 @pytest.fixture
 def local_client(ddb):
     app = make_app(LOCAL_MODE=True)
-    app.extensions["store"].create_user(ADMIN_USERNAME, "a-long-password")
+    app.extensions["store"].users.create(ADMIN_USERNAME, "a-long-password")
     return app.test_client()
 
 
@@ -40,7 +40,7 @@ SIGNED_IN_PAGES = ["/", "/links/new", "/links/launch", "/users", "/tokens", "/ac
 
 @pytest.mark.parametrize("path", SIGNED_IN_PAGES)
 def test_no_store_on_every_signed_in_page(client, auth, store, path):
-    store.create_link("https://example.com/", created_by=ADMIN_USERNAME, slug="launch")
+    store.links.create("https://example.com/", created_by=ADMIN_USERNAME, slug="launch")
     auth.login()
     response = client.get(path)
     assert response.status_code in (200, 404), path
@@ -69,7 +69,7 @@ def test_no_store_on_signed_in_form_posts_and_redirects(client, auth, store):
     ],
 )
 def test_no_store_on_every_token_authenticated_json_response(client, store, api_token, method, path, body):
-    store.create_link("https://example.com/", created_by=ADMIN_USERNAME, slug="launch")
+    store.links.create("https://example.com/", created_by=ADMIN_USERNAME, slug="launch")
     response = client.open(path, method=method, json=body, headers={"Authorization": f"Bearer {api_token}"})
     assert response.is_json
     assert response.headers["Cache-Control"] == "no-store"

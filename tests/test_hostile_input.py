@@ -123,7 +123,7 @@ def test_a_destination_under_the_limit_that_encodes_over_it_is_refused(api, ddb)
 
 @pytest.mark.parametrize("payload", XSS)
 def test_stored_xss_in_a_title_is_inert_on_the_list_and_detail_pages(client, auth, store, payload):
-    store.create_link("https://example.com/", created_by="alice", slug="xss1", title=payload)
+    store.links.create("https://example.com/", created_by="alice", slug="xss1", title=payload)
     auth.login()
     for page in (client.get("/").get_data(as_text=True), client.get("/links/xss1").get_data(as_text=True)):
         assert payload not in page

@@ -18,7 +18,7 @@ from local_stack.event_source import kinesis_event
 from local_stack.log_subscription import encode_payload
 from local_stack.template import table_properties
 from tests.conftest import REGION, TABLE_NAME
-from webapp import links
+from webapp import clock, link_rules
 from webapp import store as store_module
 from webapp.store import links as store_links
 from webapp.store import tokens as store_tokens
@@ -153,8 +153,8 @@ def test_no_aggregator_item_can_be_mistaken_for_a_link_user_or_token():
     checkpoint = layout.checkpoint_key(REGION, layout.shard_name(STREAM, SHARD))
     assert counter_sk not in (store_module.LINK_SK, store_users.USER_SK, store_tokens.TOKEN_SK)
     # A stats or checkpoint partition can never be a link's: ids are [A-Za-z0-9_-], and "#" is not one of them.
-    assert not links._SLUG_RE.fullmatch(stats_pk)
-    assert not links._SLUG_RE.fullmatch(checkpoint["pk"]["S"])
+    assert not link_rules._SLUG_RE.fullmatch(stats_pk)
+    assert not link_rules._SLUG_RE.fullmatch(checkpoint["pk"]["S"])
     assert checkpoint["sk"]["S"] not in (store_module.LINK_SK, store_users.USER_SK, store_tokens.TOKEN_SK)
 
 
@@ -180,8 +180,8 @@ def test_the_aggregator_counts_in_the_region_the_store_reads_by_default(ddb, mon
 
 
 def test_the_redirect_reads_the_link_item_the_store_writes(store, redirect):
-    created = store.create_link("https://example.com/landing?utm=1", created_by="alice", slug="contract-1")
-    now = links.utcnow().timestamp()
+    created = store.links.create("https://example.com/landing?utm=1", created_by="alice", slug="contract-1")
+    now = clock.utcnow().timestamp()
     assert redirect.resolve("contract-1", now) == (302, created["url"])
     [request] = redirect.requests
     assert request["Key"] == {"pk": {"S": "contract-1"}, "sk": {"S": store_module.LINK_SK}}
@@ -189,21 +189,21 @@ def test_the_redirect_reads_the_link_item_the_store_writes(store, redirect):
                  for name in request["ProjectionExpression"].split(",")}
     assert projected == {"url", "is_active", "expires_at"}
     # Each projected attribute is one the store writes on a link item, under that name.
-    raw = store.client.get_item(TableName=TABLE_NAME, Key={"pk": {"S": "contract-1"}, "sk": {"S": store_module.LINK_SK}})["Item"]
+    raw = store.table.client.get_item(TableName=TABLE_NAME, Key={"pk": {"S": "contract-1"}, "sk": {"S": store_module.LINK_SK}})["Item"]
     assert {"url", "is_active"} <= set(raw)
     assert raw["is_active"] == {"BOOL": True}
 
 
 def test_the_redirect_honours_a_link_disabled_by_the_store(store, redirect):
-    store.create_link("https://example.com/", created_by="alice", slug="contract-2")
-    store.set_active("contract-2", False)
-    assert redirect.resolve("contract-2", links.utcnow().timestamp()) == (410, None)
+    store.links.create("https://example.com/", created_by="alice", slug="contract-2")
+    store.links.set_active("contract-2", False)
+    assert redirect.resolve("contract-2", clock.utcnow().timestamp()) == (410, None)
 
 
 def test_the_redirect_compares_expiry_in_the_stores_timestamp_format(store, redirect):
-    now = links.utcnow()
-    expires_at = links.format_timestamp(now + timedelta(seconds=5))
-    store.create_link("https://example.com/", created_by="alice", slug="contract-3", expires_at=expires_at)
+    now = clock.utcnow()
+    expires_at = clock.format_timestamp(now + timedelta(seconds=5))
+    store.links.create("https://example.com/", created_by="alice", slug="contract-3", expires_at=expires_at)
     assert redirect.resolve("contract-3", now.timestamp()) == (302, "https://example.com/")
     redirect._cache.clear()
     assert redirect.resolve("contract-3", (now + timedelta(seconds=4)).timestamp())[0] == 302
@@ -211,14 +211,14 @@ def test_the_redirect_compares_expiry_in_the_stores_timestamp_format(store, redi
     assert redirect.resolve("contract-3", (now + timedelta(seconds=5)).timestamp()) == (410, None)
     # The redirect's own format string is the store's.
     moment = now.timestamp()
-    assert time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment)) == links.format_timestamp(now)
-    assert links.TIMESTAMP_FORMAT == "%Y-%m-%dT%H:%M:%SZ"
+    assert time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment)) == clock.format_timestamp(now)
+    assert clock.TIMESTAMP_FORMAT == "%Y-%m-%dT%H:%M:%SZ"
 
 
 def test_the_redirect_prints_the_click_line_the_aggregator_reads(redirect, store, capsys):
     from aggregator.clicks import parse_line
 
-    store.create_link("https://example.com/", created_by="alice", slug="contract-4")
+    store.links.create("https://example.com/", created_by="alice", slug="contract-4")
     event = {"version": "2.0", "rawPath": "/contract-4", "requestContext": {"http": {"method": "GET"}},
              "headers": {"user-agent": PHONE, "referer": "https://News.Example.com/a?b=c"}}
     assert redirect.lambda_handler(event, None)["statusCode"] == 302
@@ -231,32 +231,32 @@ def test_the_redirect_prints_the_click_line_the_aggregator_reads(redirect, store
 
 
 def test_the_store_sums_the_counters_the_aggregator_writes_in_two_regions(store, aggregator):
-    store.create_link("https://example.com/", created_by="alice", slug="contract-5")
-    now = links.utcnow()
+    store.links.create("https://example.com/", created_by="alice", slug="contract-5")
+    now = clock.utcnow()
     aggregator.count([click("contract-5")] * 3 + [click("contract-5", ua="Twitterbot/1.0")], now - timedelta(minutes=5))
     aggregator.count([click("contract-5", ua=PHONE)] * 2, now - timedelta(minutes=1), region=OTHER_REGION)
-    link = store.get_link("contract-5")
+    link = store.links.get("contract-5")
     assert (link["click_count"], link["bot_count"]) == (5, 1)
-    assert link["last_clicked_at"] == links.format_timestamp(now - timedelta(minutes=1))
+    assert link["last_clicked_at"] == clock.format_timestamp(now - timedelta(minutes=1))
     # The aggregator's timestamps are in the store's format.
-    assert links.parse_timestamp(link["last_clicked_at"]) == now - timedelta(minutes=1)
+    assert clock.parse_timestamp(link["last_clicked_at"]) == now - timedelta(minutes=1)
 
 
 def test_a_list_page_shows_the_aggregators_counts(store, aggregator):
-    now = links.utcnow()
+    now = clock.utcnow()
     for i in range(12):
-        store.create_link(f"https://example.com/{i}", created_by="alice", slug=f"listed-{i:02d}")
+        store.links.create(f"https://example.com/{i}", created_by="alice", slug=f"listed-{i:02d}")
     aggregator.count([click(f"listed-{i:02d}") for i in range(12) for _ in range(i)], now)
     aggregator.count([click("listed-03")] * 10, now, region=OTHER_REGION)
-    page, cursor = store.list_links(limit=5)
-    rest, _ = store.list_links(limit=20, cursor=cursor)
+    page, cursor = store.links.list(limit=5)
+    rest, _ = store.links.list(limit=20, cursor=cursor)
     counts = {link["id"]: link["click_count"] for link in page + rest}
     assert counts == {f"listed-{i:02d}": i + (10 if i == 3 else 0) for i in range(12)}
 
 
 def test_the_list_index_holds_links_and_never_the_aggregators_items(store, aggregator, ddb):
-    store.create_link("https://example.com/", created_by="alice", slug="contract-6")
-    aggregator.count([click("contract-6", ref="a.example", cc="DE")], links.utcnow())
+    store.links.create("https://example.com/", created_by="alice", slug="contract-6")
+    aggregator.count([click("contract-6", ref="a.example", cc="DE")], clock.utcnow())
     indexed = []
     for shard in range(store_module.LIST_SHARDS):
         indexed += ddb.query(
@@ -268,13 +268,13 @@ def test_the_list_index_holds_links_and_never_the_aggregators_items(store, aggre
 
 
 def test_the_store_sums_per_day_stats_across_regions(store, aggregator):
-    store.create_link("https://example.com/", created_by="alice", slug="contract-7")
-    today = links.utcnow().replace(hour=12, minute=0, second=0)
+    store.links.create("https://example.com/", created_by="alice", slug="contract-7")
+    today = clock.utcnow().replace(hour=12, minute=0, second=0)
     yesterday = today - timedelta(days=1)
     aggregator.count([click("contract-7", ref="a.example", cc="DE")] * 2 + [click("contract-7", ua="Googlebot/2.1")], yesterday)
     aggregator.count([click("contract-7", ref="a.example", cc="FR", ua=PHONE)], yesterday, region=OTHER_REGION)
     aggregator.count([click("contract-7", ref="b.example")], today, region=OTHER_REGION)
-    days = store.daily_stats("contract-7")
+    days = store.links.daily_stats("contract-7")
     assert days == [
         {"day": yesterday.date().isoformat(), "clicks": 3, "bots": 1,
          "referrers": {"a.example": 3}, "countries": {"DE": 2, "FR": 1}, "devices": {"desktop": 2, "mobile": 1}},
@@ -286,11 +286,11 @@ def test_the_store_sums_per_day_stats_across_regions(store, aggregator):
 def test_folded_referrers_read_back_as_other(store, aggregator):
     from aggregator import writes
 
-    store.create_link("https://example.com/", created_by="alice", slug="contract-8")
-    now = links.utcnow()
+    store.links.create("https://example.com/", created_by="alice", slug="contract-8")
+    now = clock.utcnow()
     for batch in range(5):
         aggregator.count([click("contract-8", ref=f"r{batch * 25 + i}.example") for i in range(25)], now)
-    [day] = store.daily_stats("contract-8")
+    [day] = store.links.daily_stats("contract-8")
     assert len(day["referrers"]) == writes.MAX_REFERRERS + 1
     assert day["referrers"][layout.OTHER] == 125 - writes.MAX_REFERRERS
     assert sum(day["referrers"].values()) == day["clicks"] == 125

@@ -2,7 +2,7 @@
 import pytest
 
 from tests.conftest import make_app
-from webapp import links
+from webapp import url_guard
 from webapp.exceptions import InvalidUrl
 
 LOCAL_SHORT_BASE = "http://127.0.0.1:8080"
@@ -20,14 +20,14 @@ LOOPBACK_SPELLINGS = [
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_loop_guard_refuses_localhost_aliases(host, scheme):
     with pytest.raises(InvalidUrl, match="redirect in a loop"):
-        links.normalise_url(f"{scheme}://{host}:8080/launch", LOCAL_SHORT_BASE)
+        url_guard.normalise_url(f"{scheme}://{host}:8080/launch", LOCAL_SHORT_BASE)
 
 
 @pytest.mark.parametrize("base", ["http://localhost:8080", "http://127.1:8080", "http://[::1]:8080"])
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::ffff:7f00:1]"])
 def test_loop_guard_refuses_loopback_whatever_the_short_domain_spells(base, host):
     with pytest.raises(InvalidUrl, match="redirect in a loop"):
-        links.normalise_url(f"http://{host}:8080/x", base)
+        url_guard.normalise_url(f"http://{host}:8080/x", base)
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def test_loop_guard_refuses_loopback_whatever_the_short_domain_spells(base, host
     ],
 )
 def test_loop_guard_allows_other_hosts_and_ports(url):
-    assert links.normalise_url(url, LOCAL_SHORT_BASE)
+    assert url_guard.normalise_url(url, LOCAL_SHORT_BASE)
 
 
 @pytest.mark.parametrize(
@@ -59,12 +59,12 @@ def test_loop_guard_allows_other_hosts_and_ports(url):
 )
 def test_loop_guard_compares_names_case_dot_and_punycode_insensitively(base, host):
     with pytest.raises(InvalidUrl, match="redirect in a loop"):
-        links.normalise_url(f"http://{host}/x", base)
+        url_guard.normalise_url(f"http://{host}/x", base)
 
 
 def test_loop_guard_refuses_a_numeric_spelling_of_an_ip_short_domain():
     with pytest.raises(InvalidUrl, match="redirect in a loop"):
-        links.normalise_url("https://3232235777/x", "https://192.168.1.1")  # 192.168.1.1 as one number
+        url_guard.normalise_url("https://3232235777/x", "https://192.168.1.1")  # 192.168.1.1 as one number
 
 
 EXECUTE_API = "abc123def4.execute-api.us-east-1.amazonaws.com"
@@ -77,8 +77,8 @@ EXECUTE_API = "abc123def4.execute-api.us-east-1.amazonaws.com"
 @pytest.mark.parametrize("url", [f"https://{EXECUTE_API}/launch", f"http://{EXECUTE_API}:443/x", f"https://{EXECUTE_API}./x"])
 def test_loop_guard_refuses_the_execute_api_host_when_configured(setting, url):
     with pytest.raises(InvalidUrl, match="redirect in a loop"):
-        links.normalise_url(url, "https://sho.rt", [setting])
-    assert links.normalise_url(url, "https://sho.rt")  # not configured: nothing to compare with
+        url_guard.normalise_url(url, "https://sho.rt", [setting])
+    assert url_guard.normalise_url(url, "https://sho.rt")  # not configured: nothing to compare with
 
 
 def test_extra_loop_hosts_setting_is_a_comma_list_from_the_environment(ddb, monkeypatch):
@@ -96,8 +96,8 @@ def test_a_malformed_extra_loop_host_stops_start_up(ddb):
 def local_app(ddb):
     app = make_app(SHORT_BASE_URL=LOCAL_SHORT_BASE, EXTRA_LOOP_HOSTS=EXECUTE_API)
     store = app.extensions["store"]
-    store.create_user("alice", "a-long-password")
-    plaintext, _ = store.create_token("alice", "tests")
+    store.users.create("alice", "a-long-password")
+    plaintext, _ = store.tokens.create("alice", "tests")
     app.token = plaintext
     return app
 

@@ -81,14 +81,14 @@ def test_sso_signs_in_with_the_mapped_role(sso_client, sso_app, provider):
     assert _signed_in_as(sso_client) == "ed@example.org"
     assert sso_client.get("/links/new").status_code == 200
     assert sso_client.get("/users").status_code == 403
-    user = sso_app.extensions["store"].get_user("ed@example.org")
+    user = sso_app.extensions["store"].users.get("ed@example.org")
     assert user["role"] == "editor"
     assert provider.token_requests[-1]["code_verifier"]  # PKCE: the verifier went to the token endpoint
 
 
 def test_the_widest_mapped_role_wins(sso_client, sso_app, provider):
     sso_sign_in(sso_client, provider, email="mixed@example.org", groups=["shortener-viewers", "shortener-admins"])
-    assert sso_app.extensions["store"].get_user("mixed@example.org")["role"] == "admin"
+    assert sso_app.extensions["store"].users.get("mixed@example.org")["role"] == "admin"
     assert sso_client.get("/users").status_code == 200
 
 
@@ -97,7 +97,7 @@ def test_an_account_with_no_mapped_role_is_refused(sso_client, sso_app, provider
     assert response.status_code == 403
     assert "no role in this app" in response.get_data(as_text=True)
     assert _signed_in_as(sso_client) is None
-    assert sso_app.extensions["store"].get_user("stranger@example.org") is None
+    assert sso_app.extensions["store"].users.get("stranger@example.org") is None
 
 
 @pytest.mark.parametrize("tampering", sorted(TAMPERINGS))
@@ -107,7 +107,7 @@ def test_a_tampered_id_token_is_refused(sso_client, sso_app, provider, tampering
     assert response.status_code == 401
     assert "Single sign-on failed" in response.get_data(as_text=True)
     assert _signed_in_as(sso_client) is None
-    assert sso_app.extensions["store"].get_user("mallory@example.org") is None
+    assert sso_app.extensions["store"].users.get("mallory@example.org") is None
 
 
 def test_a_callback_with_another_state_is_refused(sso_client, provider):
@@ -137,11 +137,11 @@ def test_an_unverified_email_is_refused(sso_client, provider):
 
 
 def test_sso_cannot_take_over_a_local_account(sso_client, sso_app, provider):
-    sso_app.extensions["store"].create_user("boss@example.org", "boss-password", role="viewer")
+    sso_app.extensions["store"].users.create("boss@example.org", "boss-password", role="viewer")
     response = sso_sign_in(sso_client, provider, email="boss@example.org", groups=["shortener-admins"])
     assert response.status_code == 403
     assert "local account already has this name" in response.get_data(as_text=True)
-    assert sso_app.extensions["store"].get_user("boss@example.org")["role"] == "viewer"
+    assert sso_app.extensions["store"].users.get("boss@example.org")["role"] == "viewer"
 
 
 def test_the_role_follows_the_provider_and_old_sessions_end(sso_app, provider):
@@ -149,22 +149,22 @@ def test_the_role_follows_the_provider_and_old_sessions_end(sso_app, provider):
     sso_sign_in(first, provider, email="mover@example.org", groups=["shortener-editors"])
     assert _signed_in_as(first) == "mover@example.org"
     sso_sign_in(second, provider, email="mover@example.org", groups=["shortener-viewers"])
-    assert sso_app.extensions["store"].get_user("mover@example.org")["role"] == "viewer"
+    assert sso_app.extensions["store"].users.get("mover@example.org")["role"] == "viewer"
     assert _signed_in_as(first) is None  # the role changed: the old session ended
     assert second.get("/links/new").status_code == 403
 
 
 def test_a_disabled_sso_user_is_refused(sso_client, sso_app, provider):
     store = sso_app.extensions["store"]
-    store.create_user("gone@example.org", role="editor", source="oidc")
-    store.set_disabled("gone@example.org", True)
+    store.users.create("gone@example.org", role="editor", source="oidc")
+    store.users.set_disabled("gone@example.org", True)
     response = sso_sign_in(sso_client, provider, email="gone@example.org", groups=["shortener-editors"])
     assert response.status_code == 403
     assert "disabled" in response.get_data(as_text=True)
 
 
 def test_local_accounts_still_sign_in_when_sso_is_on(sso_client, sso_app):
-    sso_app.extensions["store"].create_user("breakglass", "breakglass-password", role="admin")
+    sso_app.extensions["store"].users.create("breakglass", "breakglass-password", role="admin")
     response = sso_client.post("/login", data={"username": "breakglass", "password": "breakglass-password"})
     assert response.status_code == 303
 

@@ -117,14 +117,14 @@ def test_api_create_never_5xx_and_refusals_write_nothing(client, api_token, item
 def test_api_patch_never_5xx_and_refusals_write_nothing(client, api_token, store, items, body):
     TRIED["api_patch"] += 1
     if not hasattr(store, "_patch_target"):
-        store.create_link("https://example.com/p", created_by="alice", slug="patched")
+        store.links.create("https://example.com/p", created_by="alice", slug="patched")
         store._patch_target = True
-    before, state = items(), store.get_link("patched")
+    before, state = items(), store.links.get("patched")
     response = client.patch("/api/links/patched", data=body, content_type="application/json",
                             headers={"Authorization": f"Bearer {api_token}"})
     _assert_refused_cleanly(response, before, items())
     if response.status_code >= 400:
-        assert store.get_link("patched") == state
+        assert store.links.get("patched") == state
     if response.status_code == 200:
         assert json.loads(body) == {"is_active": response.get_json()["is_active"]}
 

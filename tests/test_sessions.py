@@ -32,7 +32,7 @@ def test_a_copied_cookie_stops_working_after_sign_out(app, client, auth, store):
     assert not _signed_in(thief)  # ...and not after sign-out
     response = thief.post("/links/new", data={"url": "https://example.com/", "slug": "stolen", "expiry": "never"})
     assert response.status_code == 303 and response.headers["Location"].startswith("/login")
-    assert store.list_links()[0] == []
+    assert store.links.list()[0] == []
 
 
 def test_sign_out_deletes_the_session_item(client, auth, ddb):
@@ -53,7 +53,7 @@ def test_a_password_change_ends_every_other_session(app, client, auth, store):
     assert response.status_code == 303
     assert not _signed_in(other)
     assert _signed_in(client)  # the browser that changed it has a fresh session
-    assert store.verify_password(ADMIN_USERNAME, "a-new-password")
+    assert store.users.verify_password(ADMIN_USERNAME, "a-new-password")
 
 
 def test_a_wrong_current_password_changes_nothing(client, auth, store):
@@ -61,7 +61,7 @@ def test_a_wrong_current_password_changes_nothing(client, auth, store):
     response = client.post("/account/password", data={"current": "nope-nope", "new": "a-new-password", "confirm": "a-new-password"})
     assert response.status_code == 422
     assert "not your current password" in response.get_data(as_text=True)
-    assert store.verify_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+    assert store.users.verify_password(ADMIN_USERNAME, ADMIN_PASSWORD)
     assert _signed_in(client)
 
 
@@ -80,7 +80,7 @@ def test_disabling_or_a_role_change_ends_the_users_sessions(app, client, auth, s
 
 def test_a_disabled_user_cannot_sign_in_again(client, store):
     add_user(store, "leaver", "editor")
-    store.set_disabled("leaver", True)
+    store.users.set_disabled("leaver", True)
     response = client.post("/login", data={"username": "leaver", "password": ROLE_PASSWORD})
     assert response.status_code == 403
     assert "disabled" in response.get_data(as_text=True)
@@ -123,8 +123,8 @@ def test_session_item_layout(client, auth, ddb):
 def test_last_seen_is_written_at_most_once_a_minute(client, auth, store, clock, monkeypatch):
     auth.login()
     writes = []
-    real = store.client.update_item
-    monkeypatch.setattr(store.client, "update_item", lambda **kw: writes.append(kw) or real(**kw))
+    real = store.table.client.update_item
+    monkeypatch.setattr(store.table.client, "update_item", lambda **kw: writes.append(kw) or real(**kw))
     for _ in range(5):
         client.get("/")
     assert writes == []
@@ -133,20 +133,20 @@ def test_last_seen_is_written_at_most_once_a_minute(client, auth, store, clock, 
     assert len(writes) == 1
 
 
-def test_ending_all_sessions_queries_and_never_scans(app, store, monkeypatch):
+def test_ending_all_sessions_queries_and_never_scans(app, store, ddb, monkeypatch):
     for _ in range(3):
         sign_in_as(app.test_client(), store, "editor")
 
     def refuse_scan(**kwargs):
         raise AssertionError("the store must never Scan")
 
-    monkeypatch.setattr(store.client, "scan", refuse_scan)
-    assert store.end_all_sessions("editor1") == 3
-    assert store.count_sessions("editor1") == 0
+    monkeypatch.setattr(store.table.client, "scan", refuse_scan)
+    assert store.sessions.end_all("editor1") == 3
+    assert _session_items(ddb, "editor1") == []
 
 
 def test_static_files_and_health_read_no_session(client, auth, store, monkeypatch):
     auth.login()
-    monkeypatch.setattr(store, "load_session", lambda *a: pytest.fail("read a session for a static file"))
+    monkeypatch.setattr(store.sessions, "load", lambda *a: pytest.fail("read a session for a static file"))
     assert client.get("/static/app.css").status_code == 200
     assert client.get("/health").status_code == 200

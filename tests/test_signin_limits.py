@@ -91,7 +91,7 @@ def test_counters_live_in_the_table_with_ttl_and_no_ip(client, ddb):
 
 def test_reservations_stop_exactly_at_the_limit(store):
     """Each attempt is reserved by one conditional write, so parallel guesses cannot overshoot."""
-    results = [store.reserve_sign_in("account#x", 5, 900) for _ in range(8)]
+    results = [store.sign_ins.reserve("account#x", 5, 900) for _ in range(8)]
     assert results == [True] * 5 + [False] * 3
 
 
@@ -100,7 +100,7 @@ def test_limits_are_settings(ddb, limit_setting):
     from tests.conftest import make_app
 
     app = make_app(**{limit_setting: 1})
-    app.extensions["store"].create_user(ADMIN_USERNAME, ADMIN_PASSWORD)
+    app.extensions["store"].users.create(ADMIN_USERNAME, ADMIN_PASSWORD)
     client = app.test_client()
     assert _attempt(client).status_code == 422
     assert _attempt(client).status_code == 429
@@ -115,4 +115,4 @@ def test_wrong_current_passwords_count_against_the_account(app, client, auth, st
     right = {**wrong, "current": ADMIN_PASSWORD}
     response = client.post("/account/password", data=right)
     assert response.status_code == 429
-    assert store.verify_password(ADMIN_USERNAME, ADMIN_PASSWORD)
+    assert store.users.verify_password(ADMIN_USERNAME, ADMIN_PASSWORD)

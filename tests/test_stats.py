@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import TABLE_NAME
 from tests.pipeline import Pipeline
-from webapp import links, stats
+from webapp import clock, stats
 
 DESKTOP = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
 PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
@@ -33,9 +33,9 @@ def _click(short_id, day, ua=DESKTOP, ref="news.example.com", cc="DE"):
 
 
 def test_store_reads_back_what_the_aggregator_wrote(store, aggregate):
-    today = links.utcnow().date()
+    today = clock.utcnow().date()
     yesterday = today - timedelta(days=1)
-    store.create_link("https://example.com/a", created_by="alice", slug="stats-a")
+    store.links.create("https://example.com/a", created_by="alice", slug="stats-a")
     aggregate(
         _click("stats-a", yesterday),
         _click("stats-a", today, ua=PHONE, ref="mail.example.org", cc="FR"),
@@ -44,7 +44,7 @@ def test_store_reads_back_what_the_aggregator_wrote(store, aggregate):
         _click("stats-a", today - timedelta(days=40)),  # outside the window
         _click("other", today),  # another link's stats stay apart
     )
-    days = store.daily_stats("stats-a", days=30)
+    days = store.links.daily_stats("stats-a", days=30)
     assert [d["day"] for d in days] == [yesterday.isoformat(), today.isoformat()]
     assert days[0] == {
         "day": yesterday.isoformat(),
@@ -61,8 +61,8 @@ def test_store_reads_back_what_the_aggregator_wrote(store, aggregate):
 
 
 def test_store_has_no_stats_for_a_link_without_clicks(store):
-    store.create_link("https://example.com/b", created_by="alice", slug="quiet-b")
-    assert store.daily_stats("quiet-b") == []
+    store.links.create("https://example.com/b", created_by="alice", slug="quiet-b")
+    assert store.links.daily_stats("quiet-b") == []
 
 
 def test_summary_fills_empty_days_and_ranks_the_top_sources():
@@ -90,8 +90,8 @@ def test_summary_of_no_clicks_has_flat_bars():
 
 
 def test_detail_page_shows_the_last_30_days(client, auth, store, aggregate):
-    today = links.utcnow().date()
-    store.create_link("https://example.com/c", created_by="alice", slug="shown-c")
+    today = clock.utcnow().date()
+    store.links.create("https://example.com/c", created_by="alice", slug="shown-c")
     aggregate(*[_click("shown-c", today, ref="<b>evil.example</b>") for _ in range(3)], _click("shown-c", today, ua=""))
     auth.login()
     page = client.get("/links/shown-c").get_data(as_text=True)
@@ -105,8 +105,8 @@ def test_detail_page_shows_the_last_30_days(client, auth, store, aggregate):
 
 
 def test_api_returns_daily_stats(client, api_token, store, aggregate):
-    today = links.utcnow().date()
-    store.create_link("https://example.com/d", created_by="alice", slug="api-d")
+    today = clock.utcnow().date()
+    store.links.create("https://example.com/d", created_by="alice", slug="api-d")
     aggregate(_click("api-d", today), _click("api-d", today, ua=PHONE, cc="US"), _click("api-d", today, cc="us"))
     response = client.get("/api/links/api-d/stats?days=7", headers={"Authorization": f"Bearer {api_token}"})
     assert response.status_code == 200
@@ -126,7 +126,7 @@ def test_api_returns_daily_stats(client, api_token, store, aggregate):
     ],
 )
 def test_api_stats_bad_requests(client, api_token, store, path, status, message):
-    store.create_link("https://example.com/e", created_by="alice", slug="api-e")
+    store.links.create("https://example.com/e", created_by="alice", slug="api-e")
     response = client.get(path, headers={"Authorization": f"Bearer {api_token}"})
     assert response.status_code == status
     assert message in response.get_json()["error"]

@@ -4,7 +4,7 @@ import base64
 import pytest
 
 from tests.conftest import TABLE_NAME, put_counter
-from webapp import links
+from webapp import clock, link_rules
 from webapp import store as store_module
 from webapp.exceptions import (
     IdSpaceExhausted,
@@ -23,6 +23,15 @@ def store(ddb):
     return Store(TABLE_NAME, client=ddb)
 
 
+def test_every_part_works_on_the_one_table_and_is_handed_the_parts_it_calls(store, ddb):
+    """One client for the app: fault injection and patches on store.table.client reach every part."""
+    assert store.table.client is ddb and store.table.name == TABLE_NAME
+    parts = [store.links, store.users, store.sessions, store.tokens, store.sign_ins]
+    assert all(part.table is store.table for part in parts)
+    assert store.users.sessions is store.sessions
+    assert store.tokens.users is store.users
+
+
 def _raw_item(ddb, pk, sk):
     return ddb.get_item(TableName=TABLE_NAME, Key={"pk": {"S": pk}, "sk": {"S": sk}}).get("Item")
 
@@ -33,9 +42,9 @@ def _all_items(ddb):
 
 
 def test_create_and_get_link(store, ddb):
-    link = store.create_link("https://example.com/", created_by="alice", title="Example", expires_at="2027-01-01T00:00:00Z")
+    link = store.links.create("https://example.com/", created_by="alice", title="Example", expires_at="2027-01-01T00:00:00Z")
     assert len(link["id"]) == 7
-    assert store.get_link(link["id"]) == link
+    assert store.links.get(link["id"]) == link
     assert link["click_count"] == 0 and link["bot_count"] == 0 and link["is_active"] is True
     raw = _raw_item(ddb, link["id"], "link")
     # The redirect reads exactly these attributes; the aggregator ADDs to the counters.
@@ -46,59 +55,59 @@ def test_create_and_get_link(store, ddb):
     assert "click_count" not in raw and "clicks" not in raw
     assert raw["list_pk"] == {"S": store_module.list_shard(link["id"])}
     assert raw["list_sk"] == {"S": f"{link['created_at']}#{link['id']}"}
-    assert links.parse_timestamp(link["created_at"])  # fixed-width UTC format
+    assert clock.parse_timestamp(link["created_at"])  # fixed-width UTC format
 
 
 def test_never_expiring_link_has_no_expires_at(store, ddb):
-    link = store.create_link("https://example.com/", created_by="alice", slug="forever")
+    link = store.links.create("https://example.com/", created_by="alice", slug="forever")
     assert link["expires_at"] is None
     assert "expires_at" not in _raw_item(ddb, "forever", "link")
     assert "title" not in _raw_item(ddb, "forever", "link")
 
 
 def test_custom_slug_taken_never_overwrites(store, ddb):
-    store.create_link("https://first.example/", created_by="alice", slug="promo")
+    store.links.create("https://first.example/", created_by="alice", slug="promo")
     before = _raw_item(ddb, "promo", "link")
     with pytest.raises(SlugTaken):
-        store.create_link("https://second.example/", created_by="mallory", slug="promo")
+        store.links.create("https://second.example/", created_by="mallory", slug="promo")
     assert _raw_item(ddb, "promo", "link") == before
 
 
 def test_random_id_collision_is_retried(store, ddb, monkeypatch):
-    taken = store.create_link("https://first.example/", created_by="alice", slug="Taken12")
+    taken = store.links.create("https://first.example/", created_by="alice", slug="Taken12")
     ids = iter(["Taken12", "Fresh34"])
-    monkeypatch.setattr(links, "new_id", lambda length: next(ids))
-    link = store.create_link("https://second.example/", created_by="bob")
+    monkeypatch.setattr(link_rules, "new_id", lambda length: next(ids))
+    link = store.links.create("https://second.example/", created_by="bob")
     assert link["id"] == "Fresh34"
-    assert store.get_link("Taken12") == taken
+    assert store.links.get("Taken12") == taken
 
 
 def test_random_id_gives_up_after_a_few_collisions(store, monkeypatch):
-    store.create_link("https://first.example/", created_by="alice", slug="Taken12")
-    monkeypatch.setattr(links, "new_id", lambda length: "Taken12")
+    store.links.create("https://first.example/", created_by="alice", slug="Taken12")
+    monkeypatch.setattr(link_rules, "new_id", lambda length: "Taken12")
     with pytest.raises(IdSpaceExhausted):
-        store.create_link("https://second.example/", created_by="bob")
-    assert store.get_link("Taken12")["url"] == "https://first.example/"
+        store.links.create("https://second.example/", created_by="bob")
+    assert store.links.get("Taken12")["url"] == "https://first.example/"
 
 
 def test_get_missing_link(store):
     with pytest.raises(LinkNotFound):
-        store.get_link("nope")
+        store.links.get("nope")
 
 
 def test_list_links_newest_first_with_cursor_pages(store, ddb, monkeypatch):
     def refuse_scan(**kwargs):
-        raise AssertionError("list_links must Query the index, never Scan")
+        raise AssertionError("links.list must Query the index, never Scan")
 
-    monkeypatch.setattr(store.client, "scan", refuse_scan)
+    monkeypatch.setattr(store.table.client, "scan", refuse_scan)
     times = iter(f"2026-01-01T00:00:{s:02d}Z" for s in range(25))
-    monkeypatch.setattr(links, "format_timestamp", lambda moment: next(times))
+    monkeypatch.setattr(clock, "format_timestamp", lambda moment: next(times))
     for i in range(25):
-        store.create_link(f"https://example.com/{i}", created_by="alice", slug=f"link{i:02d}")
+        store.links.create(f"https://example.com/{i}", created_by="alice", slug=f"link{i:02d}")
 
     seen, cursor, pages = [], None, 0
     while True:
-        page, cursor = store.list_links(limit=10, cursor=cursor)
+        page, cursor = store.links.list(limit=10, cursor=cursor)
         pages += 1
         seen += [link["id"] for link in page]
         if cursor is None:
@@ -111,10 +120,10 @@ def test_list_links_newest_first_with_cursor_pages(store, ddb, monkeypatch):
 def test_list_links_never_links_to_an_empty_page(store, count):
     """With links spread over eight list keys, each page still knows whether another follows."""
     for i in range(count):
-        store.create_link("https://example.com/", created_by="alice", slug=f"link{i:02d}")
+        store.links.create("https://example.com/", created_by="alice", slug=f"link{i:02d}")
     sizes, cursor = [], None
     while True:
-        page, cursor = store.list_links(limit=2, cursor=cursor)
+        page, cursor = store.links.list(limit=2, cursor=cursor)
         sizes.append(len(page))
         if cursor is None:
             break
@@ -123,10 +132,10 @@ def test_list_links_never_links_to_an_empty_page(store, count):
 
 
 def test_list_links_ignores_users_and_tokens(store):
-    store.create_user("alice", "pw-pw-pw-pw")
-    store.create_token("alice", "ci")
-    store.create_link("https://example.com/", created_by="alice", slug="only")
-    page, cursor = store.list_links(limit=10)
+    store.users.create("alice", "pw-pw-pw-pw")
+    store.tokens.create("alice", "ci")
+    store.links.create("https://example.com/", created_by="alice", slug="only")
+    page, cursor = store.links.list(limit=10)
     assert [link["id"] for link in page] == ["only"] and cursor is None
 
 
@@ -144,86 +153,86 @@ def test_list_links_ignores_users_and_tokens(store):
 )
 def test_list_links_refuses_foreign_cursors(store, cursor):
     with pytest.raises(InvalidCursor):
-        store.list_links(limit=10, cursor=cursor)
+        store.links.list(limit=10, cursor=cursor)
 
 
 def test_set_active(store, ddb):
-    store.create_link("https://example.com/", created_by="alice", slug="toggle")
-    assert store.set_active("toggle", False)["is_active"] is False
+    store.links.create("https://example.com/", created_by="alice", slug="toggle")
+    assert store.links.set_active("toggle", False)["is_active"] is False
     assert _raw_item(ddb, "toggle", "link")["is_active"] == {"BOOL": False}
-    assert store.set_active("toggle", True)["is_active"] is True
+    assert store.links.set_active("toggle", True)["is_active"] is True
 
 
 def test_set_active_on_missing_link_creates_nothing(store, ddb):
     with pytest.raises(LinkNotFound):
-        store.set_active("ghost", False)
+        store.links.set_active("ghost", False)
     assert _raw_item(ddb, "ghost", "link") is None
 
 
 def test_counters_written_by_the_aggregator_are_read_back(store, ddb):
-    store.create_link("https://example.com/", created_by="alice", slug="counted")
+    store.links.create("https://example.com/", created_by="alice", slug="counted")
     put_counter(ddb, "counted", 41, 2, last_clicked_at="2026-11-27T05:35:59Z")
-    link = store.get_link("counted")
+    link = store.links.get("counted")
     assert (link["click_count"], link["bot_count"], link["last_clicked_at"]) == (41, 2, "2026-11-27T05:35:59Z")
 
 
 def test_counts_are_summed_over_regions_on_every_read(ddb):
     """Under a global table each region writes its own counter item; reads sum them."""
     store = store_module.Store(TABLE_NAME, client=ddb, regions=["us-east-1", "eu-west-1"])
-    store.create_link("https://example.com/", created_by="alice", slug="global")
+    store.links.create("https://example.com/", created_by="alice", slug="global")
     put_counter(ddb, "global", 5, 1, region="us-east-1", last_clicked_at="2026-11-27T05:00:00Z")
     put_counter(ddb, "global", 7, 0, region="eu-west-1", last_clicked_at="2026-11-27T06:00:00Z")
     put_counter(ddb, "global", 100, region="ap-south-1")  # not a region of this deployment
-    link = store.get_link("global")
+    link = store.links.get("global")
     assert (link["click_count"], link["bot_count"], link["last_clicked_at"]) == (112, 1, "2026-11-27T06:00:00Z")
-    [listed], _ = store.list_links(limit=5)
+    [listed], _ = store.links.list(limit=5)
     assert (listed["click_count"], listed["bot_count"]) == (12, 1), "the list reads only the configured regions"
 
 
 def test_a_page_costs_one_query_per_list_shard_and_one_batch_read(store, ddb):
     for i in range(30):
-        store.create_link("https://example.com/", created_by="alice", slug=f"cost{i:02d}")
+        store.links.create("https://example.com/", created_by="alice", slug=f"cost{i:02d}")
     calls = []
-    store.client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
-    page, cursor = store.list_links(limit=10)
+    store.table.client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+    page, cursor = store.links.list(limit=10)
     assert len(page) == 10 and cursor
     assert sorted(calls) == ["BatchGetItem"] + ["Query"] * store_module.LIST_SHARDS
 
 
 def test_users_and_passwords(store, ddb):
-    store.create_user("alice", "s3cret-pass")
-    assert store.get_user("alice")["username"] == "alice"
-    assert "password_hash" not in store.get_user("alice")
-    assert store.get_user("bob") is None
-    assert store.verify_password("alice", "s3cret-pass")
-    assert not store.verify_password("alice", "wrong")
-    assert not store.verify_password("bob", "s3cret-pass")
+    store.users.create("alice", "s3cret-pass")
+    assert store.users.get("alice")["username"] == "alice"
+    assert "password_hash" not in store.users.get("alice")
+    assert store.users.get("bob") is None
+    assert store.users.verify_password("alice", "s3cret-pass")
+    assert not store.users.verify_password("alice", "wrong")
+    assert not store.users.verify_password("bob", "s3cret-pass")
     stored = _raw_item(ddb, "user#alice", "user")["password_hash"]["S"]
     assert stored.startswith("scrypt:") and "s3cret-pass" not in stored
     with pytest.raises(UserExists):
-        store.create_user("alice", "other")
-    assert store.verify_password("alice", "s3cret-pass")
+        store.users.create("alice", "other")
+    assert store.users.verify_password("alice", "s3cret-pass")
 
 
 def test_ensure_user_creates_then_resets_password(store, ddb):
-    store.ensure_user("admin", "first-pass")
+    store.users.ensure("admin", "first-pass")
     created = _raw_item(ddb, "user#admin", "user")["created_at"]
-    store.ensure_user("admin", "second-pass")
-    assert store.verify_password("admin", "second-pass")
-    assert not store.verify_password("admin", "first-pass")
+    store.users.ensure("admin", "second-pass")
+    assert store.users.verify_password("admin", "second-pass")
+    assert not store.users.verify_password("admin", "first-pass")
     assert _raw_item(ddb, "user#admin", "user")["created_at"] == created
 
 
 def test_tokens_are_stored_hashed(store, ddb):
-    store.create_user("alice", "s3cret-pass")
-    plaintext, token_id = store.create_token("alice", "deploy script")
-    assert store.resolve_token(plaintext)["username"] == "alice"
-    assert store.resolve_token(plaintext + "x") is None
-    assert store.resolve_token("") is None
+    store.users.create("alice", "s3cret-pass")
+    plaintext, token_id = store.tokens.create("alice", "deploy script")
+    assert store.tokens.resolve(plaintext)["username"] == "alice"
+    assert store.tokens.resolve(plaintext + "x") is None
+    assert store.tokens.resolve("") is None
     dump = repr(_all_items(ddb))
     assert plaintext not in dump
     assert store_module.hash_token(plaintext) in dump
-    tokens = store.list_tokens()
+    tokens = store.tokens.list()
     assert tokens == [{"id": token_id, "username": "alice", "name": "deploy script", "scope": "write",
                        "created_at": tokens[0]["created_at"], "expires_at": tokens[0]["expires_at"],
                        "last_used_at": tokens[0]["last_used_at"], "expired": False}]
@@ -231,16 +240,16 @@ def test_tokens_are_stored_hashed(store, ddb):
 
 def test_create_token_needs_an_existing_user(store):
     with pytest.raises(UserNotFound):
-        store.create_token("nobody", "x")
+        store.tokens.create("nobody", "x")
 
 
 def test_ensure_token_is_idempotent(store, ddb):
-    store.ensure_user("admin", "pw-pw-pw-pw")
-    first = store.ensure_token("admin", "local-token-123", "local stack")
-    second = store.ensure_token("admin", "local-token-123", "local stack")
+    store.users.ensure("admin", "pw-pw-pw-pw")
+    first = store.tokens.ensure("admin", "local-token-123", "local stack")
+    second = store.tokens.ensure("admin", "local-token-123", "local stack")
     assert first == second
-    assert store.resolve_token("local-token-123")["username"] == "admin"
-    tokens = store.list_tokens()
+    assert store.tokens.resolve("local-token-123")["username"] == "admin"
+    tokens = store.tokens.list()
     assert len(tokens) == 1
 
 
@@ -252,9 +261,9 @@ def test_throttling_maps_to_store_unavailable(store, monkeypatch):
     def throttled(**kwargs):
         raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "GetItem")
 
-    monkeypatch.setattr(store.client, "query", throttled)
+    monkeypatch.setattr(store.table.client, "query", throttled)
     with pytest.raises(StoreUnavailable):
-        store.get_link("any")
+        store.links.get("any")
 
 
 def test_read_secure_parameter(ddb):

@@ -53,7 +53,7 @@ def test_a_read_token_cannot_write(client, store):
 
 def test_a_token_never_exceeds_its_owners_role(client, store):
     token = token_for(store, "editor", scope="write")
-    store.set_role("editor1", "viewer")  # demoted after the write token was made
+    store.users.set_role("editor1", "viewer")  # demoted after the write token was made
     response = client.post("/api/links", json={"url": "https://example.com/"}, headers=_bearer(token))
     assert response.status_code == 403
     assert "role (viewer)" in response.json["error"]
@@ -63,12 +63,12 @@ def test_a_token_never_exceeds_its_owners_role(client, store):
 def test_a_viewer_cannot_create_a_write_token(client, store):
     add_user(store, "viewer1", "viewer")
     with pytest.raises(ValueError):
-        store.create_token("viewer1", "sneaky", scope="write")
+        store.tokens.create("viewer1", "sneaky", scope="write")
     sign_in_as(client, store, "viewer")
     response = client.post("/tokens", data={"name": "sneaky", "scope": "write", "days": "30"})
     assert response.status_code == 422
     assert "only read" in response.get_data(as_text=True)
-    assert store.list_tokens("viewer1") == []
+    assert store.tokens.list("viewer1") == []
 
 
 def test_a_revoked_token_gets_401(client, store, api_token):
@@ -81,10 +81,10 @@ def test_a_revoked_token_gets_401(client, store, api_token):
 
 def test_only_the_owner_or_an_admin_revokes(client, store, api_token):
     mine = token_for(store, "editor")
-    _, theirs = store.create_token(ADMIN_USERNAME, "admin's")
+    _, theirs = store.tokens.create(ADMIN_USERNAME, "admin's")
     response = client.delete(f"/api/tokens/{theirs}", headers=_bearer(mine))
     assert response.status_code == 404  # someone else's token looks like no token
-    editor_id = store.list_tokens("editor1")[0]["id"]
+    editor_id = store.tokens.list("editor1")[0]["id"]
     assert client.delete(f"/api/tokens/{editor_id}", headers=_bearer(api_token)).status_code == 204  # admin
     assert client.get("/api/links", headers=_bearer(mine)).status_code == 401
 
@@ -100,19 +100,19 @@ def test_admins_list_everyones_tokens_others_only_their_own(client, store, api_t
 
 
 def test_an_expired_token_gets_401(client, store, clock):
-    plaintext, _ = store.create_token(ADMIN_USERNAME, "one day", scope="read", days=1)
+    plaintext, _ = store.tokens.create(ADMIN_USERNAME, "one day", scope="read", days=1)
     assert client.get("/api/links", headers=_bearer(plaintext)).status_code == 200
     clock.advance(24 * 3600)
     response = client.get("/api/links", headers=_bearer(plaintext))
     assert response.status_code == 401
-    assert store.list_tokens(ADMIN_USERNAME)[0]["expired"] is True
+    assert store.tokens.list(ADMIN_USERNAME)[0]["expired"] is True
 
 
 def test_a_disabled_owners_token_stops_working(client, store):
     token = token_for(store, "editor")
-    store.set_disabled("editor1", True)
+    store.users.set_disabled("editor1", True)
     assert client.get("/api/links", headers=_bearer(token)).status_code == 401
-    store.set_disabled("editor1", False)
+    store.users.set_disabled("editor1", False)
     assert client.get("/api/links", headers=_bearer(token)).status_code == 200
 
 
@@ -125,17 +125,17 @@ def test_a_token_made_before_scopes_existed_is_refused(client, store, ddb):
 
 
 def test_last_use_is_recorded_and_shown(client, store, api_token, clock):
-    assert store.list_tokens(ADMIN_USERNAME)[0]["last_used_at"] is None
+    assert store.tokens.list(ADMIN_USERNAME)[0]["last_used_at"] is None
     client.get("/api/links", headers=_bearer(api_token))
-    first = store.list_tokens(ADMIN_USERNAME)[0]["last_used_at"]
+    first = store.tokens.list(ADMIN_USERNAME)[0]["last_used_at"]
     assert first
     clock.advance(120)
     client.get("/api/links", headers=_bearer(api_token))
-    assert store.list_tokens(ADMIN_USERNAME)[0]["last_used_at"] > first
+    assert store.tokens.list(ADMIN_USERNAME)[0]["last_used_at"] > first
 
 
 def test_token_items_layout(store, ddb):
-    plaintext, token_id = store.create_token(ADMIN_USERNAME, "layout", scope="read")
+    plaintext, token_id = store.tokens.create(ADMIN_USERNAME, "layout", scope="read")
     secret = ddb.get_item(TableName=TABLE_NAME, Key={"pk": {"S": f"token#{hash_token(plaintext)}"}, "sk": {"S": "token"}})["Item"]
     record = ddb.get_item(TableName=TABLE_NAME, Key={"pk": {"S": f"tokenid#{token_id}"}, "sk": {"S": "token"}})["Item"]
     assert "list_pk" not in secret  # only the record is listed
@@ -152,13 +152,13 @@ def test_the_token_page_shows_the_plaintext_once_and_revokes(client, store):
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     page = response.get_data(as_text=True)
-    (token,) = [t for t in store.list_tokens("editor1")]
+    (token,) = [t for t in store.tokens.list("editor1")]
     plaintext = page.split('class="token-plaintext">')[1].split("<")[0]
-    assert store.resolve_token(plaintext)["username"] == "editor1"
+    assert store.tokens.resolve(plaintext)["username"] == "editor1"
     listing = client.get("/tokens").get_data(as_text=True)
     assert "laptop" in listing and plaintext not in listing and "never" in listing
     assert client.post(f"/tokens/{token['id']}/revoke").status_code == 303
-    assert store.resolve_token(plaintext) is None
+    assert store.tokens.resolve(plaintext) is None
 
 
 def test_list_pages_need_only_the_attributes_the_index_will_project(monkeypatch):
@@ -177,16 +177,16 @@ def test_list_pages_need_only_the_attributes_the_index_will_project(monkeypatch)
                                                           if k in ("KeySchema", "AttributeDefinitions", "BillingMode",
                                                                    "GlobalSecondaryIndexes")})
         store = Store("include-test", client=client)
-        store.create_user("ann", "ann-password", role="editor")
-        store.create_user("bob", "bob-password", role="viewer")
-        store.set_disabled("bob", True)
-        plaintext, token_id = store.create_token("ann", "ci", scope="read")
-        store.resolve_token(plaintext)  # records last use
+        store.users.create("ann", "ann-password", role="editor")
+        store.users.create("bob", "bob-password", role="viewer")
+        store.users.set_disabled("bob", True)
+        plaintext, token_id = store.tokens.create("ann", "ci", scope="read")
+        store.tokens.resolve(plaintext)  # records last use
         index_item = client.query(TableName="include-test", IndexName="by_list",
                                   KeyConditionExpression="list_pk = :p",
                                   ExpressionAttributeValues={":p": {"S": "tokens"}})["Items"][0]
         assert "last_used_at" not in index_item  # the index really holds only what INCLUDE names
-        users = {u["username"]: u for u in store.list_users()}
+        users = {u["username"]: u for u in store.users.list()}
         assert users["ann"]["role"] == "editor" and users["bob"]["disabled"] is True
-        (token,) = store.list_tokens("ann")
+        (token,) = store.tokens.list("ann")
         assert token["id"] == token_id and token["scope"] == "read" and token["last_used_at"]

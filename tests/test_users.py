@@ -29,7 +29,7 @@ def test_adding_a_user_refuses_bad_input(client, auth, store, data, message):
     response = client.post("/users", data=data)
     assert response.status_code == 422
     assert message in response.get_data(as_text=True)
-    assert store.get_user("frank") is None
+    assert store.users.get("frank") is None
 
 
 def test_disabling_keeps_the_users_links_and_re_enabling_lets_them_back(app, client, auth, store):
@@ -38,7 +38,7 @@ def test_disabling_keeps_the_users_links_and_re_enabling_lets_them_back(app, cli
     editor.post("/links/new", data={"url": "https://example.com/kept", "slug": "kept", "expiry": "never"})
     auth.login()
     client.post("/users/editor1/disable")
-    link = store.get_link("kept")
+    link = store.links.get("kept")
     assert link["created_by"] == "editor1" and link["is_active"] is True
     assert "kept" in client.get("/").get_data(as_text=True)
     assert editor.post("/login", data={"username": "editor1", "password": ROLE_PASSWORD}).status_code == 403
@@ -51,7 +51,7 @@ def test_admins_cannot_lock_themselves_out(client, auth, store, action):
     auth.login()
     response = client.post(f"/users/{ADMIN_USERNAME}/{action}", data={"role": "viewer"})
     assert response.status_code == 409
-    assert store.get_user(ADMIN_USERNAME)["role"] == "admin" and not store.get_user(ADMIN_USERNAME)["disabled"]
+    assert store.users.get(ADMIN_USERNAME)["role"] == "admin" and not store.users.get(ADMIN_USERNAME)["disabled"]
 
 
 def test_changing_the_role_of_a_missing_user_is_404(client, auth):
@@ -66,7 +66,7 @@ def test_users_without_a_role_are_admins(client, ddb, store):
     ddb.put_item(TableName=TABLE_NAME, Item={
         "pk": {"S": "user#old"}, "sk": {"S": "user"}, "list_pk": {"S": "users"}, "list_sk": {"S": "old"},
         "password_hash": {"S": generate_password_hash("old-password")}, "created_at": {"S": "2026-01-01T00:00:00Z"}})
-    assert store.get_user("old")["role"] == "admin"
+    assert store.users.get("old")["role"] == "admin"
     assert client.post("/login", data={"username": "old", "password": "old-password"}).status_code == 303
     assert client.get("/users").status_code == 200
 
@@ -109,21 +109,21 @@ def test_cli_creates_users_with_a_role_and_changes_them(app, store):
     runner = app.test_cli_runner()
     result = runner.invoke(args=["create-user", "ivan", "--password", "ivans-password", "--role", "editor"])
     assert result.exit_code == 0, result.output
-    assert store.get_user("ivan")["role"] == "editor"
+    assert store.users.get("ivan")["role"] == "editor"
     assert runner.invoke(args=["set-role", "ivan", "viewer"]).exit_code == 0
-    assert store.get_user("ivan")["role"] == "viewer"
+    assert store.users.get("ivan")["role"] == "viewer"
     assert runner.invoke(args=["disable-user", "ivan"]).exit_code == 0
-    assert store.get_user("ivan")["disabled"] is True
+    assert store.users.get("ivan")["disabled"] is True
     assert runner.invoke(args=["enable-user", "ivan"]).exit_code == 0
-    assert store.get_user("ivan")["disabled"] is False
-    session_id = store.create_session("ivan", 3600)
+    assert store.users.get("ivan")["disabled"] is False
+    session_id = store.sessions.create("ivan", 3600)
     assert runner.invoke(args=["set-password", "ivan", "--password", "ivans-new-password"]).exit_code == 0
-    assert store.verify_password("ivan", "ivans-new-password")
-    assert store.load_session("ivan", session_id, 3600) is None
+    assert store.users.verify_password("ivan", "ivans-new-password")
+    assert store.sessions.load("ivan", session_id, 3600) is None
     missing = runner.invoke(args=["set-role", "nobody", "viewer"])
     assert missing.exit_code != 0 and "does not exist" in missing.output
     bad = runner.invoke(args=["create-user", "jo", "--password", "jos-password", "--role", "owner"])
-    assert bad.exit_code != 0 and store.get_user("jo") is None
+    assert bad.exit_code != 0 and store.users.get("jo") is None
 
 
 def test_cli_tokens_have_a_scope_and_an_expiry(app, store):
@@ -131,7 +131,7 @@ def test_cli_tokens_have_a_scope_and_an_expiry(app, store):
     runner = app.test_cli_runner()
     result = runner.invoke(args=["create-token", "kim", "--name", "report", "--scope", "read", "--days", "7"])
     assert result.exit_code == 0, result.output
-    caller = store.resolve_token(result.output.strip().splitlines()[-1])
+    caller = store.tokens.resolve(result.output.strip().splitlines()[-1])
     assert caller["scope"] == "read" and caller["role"] == "viewer"
     refused = runner.invoke(args=["create-token", "kim", "--name", "x", "--scope", "write"])
     assert refused.exit_code != 0 and "only read" in refused.output

@@ -8,7 +8,7 @@ import pytest
 from werkzeug.security import generate_password_hash
 
 from tests.conftest import TABLE_NAME
-from webapp import links
+from webapp import link_rules
 from webapp.exceptions import InvalidTitle
 
 
@@ -22,7 +22,7 @@ def test_a_slug_that_is_not_text_is_422_not_a_random_id(client, headers, store, 
     response = client.post("/api/links", json={"url": "https://example.com/", "slug": slug}, headers=headers)
     assert response.status_code == 422
     assert response.json == {"error": "The custom slug must be text.", "field": "slug"}
-    assert store.list_links(10)[0] == []  # nothing was created
+    assert store.links.list(10)[0] == []  # nothing was created
 
 
 @pytest.mark.parametrize("slug", [None, ""], ids=repr)
@@ -38,7 +38,7 @@ END_OF_DAY = "2030-01-01T23:59:59Z"
 
 @pytest.mark.parametrize("value", DATE_ONLY_SPELLINGS)
 def test_every_date_only_expiry_spelling_is_the_end_of_that_utc_day(client, headers, value):
-    assert links.parse_expiry(value) == END_OF_DAY
+    assert link_rules.parse_expiry(value) == END_OF_DAY
     response = client.post("/api/links", json={"url": "https://example.com/", "expires_at": value}, headers=headers)
     assert response.status_code == 201 and response.json["expires_at"] == END_OF_DAY
 
@@ -53,7 +53,7 @@ def test_every_date_only_expiry_spelling_is_the_end_of_that_utc_day(client, head
     ],
 )
 def test_an_expiry_with_a_time_is_that_instant(value, expected):
-    assert links.parse_expiry(value) == expected
+    assert link_rules.parse_expiry(value) == expected
 
 
 @pytest.mark.parametrize("value", ["2030-01-01", "20300101"])
@@ -62,7 +62,7 @@ def test_the_form_reads_a_date_like_the_api(client, auth, store, value):
     response = client.post("/links/new", data={"url": "https://example.com/", "slug": "dated", "expiry": "date",
                                                 "expiry_date": value})
     assert response.status_code == 303
-    assert store.get_link("dated")["expires_at"] == END_OF_DAY
+    assert store.links.get("dated")["expires_at"] == END_OF_DAY
 
 
 def test_the_form_refuses_a_date_it_cannot_read(client, auth, store):
@@ -81,7 +81,7 @@ INVISIBLE = ["\u2066", "\u2067", "\u2068", "\u2069", "\u061c", "\u00ad", "\u202e
 @pytest.mark.parametrize("char", INVISIBLE, ids=lambda c: f"U+{ord(c):04X}")
 def test_titles_refuse_bidi_isolates_and_other_invisible_characters(client, headers, store, char):
     with pytest.raises(InvalidTitle, match="control characters"):
-        links.check_title(f"Pay{char}ment")
+        link_rules.check_title(f"Pay{char}ment")
     response = client.post("/api/links", json={"url": "https://example.com/", "title": f"Pay{char}ment"},
                            headers=headers)
     assert response.status_code == 422 and response.json["field"] == "title"
@@ -94,12 +94,12 @@ def test_titles_refuse_every_format_and_control_character():
     assert len(refused) > 200
     for char in refused:
         with pytest.raises(InvalidTitle):
-            links.check_title(f"a{char}b")
+            link_rules.check_title(f"a{char}b")
 
 
 @pytest.mark.parametrize("title", ["Launch post", "Café · 2030", "שלום עולם", "مرحبا", "😀 emoji", "日本語"])
 def test_titles_keep_ordinary_text_in_any_script(title):
-    assert links.check_title(title) == title
+    assert link_rules.check_title(title) == title
 
 
 def test_the_form_refuses_an_invisible_title_character(client, auth, store):
@@ -107,7 +107,7 @@ def test_the_form_refuses_an_invisible_title_character(client, auth, store):
     response = client.post("/links/new", data={"url": "https://example.com/", "slug": "bidi", "expiry": "never",
                                                 "title": "evil\u2067txt.exe\u2069"})
     assert response.status_code == 422 and "bidi controls" in response.get_data(as_text=True)
-    assert store.list_links(10)[0] == []
+    assert store.links.list(10)[0] == []
 
 
 def _module_password_hash_method():
@@ -128,11 +128,11 @@ def test_passwords_are_stored_at_that_cost_and_verify(store, ddb, monkeypatch):
     from webapp.store import users
 
     monkeypatch.setattr(users, "PASSWORD_HASH_METHOD", _module_password_hash_method())
-    store.create_user("bob", "a-long-password")
+    store.users.create("bob", "a-long-password")
     item = ddb.get_item(TableName=TABLE_NAME, Key={"pk": {"S": "user#bob"}, "sk": {"S": "user"}})["Item"]
     assert item["password_hash"]["S"].startswith("scrypt:131072:8:1$")
-    assert store.verify_password("bob", "a-long-password")
-    assert not store.verify_password("bob", "a-wrong-password")
+    assert store.users.verify_password("bob", "a-long-password")
+    assert not store.users.verify_password("bob", "a-wrong-password")
 
 
 @pytest.mark.parametrize("method", ["scrypt:32768:8:1", "scrypt", "pbkdf2:sha256:600000"])
@@ -141,5 +141,5 @@ def test_hashes_made_before_the_new_cost_still_sign_in(client, ddb, store, metho
         "pk": {"S": "user#old"}, "sk": {"S": "user"}, "list_pk": {"S": "users"}, "list_sk": {"S": "old"},
         "username": {"S": "old"}, "role": {"S": "editor"},
         "password_hash": {"S": generate_password_hash("old-password", method=method)}})
-    assert store.verify_password("old", "old-password")
+    assert store.users.verify_password("old", "old-password")
     assert client.post("/login", data={"username": "old", "password": "old-password"}).status_code == 303

@@ -8,7 +8,7 @@ from tests.conftest import ADMIN_USERNAME, TABLE_NAME, make_app, put_counter
 
 def _create(store, slug="promo", **kwargs):
     kwargs.setdefault("created_by", ADMIN_USERNAME)
-    return store.create_link(kwargs.pop("url", "https://example.com/"), slug=slug, **kwargs)
+    return store.links.create(kwargs.pop("url", "https://example.com/"), slug=slug, **kwargs)
 
 
 def _form(**overrides):
@@ -34,7 +34,7 @@ def test_pages_require_sign_in(client, store, method, path):
     response = getattr(client, method)(path)
     assert response.status_code == 303
     assert response.headers["Location"].startswith("/login?next=")
-    assert store.get_link("promo")["is_active"] is True
+    assert store.links.get("promo")["is_active"] is True
 
 
 def test_sign_in_page_is_public(client):
@@ -118,7 +118,7 @@ def test_create_link_shows_the_short_link(client, auth, store):
     assert b"https://sho.rt/spring" in page.data
     assert b'data-copy="https://sho.rt/spring"' in page.data
     assert b"Short link created." in page.data
-    link = store.get_link("spring")
+    link = store.links.get("spring")
     assert (link["url"], link["title"], link["created_by"]) == ("https://example.com/page", "Spring sale", ADMIN_USERNAME)
     assert link["expires_at"] is not None
 
@@ -128,19 +128,19 @@ def test_create_link_with_random_id_and_never_expiring(client, auth, store):
     response = client.post("/links/new", data=_form(expiry="never"))
     short_id = response.headers["Location"].rsplit("/", 1)[1]
     assert re.fullmatch(r"[A-Za-z0-9]{7}", short_id)
-    assert store.get_link(short_id)["expires_at"] is None
+    assert store.links.get(short_id)["expires_at"] is None
 
 
 def test_create_link_on_a_date(client, auth, store):
     auth.login()
     client.post("/links/new", data=_form(slug="dated", expiry="date", expiry_date="2099-05-01"))
-    assert store.get_link("dated")["expires_at"] == "2099-05-01T23:59:59Z"
+    assert store.links.get("dated")["expires_at"] == "2099-05-01T23:59:59Z"
 
 
 def test_create_link_normalises_idn(client, auth, store):
     auth.login()
     client.post("/links/new", data=_form(slug="idn", url="https://bücher.example/straße"))
-    assert store.get_link("idn")["url"] == "https://xn--bcher-kva.example/stra%C3%9Fe"
+    assert store.links.get("idn")["url"] == "https://xn--bcher-kva.example/stra%C3%9Fe"
 
 
 @pytest.mark.parametrize(
@@ -166,7 +166,7 @@ def test_create_link_bad_input_shows_error_and_creates_nothing(client, auth, sto
     assert response.status_code == 422
     assert message.encode() in response.data
     assert b'class="error"' in response.data
-    assert store.list_links(limit=10) == ([], None)
+    assert store.links.list(limit=10) == ([], None)
 
 
 def test_create_link_taken_slug_shows_error(client, auth, store):
@@ -175,13 +175,13 @@ def test_create_link_taken_slug_shows_error(client, auth, store):
     response = client.post("/links/new", data=_form(slug="taken", url="https://second.example/"))
     assert response.status_code == 422
     assert b"That custom slug is already taken." in response.data
-    assert store.get_link("taken")["url"] == "https://first.example/"
+    assert store.links.get("taken")["url"] == "https://first.example/"
 
 
 def test_list_shows_rows_with_status_and_clicks(client, auth, store, ddb):
     _create(store, slug="live", title="Live one")
     _create(store, slug="off")
-    store.set_active("off", False)
+    store.links.set_active("off", False)
     _create(store, slug="old")
     # Written directly, as the aggregator and the passage of time would.
     put_counter(ddb, "live", 1234)
@@ -229,11 +229,11 @@ def test_disable_and_enable(client, auth, store):
     auth.login()
     response = client.post("/links/toggle/disable")
     assert response.status_code == 303 and response.headers["Location"] == "/"
-    assert store.get_link("toggle")["is_active"] is False
+    assert store.links.get("toggle")["is_active"] is False
     assert b"Disabled toggle." in client.get("/").data
     response = client.post("/links/toggle/enable", data={"cursor": "abc"})
     assert response.headers["Location"] == "/?cursor=abc"
-    assert store.get_link("toggle")["is_active"] is True
+    assert store.links.get("toggle")["is_active"] is True
 
 
 def test_disable_missing_link_is_404(client, auth):
@@ -253,26 +253,26 @@ def test_detail_of_missing_link_is_404_page(client, auth):
 def test_csrf_token_required_when_enabled(ddb):
     app = make_app(WTF_CSRF_ENABLED=True)
     store = app.extensions["store"]
-    store.create_user(ADMIN_USERNAME, "pw-pw-pw-pw")
+    store.users.create(ADMIN_USERNAME, "pw-pw-pw-pw")
     _create(store, slug="guarded")
     client = app.test_client()
     with client.session_transaction() as session:
         session["username"] = ADMIN_USERNAME
-        session["sid"] = store.create_session(ADMIN_USERNAME, 3600)
+        session["sid"] = store.sessions.create(ADMIN_USERNAME, 3600)
     response = client.post("/links/guarded/disable", headers={"Accept": "text/html"})
     assert response.status_code == 400
     assert b"CSRF" in response.data
-    assert store.get_link("guarded")["is_active"] is True
+    assert store.links.get("guarded")["is_active"] is True
     # The token rendered into the page is accepted.
     page = client.get("/").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     assert client.post("/links/guarded/disable", data={"csrf_token": token}).status_code == 303
-    assert store.get_link("guarded")["is_active"] is False
+    assert store.links.get("guarded")["is_active"] is False
 
 
 def test_login_form_needs_csrf_token_when_enabled(ddb):
     app = make_app(WTF_CSRF_ENABLED=True)
-    app.extensions["store"].create_user(ADMIN_USERNAME, "pw-pw-pw-pw")
+    app.extensions["store"].users.create(ADMIN_USERNAME, "pw-pw-pw-pw")
     client = app.test_client()
     response = client.post("/login", data={"username": ADMIN_USERNAME, "password": "pw-pw-pw-pw"})
     assert response.status_code == 400
@@ -325,16 +325,16 @@ def test_unknown_page_is_json_404_for_json_clients(client):
 
 def test_server_error_shows_no_stack_trace(ddb, monkeypatch):
     app = make_app(PROPAGATE_EXCEPTIONS=False)
-    app.extensions["store"].create_user(ADMIN_USERNAME, "pw-pw-pw-pw")
+    app.extensions["store"].users.create(ADMIN_USERNAME, "pw-pw-pw-pw")
 
     def broken(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(app.extensions["store"], "list_links", broken)
+    monkeypatch.setattr(app.extensions["store"].links, "list", broken)
     client = app.test_client()
     with client.session_transaction() as session:
         session["username"] = ADMIN_USERNAME
-        session["sid"] = app.extensions["store"].create_session(ADMIN_USERNAME, 3600)
+        session["sid"] = app.extensions["store"].sessions.create(ADMIN_USERNAME, 3600)
     response = client.get("/", headers={"Accept": "text/html"})
     assert response.status_code == 500
     assert b"secret internals" not in response.data

@@ -109,11 +109,11 @@ def _finish_config(app):
         value = config[name]
         if isinstance(value, str):  # these SHORTENER_* settings may be comma-separated lists
             config[name] = [v.strip() for v in value.split(",") if v.strip()]
-    from webapp import links
+    from webapp import url_guard
     from webapp.exceptions import InvalidUrl
 
     try:
-        config["EXTRA_LOOP_HOSTS"] = sorted(links.loop_hosts(config["EXTRA_LOOP_HOSTS"]))
+        config["EXTRA_LOOP_HOSTS"] = sorted(url_guard.loop_hosts(config["EXTRA_LOOP_HOSTS"]))
     except InvalidUrl as err:
         raise RuntimeError(f"SHORTENER_EXTRA_LOOP_HOSTS: {err.message}") from None
     if config["LOCAL_MODE"]:

@@ -49,7 +49,7 @@ def create_user_command(username, password, role):
     _username(username)
     _password(password)
     try:
-        get_store().create_user(username, password, role=role)
+        get_store().users.create(username, password, role=role)
     except UserExists:
         raise click.ClickException(f"User {username!r} already exists.") from None
     click.echo(f"Created user {username}. Role: {role}.")
@@ -61,7 +61,7 @@ def create_user_command(username, password, role):
 @with_appcontext
 def set_role_command(username, role):
     """Change a user's role; their sessions end."""
-    _existing(get_store().set_role, username, role)
+    _existing(get_store().users.set_role, username, role)
     click.echo(f"{username} is now {role}; their sessions ended.")
 
 
@@ -70,7 +70,7 @@ def set_role_command(username, role):
 @with_appcontext
 def disable_user_command(username):
     """Disable a user: sessions end, tokens stop working, links stay."""
-    _existing(get_store().set_disabled, username, True)
+    _existing(get_store().users.set_disabled, username, True)
     click.echo(f"Disabled {username}.")
 
 
@@ -79,7 +79,7 @@ def disable_user_command(username):
 @with_appcontext
 def enable_user_command(username):
     """Re-enable a disabled user."""
-    _existing(get_store().set_disabled, username, False)
+    _existing(get_store().users.set_disabled, username, False)
     click.echo(f"Enabled {username}.")
 
 
@@ -90,7 +90,7 @@ def enable_user_command(username):
 def set_password_command(username, password):
     """Set a local user's password (break-glass reset); their sessions end."""
     _password(password)
-    _existing(get_store().set_password, username, password)
+    _existing(get_store().users.set_password, username, password)
     click.echo(f"Password of {username} set; their sessions ended.")
 
 
@@ -105,7 +105,7 @@ def set_password_command(username, password):
 def create_token_command(username, name, scope, days):
     """Create an API token for a user and print it once."""
     try:
-        plaintext, token_id = get_store().create_token(username, name, scope=scope, days=days)
+        plaintext, token_id = get_store().tokens.create(username, name, scope=scope, days=days)
     except UserNotFound:
         raise click.ClickException(f"User {username!r} does not exist; create it first.") from None
     except ValueError as err:

@@ -20,11 +20,11 @@ def list_tokens():
     """The caller's tokens; admins get everyone's, or one user's with ?username=. Never a plaintext or hash."""
     username = request.args.get("username")
     if allowed(access.MANAGE_ANY_TOKEN):
-        tokens = get_store().list_tokens(username or None)
+        tokens = get_store().tokens.list(username or None)
     elif username and username != g.api_user:
         return json_error(403, "Only admins may list other users' tokens.")
     else:
-        tokens = get_store().list_tokens(g.api_user)
+        tokens = get_store().tokens.list(g.api_user)
     return {"tokens": tokens}
 
 
@@ -50,8 +50,8 @@ def create_token():
         days = access.check_token_days(body.get("expires_in_days", access.TOKEN_DEFAULT_DAYS))
     except ValueError as err:
         return json_error(422, str(err), field="expires_in_days")
-    plaintext, token_id = get_store().create_token(g.api_user, name.strip(), scope=scope, days=days)
-    token = get_store().get_token(token_id)
+    plaintext, token_id = get_store().tokens.create(g.api_user, name.strip(), scope=scope, days=days)
+    token = get_store().tokens.get(token_id)
     body = {"token": plaintext, **token}
     return body, 201, {"Location": url_for("api.list_tokens"), "Cache-Control": "no-store"}
 
@@ -62,7 +62,7 @@ def revoke_token(token_id):
     """Revoke one of the caller's tokens (admins: anyone's); it answers 401 from then on."""
     owner = None if allowed(access.MANAGE_ANY_TOKEN) else g.api_user
     try:
-        get_store().revoke_token(token_id, owner=owner)
+        get_store().tokens.revoke(token_id, owner=owner)
     except TokenNotFound:
         return json_error(404, "There is no token with that id that you may revoke.")
     return "", 204
@@ -72,7 +72,7 @@ def revoke_token(token_id):
 @requires(access.MANAGE_USERS)
 def list_users():
     """Every user with role and state (admins, write tokens)."""
-    return {"users": get_store().list_users()}
+    return {"users": get_store().users.list()}
 
 
 @bp.post("/api/users")
@@ -93,7 +93,7 @@ def create_user():
         except ValueError as err:
             return json_error(422, f"{field}: {err}", field=field)
     try:
-        user = get_store().create_user(body["username"], body["password"], role=body["role"])
+        user = get_store().users.create(body["username"], body["password"], role=body["role"])
     except UserExists:
         return json_error(409, "A user with this name already exists.", field="username")
     return user, 201, {"Location": url_for("api.list_users")}
@@ -117,15 +117,15 @@ def update_user(username):
         return json_error(409, "You cannot change your own role or disable yourself. Ask another admin.")
     store = get_store()
     try:
-        user = store.get_user(username)
+        user = store.users.get(username)
         if user is None:
             raise UserNotFound(username)
         if "role" in body and body["role"] != user["role"]:
-            user = store.set_role(username, body["role"])
+            user = store.users.set_role(username, body["role"])
         # disabled: true is applied even when the user already is: it finishes a disable whose
         # session clean-up failed (a 503), which the client retries.
         if "disabled" in body and (body["disabled"] or user["disabled"]):
-            user = store.set_disabled(username, body["disabled"])
+            user = store.users.set_disabled(username, body["disabled"])
     except UserNotFound:
         return json_error(404, "There is no user with that name.")
     return user

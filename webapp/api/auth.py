@@ -15,7 +15,7 @@ def require_token():
     if request.method == "OPTIONS":
         return None
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    caller = get_store().resolve_token(token.strip()) if scheme.lower() == "bearer" else None
+    caller = get_store().tokens.resolve(token.strip()) if scheme.lower() == "bearer" else None
     if caller is None:
         return json_error(401, "A valid API token is required (Authorization: Bearer <token>).",
                           {"WWW-Authenticate": 'Bearer realm="api"'})

@@ -1,7 +1,7 @@
 """JSON shapes of the API."""
 from flask import current_app, jsonify
 
-from webapp import links
+from webapp import link_rules
 
 
 def json_error(status, message, headers=None, field=None):
@@ -19,14 +19,14 @@ def link_json(link):
     """A link as the API shows it."""
     return {
         "short_id": link["id"],
-        "short_url": links.short_url(current_app.config["SHORT_BASE_URL"], link["id"]),
+        "short_url": link_rules.short_url(current_app.config["SHORT_BASE_URL"], link["id"]),
         "original_url": link["url"],
         "title": link["title"],
         "created_at": link["created_at"],
         "created_by": link["created_by"],
         "expires_at": link["expires_at"],
         "is_active": link["is_active"],
-        "status": links.link_status(link),
+        "status": link_rules.link_status(link),
         "click_count": link["click_count"],
         "bot_count": link["bot_count"],
         "last_clicked_at": link["last_clicked_at"],

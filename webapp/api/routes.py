@@ -3,7 +3,7 @@ import json
 
 from flask import current_app, g, request, url_for
 
-from webapp import access, links
+from webapp import access, link_rules, url_guard
 from webapp.api import bp
 from webapp.api.auth import requires
 from webapp.api.responses import json_error, link_json
@@ -34,11 +34,11 @@ def create_link():
         if unknown:
             return json_error(422, f"Unknown field(s): {', '.join(sorted(unknown))}.")
         config = current_app.config
-        url = links.normalise_url(body.get("url"), config["SHORT_BASE_URL"], config["EXTRA_LOOP_HOSTS"])
-        slug = links.optional_slug(body.get("slug"))
-        title = links.check_title(body.get("title"))
-        expires_at = links.parse_expiry(body.get("expires_at", links.MISSING), default_days=config["DEFAULT_EXPIRY_DAYS"])
-        link = get_store().create_link(
+        url = url_guard.normalise_url(body.get("url"), config["SHORT_BASE_URL"], config["EXTRA_LOOP_HOSTS"])
+        slug = link_rules.optional_slug(body.get("slug"))
+        title = link_rules.check_title(body.get("title"))
+        expires_at = link_rules.parse_expiry(body.get("expires_at", link_rules.MISSING), default_days=config["DEFAULT_EXPIRY_DAYS"])
+        link = get_store().links.create(
             url, created_by=g.api_user, slug=slug, title=title, expires_at=expires_at, id_length=config["ID_LENGTH"]
         )
     except _BadBody as err:
@@ -60,7 +60,7 @@ def list_links():
     if not 1 <= limit <= MAX_PAGE_SIZE:
         return json_error(422, f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}.", field="limit")
     try:
-        page, next_cursor = get_store().list_links(limit, request.args.get("cursor") or None)
+        page, next_cursor = get_store().links.list(limit, request.args.get("cursor") or None)
     except InvalidCursor:
         return json_error(422, "cursor is not one this API handed out.", field="cursor")
     return {"links": [link_json(link) for link in page], "next_cursor": next_cursor}
@@ -70,7 +70,7 @@ def list_links():
 @requires(access.READ_LINKS)
 def get_link(short_id):
     """One link with its click counts."""
-    return link_json(get_store().get_link(short_id))
+    return link_json(get_store().links.get(short_id))
 
 
 @bp.get("/api/links/<short_id>/stats")
@@ -82,8 +82,8 @@ def link_stats(short_id):
     if not 1 <= days <= MAX_STATS_DAYS:
         return json_error(422, f"days must be a whole number from 1 to {MAX_STATS_DAYS}.", field="days")
     store = get_store()
-    store.get_link(short_id)  # 404 for a link that does not exist, rather than an empty list
-    return {"short_id": short_id, "days": store.daily_stats(short_id, days)}
+    store.links.get(short_id)  # 404 for a link that does not exist, rather than an empty list
+    return {"short_id": short_id, "days": store.links.daily_stats(short_id, days)}
 
 
 @bp.patch("/api/links/<short_id>")
@@ -96,7 +96,7 @@ def update_link(short_id):
         return json_error(err.status, err.message)
     if set(body) != {"is_active"} or not isinstance(body["is_active"], bool):
         return json_error(422, 'Only "is_active" can be changed, and it must be true or false.', field="is_active")
-    return link_json(get_store().set_active(short_id, body["is_active"]))
+    return link_json(get_store().links.set_active(short_id, body["is_active"]))
 
 
 def _json_object():

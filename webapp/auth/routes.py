@@ -24,14 +24,14 @@ def login():
         locked = _reserve_attempt(username, client)
         if locked:
             current_app.logger.warning("sign-in refused, too many failures: account=%r client=%s", username, client)
-            minutes = -(-get_store().sign_in_retry_after(current_app.config["SIGNIN_WINDOW_SECONDS"]) // 60)
+            minutes = -(-get_store().sign_ins.retry_after(current_app.config["SIGNIN_WINDOW_SECONDS"]) // 60)
             form.password.errors.append(
                 f"Too many failed sign-in attempts {locked}. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
             )
             return render_template("auth/login.html", form=form), 429, {"Retry-After": str(minutes * 60)}
         store = get_store()
-        if store.verify_password(username, form.password.data):
-            user = store.get_user(username)
+        if store.users.verify_password(username, form.password.data):
+            user = store.users.get(username)
             _forget_attempts(username, client)
             if user["disabled"]:
                 current_app.logger.warning("sign-in refused, account disabled: account=%r", username)
@@ -54,9 +54,9 @@ def _reserve_attempt(username, client):
     """Count this attempt; say which limit locks it out ("for this account" / "from your network"), or None."""
     config, store = current_app.config, get_store()
     window = config["SIGNIN_WINDOW_SECONDS"]
-    if not store.reserve_sign_in(f"client#{client}", config["SIGNIN_CLIENT_LIMIT"], window):
+    if not store.sign_ins.reserve(f"client#{client}", config["SIGNIN_CLIENT_LIMIT"], window):
         return "from your network"
-    if not store.reserve_sign_in(f"account#{username}", config["SIGNIN_ACCOUNT_LIMIT"], window):
+    if not store.sign_ins.reserve(f"account#{username}", config["SIGNIN_ACCOUNT_LIMIT"], window):
         return "for this account"
     return None
 
@@ -64,8 +64,8 @@ def _reserve_attempt(username, client):
 def _forget_attempts(username, client):
     """A right password: clear the account's failures and give back the client's reserved attempt."""
     store, window = get_store(), current_app.config["SIGNIN_WINDOW_SECONDS"]
-    store.clear_sign_ins(f"account#{username}", window)
-    store.release_sign_in(f"client#{client}", window)
+    store.sign_ins.clear(f"account#{username}", window)
+    store.sign_ins.release(f"client#{client}", window)
 
 
 @bp.get("/login/sso")
@@ -100,7 +100,7 @@ def sso_callback():
         return _sso_refused("The identity provider did not sign you in.", 401)
     try:
         username, role = provider.identity(request.args["code"], url_for("auth.sso_callback", _external=True), pending)
-        user = get_store().upsert_sso_user(username, role)
+        user = get_store().users.upsert_sso(username, role)
     except oidc.OidcRefused as err:
         current_app.logger.warning("sso sign-in refused: %s", err.args[0])
         return _sso_refused(err.args[0], 403)
@@ -140,13 +140,13 @@ def change_password():
     if form.validate_on_submit():
         # The current password is a password guess too: a stolen session must not test guesses freely.
         config = current_app.config
-        if not store.reserve_sign_in(f"account#{g.user}", config["SIGNIN_ACCOUNT_LIMIT"], config["SIGNIN_WINDOW_SECONDS"]):
+        if not store.sign_ins.reserve(f"account#{g.user}", config["SIGNIN_ACCOUNT_LIMIT"], config["SIGNIN_WINDOW_SECONDS"]):
             current_app.logger.warning("password change refused, too many failures: account=%r", g.user)
             form.current.errors.append("Too many wrong passwords for this account. Try again later.")
             return render_template("auth/password.html", form=form), 429
-        if store.verify_password(g.user, form.current.data):
-            store.clear_sign_ins(f"account#{g.user}", config["SIGNIN_WINDOW_SECONDS"])
-            store.set_password(g.user, form.new.data)
+        if store.users.verify_password(g.user, form.current.data):
+            store.sign_ins.clear(f"account#{g.user}", config["SIGNIN_WINDOW_SECONDS"])
+            store.users.set_password(g.user, form.new.data)
             sign_in(g.user)
             current_app.logger.info("password changed, sessions ended: %s", g.user)
             flash("Password changed. You were signed out everywhere else.", "success")

@@ -23,7 +23,7 @@ def load_signed_in_user():
     username, session_id = session.get("username"), session.get("sid")
     if not username:
         return
-    user = get_store().load_session(username, session_id, current_app.config["SESSION_IDLE_SECONDS"])
+    user = get_store().sessions.load(username, session_id, current_app.config["SESSION_IDLE_SECONDS"])
     if user is None:
         # Signed out elsewhere, expired, idle too long, or the user was disabled: the cookie is worthless now.
         session.clear()
@@ -36,14 +36,14 @@ def sign_in(username):
     session.clear()
     session.permanent = True
     session["username"] = username
-    session["sid"] = get_store().create_session(username, current_app.config["PERMANENT_SESSION_LIFETIME"])
+    session["sid"] = get_store().sessions.create(username, current_app.config["PERMANENT_SESSION_LIFETIME"])
 
 
 def sign_out():
     """End the session on the server too, so a copy of the cookie stops working."""
     username, session_id = session.get("username"), session.get("sid")
     if username and session_id:
-        get_store().end_session(username, session_id)
+        get_store().sessions.end(username, session_id)
     session.clear()
 
 

@@ -1,7 +1,7 @@
 """Views of the link pages."""
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 
-from webapp import access, links, stats
+from webapp import access, clock, stats
 from webapp.auth import permission_required
 from webapp.exceptions import InvalidCursor, SlugTaken
 from webapp.link_pages import bp
@@ -15,7 +15,7 @@ def index():
     """List links, newest first, one page at a time."""
     cursor = request.args.get("cursor") or None
     try:
-        page, next_cursor = get_store().list_links(current_app.config["PAGE_SIZE"], cursor)
+        page, next_cursor = get_store().links.list(current_app.config["PAGE_SIZE"], cursor)
     except InvalidCursor:
         abort(400, "That page link is not valid. Start again from the first page.")
     return render_template("links/index.html", links=page, cursor=cursor, next_cursor=next_cursor)
@@ -28,7 +28,7 @@ def new():
     form = LinkForm()
     if form.validate_on_submit():
         try:
-            link = get_store().create_link(
+            link = get_store().links.create(
                 form.url.data,
                 created_by=g.user,
                 slug=form.slug.data,
@@ -50,9 +50,9 @@ def new():
 def detail(short_id):
     """Show one link with its short URL ready to copy, and its clicks over the last 30 days."""
     store = get_store()
-    link = store.get_link(short_id)
+    link = store.links.get(short_id)
     window = current_app.config["STATS_DAYS"]
-    summary = stats.summarise(store.daily_stats(short_id, window), links.utcnow().date(), window)
+    summary = stats.summarise(store.links.daily_stats(short_id, window), clock.utcnow().date(), window)
     return render_template("links/detail.html", link=link, stats=summary)
 
 
@@ -60,7 +60,7 @@ def detail(short_id):
 @permission_required(access.WRITE_LINKS)
 def disable(short_id):
     """Disable a link: it answers 410 but keeps its history."""
-    get_store().set_active(short_id, False)
+    get_store().links.set_active(short_id, False)
     flash(f"Disabled {short_id}.", "success")
     return redirect(_back_to_list(), 303)
 
@@ -69,7 +69,7 @@ def disable(short_id):
 @permission_required(access.WRITE_LINKS)
 def enable(short_id):
     """Enable a disabled link again."""
-    get_store().set_active(short_id, True)
+    get_store().links.set_active(short_id, True)
     flash(f"Enabled {short_id}.", "success")
     return redirect(_back_to_list(), 303)
 

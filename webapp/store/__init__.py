@@ -1,7 +1,9 @@
 """The only package that talks to AWS: one module per kind of item in the one DynamoDB table.
 
-Views import get_store() and call the one Store, which is composed of a mixin per item kind over
-the shared table helper (client, marshalling, error mapping).
+Views import get_store() and call a part of the one Store: store.links, store.users, store.sessions,
+store.tokens or store.sign_ins. Each part is a plain object over the one shared Table (client, name,
+call() with its error mapping); a part that needs another is handed it when the store is built
+(users end sessions through store.sessions, tokens check their owner through store.users).
 """
 from flask import current_app
 
@@ -12,21 +14,29 @@ from webapp.store.links import (  # noqa: F401 - re-exported
     LIST_PK_PREFIX,
     LIST_SHARDS,
     STATS_PK_PREFIX,
-    LinksMixin,
+    Links,
     decode_cursor,
     default_regions,
     encode_cursor,
     list_shard,
 )
-from webapp.store.sessions import SessionsMixin
-from webapp.store.signin import SignInLimitsMixin
+from webapp.store.sessions import Sessions
+from webapp.store.signin import SignIns
 from webapp.store.table import LIST_INDEX, Table, read_secure_parameter  # noqa: F401 - re-exported
-from webapp.store.tokens import TokensMixin, hash_token  # noqa: F401 - re-exported
-from webapp.store.users import UsersMixin
+from webapp.store.tokens import Tokens, hash_token  # noqa: F401 - re-exported
+from webapp.store.users import Users
 
 
-class Store(LinksMixin, UsersMixin, SessionsMixin, TokensMixin, SignInLimitsMixin, Table):
-    """Reads and writes every item kind; maps DynamoDB error codes to domain errors."""
+class Store:
+    """Every item kind's part over one table; DynamoDB error codes become domain errors in table.call."""
+
+    def __init__(self, table_name, client=None, endpoint_url=None, regions=None):
+        self.table = Table(table_name, client=client, endpoint_url=endpoint_url)
+        self.links = Links(self.table, regions=regions)
+        self.sessions = Sessions(self.table)
+        self.users = Users(self.table, self.sessions)
+        self.tokens = Tokens(self.table, self.users)
+        self.sign_ins = SignIns(self.table)
 
 
 def init_app(app):

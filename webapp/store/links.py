@@ -7,7 +7,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from webapp import links
+from webapp import clock, link_rules
 from webapp.exceptions import IdSpaceExhausted, InvalidCursor, LinkNotFound, SlugTaken
 from webapp.store.table import LIST_INDEX, _ConditionFailed, _key, _marshal, _unmarshal
 
@@ -35,27 +35,32 @@ def list_shard(short_id):
     return f"{LIST_PK_PREFIX}{zlib.crc32(short_id.encode('utf-8')) % LIST_SHARDS}"
 
 
-class LinksMixin:
+class Links:
     """Create, read, list and enable or disable links; read their counters and daily stats."""
+
+    def __init__(self, table, regions=None):
+        self.table = table
+        # The regions whose click counters are summed; None: this one (see default_regions).
+        self.regions = list(regions) if regions else None
 
     def click_regions(self):
         """The regions whose counters this store sums."""
         return list(self.regions or default_regions())
 
-    def create_link(self, url, *, created_by, slug=None, title=None, expires_at=None, id_length=7):
+    def create(self, url, *, created_by, slug=None, title=None, expires_at=None, id_length=7):
         """Store a new link and return it; a custom slug that is taken raises SlugTaken."""
         if slug:
             return self._put_link(slug, url, created_by, title, expires_at)
         for _ in range(_RANDOM_ID_ATTEMPTS):
             try:
-                return self._put_link(links.new_id(id_length), url, created_by, title, expires_at)
+                return self._put_link(link_rules.new_id(id_length), url, created_by, title, expires_at)
             except SlugTaken:
                 continue  # a random id collided: try a fresh one, never overwrite
         raise IdSpaceExhausted(f"No free id after {_RANDOM_ID_ATTEMPTS} attempts")
 
     def _put_link(self, short_id, url, created_by, title, expires_at):
         """Conditionally put one link item; raise SlugTaken when the id exists."""
-        created_at = links.format_timestamp(links.utcnow())
+        created_at = clock.format_timestamp(clock.utcnow())
         item = {
             "pk": short_id,
             "sk": LINK_SK,
@@ -70,18 +75,18 @@ class LinksMixin:
             item["title"] = title
         if expires_at:
             item["expires_at"] = expires_at
-        self._put_new(item, SlugTaken(short_id))
+        self.table.put_new(item, SlugTaken(short_id))
         return _link(item)
 
-    def get_link(self, short_id):
+    def get(self, short_id):
         """The link with this id and its click counts, or raise LinkNotFound.
 
         One Query on the id's partition reads the link and its counter items together.
         """
         _known_shape(short_id)
-        resp = self._call(
+        resp = self.table.call(
             "query",
-            TableName=self.table_name,
+            TableName=self.table.name,
             KeyConditionExpression="pk = :id",
             ExpressionAttributeValues={":id": {"S": short_id}},
         )
@@ -92,7 +97,7 @@ class LinksMixin:
         counters = [item for item in items if item["sk"].startswith(COUNTER_SK_PREFIX)]
         return _link(link, counters)
 
-    def list_links(self, limit=20, cursor=None):
+    def list(self, limit=20, cursor=None):
         """One page of links, newest first, and the cursor of the next page (or None).
 
         One Query per list shard (in parallel), merged newest first, then one BatchGetItem for
@@ -117,9 +122,9 @@ class LinksMixin:
         if after:
             condition += " AND list_sk < :after"
             values[":after"] = {"S": after}
-        resp = self._call(
+        resp = self.table.call(
             "query",
-            TableName=self.table_name,
+            TableName=self.table.name,
             IndexName=LIST_INDEX,
             KeyConditionExpression=condition,
             ExpressionAttributeValues=values,
@@ -133,7 +138,7 @@ class LinksMixin:
         keys = [_key(short_id, f"{COUNTER_SK_PREFIX}{region}") for short_id in short_ids for region in self.click_regions()]
         found = {}
         for start in range(0, len(keys), 100):  # BatchGetItem takes at most 100 keys
-            for item in self._batch_get(keys[start:start + 100]):
+            for item in self.table.batch_get(keys[start:start + 100]):
                 found.setdefault(item["pk"], []).append(item)
         return found
 
@@ -141,9 +146,9 @@ class LinksMixin:
         """Enable or disable a link and return it; raise LinkNotFound when it does not exist."""
         _known_shape(short_id)
         try:
-            self._call(
+            self.table.call(
                 "update_item",
-                TableName=self.table_name,
+                TableName=self.table.name,
                 Key=_key(short_id, LINK_SK),
                 UpdateExpression="SET is_active = :a",
                 ConditionExpression="attribute_exists(pk)",
@@ -151,7 +156,7 @@ class LinksMixin:
             )
         except _ConditionFailed:
             raise LinkNotFound(short_id) from None
-        return self.get_link(short_id)
+        return self.get(short_id)
 
     def daily_stats(self, short_id, days=30):
         """The link's per-day click stats for the last `days` UTC days, oldest first, all regions summed.
@@ -159,11 +164,11 @@ class LinksMixin:
         Written by the aggregator under their own partition key; days without clicks have no item.
         """
         _known_shape(short_id)
-        today = links.utcnow().date()
+        today = clock.utcnow().date()
         first = today - timedelta(days=days - 1)
-        resp = self._call(
+        resp = self.table.call(
             "query",
-            TableName=self.table_name,
+            TableName=self.table.name,
             KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
             ExpressionAttributeValues=_marshal(
                 {
@@ -189,7 +194,7 @@ class LinksMixin:
 def _known_shape(short_id):
     """Raise LinkNotFound, without a request, for an id no link can have: DynamoDB refuses a key
     over 2,048 bytes with a ValidationException, which would otherwise be a 500."""
-    if not links.is_short_id(short_id):
+    if not link_rules.is_short_id(short_id):
         raise LinkNotFound(short_id)
 
 

@@ -2,7 +2,7 @@
 import hashlib
 import hmac
 
-from webapp import links
+from webapp import clock
 from webapp.store.table import _ConditionFailed, _key, _marshal
 
 ATTEMPTS_PK_PREFIX = "signin#"
@@ -11,7 +11,7 @@ WINDOW_SK_PREFIX = "window#"
 
 def _window(window_seconds, now=None):
     """The start (epoch seconds) of the fixed window that holds now."""
-    epoch = int((now or links.utcnow()).timestamp())
+    epoch = int((now or clock.utcnow()).timestamp())
     return epoch - epoch % window_seconds
 
 
@@ -20,14 +20,17 @@ def client_digest(client, secret):
     return hmac.new(secret.encode("utf-8"), client.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 
-class SignInLimitsMixin:
+class SignIns:
     """Count sign-in attempts in fixed windows; an attempt is reserved before the password is checked.
 
     Reserving first (a conditional ADD) means a burst of parallel guesses cannot all slip in before
     the counter catches up: the (limit+1)th reservation in a window fails atomically.
     """
 
-    def reserve_sign_in(self, subject, limit, window_seconds):
+    def __init__(self, table):
+        self.table = table
+
+    def reserve(self, subject, limit, window_seconds):
         """Count one attempt for the subject ("account#<name>" or "client#<digest>"); False when it is locked out."""
         start = _window(window_seconds)
         return self._change_attempts(
@@ -38,7 +41,7 @@ class SignInLimitsMixin:
             {":one": 1, ":limit": limit, ":purge": start + 2 * window_seconds},
         )
 
-    def release_sign_in(self, subject, window_seconds):
+    def release(self, subject, window_seconds):
         """Give back a reserved attempt that succeeded, so only failures count."""
         # False when the window turned over since the reservation: nothing left to give back.
         self._change_attempts(
@@ -48,9 +51,9 @@ class SignInLimitsMixin:
     def _change_attempts(self, subject, start, update, condition, values):
         """One conditional update of a window's counter; False when the condition did not hold."""
         try:
-            self._call(
+            self.table.call(
                 "update_item",
-                TableName=self.table_name,
+                TableName=self.table.name,
                 Key=_attempts_key(subject, start),
                 UpdateExpression=update,
                 ConditionExpression=condition,
@@ -60,13 +63,13 @@ class SignInLimitsMixin:
             return False
         return True
 
-    def clear_sign_ins(self, subject, window_seconds):
+    def clear(self, subject, window_seconds):
         """Forget the subject's failures in this window (after a correct password for that account)."""
-        self._call("delete_item", TableName=self.table_name, Key=_attempts_key(subject, _window(window_seconds)))
+        self.table.call("delete_item", TableName=self.table.name, Key=_attempts_key(subject, _window(window_seconds)))
 
-    def sign_in_retry_after(self, window_seconds):
+    def retry_after(self, window_seconds):
         """Seconds until the current window ends and a locked-out subject may try again."""
-        epoch = int(links.utcnow().timestamp())
+        epoch = int(clock.utcnow().timestamp())
         return _window(window_seconds) + window_seconds - epoch
 
 

@@ -23,28 +23,26 @@ def read_secure_parameter(name, client=None):
 
 
 class Table:
-    """Owns the client and the table name; every item kind's mixin calls the table through _call."""
+    """The one table: its client and name, shared by every part of the store, which call it through call()."""
 
-    def __init__(self, table_name, client=None, endpoint_url=None, regions=None):
-        self.table_name = table_name
+    def __init__(self, name, client=None, endpoint_url=None):
+        self.name = name
         # A low-level client: cheaper to create than a resource, and created once per app.
         self.client = client or boto3.client("dynamodb", endpoint_url=endpoint_url)
-        # The regions whose click counters are summed; None: this one (see links.default_regions).
-        self.regions = list(regions) if regions else None
 
-    def _put_new(self, item, taken_error):
+    def put_new(self, item, taken_error):
         """Put an item only if its key is free; raise taken_error otherwise. Never overwrites."""
         try:
-            self._call(
+            self.call(
                 "put_item",
-                TableName=self.table_name,
+                TableName=self.name,
                 Item=_marshal(item),
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except _ConditionFailed:
             raise taken_error from None
 
-    def _call(self, operation, **kwargs):
+    def call(self, operation, **kwargs):
         """Call the client, translating error codes (never messages) into domain errors."""
         try:
             return getattr(self.client, operation)(**kwargs)
@@ -59,39 +57,39 @@ class Table:
             # A read timeout or a refused connection once botocore's retries gave up: as transient as a throttle.
             raise StoreUnavailable(type(err).__name__) from err
 
-    def _batch_get(self, keys):
+    def batch_get(self, keys):
         """The items at these keys (at most 100), in one BatchGetItem plus retries of what it left over."""
         found, pending = [], list(keys)
         for _ in range(_BATCH_ATTEMPTS):
             if not pending:
                 break
-            resp = self._call("batch_get_item", RequestItems={self.table_name: {"Keys": pending}})
-            found += [_unmarshal(item) for item in resp.get("Responses", {}).get(self.table_name, [])]
-            pending = resp.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+            resp = self.call("batch_get_item", RequestItems={self.name: {"Keys": pending}})
+            found += [_unmarshal(item) for item in resp.get("Responses", {}).get(self.name, [])]
+            pending = resp.get("UnprocessedKeys", {}).get(self.name, {}).get("Keys", [])
         if pending:
             raise StoreUnavailable("batch_get_item left keys unprocessed")
         return found
 
-    def _batch_delete(self, keys):
+    def batch_delete(self, keys):
         """Delete these keys, 25 per BatchWriteItem (DynamoDB's limit), retrying what is left over."""
         for start in range(0, len(keys), _BATCH_WRITE_MAX):
             pending = [{"DeleteRequest": {"Key": key}} for key in keys[start:start + _BATCH_WRITE_MAX]]
             for _ in range(_BATCH_ATTEMPTS):
                 if not pending:
                     break
-                resp = self._call("batch_write_item", RequestItems={self.table_name: pending})
-                pending = resp.get("UnprocessedItems", {}).get(self.table_name, [])
+                resp = self.call("batch_write_item", RequestItems={self.name: pending})
+                pending = resp.get("UnprocessedItems", {}).get(self.name, [])
             if pending:
                 raise StoreUnavailable("batch_write_item left items unprocessed")
 
-    def _query_keys(self, pk, sk_prefix, limit):
+    def query_keys(self, pk, sk_prefix, limit):
         """The keys of at most `limit` items in one partition whose sort key starts with sk_prefix."""
         keys, start = [], None
         while len(keys) < limit:
             kwargs = {"ExclusiveStartKey": start} if start else {}
-            resp = self._call(
+            resp = self.call(
                 "query",
-                TableName=self.table_name,
+                TableName=self.name,
                 KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
                 ExpressionAttributeValues=_marshal({":pk": pk, ":prefix": sk_prefix}),
                 ProjectionExpression="pk, sk",
@@ -104,7 +102,7 @@ class Table:
                 break
         return keys
 
-    def _query_index(self, list_pk, limit, sk_prefix=None, newest_first=True):
+    def query_index(self, list_pk, limit, sk_prefix=None, newest_first=True):
         """At most `limit` items of one list of the by_list index (only its projected attributes)."""
         condition, values = "list_pk = :p", {":p": list_pk}
         if sk_prefix:
@@ -113,9 +111,9 @@ class Table:
         items, start = [], None
         while len(items) < limit:
             kwargs = {"ExclusiveStartKey": start} if start else {}
-            resp = self._call(
+            resp = self.call(
                 "query",
-                TableName=self.table_name,
+                TableName=self.name,
                 IndexName=LIST_INDEX,
                 KeyConditionExpression=condition,
                 ExpressionAttributeValues=_marshal(values),

@@ -4,7 +4,7 @@ import re
 import secrets
 from datetime import timedelta
 
-from webapp import access, links
+from webapp import access, clock
 from webapp.exceptions import StoreUnavailable, TokenNotFound, UserNotFound
 from webapp.store.table import _ConditionFailed, _key, _marshal, _plain_key, _unmarshal
 from webapp.store.users import user_from_item, user_key
@@ -42,42 +42,47 @@ def _id_key(token_id):
     return _key(f"{TOKEN_ID_PK_PREFIX}{token_id}", TOKEN_SK)
 
 
-class TokensMixin:
+class Tokens:
     """Create, resolve, list and revoke API tokens.
 
     Two items per token: the secret item (pk token#<sha256>) that a request's bearer token finds with
     one GetItem, and the record (pk tokenid#<id>) that lists, shows last use and is revoked by id.
     """
 
-    def create_token(self, username, name, scope=access.WRITE, days=access.TOKEN_DEFAULT_DAYS):
+    def __init__(self, table, users):
+        self.table = table
+        # The users part: a token is made only for an existing user, within that user's role.
+        self.users = users
+
+    def create(self, username, name, scope=access.WRITE, days=access.TOKEN_DEFAULT_DAYS):
         """Create a token for an existing user; return (plaintext, token_id). Only the hash is stored."""
-        user = self.get_user(username)
+        user = self.users.get(username)
         if user is None:
             raise UserNotFound(username)
         access.check_scope(scope, user["role"])
         plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
         token_id = secrets.token_urlsafe(9)
-        expires = links.utcnow() + timedelta(days=access.check_token_days(days))
+        expires = clock.utcnow() + timedelta(days=access.check_token_days(days))
         self._put_token(plaintext, token_id, username, name, scope, expires, conditional=True)
         return plaintext, token_id
 
-    def ensure_token(self, username, plaintext, name, scope=access.WRITE, days=access.TOKEN_DEFAULT_DAYS):
+    def ensure(self, username, plaintext, name, scope=access.WRITE, days=access.TOKEN_DEFAULT_DAYS):
         """Store a known token for a user, idempotently (for the local stack); return its token_id."""
         token_id = hash_token(plaintext)[:12]  # derived, so repeated calls write the same items
-        expires = links.utcnow() + timedelta(days=days)
+        expires = clock.utcnow() + timedelta(days=days)
         self._put_token(plaintext, token_id, username, name, scope, expires, conditional=False)
         return token_id
 
     def _put_token(self, plaintext, token_id, username, name, scope, expires, conditional):
         """Write the secret item and the record together, or neither."""
-        now = links.format_timestamp(links.utcnow())
+        now = clock.format_timestamp(clock.utcnow())
         common = {
             "token_id": token_id,
             "username": username,
             "name": name,
             "scope": scope,
             "created_at": now,
-            "expires_at": links.format_timestamp(expires),
+            "expires_at": clock.format_timestamp(expires),
             "purge_at": int((expires + timedelta(days=KEEP_EXPIRED_DAYS)).timestamp()),
         }
         secret_item = {**_plain_key(_secret_key(plaintext)), **common}
@@ -91,10 +96,10 @@ class TokensMixin:
         }
         condition = {"ConditionExpression": "attribute_not_exists(pk)"} if conditional else {}
         try:
-            self._call(
+            self.table.call(
                 "transact_write_items",
                 TransactItems=[
-                    {"Put": {"TableName": self.table_name, "Item": _marshal(item), **condition}}
+                    {"Put": {"TableName": self.table.name, "Item": _marshal(item), **condition}}
                     for item in (secret_item, record)
                 ],
             )
@@ -102,7 +107,7 @@ class TokensMixin:
             # 256 random bits colliding means the RNG is broken: stop rather than overwrite.
             raise StoreUnavailable("token collision") from None
 
-    def resolve_token(self, plaintext):
+    def resolve(self, plaintext):
         """The caller behind a bearer token: {"username", "role", "scope", "token_id"}, or None.
 
         None when the token is unknown, revoked, expired, made before scopes existed, or its owner
@@ -110,14 +115,14 @@ class TokensMixin:
         """
         if not plaintext:
             return None
-        resp = self._call("get_item", TableName=self.table_name, Key=_secret_key(plaintext))
+        resp = self.table.call("get_item", TableName=self.table.name, Key=_secret_key(plaintext))
         if "Item" not in resp:
             return None
         secret_item = _unmarshal(resp["Item"])
         if secret_item.get("scope") not in access.SCOPES or _expired(secret_item):
             return None
         record_key = _id_key(secret_item["token_id"])
-        items = {item["pk"]: item for item in self._batch_get([record_key, user_key(secret_item["username"])])}
+        items = {item["pk"]: item for item in self.table.batch_get([record_key, user_key(secret_item["username"])])}
         record, user_item = items.get(record_key["pk"]["S"]), items.get(user_key(secret_item["username"])["pk"]["S"])
         if record is None or user_item is None:
             return None
@@ -130,53 +135,53 @@ class TokensMixin:
 
     def _touch_token(self, record):
         """Record the token's last use, at most once a minute; a revoke meanwhile wins."""
-        now = links.utcnow()
+        now = clock.utcnow()
         last = record.get("last_used_at")
-        if last and now - links.parse_timestamp(last) < timedelta(seconds=TOUCH_SECONDS):
+        if last and now - clock.parse_timestamp(last) < timedelta(seconds=TOUCH_SECONDS):
             return
         try:
-            self._call(
+            self.table.call(
                 "update_item",
-                TableName=self.table_name,
+                TableName=self.table.name,
                 Key=_id_key(record["token_id"]),
                 UpdateExpression="SET last_used_at = :now",
                 ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues=_marshal({":now": links.format_timestamp(now)}),
+                ExpressionAttributeValues=_marshal({":now": clock.format_timestamp(now)}),
             )
         except _ConditionFailed:
             pass  # revoked between the read and this write: nothing to record
 
-    def list_tokens(self, username=None):
+    def list(self, username=None):
         """Token metadata, never a plaintext or a hash: one user's (newest first), or everyone's when username is None."""
         prefix = f"{username}#" if username is not None else None
-        index_items = self._query_index(TOKENS_LIST, MAX_LISTED_TOKENS, sk_prefix=prefix)
+        index_items = self.table.query_index(TOKENS_LIST, MAX_LISTED_TOKENS, sk_prefix=prefix)
         # The index carries no last_used_at (it changes too often to project): read the records.
         keys = [_key(item["pk"], item["sk"]) for item in index_items if item["pk"].startswith(TOKEN_ID_PK_PREFIX)]
-        records = {item["pk"]: item for item in self._batch_get(keys)} if keys else {}
+        records = {item["pk"]: item for item in self.table.batch_get(keys)} if keys else {}
         return [_token(records[key["pk"]["S"]]) for key in keys if key["pk"]["S"] in records]
 
-    def get_token(self, token_id):
+    def get(self, token_id):
         """One token's metadata, or raise TokenNotFound."""
-        resp = self._call("get_item", TableName=self.table_name, Key=_id_key(token_id))
+        resp = self.table.call("get_item", TableName=self.table.name, Key=_id_key(token_id))
         if "Item" not in resp:
             raise TokenNotFound(token_id)
         return _token(_unmarshal(resp["Item"]))
 
-    def revoke_token(self, token_id, owner=None):
+    def revoke(self, token_id, owner=None):
         """Delete a token (both items); with owner given, only that user's. Raise TokenNotFound otherwise."""
-        resp = self._call("get_item", TableName=self.table_name, Key=_id_key(token_id))
+        resp = self.table.call("get_item", TableName=self.table.name, Key=_id_key(token_id))
         if "Item" not in resp:
             raise TokenNotFound(token_id)
         record = _unmarshal(resp["Item"])
         if owner is not None and record["username"] != owner:
             raise TokenNotFound(token_id)  # someone else's token looks the same as no token
-        self._batch_delete([_key(f"{TOKEN_PK_PREFIX}{record['token_hash']}", TOKEN_SK), _id_key(token_id)])
+        self.table.batch_delete([_key(f"{TOKEN_PK_PREFIX}{record['token_hash']}", TOKEN_SK), _id_key(token_id)])
         return _token(record)
 
 
 def _expired(item, now=None):
     expires_at = item.get("expires_at")
-    return bool(expires_at) and (now or links.utcnow()) >= links.parse_timestamp(expires_at)
+    return bool(expires_at) and (now or clock.utcnow()) >= clock.parse_timestamp(expires_at)
 
 
 def _token(item):

@@ -4,7 +4,7 @@ import secrets
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from webapp import access, links
+from webapp import access, clock
 from webapp.exceptions import AccountConflict, UserExists, UserNotFound
 from webapp.store.table import _ConditionFailed, _key, _marshal, _unmarshal
 
@@ -24,10 +24,15 @@ def user_key(username):
     return _key(f"{USER_PK_PREFIX}{username}", USER_SK)
 
 
-class UsersMixin:
+class Users:
     """Create, read, list and change users; every change of who may do what ends their sessions."""
 
-    def create_user(self, username, password=None, role=access.ADMIN, source=LOCAL):
+    def __init__(self, table, sessions):
+        self.table = table
+        # The sessions part: a changed password, role or disable ends the user's sessions through it.
+        self.sessions = sessions
+
+    def create(self, username, password=None, role=access.ADMIN, source=LOCAL):
         """Create a user; raise UserExists when the name is taken. Without a password, only SSO signs them in."""
         item = {
             "pk": f"{USER_PK_PREFIX}{username}",
@@ -38,18 +43,18 @@ class UsersMixin:
             "role": access.check_role(role),
             "disabled": False,
             "source": source,
-            "created_at": links.format_timestamp(links.utcnow()),
+            "created_at": clock.format_timestamp(clock.utcnow()),
         }
         if password is not None:
             item["password_hash"] = hash_password(password)
-        self._put_new(item, UserExists(username))
+        self.table.put_new(item, UserExists(username))
         return user_from_item(item)
 
-    def ensure_user(self, username, password, role=access.ADMIN):
+    def ensure(self, username, password, role=access.ADMIN):
         """Create the user, or reset the password and role of an existing one (for the local stack)."""
-        resp = self._call(
+        resp = self.table.call(
             "update_item",
-            TableName=self.table_name,
+            TableName=self.table.name,
             Key=user_key(username),
             UpdateExpression=(
                 "SET password_hash = :h, list_pk = :lp, list_sk = :ls, username = :u, #r = :r, disabled = :d, "
@@ -65,15 +70,15 @@ class UsersMixin:
                     ":r": access.check_role(role),
                     ":d": False,
                     ":s": LOCAL,
-                    ":now": links.format_timestamp(links.utcnow()),
+                    ":now": clock.format_timestamp(clock.utcnow()),
                 }
             ),
             ReturnValues="ALL_NEW",
         )
-        self.end_all_sessions(username)  # a reset password ends every old session
+        self.sessions.end_all(username)  # a reset password ends every old session
         return user_from_item(_unmarshal_attributes(resp))
 
-    def get_user(self, username):
+    def get(self, username):
         """The user (without the password hash), or None."""
         item = self._get_user_item(username)
         return user_from_item(item) if item else None
@@ -86,15 +91,15 @@ class UsersMixin:
         matches = check_password_hash(stored or _dummy_hash(), password)
         return matches and stored is not None
 
-    def list_users(self):
+    def list(self):
         """Every user, by name, from the by_list index (only attributes the index projects)."""
-        items = self._query_index(USERS_LIST, MAX_LISTED_USERS, newest_first=False)
+        items = self.table.query_index(USERS_LIST, MAX_LISTED_USERS, newest_first=False)
         return [user_from_item(item) for item in items]
 
     def set_role(self, username, role):
         """Change a user's role and end their sessions; return the user."""
         user = self._update_user(username, "SET #r = :r", {":r": access.check_role(role)}, {"#r": "role"})
-        self.end_all_sessions(username)
+        self.sessions.end_all(username)
         return user
 
     def set_disabled(self, username, disabled):
@@ -103,16 +108,16 @@ class UsersMixin:
         # On enable too: a disable whose session clean-up failed (a throttle after the user was
         # written) leaves sessions behind, dead only while the user is disabled. A disabled user
         # cannot sign in, so any session found here is such a leftover and must not come back.
-        self.end_all_sessions(username)
+        self.sessions.end_all(username)
         return user
 
     def set_password(self, username, password):
         """Set a new password and end every session of the user; return the user."""
         user = self._update_user(username, "SET password_hash = :h", {":h": hash_password(password)})
-        self.end_all_sessions(username)
+        self.sessions.end_all(username)
         return user
 
-    def upsert_sso_user(self, username, role):
+    def upsert_sso(self, username, role):
         """The SSO user with the role the identity provider's claims map to, created on first sign-in.
 
         Raise AccountConflict when a local account has that name: an identity provider must never
@@ -121,7 +126,7 @@ class UsersMixin:
         item = self._get_user_item(username)
         if item is None:
             try:
-                return self.create_user(username, role=role, source=OIDC)
+                return self.create(username, role=role, source=OIDC)
             except UserExists:  # created by a concurrent sign-in a moment ago
                 item = self._get_user_item(username)
         user = user_from_item(item)
@@ -137,9 +142,9 @@ class UsersMixin:
             raise UserNotFound(username)
         kwargs = {"ExpressionAttributeNames": names} if names else {}
         try:
-            resp = self._call(
+            resp = self.table.call(
                 "update_item",
-                TableName=self.table_name,
+                TableName=self.table.name,
                 Key=user_key(username),
                 UpdateExpression=expression,
                 ConditionExpression="attribute_exists(pk)",
@@ -154,7 +159,7 @@ class UsersMixin:
     def _get_user_item(self, username):
         if not _possible_username(username):
             return None  # no user can have this name; DynamoDB would refuse an oversized key with a 500
-        resp = self._call("get_item", TableName=self.table_name, Key=user_key(username))
+        resp = self.table.call("get_item", TableName=self.table.name, Key=user_key(username))
         return _unmarshal_item(resp)
 
 

@@ -23,7 +23,7 @@ def create():
     form = TokenForm()
     if not form.validate_on_submit():
         return _render_index(form), 422
-    plaintext, token_id = get_store().create_token(g.user, form.name.data, scope=form.scope.data, days=form.days.data)
+    plaintext, token_id = get_store().tokens.create(g.user, form.name.data, scope=form.scope.data, days=form.days.data)
     current_app.logger.info("token created: %s by %s (%s)", token_id, g.user, form.scope.data)
     response = current_app.make_response(_render_index(TokenForm(formdata=None), new_token=plaintext))
     response.headers["Cache-Control"] = "no-store"  # the plaintext must not stay in any cache
@@ -36,7 +36,7 @@ def revoke(token_id):
     """Revoke a token: it answers 401 from now on."""
     owner = None if access.role_allows(g.role, access.MANAGE_ANY_TOKEN) else g.user
     try:
-        token = get_store().revoke_token(token_id, owner=owner)
+        token = get_store().tokens.revoke(token_id, owner=owner)
     except TokenNotFound:
         abort(404, "There is no token with that id that you may revoke.")
     current_app.logger.info("token revoked: %s of %s by %s", token_id, token["username"], g.user)
@@ -46,5 +46,5 @@ def revoke(token_id):
 
 def _render_index(form, new_token=None):
     everyone = access.role_allows(g.role, access.MANAGE_ANY_TOKEN)
-    tokens = get_store().list_tokens(None if everyone else g.user)
+    tokens = get_store().tokens.list(None if everyone else g.user)
     return render_template("tokens/index.html", tokens=tokens, form=form, everyone=everyone, new_token=new_token)

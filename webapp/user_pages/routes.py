@@ -23,7 +23,7 @@ def create():
     form = NewUserForm()
     if form.validate_on_submit():
         try:
-            get_store().create_user(form.username.data, form.password.data, role=form.role.data)
+            get_store().users.create(form.username.data, form.password.data, role=form.role.data)
         except UserExists:
             form.username.errors.append("A user with this name already exists.")
         else:
@@ -41,7 +41,7 @@ def change_role(username):
     form = RoleForm()
     if not form.validate_on_submit():
         abort(422, "Choose one of the roles.")
-    _or_404(get_store().set_role, username, form.role.data)
+    _or_404(get_store().users.set_role, username, form.role.data)
     current_app.logger.info("role changed by %s: %s -> %s", g.user, username, form.role.data)
     flash(f"{username} is now {form.role.data}, and was signed out.", "success")
     return redirect(url_for("users.index"), 303)
@@ -52,7 +52,7 @@ def change_role(username):
 def disable(username):
     """Disable a user: sessions end and tokens stop working; their links stay."""
     _not_self(username)
-    _or_404(get_store().set_disabled, username, True)
+    _or_404(get_store().users.set_disabled, username, True)
     current_app.logger.info("user disabled by %s: %s", g.user, username)
     flash(f"Disabled {username}. Their links stay; their sessions and tokens stopped working.", "success")
     return redirect(url_for("users.index"), 303)
@@ -62,14 +62,14 @@ def disable(username):
 @permission_required(access.MANAGE_USERS)
 def enable(username):
     """Re-enable a disabled user."""
-    _or_404(get_store().set_disabled, username, False)
+    _or_404(get_store().users.set_disabled, username, False)
     current_app.logger.info("user enabled by %s: %s", g.user, username)
     flash(f"Enabled {username}.", "success")
     return redirect(url_for("users.index"), 303)
 
 
 def _render_index(form):
-    return render_template("users/index.html", users=get_store().list_users(), form=form, role_form=RoleForm())
+    return render_template("users/index.html", users=get_store().users.list(), form=form, role_form=RoleForm())
 
 
 def _not_self(username):
