@@ -1,9 +1,12 @@
-"""`make bench`: run every benchmark against the recipe's handler and write BENCHMARKS.md.
+"""`make bench`: run every benchmark against the recipe's handler; write results/bench.json and BENCHMARKS.md.
 
-Each benchmark module owns its section, its headline rows and its targets (`run(ctx) ->
-Section`); this entry point only orders them, gives them the run's sizes and backends
-(bench/context.py), and writes the file. A benchmark that fails is reported as failed in
-its section, and the rest still run. `--quick` runs tiny sizes (seconds) to check the wiring.
+Each benchmark runs in stages: `measure(ctx)` returns its results record (plain data), the
+pure functions of bench/targets.py judge the record, `figures(record)` names the figures
+documents quote, and `section(record)` renders its part of BENCHMARKS.md. This entry point
+orders them, gives them the run's sizes and backends (bench/context.py), stores every record
+and figure in results/bench.json, and renders BENCHMARKS.md from that file alone, so
+`--render` writes the same file again without measuring. A benchmark that fails is reported
+as failed in its section, and the rest still run. `--quick` runs tiny sizes (seconds).
 """
 
 import argparse
@@ -12,9 +15,8 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import admin_list, baseline, cold_start, cost, end_to_end, hot_link, report, spread, warm
+from bench import admin_list, baseline, cold_start, cost, end_to_end, hot_link, record, report, spread, targets, warm
 from bench.context import Context, Skip
-from bench.report import Section
 
 ROOT = Path(__file__).resolve().parent.parent
 # Report order. Cost reads the warm, hot-link and spread results, so it comes after them.
@@ -39,32 +41,62 @@ QUICK = {
 
 
 def run(ctx, modules=MODULES):
-    """Every benchmark in order; returns (sections, failures)."""
-    sections, failures = [], []
+    """Measure every benchmark in order; returns ({key: record}, failures). Records are plain JSON data."""
+    records, failures = {}, []
     for module in modules:
         started = time.monotonic()
         try:
-            section = module.run(ctx)
+            result = module.measure(ctx)
         except Skip as exc:
-            section = Section(module.KEY, module.TITLE, [f"Skipped: {exc}."])
-            section.targets = [f"not measured: {exc}."]
+            result = {"status": "skipped", "reason": str(exc)}
         except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others' results
             traceback.print_exc()
             failures.append(f"{module.TITLE}: {type(exc).__name__}: {exc}")
-            section = Section(module.KEY, module.TITLE, [f"FAILED in this run: {type(exc).__name__}: {exc}"])
-            section.targets = [f"not measured: the benchmark failed ({type(exc).__name__})."]
-        if not section.seconds:
-            section.seconds = time.monotonic() - started
-        print(f"{module.TITLE}: {section.seconds:,.0f} s", file=sys.stderr, flush=True)
-        ctx.results[module.KEY] = section
-        sections.append(section)
-    return sections, failures
+            result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+        if "status" in result:
+            result["seconds"] = time.monotonic() - started
+        result = record.plain(result)
+        print(f"{module.TITLE}: {time.monotonic() - started:,.0f} s", file=sys.stderr, flush=True)
+        ctx.results[module.KEY] = result
+        records[module.KEY] = result
+    return records, failures
+
+
+def figures(records, modules=MODULES):
+    """Every figure of the measured records, by dotted key."""
+    out = {}
+    for module in modules:
+        result = records.get(module.KEY)
+        if result is not None and "status" not in result:
+            out.update(module.figures(result))
+            out.update(targets.verdict_figures(module.KEY, result))
+    return out
+
+
+def sections(records, modules=MODULES):
+    """The report's sections, rendered from the records."""
+    out = []
+    for module in modules:
+        result = records.get(module.KEY)
+        if result is None:
+            continue
+        if "status" in result:
+            out.append(report.failed(module.KEY, module.TITLE, result))
+        else:
+            out.append(module.section(result))
+    return out
+
+
+def render(doc, modules=MODULES):
+    """BENCHMARKS.md's text from a results document (what `record.load` gives back)."""
+    run_info = doc["run"]
+    return report.render(sections(doc["records"], modules), run_info["total_seconds"], run_info)
 
 
 def _baseline_label():
     path = baseline.baseline_path()
     try:
-        shown = path.resolve().relative_to(ROOT.parent)
+        shown = path.relative_to(ROOT.parent)  # not resolved: ../shared may be a symlink
         shown = f"../{shown}"
     except ValueError:
         shown = str(path)
@@ -72,21 +104,28 @@ def _baseline_label():
 
 
 def main():
-    """Run, write the report, print where it went."""
+    """Run, store the records and figures, render the report from them; or only render (--render)."""
     parser = argparse.ArgumentParser(description="Benchmarks against the recipe's handler; writes BENCHMARKS.md.")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check that everything runs")
+    parser.add_argument("--render", action="store_true", help="only render BENCHMARKS.md from the results file")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--results", type=Path, default=ROOT / "results" / "bench.json")
     args = parser.parse_args()
+    if args.render:
+        args.output.write_text(render(record.load(args.results)), encoding="utf-8")
+        print(f"Wrote {args.output} from {args.results}")
+        return
     started = time.monotonic()
     ctx = Context(QUICK if args.quick else FULL, quick=args.quick)
     try:
-        sections, failures = run(ctx)
+        records, failures = run(ctx)
     finally:
         ctx.close()
-    total = time.monotonic() - started
-    info = {"machine": report.machine(), "baseline": _baseline_label()}
-    args.output.write_text(report.render(sections, total, info), encoding="utf-8")
-    print(f"Wrote {args.output} in {total:,.0f} s")
+    run_info = {"machine": report.machine(), "baseline": _baseline_label(), "total_seconds": time.monotonic() - started}
+    record.write(args.results, record.document(records, figures(records), run_info))
+    # Rendered from the file just written, so a later --render gives the same text.
+    args.output.write_text(render(record.load(args.results)), encoding="utf-8")
+    print(f"Wrote {args.results} and {args.output} in {run_info['total_seconds']:,.0f} s")
     if failures:
         # A broken benchmark is a bug, not a slow machine: say so, after writing what did run.
         sys.exit("Benchmarks that failed:\n  " + "\n  ".join(failures))

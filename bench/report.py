@@ -1,4 +1,8 @@
-"""BENCHMARKS.md: one section per benchmark (what, how, numbers, ratio to the recipe), its headline rows and targets."""
+"""The renderer: BENCHMARKS.md from the benchmarks' sections (what, how, numbers, ratio to the recipe, targets).
+
+Each benchmark turns its results record into a Section (its `section(record)`); this module
+lays the sections out. Nothing here measures or decides a target (bench/targets.py does).
+"""
 
 import math
 import os
@@ -12,9 +16,8 @@ from dataclasses import dataclass, field
 class Section:
     """One benchmark's result, ready to print.
 
-    `headline` rows go in the table at the top ([what, ours, recipe, ratio]); `targets` are
-    lines made by `target()`, each met or not with the reason; `data` is for later benchmarks
-    (the cost model reads the others') and for tests.
+    `headline` rows go in the table at the top ([what, ours, recipe, ratio, basis]); `targets`
+    are the lines of bench/targets.py's verdicts; `data` is the results record it was made from.
     """
 
     key: str
@@ -28,13 +31,6 @@ class Section:
     headline: list = field(default_factory=list)
     targets: list = field(default_factory=list)
     extra_tables: list = field(default_factory=list)  # [(caption, headers, rows)]
-
-
-def target(what, measured, met, reason=None):
-    """One target line: what is asked, what was measured, met or not (and why not, or how)."""
-    verdict = "met" if met else "**NOT met**"
-    line = f"{what}: {measured} — {verdict}"
-    return line + (f" ({reason})." if reason else ".")
 
 
 def ms(seconds, digits=None):
@@ -92,6 +88,17 @@ def table(headers, rows):
     return "\n".join(lines)
 
 
+def failed(key, title, record):
+    """The section of a benchmark that was skipped or failed: what happened, and its targets not measured."""
+    if record["status"] == "skipped":
+        section = Section(key, title, [f"Skipped: {record['reason']}."], seconds=record.get("seconds", 0.0))
+        section.targets = [f"not measured: {record['reason']}."]
+    else:
+        section = Section(key, title, [f"FAILED in this run: {record['reason']}"], seconds=record.get("seconds", 0.0))
+        section.targets = [f"not measured: the benchmark failed ({record['reason'].split(':')[0]})."]
+    return section
+
+
 def render(sections, total_seconds, info):
     """The whole BENCHMARKS.md as a string; sections in the order given, numbered."""
     headline = [row for section in sections for row in section.headline]
@@ -108,10 +115,12 @@ def render(sections, total_seconds, info):
         f"- **Total run time:** {total_seconds:,.0f} s",
         "- These are measurements on a shared development machine, not on Lambda: absolute numbers move from",
         "  run to run, the ratios and the request and unit counts are what to read.",
+        "- Rendered from `results/bench.json` (every figure, with whether it was measured or modelled);",
+        "  `python -m bench --render` writes this file again from it without measuring.",
         "",
         "## Headline",
         "",
-        table(["What", "Ours", "Recipe", "Ratio / headroom"], headline),
+        table(["What", "Ours", "Recipe", "Ratio / headroom", "Basis"], headline),
         "",
         "## Targets",
         "",

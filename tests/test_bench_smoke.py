@@ -1,8 +1,10 @@
 """Smoke runs of every benchmark at tiny sizes, so `make bench` keeps working.
 
-Assertions are on structure, on counted requests and on DynamoDB's counted units, never
-on timings: a slow machine must never fail this. The backends are the benchmark's own:
-the zero-latency stub, DynamoDB Local in memory, and the local stack's Kinesis (moto).
+Each benchmark runs in its stages: its record (as results/bench.json stores it), its targets
+judged on that record, its figures, and its section rendered from it. Assertions are on
+structure, on counted requests and on DynamoDB's counted units, never on timings: a slow
+machine must never fail this. The backends are the benchmark's own: the zero-latency stub,
+DynamoDB Local in memory, and the local stack's Kinesis (moto).
 """
 
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench import __main__ as bench_main
-from bench import admin_list, baseline, cold_start, cost, end_to_end, hot_link, report, spread, warm
+from bench import admin_list, baseline, cold_start, cost, end_to_end, hot_link, record, report, spread, targets, warm
 from bench.context import LINK, OUR_TABLE, RECIPE_TABLE, Context, Skip
 from webapp.store import LIST_SHARDS
 
@@ -44,49 +46,65 @@ def _needs_dynamodb_local(ctx):
         pytest.skip(str(exc))
 
 
+def staged(module, result):
+    """The record as stored, its targets judged and its section rendered: the stages `make bench` runs."""
+    result = record.plain(result)
+    verdicts = targets.evaluate(module.KEY, result)
+    assert all(isinstance(t, targets.Target) for t in verdicts)
+    section = module.section(result)
+    assert section.key == module.KEY and section.how
+    assert section.targets == [t.line() for t in verdicts]
+    figures = module.figures(result)
+    assert figures and all(key.startswith(module.KEY + ".") for key in figures)
+    assert all(f["basis"] in record.BASES and isinstance(f["text"], str) for f in figures.values())
+    return result, verdicts, section
+
+
 def test_cold_start_answers_a_redirect_in_a_fresh_process(ctx):
-    section = cold_start.measure(ctx.seeded(ctx.stub.endpoint), OUR_TABLE, RECIPE_TABLE, LINK, runs=1)
-    assert section.data["ours"]["statuses"] == [302]
+    result = cold_start.measure_on(ctx.seeded(ctx.stub.endpoint), OUR_TABLE, RECIPE_TABLE, LINK, runs=1)
+    result, verdicts, section = staged(cold_start, result)
+    assert result["ours"]["statuses"] == [302]
     if baseline.available():
-        assert section.data["recipe"]["statuses"] == [302]
-        assert section.headline and section.targets
+        assert result["recipe"]["statuses"] == [302]
+        assert section.headline and verdicts[0].met is not None
 
 
 @pytest.fixture(scope="module")
-def warm_section(ctx):
-    return warm.run(ctx)
+def warm_record(ctx):
+    return staged(warm, warm.measure(ctx))
 
 
 @pytest.fixture(scope="module")
-def hot_section(ctx):
+def hot_record(ctx):
     _needs_dynamodb_local(ctx)
-    return hot_link.run(ctx)
+    return staged(hot_link, hot_link.measure(ctx))
 
 
 @pytest.fixture(scope="module")
-def spread_section(ctx):
+def spread_record(ctx):
     _needs_dynamodb_local(ctx)
-    return spread.run(ctx)
+    return staged(spread, spread.measure(ctx))
 
 
-def test_warm_counts_no_request_on_a_hit_and_one_read_on_a_miss(warm_section):
-    result = warm_section.data["zero-latency stub"]
+def test_warm_counts_no_request_on_a_hit_and_one_read_on_a_miss(warm_record):
+    record_, verdicts, _ = warm_record
+    result = record_["backends"]["zero-latency stub"]
     assert (result["ours_hit"]["reads_per_redirect"], result["ours_hit"]["writes_per_redirect"]) == (0, 0)
     assert (result["ours_miss"]["reads_per_redirect"], result["ours_miss"]["writes_per_redirect"]) == (1, 0)
     assert result["ours_hit"]["calls"] == 20
-    assert all("met" in line and "NOT" not in line for line in warm_section.targets if "hot path" in line)
+    assert verdicts[0].met is True
 
 
 @has_recipe
-def test_warm_counts_the_recipes_read_and_write(warm_section):
-    recipe = warm_section.data["zero-latency stub"]["recipe"]
+def test_warm_counts_the_recipes_read_and_write(warm_record):
+    recipe = warm_record[0]["backends"]["zero-latency stub"]["recipe"]
     assert (recipe["reads_per_redirect"], recipe["writes_per_redirect"]) == (1, 1)
 
 
-def test_hot_link_reads_once_per_container_and_writes_each_item_once_per_window(hot_section):
-    ours = hot_section.data["ours"]
+def test_hot_link_reads_once_per_container_and_writes_each_item_once_per_window(hot_record):
+    ours = hot_record[0]["ours"]
     assert ours["redirects"] == 1000
-    assert ours["statuses"] == {302: 1000}
+    assert ours["statuses"] == {"302": 1000}
     assert ours["reads"] == 5  # one per container: 10 simulated seconds fit in one cache window
     assert ours["records"] == 5 * 10  # one log record per container per second
     assert ours["batches"] == ours["invocations"] == 2  # one per 5 s window
@@ -99,81 +117,97 @@ def test_hot_link_reads_once_per_container_and_writes_each_item_once_per_window(
     assert not ours["units_estimated"]  # DynamoDB Local reported every write's units
 
 
-def test_hot_link_reports_its_targets(hot_section):
-    assert len(hot_section.targets) == 4
-    normal, _bounds, index, conflicts = hot_section.targets
-    assert all(" — met" in line for line in (normal, index, conflicts))
-    assert hot_section.headline
+def test_hot_link_reports_its_targets(hot_record):
+    _, verdicts, section = hot_record
+    assert len(verdicts) == 4
+    normal, _bounds, index, conflicts = verdicts
+    assert normal.met and index.met and conflicts.met
+    assert section.headline
 
 
 @has_recipe
-def test_hot_link_recipe_writes_on_every_redirect(hot_section):
-    recipe = hot_section.data["recipe"]
+def test_hot_link_recipe_writes_on_every_redirect(hot_record):
+    record_ = hot_record[0]
+    recipe = record_["recipe"]
     assert (recipe["reads_per_redirect"], recipe["writes_per_redirect"]) == (1, 1)
-    assert hot_section.data["recipe_write_over"] == pytest.approx(100 / 1000)
+    assert record_["recipe_write_over"] == pytest.approx(100 / 1000)
 
 
-def test_spread_thin_writes_two_items_per_click_and_one_checkpoint(spread_section):
-    thin = spread_section.data["thin"]
+def test_spread_thin_writes_two_items_per_click_and_one_checkpoint(spread_record):
+    record_, verdicts, _ = spread_record
+    thin = record_["thin"]
     assert thin["clicks_applied"] == 20 and thin["batches"] == 1
     assert thin["aggregator_ops"]["UpdateItem"] == 2 * 20 + 1
     assert thin["table_units"] == 2 * 20 + 1 and thin["index_units"] == 0
     assert thin["reads"] == 20  # every click a cache miss
+    # 41 units for 20 clicks, judged as measured: above 2.0, so not met.
+    assert record_["thin_units_per_click"] == pytest.approx(41 / 20)
+    assert verdicts[-1].met is False
 
 
-def test_spread_zipf_writes_each_link_and_link_day_once_per_batch(spread_section):
-    zipf = spread_section.data["zipf"]
+def test_spread_zipf_writes_each_link_and_link_day_once_per_batch(spread_record):
+    record_, verdicts, _ = spread_record
+    zipf = record_["zipf"]
     assert zipf["clicks_applied"] == 500 and zipf["batches"] == 1
     assert zipf["aggregator_ops"]["UpdateItem"] == 2 * zipf["touched"] + 1
     assert zipf["index_units"] == 0 and zipf["max_pk_units"] == 1
-    assert len(spread_section.targets) == 5
+    assert len(verdicts) == 5
+    keep = record_["keeping_up"]
+    assert keep["deployed_shards"] == 1  # the template's default, not the count that would pass
 
 
 @has_recipe
-def test_cost_prices_both_sides_and_the_fixed_costs(warm_section, hot_section, spread_section):
-    section = cost.section(warm_section.data["zero-latency stub"], hot_section.data, spread_section.data, 0.1)
-    totals = section.data["totals"]
+def test_cost_prices_both_sides_and_the_fixed_costs(warm_record, hot_record, spread_record):
+    result = cost.model(warm_record[0]["backends"]["zero-latency stub"], hot_record[0], spread_record[0])
+    result["seconds"] = 0.1
+    result, verdicts, section = staged(cost, result)
+    totals = result["totals"]
     assert totals["ours_hot"] > 0 and totals["ours_spread"] > 0 and totals["recipe"] > 0
     assert any(row[0] == "**Total**" for row in section.rows)
     (caption, _, fixed_rows), = section.extra_tables
     assert any(row[0] == "Kinesis shards" for row in fixed_rows)
     assert any(row[0].startswith("Break-even") for row in fixed_rows)
-    assert len(section.targets) == 3
+    assert result["shards_priced"] == result["shards_deployed"] == 1
+    assert len(verdicts) == 3 and all(t.met is not None for t in verdicts)
 
 
 def test_admin_list_is_bounded_and_shows_counts(ctx):
     _needs_dynamodb_local(ctx)
-    section = admin_list.run(ctx)
-    results = section.data["results"]
+    result, verdicts, _ = staged(admin_list, admin_list.measure(ctx))
+    results = result["results"]
     assert [r["n"] for r in results] == [60, 120]
     for r in results:
         assert r["newest_ok"] and r["counts_ok"]
         assert r["ours"]["requests"] == LIST_SHARDS + 1  # a Query per list shard + one BatchGetItem
         assert r["scan"]["items_read"] >= r["n"]
-    burst = section.data["burst"]
+    burst = result["burst"]
     assert burst["creates"] == burst["puts"] == 40
     assert sum(burst["per_key"].values()) == 40  # one index write per create, on one of the 8 keys
     assert set(burst["per_key"]) <= {f"links#{n}" for n in range(LIST_SHARDS)}
+    assert verdicts[0].met is True
 
 
 @pytest.fixture(scope="module")
-def e2e_section(ctx):
+def e2e_record(ctx):
     _needs_dynamodb_local(ctx)
-    return end_to_end.run(ctx)
+    return staged(end_to_end, end_to_end.measure(ctx))
 
 
-def test_end_to_end_serves_redirects_and_counts_each_at_most_once(e2e_section):
-    ours = e2e_section.data["ours"]
+def test_end_to_end_serves_redirects_and_counts_each_at_most_once(e2e_record):
+    result = e2e_record[0]
+    ours = result["ours"]
     assert ours["requests"] > 0 and set(ours["statuses"]) == {"302"} and ours["errors"] == 0
     assert 0 < ours["clicks_counted"] <= ours["redirects_served"] and ours["dlq"] == 0
     assert ours["max_events_per_record"] <= 10_000  # what the aggregator reads from one record
     if baseline.available():
-        assert e2e_section.data["recipe"]["writes_per_request"] == 1
+        assert result["recipe"]["writes_per_request"] == 1
 
 
-def test_end_to_end_counts_every_redirect_served(e2e_section):
-    ours = e2e_section.data["ours"]
+def test_end_to_end_counts_every_redirect_served(e2e_record):
+    result, (counted,), _ = e2e_record
+    ours = result["ours"]
     assert ours["clicks_counted"] == ours["redirects_served"]
+    assert counted.met is True
 
 
 def test_missing_baseline_leaves_its_rows_empty_and_the_rest_runs(ctx, monkeypatch, tmp_path):
@@ -183,42 +217,57 @@ def test_missing_baseline_leaves_its_rows_empty_and_the_rest_runs(ctx, monkeypat
         baseline.load(ctx.stub.endpoint, RECIPE_TABLE)
     result = warm.run_backend(ctx.seeded(ctx.stub.endpoint), OUR_TABLE, RECIPE_TABLE, LINK, calls=3, warmup=1)
     assert set(result) == {"ours_hit", "ours_miss"}
-    section = warm.section({"stub": result}, 3, 0.1)
+    section = warm.section(record.plain({"calls": 3, "backends": {"stub": result}, "seconds": 0.1}))
     assert any("recipe not found" in row for row in section.rows)
 
 
-def test_the_entry_point_orders_sections_and_reports_failures_and_skips(ctx):
+def test_the_entry_point_orders_records_reports_failures_and_skips_and_renders_from_the_file(ctx, tmp_path):
     class Broken:
         KEY, TITLE = "broken", "Broken"
 
         @staticmethod
-        def run(_ctx):
+        def measure(_ctx):
             raise ValueError("boom")
 
     class Skipped:
         KEY, TITLE = "skipped", "Skipped"
 
         @staticmethod
-        def run(_ctx):
+        def measure(_ctx):
             raise Skip("no backend")
 
     class Fine:
         KEY, TITLE = "fine", "Fine"
 
         @staticmethod
-        def run(_ctx):
-            section = report.Section("fine", "Fine", ["how"])
-            section.targets = [report.target("a target", "1", True)]
-            section.headline = [["What", "1", "2", "0.5×"]]
+        def measure(_ctx):
+            return {"value": 1, "seconds": 0.1}
+
+        @staticmethod
+        def figures(result):
+            return {"fine.value": record.figure(str(result["value"]), result["value"], "measured")}
+
+        @staticmethod
+        def section(result):
+            section = report.Section("fine", "Fine", ["how"], seconds=result["seconds"])
+            section.targets = [targets.Target("a target", str(result["value"]), result["value"] <= 1).line()]
+            section.headline = [["What", "1", "2", "0.5×", "measured"]]
             return section
 
-    sections, failures = bench_main.run(ctx, modules=(Broken, Skipped, Fine))
-    assert [s.key for s in sections] == ["broken", "skipped", "fine"]
+    modules = (Broken, Skipped, Fine)
+    records, failures = bench_main.run(ctx, modules=modules)
+    assert list(records) == ["broken", "skipped", "fine"]
     assert failures == ["Broken: ValueError: boom"]
-    info = {"machine": report.machine(), "baseline": "../shared/seed/lambda_function.py"}
-    text = report.render(sections, 1.0, info)
+    info = {"machine": report.machine(), "baseline": "../shared/seed/lambda_function.py", "total_seconds": 1.0}
+    path = tmp_path / "bench.json"
+    record.write(path, record.document(records, bench_main.figures(records, modules), info))
+    doc = record.load(path)
+    assert doc["source"] == "bench" and doc["command"] == "make bench"
+    assert doc["figures"] == {"fine.value": {"text": "1", "value": 1, "basis": "measured"}}
+    text = bench_main.render(doc, modules)
     assert "## 1. Broken" in text and "FAILED in this run" in text and "Skipped: no backend" in text
-    assert "- **3. Fine:** a target: 1 — met." in text and "| What | 1 | 2 | 0.5× |" in text
+    assert "- **3. Fine:** a target: 1 — met." in text and "| What | 1 | 2 | 0.5× | measured |" in text
+    assert bench_main.render(record.load(path), modules) == text  # rendering again gives the same file
 
 
 def test_the_recipe_is_loaded_not_copied():

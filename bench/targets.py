@@ -1,0 +1,315 @@
+"""Every benchmark target as a pure function: a results record in, met or not met with the reason out.
+
+A record is the plain data a benchmark's `measure()` returns (bench/record.py stores it in
+results/bench.json). Nothing here measures, reads a file or prints: each function compares
+figures of the record with a stated threshold, so each can be tested with a hand-made record
+that meets it and one that does not (tests/test_bench_targets.py).
+"""
+
+from dataclasses import dataclass
+
+from bench.report import number, times
+
+# Thresholds, each stated once. The issue on counting set most of them; the fixed-cost ones are ours.
+COLD_START_RATIO = 0.6  # ours ÷ the recipe's, an earlier issue's target
+HOT_LINK_WCU = 10  # write units per second on any key of the hot link: 100× under the 1,000 limit
+KEY_WRITE_LIMIT, KEY_READ_LIMIT = 1000, 3000  # AWS's per-partition-key limits, units per second
+KEY_SHARE = 0.1  # no key above 10% of its limits when clicks are spread
+TABLE_WRITE_LIMIT = 40_000  # the default on-demand table limit, write units per second
+TABLE_SHARE = 0.5
+UNITS_PER_CLICK = 2.0  # write units per click spread thin, indexes included
+COST_HOT, COST_SPREAD = 0.7, 1.3  # ours ÷ the recipe's, per million redirects
+FIXED_MONTHLY_USD = 20.0  # what ours may cost a month before the first redirect
+BREAK_EVEN_MILLIONS = 100.0  # a hot link pays the fixed costs back within this many redirects a month
+BURST_KEY_SHARE = 0.5  # the busiest index key under half its limit at the stated create rate
+
+
+@dataclass
+class Target:
+    """One target's verdict: what is asked, what was measured, met or not (None: not measured), and why."""
+
+    what: str
+    measured: str
+    met: bool | None
+    reason: str | None = None
+
+    def line(self):
+        """The target as BENCHMARKS.md prints it."""
+        verdict = {True: "met", False: "**NOT met**", None: "not measured"}[self.met]
+        line = f"{self.what}: {self.measured} — {verdict}"
+        return line + (f" ({self.reason})." if self.reason else ".")
+
+
+# --- 1. Cold start ---------------------------------------------------------------------------
+def cold_start_ratio(record):
+    """Ours ÷ the recipe's cold start, fresh interpreter to first response (medians)."""
+    what = f"Cold start ≤ {COLD_START_RATIO}× the recipe's (an earlier issue's target)"
+    ratio = record.get("ratio_total")
+    if ratio is None:
+        return Target(what, "the recipe's handler was not found", None)
+    met = ratio <= COLD_START_RATIO
+    return Target(
+        what,
+        f"{times(ratio)} (per alternating pair: {times(record['paired_ratio']['median'])})",
+        met,
+        None if met else "importing botocore alone takes about half the recipe's whole cold start; see the breakdown",
+    )
+
+
+# --- 2. Warm redirect ------------------------------------------------------------------------
+def request_counts(result):
+    """'1 read, 0 writes' for a scenario's requests per redirect."""
+    reads, writes = result["reads_per_redirect"], result["writes_per_redirect"]
+    return f"{reads:g} read{'' if reads == 1 else 's'}, {writes:g} write{'' if writes == 1 else 's'}"
+
+
+def warm_hot_path(record, backend):
+    """No write on the redirect path, one GetItem on a cache miss and no request on a hit, on one backend."""
+    what = f"The redirect hot path on {backend}: no write, 1 GetItem on a miss, 0 requests on a hit"
+    result = record["backends"][backend]
+    if isinstance(result, str):
+        return Target(what, result, None)
+    hit, miss, recipe = result["ours_hit"], result["ours_miss"], result.get("recipe")
+    met = hit["reads_per_redirect"] == hit["writes_per_redirect"] == 0
+    met = met and miss["reads_per_redirect"] == 1 and miss["writes_per_redirect"] == 0
+    measured = f"hit: {request_counts(hit)}; miss: {request_counts(miss)}"
+    if recipe:
+        measured += f"; the recipe made {request_counts(recipe)}"
+    return Target(what, measured, met)
+
+
+# --- 3. Hot link -----------------------------------------------------------------------------
+def hot_link_keys(record):
+    """Peak write units in one second on the hot link's counter and stats keys."""
+    peak = record["peak_wcu"]
+    met = max(peak["counter"], peak["stats"]) <= HOT_LINK_WCU
+    return Target(
+        f"Hot link, write units/s on the link's partition keys ≤ {HOT_LINK_WCU}",
+        f"counter {number(peak['counter'], 1)}, stats {number(peak['stats'], 1)} in the peak second"
+        f" (checkpoint {number(peak['checkpoint'], 1)})",
+        met,
+    )
+
+
+def hot_link_bounds(record):
+    """The stats key's write units per second once forged referrers have filled its item to the bounds."""
+    bounds = record["bounds"]
+    met = bounds["units_per_second"] <= HOT_LINK_WCU
+    return Target(
+        f"Hot link, the same with the stats item at its bounds (forged 251-character referrers) ≤ {HOT_LINK_WCU}",
+        f"stats {number(bounds['units_per_second'], 1)} units/s ({number(bounds['units_per_batch'])} units per batch,"
+        f" item {number(bounds['item_bytes'] / 1024, 1)} KB)",
+        met,
+        None if met else "100 referrer hosts of up to 253 characters, each stored twice (set member and counter name),"
+        " make a ~50 KB item, and once the set is full each batch's first attempt fails its condition and is written"
+        " again",
+    )
+
+
+def hot_link_index(record):
+    """Peak write units in one second on any index key while the link is hot."""
+    index = record["peak_wcu"]["index"]
+    return Target(f"Hot link, write units/s on any index key ≤ {HOT_LINK_WCU}", number(index, 1), index <= HOT_LINK_WCU)
+
+
+def hot_link_conflicts(record):
+    """No transaction (which a concurrent writer can cancel) and no batch in the DLQ."""
+    transactions, dlq = record["transactions"], record["ours"]["dlq"]
+    return Target(
+        "Hot link, no write that a conflict can cancel, and 0 batches in the DLQ",
+        f"{'transactions used' if transactions else 'no transactions'}; DLQ {dlq}",
+        not transactions and dlq == 0,
+    )
+
+
+# --- 4. Spread -------------------------------------------------------------------------------
+def spread_keys(record):
+    """No partition key above 10% of its write and read limits with clicks spread over many links."""
+    zipf = record["zipf"]
+    write_bound, read_bound = KEY_WRITE_LIMIT * KEY_SHARE, KEY_READ_LIMIT * KEY_SHARE
+    return Target(
+        f"Spread, no partition key above {KEY_SHARE:.0%} of its limits (≤ {write_bound:,.0f} write units/s,"
+        f" ≤ {read_bound:,.0f} read units/s)",
+        f"busiest key {number(zipf['max_pk_units'], 1)} write units in one second; reads: the checkpoint"
+        f" {number(record['checkpoint_read_units_per_batch'], 1)} unit per batch, a link at most"
+        f" {number(record['link_read_units_per_second'], 1)} units/s (one GetItem per container per"
+        f" {zipf['cache_seconds']:g} s cache window)",
+        zipf["max_pk_units"] <= write_bound and record["link_read_units_per_second"] <= read_bound,
+    )
+
+
+def spread_index(record):
+    """No index key above 10% of its write limit with clicks spread over many links."""
+    units = record["zipf"]["max_index_units"]
+    bound = KEY_WRITE_LIMIT * KEY_SHARE
+    return Target(f"Spread, no index key above {KEY_SHARE:.0%} of its limit (≤ {bound:,.0f} write units/s)",
+                  number(units, 1), units <= bound)
+
+
+def spread_table(record):
+    """The table's write units per second under half its default on-demand limit."""
+    bound = TABLE_WRITE_LIMIT * TABLE_SHARE
+    return Target(f"Spread, the table's total below {bound:,.0f} write units/s",
+                  f"{number(record['table_rate'])} units/s", record["table_rate"] < bound)
+
+
+def spread_keeps_up(record):
+    """The deployed stream (ClickStreamShards' default) applies a window's clicks within the window."""
+    keep = record["keeping_up"]
+    shards, seconds, window = keep["deployed_shards"], keep["deployed_batch_seconds"], keep["window"]
+    met = seconds <= window
+    return Target(
+        "Spread, the aggregator keeps up as deployed: each shard's batch applied within its batching window (not in"
+        " the issue's list; the rates above assume it)",
+        f"ClickStreamShards = {shards} (the template's default): {number(seconds, 1)} s a batch against a"
+        f" {window:g} s window at {keep['rate']:,} clicks/s spread over many links (modelled)",
+        met,
+        None if met else f"the deployed stream falls behind at this rate: it takes {keep['shards_needed']} shards"
+        f" ({number(keep['needed_batch_seconds'], 1)} s a batch), and one shard keeps up with about"
+        f" {number(keep['clicks_per_shard'])} clicks/s spread thin",
+    )
+
+
+def spread_units_per_click(record):
+    """Write units per click spread thin, indexes included, as measured (no rounding, no extrapolation)."""
+    thin = record["thin"]
+    measured = record["thin_units_per_click"]
+    met = measured <= UNITS_PER_CLICK
+    return Target(
+        f"Write units per click spread thin, indexes included, with per-day stats kept: ≤ {UNITS_PER_CLICK}",
+        f"{number(measured, 4)} in a {thin['clicks']:,}-click batch ({number(record['thin_item_units_per_click'], 4)}"
+        f" for the items plus {number(thin['batches'])} checkpoint write(s))",
+        met,
+        None if met else "every batch adds one checkpoint write to the two item writes per click, so a batch of one"
+        f" click costs 3; the checkpoint's share falls with the batch's size ({number(record['units_per_click_at_rate'], 5)}"
+        f" modelled at {record['zipf']['rate']:,} clicks/s), but never to 0",
+    )
+
+
+# --- 5. Cost ---------------------------------------------------------------------------------
+def cost_hot(record):
+    """Cost per million redirects on a hot link, ours ÷ the recipe's."""
+    what = f"Cost per million redirects on a hot link ≤ {COST_HOT}× the recipe's"
+    ratio = record.get("ratio_hot")
+    if ratio is None:
+        return Target(what, "the recipe's handler was not found", None)
+    return Target(what, f"{times(ratio)} (modelled)", ratio <= COST_HOT)
+
+
+def cost_spread(record):
+    """Cost per million redirects spread thin, ours ÷ the recipe's."""
+    what = f"Cost per million redirects spread thin ≤ {COST_SPREAD}× the recipe's"
+    ratio = record.get("ratio_spread")
+    if ratio is None:
+        return Target(what, "the recipe's handler was not found", None)
+    met = ratio <= COST_SPREAD
+    return Target(what, f"{times(ratio)} (modelled)", met,
+                  None if met else "two item writes per click cost more than the recipe's one")
+
+
+def cost_fixed(record):
+    """The fixed monthly costs, pricing the deployed stream, within budget and paid back on a hot link."""
+    what = (
+        f"Fixed monthly costs priced for the deployed stack ≤ ${FIXED_MONTHLY_USD:,.0f} a month, and paid back within"
+        f" {BREAK_EVEN_MILLIONS:,.0f} million redirects a month on a hot link"
+    )
+    fixed, shards = record["fixed_total"], record["shards_priced"]
+    break_even = record.get("break_even") or {}
+    hot = break_even.get("ours_hot")
+    measured = (
+        f"${fixed:,.2f} a month ({shards} shard(s) priced, {record['shards_deployed']} deployed); break-even hot link: "
+        + (f"{number(hot, 1)} million/month" if hot else "never")
+        + ", spread thin: "
+        + (f"{number(break_even['ours_spread'], 1)} million/month" if break_even.get("ours_spread") else "never")
+    )
+    if not record.get("have_recipe"):
+        return Target(what, measured + "; no recipe to break even against", None)
+    reasons = []
+    if shards != record["shards_deployed"]:
+        reasons.append("the table prices a stream other than the deployed one")
+    if fixed > FIXED_MONTHLY_USD:
+        reasons.append(f"${fixed - FIXED_MONTHLY_USD:,.2f} a month over budget")
+    if hot is None or hot > BREAK_EVEN_MILLIONS:
+        reasons.append("a hot link does not pay the fixed costs back within the stated volume")
+    return Target(what, measured, not reasons, "; ".join(reasons) or None)
+
+
+# --- 6. Admin list ---------------------------------------------------------------------------
+def admin_list_bounded(record):
+    """The list page costs the same bounded requests and items at every size, newest first, counts right."""
+    results = record["results"]
+    requests = sorted({r["ours"]["requests"] for r in results})
+    items = max(r["ours"]["items_read"] for r in results)
+    right = all(r["counts_ok"] and r["newest_ok"] for r in results)
+    return Target(
+        "The admin list costs a bounded number of requests per page, whatever the number of links, and shows the counts",
+        f"{', '.join(number(r) for r in requests)} requests and ≤ {number(items)} items read per page at"
+        f" {', '.join(format(r['n'], ',') for r in results)} links; counts right: {'yes' if right else 'NO'}",
+        len(requests) == 1 and items <= record["item_bound"] and right,
+    )
+
+
+def admin_burst(record):
+    """A burst of creates keeps the busiest index key under half its limit at the stated create rate."""
+    burst = record["burst"]
+    met = record["at_stated"] <= KEY_WRITE_LIMIT * BURST_KEY_SHARE
+    return Target(
+        f"Creating {burst['creates']:,} links in a burst hot-keys no index",
+        f"busiest `{record['index']}` key {record['share']:.1%} of the writes: {number(record['at_stated'])} units/s at"
+        f" {record['stated_rate']:,} creates/s (limit 1,000); each link's own key took at most"
+        f" {number(burst['max_table_pk_units'])} unit",
+        met,
+        f"judged as the busiest key under half its limit at {record['stated_rate']:,} creates/s",
+    )
+
+
+# --- 7. End to end ---------------------------------------------------------------------------
+def end_to_end_counted(record):
+    """Every redirect served over HTTP is counted exactly once, nothing in the DLQ."""
+    ours = record["ours"]
+    counted, served = ours["clicks_counted"], ours["redirects_served"]
+    met = counted == served and ours["dlq"] == 0
+    if met:
+        reason = None
+    elif counted > served:
+        reason = "more clicks counted than redirects served: something counted twice"
+    elif ours["dlq"]:
+        reason = "batches went to the failure destination"
+    else:
+        reason = "clicks were lost between the redirect's output and the table (log subscription, stream or mapping)"
+    return Target(
+        "End to end, every redirect served is counted once (log subscription → stream → mapping → aggregator)",
+        f"{counted:,} counted for {served:,} served; DLQ {ours['dlq']}",
+        met,
+        reason,
+    )
+
+
+def verdict_figures(key, record):
+    """Each target's verdict as a quotable figure, `targets.<function>`: "met", "NOT met" or "not measured"."""
+    out = {}
+    for check in BY_BENCHMARK.get(key, ()):
+        met = check(record).met
+        text = {True: "met", False: "NOT met", None: "not measured"}[met]
+        out[f"targets.{check.__name__}"] = {"text": text, "value": met, "basis": BASIS.get(check, "measured")}
+    return out
+
+
+def evaluate(key, record):
+    """Every target of benchmark `key` on its record, in report order."""
+    if key == "warm":
+        return [warm_hot_path(record, backend) for backend in record["backends"]]
+    return [check(record) for check in BY_BENCHMARK.get(key, ())]
+
+
+BY_BENCHMARK = {
+    "cold_start": (cold_start_ratio,),
+    "hot_link": (hot_link_keys, hot_link_bounds, hot_link_index, hot_link_conflicts),
+    "spread": (spread_keys, spread_index, spread_table, spread_keeps_up, spread_units_per_click),
+    "cost": (cost_hot, cost_spread, cost_fixed),
+    "admin_list": (admin_list_bounded, admin_burst),
+    "end_to_end": (end_to_end_counted,),
+}
+
+# Verdicts that rest on a model (prices, or Lambda durations scaled from CPU measured here).
+BASIS = {spread_keeps_up: "modelled", cost_hot: "modelled", cost_spread: "modelled", cost_fixed: "modelled"}

@@ -1,0 +1,264 @@
+"""Every benchmark target can fail: each target function on a record that meets it and one that does not.
+
+The records are hand-made, holding only the figures each target reads, so these tests run in
+milliseconds with no backend. The last tests check that BENCHMARKS.md is exactly what the
+stored results file renders, and that the README quotes only figures that file holds.
+"""
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from bench import __main__ as bench_main
+from bench import targets
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results" / "bench.json"
+
+
+def verdicts(check, met_record, missed_record):
+    """The target's result on both records."""
+    return check(met_record), check(missed_record)
+
+
+def changed(record, path, value):
+    """A deep copy of `record` with the value at `path` (a tuple of keys) replaced."""
+    out = copy.deepcopy(record)
+    node = out
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return out
+
+
+def assert_met_then_missed(check, record, path, missed_value):
+    met, missed = verdicts(check, record, changed(record, path, missed_value))
+    assert met.met is True, met.line()
+    assert missed.met is False, missed.line()
+    assert "— **NOT met**" in missed.line() and "— met" in met.line()
+
+
+# --- 1. Cold start ---------------------------------------------------------------------------
+COLD = {"ratio_total": 0.55, "paired_ratio": {"median": 0.56}}
+
+
+def test_cold_start_ratio():
+    assert_met_then_missed(targets.cold_start_ratio, COLD, ("ratio_total",), 0.76)
+
+
+def test_cold_start_without_the_recipe_is_not_measured():
+    assert targets.cold_start_ratio({"ratio_total": None}).met is None
+
+
+# --- 2. Warm redirect ------------------------------------------------------------------------
+def _scenario(reads, writes):
+    return {"reads_per_redirect": reads, "writes_per_redirect": writes}
+
+
+WARM = {"backends": {"stub": {"ours_hit": _scenario(0, 0), "ours_miss": _scenario(1, 0), "recipe": _scenario(1, 1)}}}
+
+
+def test_warm_hot_path():
+    check = lambda record: targets.warm_hot_path(record, "stub")  # noqa: E731
+    assert_met_then_missed(check, WARM, ("backends", "stub", "ours_hit"), _scenario(0.01, 0))
+    assert check(changed(WARM, ("backends", "stub", "ours_miss"), _scenario(1, 1))).met is False
+
+
+def test_warm_evaluates_every_backend_and_a_skipped_one_is_not_measured():
+    record = changed(WARM, ("backends", "local"), "DynamoDB Local could not start")
+    stub, local = targets.evaluate("warm", record)
+    assert stub.met is True and local.met is None
+
+
+# --- 3. Hot link -----------------------------------------------------------------------------
+HOT = {
+    "peak_wcu": {"counter": 1.0, "stats": 1.0, "checkpoint": 1.0, "index": 0.0},
+    "bounds": {"units_per_second": 8.0, "units_per_batch": 40, "item_bytes": 24_000},
+    "transactions": False,
+    "ours": {"dlq": 0},
+}
+
+
+def test_hot_link_keys():
+    assert_met_then_missed(targets.hot_link_keys, HOT, ("peak_wcu", "stats"), 10.5)
+    assert targets.hot_link_keys(changed(HOT, ("peak_wcu", "counter"), 11)).met is False
+
+
+def test_hot_link_bounds():
+    assert_met_then_missed(targets.hot_link_bounds, HOT, ("bounds", "units_per_second"), 10.2)
+
+
+def test_hot_link_index():
+    assert_met_then_missed(targets.hot_link_index, HOT, ("peak_wcu", "index"), 10.1)
+
+
+def test_hot_link_conflicts():
+    assert_met_then_missed(targets.hot_link_conflicts, HOT, ("transactions",), True)
+    assert targets.hot_link_conflicts(changed(HOT, ("ours", "dlq"), 1)).met is False
+
+
+# --- 4. Spread -------------------------------------------------------------------------------
+SPREAD = {
+    "zipf": {"max_pk_units": 1.0, "max_index_units": 0.0, "cache_seconds": 10, "rate": 10_000},
+    "thin": {"clicks": 2000, "batches": 1},
+    "table_rate": 5994.0,
+    "link_read_units_per_second": 2.5,
+    "checkpoint_read_units_per_batch": 1.0,
+    "thin_units_per_click": 2.0,
+    "thin_item_units_per_click": 2.0,
+    "units_per_click_at_rate": 2.00002,
+    "keeping_up": {
+        "window": 5,
+        "rate": 10_000,
+        "deployed_shards": 1,
+        "deployed_batch_seconds": 4.9,
+        "shards_needed": 1,
+        "needed_batch_seconds": 4.9,
+        "clicks_per_shard": 10_000,
+    },
+}
+
+
+def test_spread_keys():
+    assert_met_then_missed(targets.spread_keys, SPREAD, ("zipf", "max_pk_units"), 101)
+    assert targets.spread_keys(changed(SPREAD, ("link_read_units_per_second",), 301)).met is False
+
+
+def test_spread_index():
+    assert_met_then_missed(targets.spread_index, SPREAD, ("zipf", "max_index_units"), 100.5)
+
+
+def test_spread_table():
+    assert_met_then_missed(targets.spread_table, SPREAD, ("table_rate",), 20_000)
+
+
+def test_spread_keeps_up_judges_the_deployed_stream_not_the_shards_that_would_pass():
+    # The audit's case: one deployed shard takes 39.5 s a 5 s window, 8 shards would keep up.
+    behind = changed(SPREAD, ("keeping_up",), SPREAD["keeping_up"] | {
+        "deployed_batch_seconds": 39.5, "shards_needed": 8, "needed_batch_seconds": 5.0, "clicks_per_shard": 1250})
+    met, missed = targets.spread_keeps_up(SPREAD), targets.spread_keeps_up(behind)
+    assert met.met is True
+    assert missed.met is False and "ClickStreamShards = 1" in missed.line() and "8 shards" in missed.line()
+
+
+def test_spread_units_per_click_is_judged_unrounded_on_the_measured_batch():
+    # The audit's case: 2.0005 measured in a 2,000-click batch; 2.00002 extrapolated must not rescue it.
+    assert_met_then_missed(targets.spread_units_per_click, SPREAD, ("thin_units_per_click",), 2.0005)
+    missed = targets.spread_units_per_click(changed(SPREAD, ("thin_units_per_click",), 2.0005))
+    assert "2.0005" in missed.line()
+
+
+# --- 5. Cost ---------------------------------------------------------------------------------
+COST = {
+    "have_recipe": True,
+    "ratio_hot": 0.61,
+    "ratio_spread": 1.28,
+    "fixed_total": 15.62,
+    "shards_priced": 1,
+    "shards_deployed": 1,
+    "break_even": {"ours_hot": 18.9, "ours_spread": None},
+}
+
+
+def test_cost_hot():
+    assert_met_then_missed(targets.cost_hot, COST, ("ratio_hot",), 0.71)
+
+
+def test_cost_spread():
+    assert_met_then_missed(targets.cost_spread, COST, ("ratio_spread",), 1.31)
+
+
+def test_cost_fixed_is_computed_from_the_record():
+    assert_met_then_missed(targets.cost_fixed, COST, ("fixed_total",), 20.01)
+    assert targets.cost_fixed(changed(COST, ("break_even", "ours_hot"), None)).met is False
+    assert targets.cost_fixed(changed(COST, ("break_even", "ours_hot"), 100.1)).met is False
+    assert targets.cost_fixed(changed(COST, ("shards_priced",), 8)).met is False
+    assert targets.cost_fixed(changed(COST, ("have_recipe",), False)).met is None
+
+
+# --- 6. Admin list ---------------------------------------------------------------------------
+def _size(n, requests=9, items=458, ok=True):
+    return {"n": n, "ours": {"requests": requests, "items_read": items}, "counts_ok": ok, "newest_ok": ok}
+
+
+ADMIN = {
+    "results": [_size(1000), _size(100_000)],
+    "item_bound": 458,
+    "burst": {"creates": 10_000, "max_table_pk_units": 1},
+    "index": "by_list",
+    "share": 0.13,
+    "at_stated": 130.0,
+    "stated_rate": 1000,
+}
+
+
+def test_admin_list_bounded():
+    assert_met_then_missed(targets.admin_list_bounded, ADMIN, ("results", 1), _size(100_000, requests=10))
+    assert targets.admin_list_bounded(changed(ADMIN, ("results", 1), _size(100_000, items=459))).met is False
+    assert targets.admin_list_bounded(changed(ADMIN, ("results", 0), _size(1000, ok=False))).met is False
+
+
+def test_admin_burst():
+    assert_met_then_missed(targets.admin_burst, ADMIN, ("at_stated",), 501)
+
+
+# --- 7. End to end ---------------------------------------------------------------------------
+E2E = {"ours": {"clicks_counted": 52_523, "redirects_served": 52_523, "dlq": 0}}
+
+
+def test_end_to_end_counted():
+    assert_met_then_missed(targets.end_to_end_counted, E2E, ("ours", "clicks_counted"), 52_522)
+    twice = targets.end_to_end_counted(changed(E2E, ("ours", "clicks_counted"), 52_524))
+    assert twice.met is False and "counted twice" in twice.reason
+    assert targets.end_to_end_counted(changed(E2E, ("ours", "dlq"), 1)).met is False
+
+
+def test_every_benchmark_with_targets_is_covered_here():
+    """A new target function needs its own test above."""
+    tested = {name.removeprefix("test_") for name in globals() if name.startswith("test_")}
+    for checks in targets.BY_BENCHMARK.values():
+        for check in checks:
+            assert any(name.startswith(check.__name__) for name in tested), check.__name__
+
+
+def test_verdicts_are_quotable_figures():
+    met = targets.verdict_figures("spread", SPREAD)
+    missed = targets.verdict_figures("spread", changed(SPREAD, ("thin_units_per_click",), 2.0005))
+    assert met["targets.spread_units_per_click"] == {"text": "met", "value": True, "basis": "measured"}
+    assert missed["targets.spread_units_per_click"]["text"] == "NOT met"
+    assert met["targets.spread_keeps_up"]["basis"] == "modelled"
+
+
+# --- The stored results ----------------------------------------------------------------------
+def _stored():
+    if not RESULTS.is_file():
+        pytest.fail(f"{RESULTS.relative_to(ROOT)} is missing: run `make bench` and commit it")
+    return json.loads(RESULTS.read_text(encoding="utf-8"))
+
+
+def test_benchmarks_md_is_what_the_stored_results_render():
+    doc = _stored()
+    assert (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8") == bench_main.render(doc), (
+        "BENCHMARKS.md differs from results/bench.json: run `python -m bench --render` (or `make bench`)"
+    )
+
+
+def test_stored_figures_have_text_value_and_basis():
+    figures = _stored()["figures"]
+    assert figures
+    for key, figure in figures.items():
+        assert set(figure) == {"text", "value", "basis"}, key
+        assert figure["basis"] in ("measured", "modelled", "counted"), key
+
+
+def test_readme_quotes_only_stored_bench_figures():
+    figures = _stored()["figures"]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quoted = re.findall(r"<!--fig bench:([\w.]+)-->(.*?)<!--/fig-->", readme)
+    assert quoted, "the README's benchmark table quotes no bench figure"
+    for key, text in quoted:
+        assert key in figures, f"README quotes bench:{key}, which results/bench.json does not hold"
+        assert text == figures[key]["text"], f"README says {text!r} for bench:{key}, the results say {figures[key]['text']!r}"
