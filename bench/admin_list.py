@@ -6,7 +6,7 @@ for the page's counter items. Requests, items read and read units come from Dyna
 ScannedCount and ConsumedCapacity. The recipe has no list; a table keyed only on `short_id`
 (the recipe's) would need a Scan of every item for the same page, which is the comparison.
 
-Burst: 10,000 links created through the store's `create_link` (one conditional PutItem each,
+Burst: 10,000 links created through the store's `links.create` (one conditional PutItem each,
 from 8 threads), with DynamoDB Local's consumed capacity per index key (`ReturnConsumedCapacity=
 INDEXES`), to show how the creates spread over the list's 8 index keys.
 """
@@ -138,7 +138,7 @@ def measure_list(client, sizes, query_reps, scan_reps, load_budget=180.0, scan_b
 
 
 def measure_burst(client, creates, threads=8):
-    """`creates` links through Store.create_link on a fresh table; write units per index key."""
+    """`creates` links through store.links.create on a fresh table; write units per index key."""
     table = TABLE + "-burst"
     create_our_table(client, table)
     store = Store(table, client=client, regions=[REGION])
@@ -251,7 +251,7 @@ def section(record):
         " (`list_pk` one of `links#0`..`links#7` by crc32 of the id); link n is created n seconds after link 0."
         f" Loading ran at {', '.join(f'{rate:,.0f}' for rate in record['load_rates'])} items/s. The newest page's"
         " links get counter items with known counts, as the aggregator writes them.",
-        f"Ours: `webapp.store.Store.list_links(limit={PAGE})`, the first page, {query_reps} timed calls per size after"
+        f"Ours: `store.links.list(limit={PAGE})`, the first page, {query_reps} timed calls per size after"
         " a warm-up; a page must show the newest link first and every count right (\"Counts shown\").",
         "Scan (written by this benchmark; the recipe has no list, so nothing of the recipe is measured here): Scan"
         " every page of the same table, sort by created_at, keep the newest 50: what a table keyed only on"
@@ -259,7 +259,7 @@ def section(record):
         + ", ".join(f"{r['scan_reps']} timed runs at {r['n']:,}" for r in results) + ".",
         "Requests, items read and read units are DynamoDB Local's own counts (ScannedCount, ConsumedCapacity),"
         " asked for by a botocore hook on every Query, Scan and BatchGetItem.",
-        f"Burst: {burst['creates']:,} links created through `Store.create_link` (random ids, one conditional PutItem"
+        f"Burst: {burst['creates']:,} links created through `store.links.create` (random ids, one conditional PutItem"
         f" each) from 8 threads in {burst['seconds']:,.1f} s on DynamoDB Local; write units per `{LIST_INDEX}` key"
         " from `ReturnConsumedCapacity=INDEXES`.",
     ]
