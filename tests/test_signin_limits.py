@@ -90,7 +90,7 @@ def test_counters_live_in_the_table_with_ttl_and_no_ip(client, ddb):
 
 
 def test_reservations_stop_exactly_at_the_limit(store):
-    """Each attempt is reserved by one conditional write, so parallel guesses cannot overshoot."""
+    """In sequence, the reservations past the limit are refused (test_signin_parallel.py checks parallel guesses)."""
     results = [store.sign_ins.reserve("account#x", 5, 900) for _ in range(8)]
     assert results == [True] * 5 + [False] * 3
 
