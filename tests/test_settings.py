@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from local_stack import dynamodb
+from tests.static_names import Unresolved, resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 # Read by the code, but not settings of ours: set by the local stack for its handlers, or the shell's PATH
@@ -77,70 +78,6 @@ def environment_reads(tree):
         elif isinstance(node, ast.Compare) and _is_environ(node.comparators[0], aliases) and isinstance(node.ops[0], (ast.In, ast.NotIn)):
             reads.append(node.left)
     return reads
-
-
-class Unresolved(Exception):
-    """A variable's name that the code computes at run time."""
-
-
-def _strings(node):
-    """The strings of a literal: a string, or a tuple, list or set of them."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return [node.value]
-    if isinstance(node, (ast.Tuple, ast.List, ast.Set)) and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts):
-        return [e.value for e in node.elts]
-    raise Unresolved
-
-
-def _loop_values(target, iterable, name):
-    """The strings `name` takes in `for target in iterable` when iterable is a literal; [] when target does not bind it."""
-    if isinstance(target, ast.Name):
-        if target.id != name:
-            return []
-        if isinstance(iterable, ast.Dict):
-            return [v for key in iterable.keys for v in _strings(key)]
-        if isinstance(iterable, (ast.Tuple, ast.List, ast.Set)):
-            return [v for element in iterable.elts for v in _strings(element)]
-        raise Unresolved
-    if isinstance(target, ast.Tuple):
-        for position, element in enumerate(target.elts):
-            if isinstance(element, ast.Name) and element.id == name:
-                rows = iterable.elts if isinstance(iterable, (ast.Tuple, ast.List)) else [None]
-                if not all(isinstance(row, (ast.Tuple, ast.List)) and len(row.elts) == len(target.elts) for row in rows):
-                    raise Unresolved
-                return [v for row in rows for v in _strings(row.elts[position])]
-    return []
-
-
-def resolve(node, tree):
-    """The variable names an expression stands for: a string, or a name followed to its string
-    constants (assigned in the module, imported from another of ours, or a loop over a literal)."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return {node.value}
-    if not isinstance(node, ast.Name):
-        raise Unresolved
-    found = set()
-    for other in ast.walk(tree):
-        if isinstance(other, ast.Assign):
-            for target in other.targets:
-                if isinstance(target, ast.Name) and target.id == node.id:
-                    found |= set(_strings(other.value))
-                elif isinstance(target, ast.Tuple):  # A, B = "a", "b"
-                    found |= set(_loop_values(target, ast.Tuple(elts=[other.value]), node.id))
-        elif isinstance(other, ast.AnnAssign) and isinstance(other.target, ast.Name) and other.target.id == node.id and other.value:
-            found |= set(_strings(other.value))
-        elif isinstance(other, (ast.For, ast.comprehension)):
-            found |= set(_loop_values(other.target, other.iter, node.id))
-        elif isinstance(other, ast.ImportFrom) and other.module and other.level == 0:
-            for alias in other.names:
-                if (alias.asname or alias.name) == node.id:
-                    source = ROOT / (other.module.replace(".", "/") + ".py")
-                    if not source.is_file():
-                        raise Unresolved
-                    found |= resolve(ast.Name(id=alias.name), ast.parse(source.read_text()))
-    if not found:
-        raise Unresolved
-    return found
 
 
 def names_read(source, relative):
