@@ -91,7 +91,7 @@ def memory_verdict(name, start_kb, end_kb, bound_mb):
         return f"memory: no RSS figure for {name}"
     growth_mb = (end_kb - start_kb) / 1024
     if growth_mb >= bound_mb:
-        return f"memory: {name} grew {growth_mb:.1f} MB after the warm-up ({start_kb / 1024:.0f} -> {end_kb / 1024:.0f} MB), bound {bound_mb:g} MB"
+        return f"memory: {name} grew {growth_mb:.1f} MB after the warm-up ({start_kb / 1024:.0f} -> {end_kb / 1024:.0f} MB), bound {bound_mb:.1f} MB"
     return None
 
 
