@@ -39,8 +39,10 @@ def engine():
 
 
 @pytest.fixture
-def app(engine, monkeypatch):
-    """The admin app on a fresh table of DynamoDB Local, with credentials of its one database."""
+def app(engine, monkeypatch, clock):
+    """The admin app on a fresh table of DynamoDB Local, with credentials of its one database, at the
+    start of a sign-in window (on the hour), so that no burst straddles two windows."""
+    clock.now = clock.now.replace(minute=0, second=0, microsecond=0)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
