@@ -1,5 +1,6 @@
 """Shared fixtures: fake AWS credentials and a moto table built from cloudformation.yaml."""
 import functools
+import os
 import sys
 
 import boto3
@@ -51,10 +52,23 @@ def no_retry_pause(monkeypatch):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     """Keep each phase's report on the test, so a fixture can tell at teardown whether its test failed
-    (the browser tests save a screenshot then)."""
+    (the browser tests save a screenshot then); with REQUIRE_NO_SKIP set, report a skip as a failure."""
     report = yield
+    if report.skipped and not hasattr(report, "wasxfail") and os.environ.get("REQUIRE_NO_SKIP"):
+        refuse_skip(report)
     setattr(item, f"report_{report.when}", report)
     return report
+
+
+def refuse_skip(report):
+    """Turn a skipped test's report into a failure that gives the skip's reason.
+
+    CI (.ci/run) sets REQUIRE_NO_SKIP: everything a test needs is installed there, so a skip can only
+    hide a test that no longer runs. On a dev machine without the variable, skips stay skips.
+    """
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = f"skipped, but REQUIRE_NO_SKIP is set (CI runs every test): {reason}"
 
 
 def pytest_collection_modifyitems(items):

@@ -1,11 +1,12 @@
-"""Every route, visited as anonymous, viewer, editor and admin: what each may do.
+"""Every route, visited as anonymous, viewer, editor and admin: what each may do, and what it did.
 
 The matrix is checked against the app's URL map, so a new route cannot be added without saying
-who may use it.
+who may use it. Each case also checks the table: an allowed write has its effect (EFFECTS), and a
+refused request, or a read, changes nothing.
 """
 import pytest
 
-from tests.conftest import add_user, sign_in_as, token_for
+from tests.conftest import ROLE_PASSWORD, TABLE_NAME, add_user, sign_in_as, token_for
 
 ROLES = ("anonymous", "viewer", "editor", "admin")
 LOGIN = "login"  # anonymous visitors of a page are sent to sign in (303 to /login?next=...)
@@ -61,20 +62,167 @@ def _cases(table):
 
 
 @pytest.fixture
-def world(store):
-    """A link, and a viewer called target who has a token, for the routes to act on."""
+def world(app, store):
+    """A link, and a signed-in viewer called target who has a token, for the routes to act on."""
     store.links.create("https://example.com/", created_by="alice", slug="matrix")
     add_user(store, "target", "viewer")
-    _, token_id = store.tokens.create("target", "target's", scope="read")
-    return {"token_id": token_id}
+    token, token_id = store.tokens.create("target", "target's", scope="read")
+    target = app.test_client()
+    assert target.post("/login", data={"username": "target", "password": ROLE_PASSWORD}).status_code == 303
+    return {"token_id": token_id, "token": token, "target": target}
+
+
+# What an allowed write must have done. Each check gets the table before and after the request
+# (_table), the acting user's name, the world and the acting client, and asserts the effect.
+
+
+def _new_items(before, after, **attributes):
+    """Items the request added whose attributes include these (plain strings)."""
+    return [key for key, item in after.items() if key not in before
+            and all(item.get(name) == {"S": value} for name, value in attributes.items())]
+
+
+def _target_signed_out(world):
+    return _signed_out(world["target"])
+
+
+def _signed_out(client):
+    response = client.get("/", headers={"Accept": "text/html"})
+    return response.status_code == 303 and response.headers["Location"].startswith("/login")
+
+
+def _token_works(world):
+    return world["target"].get("/api/links", headers={"Authorization": f"Bearer {world['token']}"}).status_code == 200
+
+
+def _link_created(url):
+    def check(before, after, actor, world, client):
+        assert _new_items(before, after, sk="link", url=url, created_by=actor)
+    return check
+
+
+def _link_active(active):
+    def check(before, after, actor, world, client):
+        assert after[("matrix", "link")]["is_active"] == {"BOOL": active}
+    return check
+
+
+def _user_created(before, after, actor, world, client):
+    assert after[("user#newbie", "user")]["role"] == {"S": "viewer"}
+
+
+def _target_role_changed(before, after, actor, world, client):
+    assert after[("user#target", "user")]["role"] == {"S": "editor"}
+    assert _target_signed_out(world)  # a changed role ends the user's sessions
+
+
+def _target_disabled(before, after, actor, world, client):
+    assert after[("user#target", "user")]["disabled"] == {"BOOL": True}
+    assert _target_signed_out(world)
+    assert not _token_works(world)  # a disabled user's tokens stop working (they are kept)
+
+
+def _target_enabled(before, after, actor, world, client):
+    assert after[("user#target", "user")]["disabled"] == {"BOOL": False}
+    assert _token_works(world)
+
+
+def _token_created(name):
+    def check(before, after, actor, world, client):
+        assert _new_items(before, after, sk="token", name=name, username=actor)
+    return check
+
+
+def _target_token_revoked(before, after, actor, world, client):
+    assert ("tokenid#" + world["token_id"], "token") not in after
+    assert not _token_works(world)
+
+
+def _signed_out_if_signed_in(before, after, actor, world, client):
+    assert after == before  # sign-out deletes only the session, which _table leaves out
+    assert _signed_out(client)
+
+
+def _unchanged(before, after, actor, world, client):
+    assert after == before
+
+
+def _disable_target(ddb):
+    _set(ddb, ("user#target", "user"), "disabled", {"BOOL": True})
+
+
+def _disable_link(ddb):
+    _set(ddb, ("matrix", "link"), "is_active", {"BOOL": False})
+
+
+def _set(ddb, key, name, value):
+    ddb.update_item(TableName=TABLE_NAME, Key={"pk": {"S": key[0]}, "sk": {"S": key[1]}},
+                    UpdateExpression="SET #n = :v", ExpressionAttributeNames={"#n": name},
+                    ExpressionAttributeValues={":v": value})
+
+
+# (method, path): the check of an allowed request. Every write of the matrix is here.
+EFFECTS = {
+    ("POST", "/links/new"): _link_created("https://example.com/new"),
+    ("POST", "/links/matrix/disable"): _link_active(False),
+    ("POST", "/links/matrix/enable"): _link_active(True),
+    ("POST", "/users"): _user_created,
+    ("POST", "/users/target/role"): _target_role_changed,
+    ("POST", "/users/target/disable"): _target_disabled,
+    ("POST", "/users/target/enable"): _target_enabled,
+    ("POST", "/tokens"): _token_created("script"),
+    ("POST", "/tokens/{token_id}/revoke"): _target_token_revoked,
+    ("POST", "/logout"): _signed_out_if_signed_in,
+    ("POST", "/login"): _unchanged,  # the signed-in are sent on; a failure only counts (not in _table)
+    ("POST", "/account/password"): _unchanged,  # refused for everyone here: wrong current password
+    ("POST", "/api/links"): _link_created("https://example.com/api"),
+    ("POST", "/shorten"): _link_created("https://example.com/api"),
+    ("PATCH", "/api/links/matrix"): _link_active(False),
+    ("POST", "/api/tokens"): _token_created("ci"),
+    ("DELETE", "/api/tokens/{token_id}"): _target_token_revoked,
+    ("POST", "/api/users"): _user_created,
+    ("PATCH", "/api/users/target"): _target_role_changed,
+}
+# Writes whose effect is a change back: the world is arranged so that the change shows.
+ARRANGE = {
+    ("POST", "/links/matrix/enable"): _disable_link,
+    ("POST", "/users/target/enable"): _disable_target,
+}
+REFUSED = {LOGIN, 401, 403, 404, 422}
+
+
+def _table(ddb):
+    """Every item of the table, by (pk, sk), without what only records activity.
+
+    Left out: sign-in failure counters (test_signin_limits.py covers them), the acting user's
+    session and token touches (last_seen_at, last_used_at), and the session items themselves,
+    whose ends are checked through a signed-in client instead.
+    """
+    items = {}
+    for page in ddb.get_paginator("scan").paginate(TableName=TABLE_NAME, ConsistentRead=True):
+        for item in page["Items"]:
+            key = (item["pk"]["S"], item["sk"]["S"])
+            if key[0].startswith("signin#") or key[1].startswith("session#"):
+                continue
+            items[key] = {name: value for name, value in item.items() if name not in ("last_seen_at", "last_used_at")}
+    return items
+
+
+def _check_effect(ddb, world, client, method, path, role, expected, before, actor):
+    """The allowed write had its effect; a refused request or a read changed nothing."""
+    after = _table(ddb)
+    if method == "GET" or expected in REFUSED:
+        assert after == before, f"{role} {method} {path} was answered {expected} but changed the table"
+    else:
+        EFFECTS[(method, path)](before, after, actor, world, client)
 
 
 @pytest.mark.parametrize(("method", "path", "body", "role", "expected"), list(_cases(PAGES)))
-def test_pages_by_role(client, store, world, method, path, body, role, expected):
-    if role != "anonymous":
-        sign_in_as(client, store, role)
-    path = path.format(**world)
-    response = client.open(path, method=method, data=body, headers={"Accept": "text/html"})
+def test_pages_by_role(client, store, ddb, world, method, path, body, role, expected):
+    actor = sign_in_as(client, store, role) if role != "anonymous" else None
+    ARRANGE.get((method, path), lambda _ddb: None)(ddb)
+    before = _table(ddb)
+    response = client.open(path.format(**world), method=method, data=body, headers={"Accept": "text/html"})
     if expected == LOGIN:
         assert response.status_code == 303
         assert response.headers["Location"].startswith("/login?next=")
@@ -82,15 +230,25 @@ def test_pages_by_role(client, store, world, method, path, body, role, expected)
         assert response.status_code == expected, response.get_data(as_text=True)[:500]
     if expected == 403:
         assert "role does not allow" in response.get_data(as_text=True)
+    _check_effect(ddb, world, client, method, path, role, expected, before, actor)
 
 
 @pytest.mark.parametrize(("method", "path", "body", "role", "expected"), list(_cases(API)))
-def test_api_by_role(client, store, world, method, path, body, role, expected):
+def test_api_by_role(client, store, ddb, world, method, path, body, role, expected):
     headers = {} if role == "anonymous" else {"Authorization": f"Bearer {token_for(store, role)}"}
+    actor = None if role == "anonymous" else f"{role}1"
+    ARRANGE.get((method, path), lambda _ddb: None)(ddb)
+    before = _table(ddb)
     response = client.open(path.format(**world), method=method, json=body, headers=headers)
     assert response.status_code == expected, response.get_data(as_text=True)[:500]
     if expected in (401, 403, 404):
         assert response.is_json and response.json["error"]
+    _check_effect(ddb, world, client, method, path, role, expected, before, actor)
+
+
+def test_every_write_of_the_matrix_has_its_effect_checked():
+    writes = {(method, path) for method, path, *_ in PAGES + API if method != "GET"}
+    assert writes == set(EFFECTS)
 
 
 def test_writes_refused_to_a_role_change_nothing(client, store, world):

@@ -7,6 +7,7 @@ machine must never fail this. The backends are the benchmark's own: the zero-lat
 DynamoDB Local in memory, and the local stack's Kinesis (moto).
 """
 
+import os
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,20 @@ from bench.context import LINK, OUR_TABLE, RECIPE_TABLE, Context, Skip
 from webapp.store import LIST_SHARDS
 
 pytestmark = [pytest.mark.integration, pytest.mark.bench]
-has_recipe = pytest.mark.skipif(not baseline.available(), reason="the recipe's handler is not next to the repo")
+NO_RECIPE = "the recipe's handler is not next to the repo (../shared/seed, or BASELINE_HANDLER)"
+
+
+@pytest.fixture
+def recipe():
+    """The recipe's handler is here: without it, skip, or fail when REQUIRE_BASELINE is set (CI sets it)."""
+    if not baseline.available():
+        if os.environ.get("REQUIRE_BASELINE"):
+            pytest.fail(f"REQUIRE_BASELINE is set but {NO_RECIPE}: {baseline.baseline_path()}")
+        pytest.skip(NO_RECIPE)
+    return baseline.baseline_path()
+
+
+has_recipe = pytest.mark.usefixtures("recipe")
 
 SMOKE = {
     "cold_runs": 1,
@@ -43,6 +57,8 @@ def _needs_dynamodb_local(ctx):
     try:
         ctx.dynamodb_local()
     except Skip as exc:
+        if os.environ.get("REQUIRE_DYNAMODB_LOCAL"):
+            pytest.fail(f"REQUIRE_DYNAMODB_LOCAL is set but DynamoDB Local did not start: {exc}")
         pytest.skip(str(exc))
 
 
@@ -270,11 +286,9 @@ def test_the_entry_point_orders_records_reports_failures_and_skips_and_renders_f
     assert bench_main.render(record.load(path), modules) == text  # rendering again gives the same file
 
 
-def test_the_recipe_is_loaded_not_copied():
+def test_the_recipe_is_loaded_not_copied(recipe):
     """No line of the recipe's handler may appear in bench/ (it is read from ../shared at run time)."""
-    path = baseline.baseline_path()
-    if not path.is_file():
-        pytest.skip("the recipe's handler is not next to the repo")
+    path = recipe
     distinctive = {line.strip() for line in path.read_text().splitlines() if len(line.strip()) > 40}
     for source in (Path(__file__).resolve().parent.parent / "bench").glob("*.py"):
         text = source.read_text()

@@ -10,6 +10,7 @@ import pytest
 
 from local_stack.template import TEMPLATE_PATH, load_template, table_properties
 from tests.conftest import TABLE_NAME
+from tests.test_deploy_iam import derived_actions
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = load_template()
@@ -77,31 +78,6 @@ def referenced(value):
     if isinstance(value, list):
         return set().union(*(referenced(v) for v in value)) if value else set()
     return set()
-
-
-def dynamodb_calls(*paths):
-    """IAM actions for the DynamoDB client calls made in these source files."""
-    operations = ("get_item|put_item|update_item|delete_item|query|scan|batch_get_item|batch_write_item|"
-                  "transact_write_items|transact_get_items")
-    calls = set()
-    for path in paths:
-        source = Path(path).read_text()
-        # client.get_item(...), and an operation named as a call's first argument: table.call("get_item", ...).
-        calls |= set(re.findall(rf"\.({operations})\(", source))
-        calls |= set(re.findall(rf"\(\s*[\"']({operations})[\"']", source))
-    actions = set()
-    parts = {"Put": "dynamodb:PutItem", "Update": "dynamodb:UpdateItem", "Delete": "dynamodb:DeleteItem",
-             "ConditionCheck": "dynamodb:ConditionCheckItem"}
-    sources = "\n".join(Path(path).read_text() for path in paths)
-    for call in calls:
-        # Transactions have no IAM action of their own: each kind of part the code writes needs its action.
-        if call == "transact_write_items":
-            actions |= {action for part, action in parts.items() if re.search(rf"[\"']{part}[\"']\s*:", sources)}
-        elif call == "transact_get_items":
-            actions.add("dynamodb:GetItem")
-        else:
-            actions.add("dynamodb:" + "".join(part.title() for part in call.split("_")))
-    return actions
 
 
 # ------------------------------------------------------------------ cfn-lint
@@ -198,25 +174,6 @@ def test_only_cloudwatch_logs_may_put_on_the_click_stream():
     assert statement["Resource"] == {"Fn::GetAtt": ["ClickStream", "Arn"]}
 
 
-def test_every_role_covers_the_calls_its_code_makes():
-    """The source's DynamoDB calls, mapped to IAM actions, are all allowed on the table."""
-    roles = {
-        "RedirectRole": [ROOT / "redirect_fn" / "handler.py"],
-        "AggregatorRole": sorted((ROOT / "aggregator").glob("*.py")),
-        "AdminRole": sorted((ROOT / "webapp").rglob("*.py")),
-    }
-    for role, sources in roles.items():
-        needed = dynamodb_calls(*sources)
-        assert needed, f"found no DynamoDB calls for {role}"
-        granted = {
-            action
-            for statement in statements_of_role(role)
-            if TABLE_ARN in as_list(statement["Resource"])
-            for action in as_list(statement["Action"])
-        }
-        assert needed <= granted, f"{role} lacks {sorted(needed - granted)}"
-
-
 ADMIN_SOURCES = sorted((ROOT / "webapp").rglob("*.py"))
 INDEX_NAMES = [index["IndexName"] for index in table_properties().get("GlobalSecondaryIndexes", [])]
 
@@ -224,13 +181,15 @@ INDEX_NAMES = [index["IndexName"] for index in table_properties().get("GlobalSec
 def admin_calls():
     """What the admin code calls, as {resource: IAM actions}, read from webapp/'s source."""
     source = "\n".join(path.read_text() for path in ADMIN_SOURCES)
-    needed = {"table": dynamodb_calls(*ADMIN_SOURCES)}
+    # Every call, derived by tests/test_deploy_iam.py: DynamoDB's on the table, SSM's on the secret.
+    derived = derived_actions(("webapp",))
+    needed = {"table": {action for action in derived if action.startswith("dynamodb:")}}
     # An index is queried when the code names it and passes IndexName.
     if "IndexName" in source:
         for name in INDEX_NAMES:
             if re.search(rf"[\"']{re.escape(name)}[\"']", source):
                 needed[f"index/{name}"] = {"dynamodb:Query"}
-    if re.search(r"\.get_parameter\(", source):
+    if "ssm:GetParameter" in derived:
         needed["secret"] = {"ssm:GetParameter"}
     return needed
 
@@ -263,23 +222,6 @@ def test_admin_policy_grants_exactly_the_calls_the_admin_code_makes():
         unused = granted.get(resource, set()) - needed.get(resource, set())
         assert not missing, f"AdminPolicy lacks {sorted(missing)} on {resource}, which webapp/ calls"
         assert not unused, f"AdminPolicy grants {sorted(unused)} on {resource}, which webapp/ never calls"
-
-
-@pytest.mark.parametrize("source, expected", [
-    ('self.table.call("batch_get_item", RequestItems=items)', {"dynamodb:BatchGetItem"}),
-    ("client.query(TableName=t, IndexName=LIST_INDEX)", {"dynamodb:Query"}),
-    ("self.client.delete_item(Key=key)", {"dynamodb:DeleteItem"}),
-    ("table.call('update_item', Key=key)", {"dynamodb:UpdateItem"}),
-    ("pool.map(lambda kw: self.table.call(\n    'query', **kw), pages)", {"dynamodb:Query"}),
-    ('name = "get_item"  # a string that is not a call', set()),
-    # A transaction needs the action of each kind of part it writes, and nothing else.
-    ("client.transact_write_items(TransactItems=[{'Put': item}, {\"ConditionCheck\": check}])",
-     {"dynamodb:PutItem", "dynamodb:ConditionCheckItem"}),
-])
-def test_the_call_finder_sees_each_way_the_code_calls_dynamodb(tmp_path, source, expected):
-    path = tmp_path / "module.py"
-    path.write_text(source + "\n")
-    assert dynamodb_calls(path) == expected
 
 
 def test_admin_role_is_the_policy_plus_its_own_log_streams():

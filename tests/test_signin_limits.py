@@ -6,6 +6,13 @@ import pytest
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, TABLE_NAME
 
 
+@pytest.fixture(autouse=True)
+def window_start(clock):
+    """Each test starts a window (on the hour): its attempts must not straddle two windows (counted apart)."""
+    clock.now = clock.now.replace(minute=0, second=0, microsecond=0)
+    return clock
+
+
 def _attempt(client, username=ADMIN_USERNAME, password="wrong-password", ip="198.51.100.7"):
     return client.post("/login", data={"username": username, "password": password},
                        environ_base={"REMOTE_ADDR": ip})
@@ -17,7 +24,6 @@ def _counter_items(ddb):
 
 
 def test_the_account_locks_after_five_failures_even_for_the_right_password(app, client, clock):
-    clock.now = clock.now.replace(minute=0, second=0)  # the start of a 15-minute window
     for _ in range(app.config["SIGNIN_ACCOUNT_LIMIT"]):
         assert _attempt(client).status_code == 422
     response = _attempt(client, password=ADMIN_PASSWORD)
@@ -30,7 +36,6 @@ def test_the_account_locks_after_five_failures_even_for_the_right_password(app, 
 
 
 def test_the_lock_ends_with_its_window(app, client, clock):
-    clock.now = clock.now.replace(minute=0, second=0)  # the start of a window
     for _ in range(app.config["SIGNIN_ACCOUNT_LIMIT"]):
         _attempt(client)
     assert _attempt(client, password=ADMIN_PASSWORD).status_code == 429
@@ -90,7 +95,7 @@ def test_counters_live_in_the_table_with_ttl_and_no_ip(client, ddb):
 
 
 def test_reservations_stop_exactly_at_the_limit(store):
-    """Each attempt is reserved by one conditional write, so parallel guesses cannot overshoot."""
+    """In sequence, the reservations past the limit are refused (test_signin_parallel.py checks parallel guesses)."""
     results = [store.sign_ins.reserve("account#x", 5, 900) for _ in range(8)]
     assert results == [True] * 5 + [False] * 3
 

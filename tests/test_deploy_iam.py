@@ -1,0 +1,291 @@
+"""Every AWS call the code makes, derived from the source (ast), against each role's grants in cloudformation.yaml
+and the operator's permissions in the README.
+
+For each deployable, the derivation finds the AWS clients it creates (boto3.client("kinesis"),
+a botocore session's create_client("dynamodb")), every call of an API operation on them, and every
+operation the store's dispatcher is asked for (`table.call("get_item", ...)`, `self._call(op)` with op
+followed to its string constants). Operation names become IAM actions through botocore's own service
+models. A call whose operation cannot be resolved statically fails, with its place.
+
+Each role must grant exactly those actions for its code, plus what AWS services do with the role on
+the function's behalf (SERVICE_POLICIES: the runtime writing logs, the event source mapping polling
+the stream). A grant nobody uses fails, and so does a call nobody granted.
+"""
+import ast
+import functools
+import re
+from pathlib import Path
+
+import botocore.session
+import pytest
+
+from local_stack.template import load_template
+from tests.static_names import Unresolved, resolve
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = load_template()
+RESOURCES = TEMPLATE["Resources"]
+
+# The code each role runs.
+ROLE_SOURCES = {
+    "RedirectRole": ("redirect_fn",),
+    "AggregatorRole": ("aggregator",),
+    "AdminRole": ("webapp",),
+}
+# Policies that AWS uses with the role, not the code: (role, policy name) -> why.
+SERVICE_POLICIES = {
+    ("RedirectRole", "own-logs"): "the Lambda runtime writes the function's output to its log group",
+    ("AggregatorRole", "own-logs"): "the Lambda runtime writes the function's output to its log group",
+    ("AdminRole", "own-logs"): "the Lambda runtime writes the function's output to its log group",
+    ("AggregatorRole", "read-clicks"): "the event source mapping polls the stream with the function's role",
+    ("AggregatorRole", "failed-batches"): "the event source mapping sends the on-failure record with the function's role",
+}
+# The store's dispatcher: table.call("get_item", ...) (and the older self._call) calls that operation
+# on the store's DynamoDB client.
+DISPATCHERS = {"call", "_call"}
+DISPATCH_SERVICE = "dynamodb"
+# Client methods that are not API operations.
+NOT_OPERATIONS = {"get_paginator", "get_waiter", "can_paginate", "close", "generate_presigned_url", "generate_presigned_post"}
+# Operations whose IAM action is not "<service>:<OperationName>".
+ACTION_OF = {("lambda", "invoke"): "lambda:InvokeFunction", ("dynamodb", "transact_get_items"): "dynamodb:GetItem"}
+# A transaction has no IAM action of its own: each kind of part it writes needs that part's action.
+TRANSACTION_PARTS = {"Put": "dynamodb:PutItem", "Update": "dynamodb:UpdateItem", "Delete": "dynamodb:DeleteItem",
+                     "ConditionCheck": "dynamodb:ConditionCheckItem"}
+
+
+@functools.lru_cache(maxsize=None)
+def operations(service):
+    """{python method name: API operation name} of a service, from botocore's model (no network)."""
+    client = botocore.session.get_session().create_client(
+        service, region_name="us-east-1", aws_access_key_id="none", aws_secret_access_key="none")
+    return dict(client.meta.method_to_api_mapping)
+
+
+def _created_service(node):
+    """The service of a client creation, boto3.client("s") or <session>.create_client("s"), else None."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
+        is_boto3 = node.func.attr == "client" and isinstance(node.func.value, ast.Name) and node.func.value.id == "boto3"
+        if (is_boto3 or node.func.attr == "create_client") and isinstance(node.args[0], ast.Constant):
+            return node.args[0].value
+    return None
+
+
+def _receiver_name(node):
+    """`name` for a Name, `self.name`-style attribute for an Attribute: what a client is bound to."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return "." + node.attr
+    return None
+
+
+def clients(trees):
+    """{module: {bound name: service}} and every service created, in these modules.
+
+    A plain name is bound in its own module; an attribute (self.client) in every module, since the
+    store's parts share their table's client.
+    """
+    bound, shared, services = {relative: {} for relative in trees}, {}, set()
+    for relative, tree in trees.items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign):
+                for creation in ast.walk(node.value):
+                    service = _created_service(creation)
+                    if service:
+                        services.add(service)
+                        for name in filter(None, map(_receiver_name, node.targets)):
+                            (shared if name.startswith(".") else bound[relative])[name] = service
+            elif (service := _created_service(node)) is not None:
+                services.add(service)
+    return {relative: {**shared, **names} for relative, names in bound.items()}, services
+
+
+def _enclosing_functions(tree):
+    """{id(node): name of the innermost function around it}."""
+    around = {}
+
+    def visit(node, function):
+        for child in ast.iter_child_nodes(node):
+            name = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else function
+            around[id(child)] = name
+            visit(child, name)
+
+    visit(tree, None)
+    return around
+
+
+def aws_calls(trees):
+    """{(service, python operation)} the modules call, and the places of calls that cannot be resolved."""
+    bound_in, services = clients(trees)
+    calls, unresolved = set(), []
+    for relative, tree in trees.items():
+        around, bound = _enclosing_functions(tree), bound_in[relative]
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            place = f"{relative}:{node.lineno}: {ast.unparse(node)[:80]}"
+            func = node.func
+            if isinstance(func, ast.Call) and isinstance(func.func, ast.Name) and func.func.id == "getattr":
+                # getattr(client, operation)(...): only the dispatcher may, and its callers are derived below.
+                if around.get(id(node)) not in DISPATCHERS:
+                    unresolved.append(place)
+                continue
+            if not isinstance(func, ast.Attribute):
+                continue
+            if func.attr in DISPATCHERS and DISPATCH_SERVICE in services:
+                if not node.args:
+                    unresolved.append(place)
+                    continue
+                try:
+                    calls |= {(DISPATCH_SERVICE, operation) for operation in resolve(node.args[0], tree)}
+                except Unresolved:
+                    unresolved.append(place)
+                continue
+            if func.attr == "get_paginator":
+                service = bound.get(_receiver_name(func.value))
+                try:
+                    calls |= {(service, operation) for operation in resolve(node.args[0], tree)} if service else set()
+                except Unresolved:
+                    unresolved.append(place)
+                continue
+            if func.attr in NOT_OPERATIONS:
+                continue
+            known = bound.get(_receiver_name(func.value))
+            candidates = [known] if known else sorted(s for s in services if func.attr in operations(s))
+            if known and func.attr not in operations(known):
+                unresolved.append(place + f" (no {known} operation {func.attr})")
+            elif len(candidates) > 1:
+                unresolved.append(place + f" (an operation of {candidates}: bind the client to a name)")
+            elif candidates:
+                calls.add((candidates[0], func.attr))
+    return calls, unresolved
+
+
+def iam_actions(calls, sources):
+    """The IAM actions of these (service, operation) calls; sources: the code, for a transaction's parts."""
+    actions = set()
+    for service, operation in calls:
+        if (service, operation) == ("dynamodb", "transact_write_items"):
+            actions |= {action for part, action in TRANSACTION_PARTS.items() if re.search(rf"[\"']{part}[\"']\s*:", sources)}
+        else:
+            actions.add(ACTION_OF.get((service, operation)) or f"{service}:{operations(service)[operation]}")
+    return actions
+
+
+def parse(folders):
+    """{relative path: module tree} for every Python file of these folders."""
+    return {path.relative_to(ROOT).as_posix(): ast.parse(path.read_text(), str(path))
+            for folder in folders for path in sorted((ROOT / folder).rglob("*.py"))}
+
+
+def derived_actions(folders):
+    """The IAM actions the code of these folders needs; fails on a call it cannot resolve."""
+    trees = parse(folders)
+    calls, unresolved = aws_calls(trees)
+    assert not unresolved, (
+        "AWS calls whose operation cannot be read from the code: name the operation with a string or "
+        f"a constant, or call it on a client bound to a name: {unresolved}")
+    sources = "\n".join((ROOT / relative).read_text() for relative in trees)
+    return iam_actions(calls, sources)
+
+
+def _as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def role_policies(role):
+    """{policy name: its actions} of every policy that applies to a role: inline, managed, and attached by Roles."""
+    props = RESOURCES[role]["Properties"]
+    policies = {p["PolicyName"]: p["PolicyDocument"] for p in props.get("Policies", [])}
+    for arn in props.get("ManagedPolicyArns", []):
+        policies[arn["Ref"]] = RESOURCES[arn["Ref"]]["Properties"]["PolicyDocument"]
+    for name, resource in RESOURCES.items():
+        if resource["Type"] == "AWS::IAM::Policy" and {"Ref": role} in resource["Properties"].get("Roles", []):
+            policies[name] = resource["Properties"]["PolicyDocument"]
+    return {name: {a for s in document["Statement"] if s["Effect"] == "Allow" for a in _as_list(s["Action"])}
+            for name, document in policies.items()}
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_SOURCES))
+def test_each_role_grants_exactly_the_calls_its_code_makes(role):
+    needed = derived_actions(ROLE_SOURCES[role])
+    policies = role_policies(role)
+    for_code = set().union(*(a for name, a in policies.items() if (role, name) not in SERVICE_POLICIES))
+    missing, unused = needed - for_code, for_code - needed
+    assert not missing, f"{role} lacks {sorted(missing)}, which {', '.join(ROLE_SOURCES[role])}/ calls"
+    assert not unused, f"{role} grants {sorted(unused)} for its code, which never calls them"
+
+
+def test_every_service_policy_is_one_the_role_has():
+    for role, name in SERVICE_POLICIES:
+        assert name in role_policies(role), (role, name)
+
+
+def test_the_derivation_finds_every_client_of_the_code():
+    """Each deployable's clients, as the code creates them: a new client shows up here first."""
+    assert {role: clients(parse(folders))[1] for role, folders in ROLE_SOURCES.items()} == {
+        "RedirectRole": {"dynamodb"}, "AggregatorRole": {"dynamodb", "kinesis"}, "AdminRole": {"dynamodb", "ssm"}}
+
+
+OPERATOR_SOURCES = ("deploy/replay_dlq.py",)
+
+
+def readme_operator_actions(command):
+    """IAM actions the README's "What the operator needs" table gives for a command (its For column)."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### What the operator needs"):]
+    actions = set()
+    for line in section.splitlines()[1:]:
+        if line.startswith("#"):
+            break
+        cells = line.split("|")
+        if len(cells) > 3 and command in cells[3]:
+            actions |= set(re.findall(r"`([a-z0-9-]+:[A-Za-z*]+)`", cells[1]))
+    return actions
+
+
+def test_the_readme_documents_what_make_replay_dlq_calls():
+    trees = {relative: ast.parse((ROOT / relative).read_text()) for relative in OPERATOR_SOURCES}
+    calls, unresolved = aws_calls(trees)
+    assert not unresolved
+    needed = iam_actions(calls, "")
+    # The replay runs each batch through the aggregator in Lambda (an invoke), so the aggregator's own
+    # grants stay the function's; the operator needs only what the script calls itself.
+    assert needed == readme_operator_actions("`make replay-dlq`"), "the README's operator table and deploy/replay_dlq.py differ"
+
+
+# The finder itself, on small sources: each way the code calls AWS, and each way it can hide a call.
+CLIENTS = 'import boto3\n_kinesis = boto3.client("kinesis")\nclass T:\n    def __init__(self):\n        self.client = boto3.client("dynamodb")\n'
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ('self.table.call("batch_get_item", RequestItems=items)', {"dynamodb:BatchGetItem"}),
+    ('self._call("get_item", Key=key)', {"dynamodb:GetItem"}),  # the store's dispatcher before it was public
+    ("table.call('update_item', Key=key)", {"dynamodb:UpdateItem"}),
+    ("pool.map(lambda kw: self.table.call(\n    'query', **kw), pages)", {"dynamodb:Query"}),
+    ('OP = "delete_item"\ndef f(store):\n    store.table.call(OP, Key=k)', {"dynamodb:DeleteItem"}),
+    ('def f(store):\n    for op in ("put_item", "get_item"):\n        store._call(op)', {"dynamodb:PutItem", "dynamodb:GetItem"}),
+    ("self.client.delete_item(Key=key)", {"dynamodb:DeleteItem"}),
+    ("_kinesis.describe_stream_summary(StreamName=s)", {"kinesis:DescribeStreamSummary"}),
+    # A client passed in as a parameter: its operation names which of the module's services it is.
+    ("def read(client):\n    client.get_records(ShardIterator=i)", {"kinesis:GetRecords"}),
+    ("client.transact_write_items(TransactItems=[{'Put': item}, {\"ConditionCheck\": check}])",
+     {"dynamodb:PutItem", "dynamodb:ConditionCheckItem"}),
+    ('name = "get_item"  # a string that is not a call', set()),
+    ("_kinesis.get_paginator('list_shards')", {"kinesis:ListShards"}),
+])
+def test_the_call_finder_sees_each_way_the_code_calls_aws(source, expected):
+    calls, unresolved = aws_calls({"module.py": ast.parse(CLIENTS + source + "\n")})
+    assert unresolved == []
+    assert iam_actions(calls, source) == expected
+
+
+@pytest.mark.parametrize("source", [
+    "def f(store, op):\n    store._call(op, Key=k)",  # an operation only known at run time
+    "def f(table, ops):\n    table.call(ops[0])",
+    "def f(client, op):\n    getattr(client, op)(Key=k)",  # a dispatcher of its own
+    "_kinesis.get_item(Key=k)",  # not an operation of the client it is called on
+])
+def test_a_call_the_finder_cannot_resolve_fails_with_its_place(source):
+    _, unresolved = aws_calls({"module.py": ast.parse(CLIENTS + source + "\n")})
+    assert len(unresolved) == 1 and unresolved[0].startswith("module.py:")
