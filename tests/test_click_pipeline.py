@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutE
 
 from aggregator import layout, writes
 from tests.conftest import REGION, TABLE_NAME
+from tests.support.faults import Outage
 from tests.support.pipeline import SHARD, STREAM, Pipeline
 
 HUMAN = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
@@ -582,6 +583,7 @@ def test_every_write_of_a_batch_landing_with_its_answer_lost_counts_once(pipelin
 RETRY_PATH = ["checkpoint read"] + [f"item update {n}" for n in range(1, 7)] + ["checkpoint save"]
 
 
+@pytest.mark.exhaustive  # a matrix: in make test; the fast lane keeps the single-step cases above
 @pytest.mark.parametrize("step", range(1, len(RETRY_PATH)), ids=RETRY_PATH[1:])
 def test_a_retry_that_loses_an_answer_again_still_counts_once(pipeline, ddb, step):
     # The first attempt writes every item and loses the checkpoint save's answer; the retry loses
@@ -627,6 +629,7 @@ def test_a_batch_whose_answers_are_lost_on_every_attempt_is_read_back_once(pipel
 GAP_WRITES = [step for step, name in enumerate(GAP_PATH) if name.startswith(("item update", "checkpoint save"))]
 
 
+@pytest.mark.exhaustive  # a matrix: in make test; the fast lane keeps the single-step cases above
 @pytest.mark.parametrize("step", GAP_WRITES, ids=[GAP_PATH[step] for step in GAP_WRITES])
 def test_a_batch_reading_a_skipped_one_back_that_loses_an_answer_counts_once(pipeline, ddb, step):
     pipeline.send(WARM_UP)
@@ -647,6 +650,7 @@ def test_a_batch_reading_a_skipped_one_back_that_loses_an_answer_counts_once(pip
 HEAL_WRITES = [step for step, name in enumerate(HEAL_PATH) if name.startswith(("item update", "checkpoint save"))]
 
 
+@pytest.mark.exhaustive  # a matrix: in make test; the fast lane keeps the single-step cases above
 @pytest.mark.parametrize("step", HEAL_WRITES, ids=[HEAL_PATH[step] for step in HEAL_WRITES])
 def test_a_replay_that_loses_an_answer_can_be_replayed_again_and_counts_once(pipeline, ddb, monkeypatch, step):
     from deploy import replay_dlq
@@ -684,6 +688,24 @@ def test_a_lost_answer_of_a_rebuilt_update_counts_once(pipeline, ddb):
     pipeline.mapping.poll(flush=True)  # the mapping delivers record two as its own batch
     assert counts(ddb, "aaa") == (3, 0)
     assert day_stats(ddb, "aaa")["clicks"] == 3
+
+
+def test_answers_lost_at_the_http_layer_are_resent_by_botocore_and_counted_once(pipeline, ddb, monkeypatch):
+    # The common case on AWS: a write lands, the connection drops before its answer, and botocore
+    # itself sends the same request again. The resent update must find its own mark and add nothing.
+    pipeline.send(WARM_UP)
+    outage = Outage(monkeypatch, pipeline.aggregator._dynamodb, operations={"UpdateItem"}, lost=True)
+    outage.kind, outage.first_sends = "read-timeout", True  # each update's first send lands, and its answer is lost
+    try:
+        sequences = pipeline.send(*BATCH)
+    finally:
+        outage.end()
+    assert outage.failed_sends == 7 and len(outage.sleeps) == 7  # six items and the checkpoint save, each resent once
+    assert pipeline.mapping.invocations == 1 + 1  # botocore's resends absorbed every lost answer
+    result = pipeline.results[-1]
+    assert (result["applied"], result["already_applied"]) == (0, 6)  # each resend met its own mark
+    assert_batch_counted_exactly(ddb)
+    assert checkpoint(ddb) == layout.padded(sequences[-1])
 
 
 # ------------------------------------------------------------------ shards

@@ -7,6 +7,7 @@
 
 `Outage` works at the HTTP layer (`before-send`): every send fails, botocore parses or raises
 the fault and retries it as it would a real one, and its back-off sleeps are recorded, not slept.
+With `lost`, each send is applied before its answer is lost, and botocore's retry sends it again.
 
 No real endpoint is ever called.
 """
@@ -113,20 +114,29 @@ def _body(params):
 class Outage:
     """Makes every HTTP send of the given botocore clients fail with one kind of fault while `kind` is set.
 
-    `operations` limits it to those operations (all by default). Counts the sends it failed, and
-    records botocore's back-off delays instead of sleeping them (until `end`).
+    `operations` limits it to those operations (all by default), `first_sends` to the first send of
+    each call (botocore's own retries then go through). With `lost`, each failed send is applied by moto first and only its answer
+    is lost (`kind` must then be an exception, such as "read-timeout"): botocore sends the same
+    request again, as it does after a real timeout. Counts the sends it failed, and records
+    botocore's back-off delays instead of sleeping them (until `end`).
     """
 
-    def __init__(self, monkeypatch, *clients, operations=None):
+    def __init__(self, monkeypatch, *clients, operations=None, lost=False):
         self.kind = None
         self.clients = clients
         self.operations = operations
+        self.first_sends = False
+        self.lost = lost
         self.failed_sends = 0
         self.sleeps = []
+        self._lock = threading.Lock()
         fake_time = type("FakeTime", (), {"sleep": staticmethod(self.sleeps.append)})
         monkeypatch.setattr(botocore.endpoint, "time", fake_time)
         for client in clients:
-            client.meta.events.register_first("before-send", self._send)
+            # moto answers in a before-send handler of its own; botocore calls every handler, so one
+            # registered last runs once moto has applied the request, and one registered first before.
+            register = client.meta.events.register_last if lost else client.meta.events.register_first
+            register("before-send", self._send)
 
     def end(self):
         """Take the hook off again: a handler's client lives as long as its module, across tests."""
@@ -137,10 +147,15 @@ class Outage:
     def _send(self, request, event_name, **_):
         if self.kind is None or (self.operations and event_name.rpartition(".")[2] not in self.operations):
             return None
-        self.failed_sends += 1
+        if self.first_sends and request.context.get("retries", {}).get("attempt", 1) > 1:
+            return None
+        with self._lock:  # the aggregator sends from several threads
+            self.failed_sends += 1
         fault = FAULTS[self.kind]
         if not isinstance(fault, tuple):
             raise fault(endpoint_url=request.url, error="injected")
+        if self.lost:
+            raise ValueError(f"a lost answer is an exception, not the HTTP answer of {self.kind}")
         status, code = fault
         body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": "injected"}).encode()
         headers = {"x-amzn-requestid": "injected", "content-type": "application/x-amz-json-1.0"}
