@@ -115,13 +115,15 @@ class Outage:
     """Makes every HTTP send of the given botocore clients fail with one kind of fault while `kind` is set.
 
     `operations` limits it to those operations (all by default), `first_sends` to the first send of
-    each call (botocore's own retries then go through). With `lost`, each failed send is applied by moto first and only its answer
-    is lost (`kind` must then be an exception, such as "read-timeout"): botocore sends the same
-    request again, as it does after a real timeout. Counts the sends it failed, and records
-    botocore's back-off delays instead of sleeping them (until `end`).
+    each call (botocore's own retries then go through). With `lost`, each failed send is applied
+    first and only its answer is lost (`kind` must then be an exception, such as "read-timeout"):
+    botocore sends the same request again, as it does after a real timeout. Counts the sends it
+    failed, and records botocore's back-off delays instead of sleeping them (until `end`).
     """
 
     def __init__(self, monkeypatch, *clients, operations=None, lost=False):
+        from moto.core.models import botocore_stubber
+
         self.kind = None
         self.clients = clients
         self.operations = operations
@@ -130,36 +132,47 @@ class Outage:
         self.failed_sends = 0
         self.sleeps = []
         self._lock = threading.Lock()
+        # moto answers every request in a before-send handler of its own, and botocore calls every
+        # before-send handler even once one has answered: this hook takes moto's place, so that a
+        # failed send never reaches moto, and a lost one reaches it before its answer is dropped.
+        self._moto = botocore_stubber
         fake_time = type("FakeTime", (), {"sleep": staticmethod(self.sleeps.append)})
         monkeypatch.setattr(botocore.endpoint, "time", fake_time)
         for client in clients:
-            # moto answers in a before-send handler of its own; botocore calls every handler, so one
-            # registered last runs once moto has applied the request, and one registered first before.
-            register = client.meta.events.register_last if lost else client.meta.events.register_first
-            register("before-send", self._send)
+            client.meta.events.unregister("before-send", self._moto)
+            client.meta.events.register("before-send", self._send)
 
     def end(self):
-        """Take the hook off again: a handler's client lives as long as its module, across tests."""
+        """Give the clients back to moto: a handler's client lives as long as its module, across tests."""
         self.kind = None
         for client in self.clients:
             client.meta.events.unregister("before-send", self._send)
+            client.meta.events.register("before-send", self._moto)
 
-    def _send(self, request, event_name, **_):
-        if self.kind is None or (self.operations and event_name.rpartition(".")[2] not in self.operations):
-            return None
-        if self.first_sends and request.context.get("retries", {}).get("attempt", 1) > 1:
-            return None
-        with self._lock:  # the aggregator sends from several threads
-            self.failed_sends += 1
+    def _send(self, request, event_name, **kwargs):
+        if not self._fails(request, event_name):
+            return self._moto(event_name=event_name, request=request, **kwargs)
         fault = FAULTS[self.kind]
+        if self.lost:
+            if isinstance(fault, tuple):
+                raise ValueError(f"a lost answer is an exception, not the HTTP answer of {self.kind}")
+            self._moto(event_name=event_name, request=request, **kwargs)  # applied; its answer is dropped
         if not isinstance(fault, tuple):
             raise fault(endpoint_url=request.url, error="injected")
-        if self.lost:
-            raise ValueError(f"a lost answer is an exception, not the HTTP answer of {self.kind}")
         status, code = fault
         body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": "injected"}).encode()
         headers = {"x-amzn-requestid": "injected", "content-type": "application/x-amz-json-1.0"}
         return AWSResponse(request.url, status, headers, _Raw(body))
+
+    def _fails(self, request, event_name):
+        """Whether this send is one to fail (and count it)."""
+        if self.kind is None or (self.operations and event_name.rpartition(".")[2] not in self.operations):
+            return False
+        if self.first_sends and request.context.get("retries", {}).get("attempt", 1) > 1:
+            return False
+        with self._lock:  # the aggregator sends from several threads
+            self.failed_sends += 1
+        return True
 
 
 class _Raw:
