@@ -16,7 +16,7 @@ import threading
 
 import botocore.endpoint
 from botocore.awsrequest import AWSResponse
-from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 ENDPOINT = "https://dynamodb.us-east-1.amazonaws.com"
 THROTTLED = "ProvisionedThroughputExceededException"
@@ -30,8 +30,6 @@ FAULTS = {
     "read-timeout": ReadTimeoutError,
     "connection-refused": EndpointConnectionError,
 }
-# What a lost response looks like to the caller: the request went out, the answer never came.
-LOST = (ReadTimeoutError, ConnectionClosedError)
 
 
 def fault_exception(fault, operation="GetItem", endpoint=ENDPOINT):
