@@ -112,7 +112,10 @@ def test_an_unreadable_message_is_kept_for_a_person(ddb, setup, body):
 
 
 def test_invoke_function_asks_for_a_heal_synchronously():
-    client = boto3.client("lambda", region_name=REGION)
+    # A session of its own: boto3.client() would create boto3's default session here, outside moto,
+    # and that session keeps the credentials it first read, for every later boto3.client() in this
+    # process (bench's handler copies then reach DynamoDB Local under the wrong access key).
+    client = boto3.session.Session(region_name=REGION).client("lambda")
     payload = {"heal": {"shard": "shardId-000000000000"}}
     ok = json.dumps({"shardId-000000000000": {"clicks": 2, "complete": True}}).encode()
     failed = json.dumps({"errorMessage": "boom", "errorType": "ClientError"}).encode()
