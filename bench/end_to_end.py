@@ -25,7 +25,6 @@ from aggregator import layout
 from bench import baseline
 from bench.context import OUR_TABLE, RECIPE_TABLE
 from bench.handlers import RequestCounter, load_aggregator, load_ours
-from bench.pipeline import mapping_settings
 from bench.record import figure
 from bench.report import Section, ms, number, times
 from bench.stats import ratio
@@ -34,6 +33,7 @@ from local_stack.dynamodb import free_port
 from local_stack.event_source import EventSourceMapping
 from local_stack.http_api import make_server
 from local_stack.log_subscription import LogSubscription
+from tests.support.pipeline import mapping_settings
 
 KEY = "end_to_end"
 TITLE = "End to end over HTTP"

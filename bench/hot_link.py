@@ -1,6 +1,6 @@
 """Hot link: one link at 10,000 clicks a second from 50 warm containers, through the whole click pipeline.
 
-Our side runs the real code end to end in simulated time (bench/pipeline.py): real redirect
+Our side runs the real code end to end in simulated time (tests/support/simulation.py): real redirect
 calls with per-container caches, their click lines packed into log records, put on a Kinesis
 stream, batched per the event source mapping's window, and applied by the real aggregator to
 DynamoDB Local, whose consumed capacity is read per partition key and per index key.
@@ -21,10 +21,10 @@ from bench import baseline
 from bench.capacity import item_size
 from bench.context import OUR_TABLE, RECIPE_TABLE, seed
 from bench.handlers import RequestCounter
-from bench.pipeline import Pipeline, visitor_event
 from bench.record import figure
 from bench.report import Section, number, times
 from bench.targets import HOT_LINK_WCU, evaluate, hot_link_bounds
+from tests.support.simulation import SimulatedPipeline as Pipeline, visitor_event
 
 KEY = "hot_link"
 TITLE = "Hot link"

@@ -1,6 +1,6 @@
 """Spread: 10,000 clicks a second over 100,000 links (Zipf), and spread thin (every click a new link).
 
-Both run the whole click pipeline (bench/pipeline.py) on the real code: redirect calls,
+Both run the whole click pipeline (tests/support/simulation.py) on the real code: redirect calls,
 log records on a Kinesis stream, the event source mapping's batches, the real aggregator,
 and DynamoDB Local's consumed capacity per partition key and per index key.
 
@@ -23,11 +23,11 @@ from bench.backends import client_for
 from bench.cost import lambda_configs
 from bench.context import OUR_TABLE, put_all
 from bench.fixtures import create_our_table, our_item, short_id
-from bench.pipeline import Pipeline, visitor_event
 from bench.record import figure
 from bench.report import Section, number, times
 from bench.targets import evaluate
 from local_stack.click_stream import shard_count
+from tests.support.simulation import SimulatedPipeline as Pipeline, visitor_event
 
 KEY = "spread"
 TITLE = "Clicks spread over many links"

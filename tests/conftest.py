@@ -121,6 +121,15 @@ def ddb(aws_credentials):
         yield client
 
 
+@pytest.fixture
+def aggregator(ddb, monkeypatch):
+    """The aggregator handler freshly imported inside the moto mock (its clients are built at import),
+    on the test table and reading tests.support.pipeline.STREAM."""
+    from tests.support.aggregator import fresh_aggregator
+
+    return fresh_aggregator(monkeypatch, TABLE_NAME)
+
+
 # Fixtures of the admin app (webapp/).
 
 ADMIN_USERNAME = "alice"

@@ -2,9 +2,7 @@
 import base64
 import calendar
 import gzip
-import importlib
 import json
-import sys
 import time
 import tracemalloc
 import zlib
@@ -19,6 +17,7 @@ from aggregator.clicks import Click, Totals
 from local_stack.event_source import kinesis_event
 from local_stack.log_subscription import encode_payload
 from tests.conftest import REGION, TABLE_NAME
+from tests.support.faults import THROTTLED, Faults
 
 HUMAN = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
 PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148"
@@ -51,12 +50,9 @@ def kinesis(ddb):
 
 
 @pytest.fixture
-def aggregator(ddb, kinesis, monkeypatch):
-    """The handler module, freshly imported after moto started (its clients are built at import time)."""
-    monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
-    monkeypatch.setenv("CLICK_STREAM_NAME", STREAM)
-    module = sys.modules.get("aggregator.handler")
-    return importlib.reload(module) if module else importlib.import_module("aggregator.handler")
+def aggregator(aggregator, kinesis):
+    """The fresh aggregator handler (conftest), once the stream it reads exists."""
+    return aggregator
 
 
 def line(short_id, ua=HUMAN, ref="news.example.com", cc="DE", kind="click"):
@@ -105,13 +101,12 @@ def stats(ddb, short_id, day="2026-11-27", region=REGION):
     return item(ddb, f"stats#{short_id}", f"day#{day}#{region}")
 
 
-def fail_updates(client, when, code="ProvisionedThroughputExceededException"):
-    """Make the client's UpdateItem raise ClientError(code) whenever when(params) is true."""
-    def hook(params, **_):
-        if when(params):
-            raise ClientError({"Error": {"Code": code, "Message": "injected"}}, "UpdateItem")
-
-    client.meta.events.register("before-parameter-build.dynamodb.UpdateItem", hook)
+def fail_updates(client, when, code=THROTTLED):
+    """Make the client's UpdateItem fail with `code`, before it is sent, whenever when(request) is true."""
+    faults = Faults(client)
+    faults.fault = code
+    faults.fail_when = lambda operation, request: operation == "UpdateItem" and when(request)
+    return faults
 
 
 def a_click(sequence="1", short_id="abc1234", device="desktop", referrer="news.example.com", country="DE",
@@ -282,22 +277,25 @@ def test_a_record_gives_its_click_lines_in_order():
 
 
 def _gzip_json(payload):
-    return gzip.compress(json.dumps(payload).encode())
+    # mtime=0: gzip otherwise stamps the current time into its header, and the bytes would differ run to run.
+    return gzip.compress(json.dumps(payload).encode(), mtime=0)
 
 
 @pytest.mark.parametrize(
     "data",
     [
-        b"",
-        b"not gzip at all",
-        gzip.compress(b"not json"),
-        gzip.compress(b"\xff\xfe\xfd"),
-        _gzip_json(["a", "list"]),
-        _gzip_json({"messageType": "CONTROL_MESSAGE", "logEvents": [{"id": "1", "timestamp": 0, "message": "CWL CONTROL MESSAGE"}]}),
-        _gzip_json({"messageType": "CONTROL_MESSAGE", "logEvents": [{"id": "1", "timestamp": NOON, "message": line("abc1234")}]}),
-        _gzip_json({"messageType": "DATA_MESSAGE", "logEvents": "not a list"}),
-        _gzip_json({"messageType": "DATA_MESSAGE"}),
-        gzip.compress(json.dumps({"messageType": "DATA_MESSAGE", "logEvents": []}).encode())[:-10],  # truncated
+        pytest.param(b"", id="empty"),
+        pytest.param(b"not gzip at all", id="not-gzip"),
+        pytest.param(gzip.compress(b"not json", mtime=0), id="gzip-of-not-json"),
+        pytest.param(gzip.compress(b"\xff\xfe\xfd", mtime=0), id="gzip-of-not-utf8"),
+        pytest.param(_gzip_json(["a", "list"]), id="a-json-list"),
+        pytest.param(_gzip_json({"messageType": "CONTROL_MESSAGE", "logEvents": [{"id": "1", "timestamp": 0, "message": "CWL CONTROL MESSAGE"}]}),
+                     id="control-message"),
+        pytest.param(_gzip_json({"messageType": "CONTROL_MESSAGE", "logEvents": [{"id": "1", "timestamp": NOON, "message": line("abc1234")}]}),
+                     id="control-message-with-a-click-line"),
+        pytest.param(_gzip_json({"messageType": "DATA_MESSAGE", "logEvents": "not a list"}), id="log-events-not-a-list"),
+        pytest.param(_gzip_json({"messageType": "DATA_MESSAGE"}), id="no-log-events"),
+        pytest.param(_gzip_json({"messageType": "DATA_MESSAGE", "logEvents": []})[:-10], id="truncated"),
     ],
 )
 def test_records_that_are_not_click_data_give_no_clicks(data):

@@ -1,27 +1,22 @@
 """Exactly-once click counting through the real pipeline (issue 7): moto Kinesis -> the event source
-mapping stand-in -> aggregator.handler -> the moto table, with failures injected at every step."""
+mapping stand-in -> aggregator.handler -> the moto table, with failures injected at every step:
+before a call is sent, and after a write landed with its answer lost (tests/support/faults.py)."""
 import calendar
-import importlib
 import json
-import sys
-import threading
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
 from aggregator import layout, writes
-from local_stack.event_source import EventSourceMapping, kinesis_event, sqs_destination
-from local_stack.log_subscription import encode_payload
 from tests.conftest import REGION, TABLE_NAME
+from tests.support.faults import Outage
+from tests.support.pipeline import SHARD, STREAM, Pipeline
 
 HUMAN = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
 PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148"
 BOT = "Twitterbot/1.0"
-STREAM = "clicks-test"
-SHARD = "shardId-000000000000"
 CHECKPOINT = (f"stream#{REGION}#{STREAM}#{SHARD}", "checkpoint")
-THROTTLED = "ProvisionedThroughputExceededException"
 DAY = "2026-11-27"
 NOON_MS = calendar.timegm((2026, 11, 27, 12, 0, 0)) * 1000
 MAX_ITEM_BYTES = 400 * 1024
@@ -30,99 +25,20 @@ MAX_ITEM_BYTES = 400 * 1024
 # ------------------------------------------------------------------ the pipeline in moto
 
 
-class Faults:
-    """Counts every call the aggregator makes (DynamoDB and Kinesis) and fails the chosen ones.
-
-    A botocore before-call hook: the call never reaches moto, exactly like a throttle answered
-    before the write. `fail_at` holds indices into `calls`; `fail_when(operation, request)`
-    picks calls by content.
-    """
-
-    def __init__(self, *clients):
-        self.calls = []
-        self.fail_at = set()
-        self.fail_when = None
-        self.code = THROTTLED
-        self._lock = threading.Lock()
-        for client in clients:
-            client.meta.events.register("before-call", self._hook)
-
-    def _hook(self, model, params, **_):
-        body = params.get("body") or b"{}"
-        request = json.loads(body) if isinstance(body, (bytes, str)) and body else {}
-        with self._lock:
-            index = len(self.calls)
-            self.calls.append(model.name)
-        if index in self.fail_at or (self.fail_when is not None and self.fail_when(model.name, request)):
-            raise ClientError({"Error": {"Code": self.code, "Message": f"injected at call {index}"}}, model.name)
-
-    def clear(self):
-        self.fail_at, self.fail_when = set(), None
-
-
-class Pipeline:
-    """Click lines -> records on a moto stream -> EventSourceMapping -> the real handler; failures to SQS."""
-
-    def __init__(self, aggregator, kinesis, sqs, queue_url, batch_size=100, max_retries=2):
-        self.aggregator = aggregator
-        self.kinesis = kinesis
-        self.sqs, self.queue_url = sqs, queue_url
-        self.results = []
-        self.faults = Faults(aggregator._dynamodb, aggregator._kinesis)
-        self.mapping = EventSourceMapping(
-            kinesis, STREAM, self._invoke, sqs_destination(sqs, queue_url),
-            batch_size=batch_size, window=0, max_retries=max_retries,
-        ).start_at()
-        self.arn = kinesis.describe_stream(StreamName=STREAM)["StreamDescription"]["StreamARN"]
-
-    def _invoke(self, event, context):
-        result = self.aggregator.lambda_handler(event, context)
-        self.results.append(result)
-        return result
-
-    def put(self, lines, timestamp_ms=NOON_MS, shard_hash=None):
-        """Put one record of log lines, as CloudWatch Logs does; its sequence number."""
-        extra = {"ExplicitHashKey": shard_hash} if shard_hash is not None else {}
-        data = encode_payload(lines, timestamp_ms=timestamp_ms)
-        return self.kinesis.put_record(StreamName=STREAM, Data=data, PartitionKey="clicks", **extra)["SequenceNumber"]
-
-    def send(self, *records):
-        """Put each list of lines as one record, then let the mapping deliver everything waiting."""
-        sequences = [self.put(lines) for lines in records]
-        self.mapping.poll(flush=True)
-        return sequences
-
-    def event(self, sequences, shard=SHARD):
-        """The mapping's event for these records, e.g. to deliver a batch again."""
-        iterator = self.kinesis.get_shard_iterator(StreamName=STREAM, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
-        records = self.kinesis.get_records(ShardIterator=iterator["ShardIterator"], Limit=10_000)["Records"]
-        chosen = [(r["SequenceNumber"], r["Data"], r["ApproximateArrivalTimestamp"].timestamp())
-                  for r in records if r["SequenceNumber"] in sequences]
-        return kinesis_event(chosen, self.arn, shard)
-
-    def failures(self):
-        """The on-failure records in the queue (left in it)."""
-        messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0)
-        return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
-
-
 @pytest.fixture
-def aws(ddb, monkeypatch):
-    """Kinesis, SQS and the table in one moto mock; the aggregator freshly imported inside it."""
-    monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
-    monkeypatch.setenv("CLICK_STREAM_NAME", STREAM)
+def aws(aggregator):
+    """The fresh aggregator, with Kinesis and the on-failure queue beside the table in one moto mock."""
     kinesis = boto3.client("kinesis", region_name=REGION)
     sqs = boto3.client("sqs", region_name=REGION)
-    module = sys.modules.get("aggregator.handler")
-    aggregator = importlib.reload(module) if module else importlib.import_module("aggregator.handler")
     queue_url = sqs.create_queue(QueueName="clicks-dlq-test")["QueueUrl"]
     return aggregator, kinesis, sqs, queue_url
 
 
 def make_pipeline(aws, shards=1, **options):
+    """The pipeline on a new stream, its failures sent to the queue, every aggregator call counted (`faults`)."""
     aggregator, kinesis, sqs, queue_url = aws
-    kinesis.create_stream(StreamName=STREAM, ShardCount=shards)
-    return Pipeline(aggregator, kinesis, sqs, queue_url, **options)
+    return Pipeline(aggregator, kinesis, STREAM, shards=shards, queue=(sqs, queue_url), timestamp_ms=NOON_MS,
+                    faults=True, **options)
 
 
 @pytest.fixture
@@ -578,7 +494,7 @@ def test_one_poison_line_does_not_stop_the_shard(pipeline, ddb):
 
 def test_one_validation_exception_does_not_stop_the_others(pipeline, ddb):
     pipeline.send(WARM_UP)
-    pipeline.faults.code = "ValidationException"
+    pipeline.faults.fault = "ValidationException"
     pipeline.faults.fail_when = lambda op, request: request.get("Key", {}).get("pk", {}).get("S") == "stats#aaa"
     sequences = pipeline.send(*BATCH)
     result = pipeline.results[-1]
@@ -618,6 +534,178 @@ def test_a_refused_item_and_a_throttled_item_in_one_batch(pipeline, ddb):
     assert counts(ddb, "aaa") == EXPECTED_COUNTS["aaa"]
     assert counts(ddb, "ccc") == EXPECTED_COUNTS["ccc"]
     assert day_stats(ddb, "aaa").get("clicks") == 1  # only the warm-up's
+
+
+# ------------------------------------------------------------------ (g) lost responses: the write landed, its answer did not
+# Each write lands in the table, then the aggregator gets a read timeout (or a dropped connection)
+# instead of DynamoDB's answer, as when a connection breaks after DynamoDB applied the update.
+# The batch fails and is delivered again: every click must still count exactly once.
+
+WRITES = [step for step, name in enumerate(WRITE_PATH) if name.startswith(("item update", "checkpoint save"))]
+LOST_FAULTS = [ReadTimeoutError, pytest.param(ConnectionClosedError, marks=pytest.mark.exhaustive)]
+
+
+def _lose(pipeline, steps, fault=ReadTimeoutError):
+    """Let the calls at these steps (counted from the next call) land, and lose their answers."""
+    start = len(pipeline.faults.calls)
+    pipeline.faults.lose_responses(fault).fail_at = {start + step for step in steps}
+    return start
+
+
+@pytest.mark.parametrize("fault", LOST_FAULTS, ids=["read-timeout", "connection-closed"])
+@pytest.mark.parametrize("step", WRITES, ids=[WRITE_PATH[step] for step in WRITES])
+def test_a_write_whose_response_is_lost_is_counted_once_on_the_retry(pipeline, ddb, step, fault):
+    pipeline.send(WARM_UP)
+    start = _lose(pipeline, [step], fault)
+    sequences = pipeline.send(*BATCH)
+
+    assert pipeline.faults.lost_calls == [start + step]  # it was sent and applied, and its answer lost
+    assert pipeline.faults.calls[start + step] == "UpdateItem"
+    assert pipeline.mapping.invocations == 1 + 2  # the warm-up, the attempt that lost an answer, the retry
+    assert pipeline.mapping.discarded == 0
+    assert_batch_counted_exactly(ddb)
+    assert checkpoint(ddb) == layout.padded(sequences[-1])
+
+
+def test_every_write_of_a_batch_landing_with_its_answer_lost_counts_once(pipeline, ddb):
+    pipeline.send(WARM_UP)
+    start = _lose(pipeline, [step for step in WRITES if WRITE_PATH[step].startswith("item update")])
+    pipeline.send(*BATCH)
+    # The six item updates run in parallel and all land; the failed batch never saves its checkpoint.
+    assert len(pipeline.faults.lost_calls) == 6
+    assert pipeline.results[-1]["already_applied"] == 6  # the retry applies nothing again
+    assert pipeline.mapping.discarded == 0
+    assert_batch_counted_exactly(ddb)
+    assert pipeline.faults.calls[start:start + 3] == ["GetItem", "GetShardIterator", "GetRecords"]
+
+
+# After a first attempt whose checkpoint save landed, the retry finds the checkpoint at the batch's end:
+# no gap check, every item on the "already applied" path (a failed condition), the save again.
+RETRY_PATH = ["checkpoint read"] + [f"item update {n}" for n in range(1, 7)] + ["checkpoint save"]
+
+
+@pytest.mark.exhaustive  # a matrix: in make test; the fast lane keeps the single-step cases above
+@pytest.mark.parametrize("step", range(1, len(RETRY_PATH)), ids=RETRY_PATH[1:])
+def test_a_retry_that_loses_an_answer_again_still_counts_once(pipeline, ddb, step):
+    # The first attempt writes every item and loses the checkpoint save's answer; the retry loses
+    # the answer of `step`; the third attempt completes.
+    pipeline.send(WARM_UP)
+    start = _lose(pipeline, [len(WRITE_PATH) - 1, len(WRITE_PATH) + step])
+    sequences = pipeline.send(*BATCH)
+
+    retry = pipeline.faults.calls[start + len(WRITE_PATH):]
+    assert retry[:step + 1] == ["GetItem"] + ["UpdateItem"] * step  # the retry's path, as RETRY_PATH says
+    assert len(pipeline.faults.lost_calls) == 2
+    assert pipeline.mapping.invocations == 1 + 3
+    assert pipeline.mapping.discarded == 0
+    assert_batch_counted_exactly(ddb)
+    assert checkpoint(ddb) == layout.padded(sequences[-1])
+
+
+def test_a_batch_whose_answers_are_lost_on_every_attempt_is_read_back_once(pipeline, ddb):
+    # Every attempt lands every write and loses every answer, so the mapping gives up on a batch
+    # that the table already holds in full. The next batch reads it back: nothing counts twice.
+    pipeline.send(WARM_UP)
+    pipeline.faults.lose_responses().fail_when = lambda op, request: op == "UpdateItem"
+    pipeline.send(*BATCH)
+    assert pipeline.mapping.discarded == 1
+    assert len(pipeline.faults.lost_calls) == 3 * 6  # each attempt: six items, then no checkpoint save
+    assert_batch_counted_exactly(ddb)
+    pipeline.faults.clear()
+    batch_two = pipeline.send([click("bbb"), click("ddd")])
+    # Its checkpoint was never saved, so batch one is read back; four of its six items hold it already.
+    assert (pipeline.results[-1]["gap_records"], pipeline.results[-1]["already_applied"]) == (2, 4)
+    assert counts(ddb, "bbb") == (EXPECTED_COUNTS["bbb"][0] + 1, 0)
+    assert counts(ddb, "ddd") == (1, 0)
+    assert counts(ddb, "aaa") == EXPECTED_COUNTS["aaa"]
+    assert counters_only(day_stats(ddb, "aaa")) == EXPECTED_AAA_DAY
+    assert checkpoint(ddb) == layout.padded(batch_two[-1])
+    # And the failure record, replayed, counts nothing again.
+    before = table_state(ddb)
+    assert replay_from_queue(pipeline).deleted == 1
+    assert table_state(ddb) == before
+
+
+GAP_WRITES = [step for step, name in enumerate(GAP_PATH) if name.startswith(("item update", "checkpoint save"))]
+
+
+@pytest.mark.exhaustive  # a matrix: in make test; the fast lane keeps the single-step cases above
+@pytest.mark.parametrize("step", GAP_WRITES, ids=[GAP_PATH[step] for step in GAP_WRITES])
+def test_a_batch_reading_a_skipped_one_back_that_loses_an_answer_counts_once(pipeline, ddb, step):
+    pipeline.send(WARM_UP)
+    _fail_batch_one(pipeline, partly=False)
+    pipeline.send(*BATCH)
+    pipeline.faults.clear()
+    start = _lose(pipeline, [step])
+    pipeline.send([click("bbb"), click("ddd")])
+    assert pipeline.faults.lost_calls == [start + step]
+    assert pipeline.mapping.discarded == 1  # only batch one
+    assert counts(ddb, "bbb") == (3, 0)
+    assert counts(ddb, "ddd") == (1, 0)
+    assert counts(ddb, "aaa") == EXPECTED_COUNTS["aaa"]
+    assert counters_only(day_stats(ddb, "aaa")) == EXPECTED_AAA_DAY
+    assert counters_only(day_stats(ddb, "bbb"))["clicks"] == 3
+
+
+HEAL_WRITES = [step for step, name in enumerate(HEAL_PATH) if name.startswith(("item update", "checkpoint save"))]
+
+
+@pytest.mark.exhaustive  # a matrix: in make test; the fast lane keeps the single-step cases above
+@pytest.mark.parametrize("step", HEAL_WRITES, ids=[HEAL_PATH[step] for step in HEAL_WRITES])
+def test_a_replay_that_loses_an_answer_can_be_replayed_again_and_counts_once(pipeline, ddb, monkeypatch, step):
+    from deploy import replay_dlq
+
+    monkeypatch.setattr(replay_dlq, "VISIBILITY_TIMEOUT_SECONDS", 0)  # the message is back at once
+    pipeline.send(WARM_UP)
+    _fail_batch_one(pipeline, partly=False)
+    pipeline.send(*BATCH)
+    pipeline.faults.clear()
+    start = _lose(pipeline, [step])
+    failed = replay_from_queue(pipeline)
+    assert pipeline.faults.lost_calls == [start + step]
+    assert (failed.failed, failed.deleted) == (1, 0)  # left in the queue
+    again = replay_from_queue(pipeline)
+    assert (again.ok, again.deleted) == (True, 1)
+    assert_batch_counted_exactly(ddb)
+    # The next batch counts only its own click.
+    pipeline.send([click("aaa")])
+    assert counts(ddb, "aaa") == (EXPECTED_COUNTS["aaa"][0] + 1, 1)
+
+
+def test_a_lost_answer_of_a_rebuilt_update_counts_once(pipeline, ddb):
+    # The rebuilt update (after a failed condition, conditional on the mark it saw) lands and
+    # loses its answer: the retry must see that mark moved and add nothing again.
+    first = pipeline.send([click("aaa")])
+    second = pipeline.put([click("aaa"), click("aaa")])
+    # Deliver records one and two together: counter and stats fail their first condition (mark
+    # inside the batch) and are rebuilt from the clicks above the mark; lose those answers.
+    rebuilt = lambda op, request: op == "UpdateItem" and "#m = :seen" in request.get("ConditionExpression", "")
+    pipeline.faults.lose_responses().fail_when = rebuilt
+    with pytest.raises(ReadTimeoutError):
+        pipeline.aggregator.lambda_handler(pipeline.event(set(first + [second])), None)
+    assert len(pipeline.faults.lost_calls) == 2
+    pipeline.faults.clear()
+    pipeline.mapping.poll(flush=True)  # the mapping delivers record two as its own batch
+    assert counts(ddb, "aaa") == (3, 0)
+    assert day_stats(ddb, "aaa")["clicks"] == 3
+
+
+def test_answers_lost_at_the_http_layer_are_resent_by_botocore_and_counted_once(pipeline, ddb, monkeypatch):
+    # The common case on AWS: a write lands, the connection drops before its answer, and botocore
+    # itself sends the same request again. The resent update must find its own mark and add nothing.
+    pipeline.send(WARM_UP)
+    outage = Outage(monkeypatch, pipeline.aggregator._dynamodb, operations={"UpdateItem"}, lost=True)
+    outage.kind, outage.first_sends = "read-timeout", True  # each update's first send lands, and its answer is lost
+    try:
+        sequences = pipeline.send(*BATCH)
+    finally:
+        outage.end()
+    assert outage.failed_sends == 7 and len(outage.sleeps) == 7  # six items and the checkpoint save, each resent once
+    assert pipeline.mapping.invocations == 1 + 1  # botocore's resends absorbed every lost answer
+    result = pipeline.results[-1]
+    assert (result["applied"], result["already_applied"]) == (0, 6)  # each resend met its own mark
+    assert_batch_counted_exactly(ddb)
+    assert checkpoint(ddb) == layout.padded(sequences[-1])
 
 
 # ------------------------------------------------------------------ shards

@@ -1,5 +1,4 @@
 """deploy/replay_dlq.py: shards named in the on-failure queue are healed once, and their messages leave only then."""
-import importlib
 import io
 import json
 import subprocess
@@ -7,41 +6,28 @@ from pathlib import Path
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from deploy import replay_dlq
-from local_stack.event_source import sqs_destination
 from tests.conftest import REGION, TABLE_NAME
-from tests.pipeline import STREAM_NAME, Pipeline
+from tests.support.faults import Outage
+from tests.support.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 HUMAN = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
 
 
-class Outage:
-    """Makes every UpdateItem of the aggregator fail with a throttle while `on` is set."""
-
-    def __init__(self, client):
-        self.on = False
-        client.meta.events.register("before-call.dynamodb.UpdateItem", self._maybe_fail)
-
-    def _maybe_fail(self, **_):
-        if self.on:
-            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "UpdateItem")
-
-
 @pytest.fixture
-def setup(ddb, monkeypatch):
-    """The on-failure queue, the stream and the real aggregator (in process), with a switchable outage."""
-    monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
-    monkeypatch.setenv("CLICK_STREAM_NAME", STREAM_NAME)
-    aggregator = importlib.reload(importlib.import_module("aggregator.handler"))
+def setup(aggregator, monkeypatch):
+    """The on-failure queue, the stream and the real aggregator (in process), with a switchable outage
+    of the aggregator's item updates (off until its kind is set)."""
     sqs = boto3.client("sqs", region_name=REGION)
     url = sqs.create_queue(QueueName="links-clicks-dlq")["QueueUrl"]
-    pipeline = Pipeline(aggregator.lambda_handler, on_failure=sqs_destination(sqs, url))
-    return sqs, url, pipeline, Outage(aggregator._dynamodb)
+    pipeline = Pipeline(aggregator, queue=(sqs, url))
+    outage = Outage(monkeypatch, aggregator._dynamodb, operations={"UpdateItem"})
+    yield sqs, url, pipeline, outage
+    outage.end()
 
 
 def clicks(short_id, n):
@@ -63,10 +49,10 @@ def messages_left(sqs, url):
 def skip_two_batches(pipeline, outage):
     """An outage long enough that the mapping gives up on two batches; they go to the queue."""
     pipeline.send(clicks("aaa1111", 1))
-    outage.on = True
+    outage.kind = "throttled"
     pipeline.send(clicks("aaa1111", 3))
     pipeline.send(clicks("bbb2222", 2))
-    outage.on = False
+    outage.kind = None
     assert pipeline.mapping.discarded == 2
 
 
@@ -105,7 +91,7 @@ def test_a_long_gap_is_read_back_over_retries_of_the_next_batch(ddb, setup, monk
 def test_a_failed_heal_leaves_the_messages(ddb, setup):
     sqs, url, pipeline, outage = setup
     skip_two_batches(pipeline, outage)
-    outage.on = True
+    outage.kind = "throttled"
     outcome = replay_dlq.replay(url, replay_dlq.call_in_process(), sqs=sqs, wait_seconds=0)
     assert (outcome.healed_shards, outcome.failed) == (0, 2) and not outcome.ok
     assert messages_left(sqs, url) == 2
@@ -126,7 +112,10 @@ def test_an_unreadable_message_is_kept_for_a_person(ddb, setup, body):
 
 
 def test_invoke_function_asks_for_a_heal_synchronously():
-    client = boto3.client("lambda", region_name=REGION)
+    # A session of its own: boto3.client() would create boto3's default session here, outside moto,
+    # and that session keeps the credentials it first read, for every later boto3.client() in this
+    # process (bench's handler copies then reach DynamoDB Local under the wrong access key).
+    client = boto3.session.Session(region_name=REGION).client("lambda")
     payload = {"heal": {"shard": "shardId-000000000000"}}
     ok = json.dumps({"shardId-000000000000": {"clicks": 2, "complete": True}}).encode()
     failed = json.dumps({"errorMessage": "boom", "errorType": "ClientError"}).encode()

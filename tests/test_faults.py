@@ -7,43 +7,32 @@ What this proves (issue 9, "Faults"):
   error (503, Retry-After) when any one of the route's DynamoDB calls fails, for each fault kind, and
   leaves the table either as it was or as the completed write left it (or, for a disable, in a state
   that can never let an old session back in); then the same write, retried, succeeds;
-- the aggregator, through tests/pipeline.py's stream stand-in, keeps every click through an outage that
+- the aggregator, through tests/support/pipeline.py's stream stand-in, keeps every click through an outage that
   outlasts the mapping's retries (batches go to the failure destination) and counts exactly once on
   recovery. tests/test_click_pipeline.py already fails every single step of the write path; this
   only adds whole outages of each fault kind.
 
-Faults are injected in two ways, both on the botocore client only (no real endpoint is ever called):
-- at the HTTP layer (`before-send`): a throttle or a 5xx is an HTTP answer that botocore parses and
-  retries like a real one, a timeout or a refused connection is raised where urllib3 would raise it;
-  botocore's back-off sleeps are recorded, not slept;
-- at the call layer (`before-call`), to fail exactly the n-th call of a route after botocore's retries
+Faults are injected in two ways (tests/support/faults.py), both on the botocore client only (no real
+endpoint is ever called):
+- at the HTTP layer (`Outage`, `before-send`): a throttle or a 5xx is an HTTP answer that botocore
+  parses and retries like a real one, a timeout or a refused connection is raised where urllib3 would
+  raise it; botocore's back-off sleeps are recorded, not slept;
+- at the call layer (`Faults`), to fail exactly the n-th call of a route after botocore's retries
   gave up, as tests/test_click_pipeline.py does.
 """
 import importlib
 import json
-import sys
 
 import pytest
-from botocore.awsrequest import AWSResponse
-from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
-from tests.conftest import TABLE_NAME, add_user, make_app, sign_in_as
+from tests.conftest import TABLE_NAME, make_app, sign_in_as
+from tests.support.faults import FAULTS, Faults, Outage, fault_exception
+from tests.support.pipeline import Pipeline
 
 # Thousands of cases or injected faults: in `make test`, not in the edit-test loop of `make test-fast`.
 pytestmark = pytest.mark.exhaustive
 
 NOW = 1_795_757_759.0  # 2026-11-27T05:35:59Z
-ENDPOINT = "https://dynamodb.us-east-1.amazonaws.com"
-
-# Each fault: how the HTTP layer shows it (a status and __type, or an exception), and how the call layer does.
-FAULTS = {
-    "throttled": (400, "ProvisionedThroughputExceededException"),
-    "request-limit": (400, "RequestLimitExceeded"),
-    "internal-error": (500, "InternalServerError"),
-    "unavailable": (503, "ServiceUnavailable"),
-    "read-timeout": ReadTimeoutError,
-    "connection-refused": EndpointConnectionError,
-}
 # Step by step, one fault of each way it reaches the store: an error code, a timeout, no connection.
 CALL_FAULTS = ["throttled", "read-timeout", "connection-refused"]
 # Faults injected and survived in this run, printed at the end of the module (`pytest -s`), for RELIABILITY.md.
@@ -55,76 +44,6 @@ INJECTED = {"redirect warm 302": 0, "redirect cold 503": 0, "admin call faults":
 def report_faults():
     yield
     print(f"\nfaults injected and survived: {INJECTED}")
-
-
-def fault_exception(kind, operation="GetItem"):
-    """The exception a botocore call raises once its retries gave up on this fault."""
-    fault = FAULTS[kind]
-    if isinstance(fault, tuple):
-        return ClientError({"Error": {"Code": fault[1], "Message": f"injected {kind}"}}, operation)
-    return fault(endpoint_url=ENDPOINT, error="injected")
-
-
-class Outage:
-    """Makes every HTTP send of the given botocore clients fail with one kind of fault while on.
-
-    Counts the sends it failed, and records botocore's back-off delays instead of sleeping them.
-    """
-
-    def __init__(self, monkeypatch, *clients):
-        self.kind = None
-        self.clients = clients
-        self.failed_sends = 0
-        self.sleeps = []
-        import botocore.endpoint
-
-        fake_time = type("FakeTime", (), {"sleep": staticmethod(self.sleeps.append)})
-        monkeypatch.setattr(botocore.endpoint, "time", fake_time)
-        for client in clients:
-            client.meta.events.register_first("before-send", self._send)
-
-    def end(self):
-        """Take the hook off again: the redirect's client lives as long as its module, across tests."""
-        self.kind = None
-        for client in self.clients:
-            client.meta.events.unregister("before-send", self._send)
-
-    def _send(self, request, **_):
-        if self.kind is None:
-            return None
-        self.failed_sends += 1
-        fault = FAULTS[self.kind]
-        if not isinstance(fault, tuple):
-            raise fault(endpoint_url=request.url, error="injected")
-        status, code = fault
-        body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": "injected"}).encode()
-        return AWSResponse(request.url, status, {"x-amzn-requestid": "injected", "content-type": "application/x-amz-json-1.0"}, _Raw(body))
-
-
-class _Raw:
-    """The raw body of an injected HTTP answer."""
-
-    def __init__(self, body):
-        self._body = body
-
-    def stream(self, **_):
-        yield self._body
-
-
-class CallFaults:
-    """Counts each call of a botocore client and fails the chosen ones (by index) with one fault kind."""
-
-    def __init__(self, client):
-        self.calls = []
-        self.fail_at = set()
-        self.kind = "throttled"
-        client.meta.events.register("before-call", self._hook)
-
-    def _hook(self, model, **_):
-        index = len(self.calls)
-        self.calls.append(model.name)
-        if index in self.fail_at:
-            raise fault_exception(self.kind, model.name)
 
 
 @pytest.fixture
@@ -400,7 +319,7 @@ def _assert_friendly_503(response, route):
 def test_a_write_route_that_fails_at_any_call_answers_503_and_writes_nothing_partial(admin, ddb, name):
     app, pages, headers, store = admin
     route = next(r for r in _routes(ddb) if r.name == name)
-    faults = CallFaults(store.table.client)
+    faults = Faults(store.table.client)
     subjects = iter(range(1000))
 
     def attempt(fail_step=None):
@@ -418,7 +337,7 @@ def test_a_write_route_that_fails_at_any_call_answers_503_and_writes_nothing_par
     steps = len(faults.calls)
     assert steps >= 2
     for kind in CALL_FAULTS:
-        faults.kind = kind
+        faults.fault = kind
         for step in range(steps):
             subject, before_n, failed, state = attempt(fail_step=step)
             after = route.expect(before_n) if route.expect else first_after
@@ -451,7 +370,7 @@ def test_a_disable_that_failed_half_way_never_lets_an_old_session_back(admin, dd
         thief.set_cookie("session", stolen)
         return thief.get("/").status_code
 
-    faults = CallFaults(store.table.client)
+    faults = Faults(store.table.client)
 
     def fail_session_query(model, **_):
         # Fail the Query after the user's update: the one that finds the sessions to end.
@@ -459,7 +378,7 @@ def test_a_disable_that_failed_half_way_never_lets_an_old_session_back(admin, dd
             raise fault_exception("throttled", "Query")
         faults.calls.append(model.name)
 
-    store.table.client.meta.events.unregister("before-call", faults._hook)
+    faults.remove()
     store.table.client.meta.events.register("before-call", fail_session_query)
     response = pages.post(f"/users/{name}/disable")
     store.table.client.meta.events.unregister("before-call", fail_session_query)
@@ -514,17 +433,6 @@ def test_the_admin_during_a_whole_outage_answers_503_everywhere_and_writes_nothi
 # ------------------------------------------------------------------ the aggregator
 
 
-@pytest.fixture
-def aggregator(ddb, monkeypatch):
-    """The aggregator handler, freshly imported inside the moto mock, reading the test stream."""
-    from tests import pipeline
-
-    monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
-    monkeypatch.setenv("CLICK_STREAM_NAME", pipeline.STREAM_NAME)
-    module = sys.modules.get("aggregator.handler")
-    return importlib.reload(module) if module else importlib.import_module("aggregator.handler")
-
-
 def _click(short_id, ua="Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0 Safari/537.36"):
     return json.dumps({"type": "click", "id": short_id, "ua": ua, "ref": "news.example.com", "cc": "DE"})
 
@@ -536,9 +444,7 @@ def _clicks(ddb, short_id):
 
 @pytest.mark.parametrize("kind", FAULTS)
 def test_an_outage_that_outlasts_the_retries_loses_no_click(aggregator, ddb, outages, kind):
-    from tests.pipeline import Pipeline
-
-    pipeline = Pipeline(aggregator.lambda_handler)
+    pipeline = Pipeline(aggregator)
     outage = outages(aggregator._dynamodb)
     pipeline.send([_click("aaa"), _click("bbb")])  # before: a checkpoint exists
     outage.kind = kind

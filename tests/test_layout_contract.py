@@ -18,6 +18,7 @@ from local_stack.event_source import kinesis_event
 from local_stack.log_subscription import encode_payload
 from local_stack.template import table_properties
 from tests.conftest import REGION, TABLE_NAME
+from tests.support.aggregator import reload_aggregator
 from webapp import clock, link_rules
 from webapp import store as store_module
 from webapp.store import links as store_links
@@ -39,13 +40,10 @@ COUNTER_PREFIXES = (layout.REFERRER_PREFIX, layout.COUNTRY_PREFIX, layout.DEVICE
 
 
 @pytest.fixture
-def aggregator(ddb, monkeypatch):
-    """The aggregator handler, freshly imported inside moto, with a one-shard click stream per region."""
-    monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
-    monkeypatch.setenv("CLICK_STREAM_NAME", STREAM)
+def aggregator(aggregator, monkeypatch):
+    """The fresh aggregator handler (conftest), with count(): a one-shard click stream per region."""
+    module = aggregator
     kinesis = boto3.client("kinesis", region_name=REGION)
-    module = sys.modules.get("aggregator.handler")
-    module = importlib.reload(module) if module else importlib.import_module("aggregator.handler")
     streams = {}
 
     def count(lines, moment, region=REGION):
@@ -171,8 +169,7 @@ def test_the_aggregator_counts_in_the_region_the_store_reads_by_default(ddb, mon
             monkeypatch.setenv(name, value)
         else:
             monkeypatch.delenv(name, raising=False)
-    module = sys.modules.get("aggregator.handler")
-    module = importlib.reload(module) if module else importlib.import_module("aggregator.handler")
+    module = reload_aggregator()
     assert [module.REGION] == store_module.default_regions()
 
 

@@ -1,12 +1,10 @@
 """A link's daily stats: what the aggregator writes, the store reads back, and the detail page shows."""
-import importlib
 import json
 from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
 
-from tests.conftest import TABLE_NAME
-from tests.pipeline import Pipeline
+from tests.support.pipeline import Pipeline
 from webapp import clock, stats
 
 DESKTOP = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
@@ -14,10 +12,9 @@ PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.
 
 
 @pytest.fixture
-def aggregate(ddb, monkeypatch):
+def aggregate(aggregator):
     """Feed click lines through the click stream to the real aggregator, as the log subscription would."""
-    monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
-    pipeline = Pipeline(importlib.reload(importlib.import_module("aggregator.handler")).lambda_handler)
+    pipeline = Pipeline(aggregator)
 
     def run(*clicks):
         lines = [json.dumps({"type": "click", **line}) for line, _ in clicks]

@@ -2,7 +2,7 @@
 
     warm redirect containers ─ stdout ─► one log record per container (log stream) per second
       ─► the click stream (local_stack.click_stream: moto's Kinesis on loopback)
-      ─► local_stack.event_source.EventSourceMapping: ordered batches per shard, one per batching window
+      ─► tests.support.pipeline.Pipeline: the event source mapping stand-in, one poll per batching window
       ─► the real aggregator ─► DynamoDB Local (units metered per key by bench/capacity.py)
 
 - Every redirect is a real `lambda_handler` call of a fresh copy of redirect_fn/handler.py.
@@ -25,10 +25,9 @@ from collections import Counter
 
 from bench.capacity import CapacityMeter
 from bench.handlers import RequestCounter, load_aggregator, load_ours
-from local_stack.event_source import EventSourceMapping
 from local_stack.http_api import to_event
 from local_stack.log_subscription import encode_payload
-from local_stack.template import load_template
+from tests.support.pipeline import Pipeline, mapping_settings
 
 # Noon UTC, so a few minutes of simulated time stay within one day (one stats item per link).
 SIM_START = 1_795_780_800.0
@@ -44,21 +43,6 @@ VISITORS = [
     ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/120.0 Mobile Safari/537.36", "https://social.example/"),
     ("Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", None),
 ]
-
-
-def mapping_settings(template=None):
-    """The event source mapping's settings from cloudformation.yaml: batch size, window, retries."""
-    template = template or load_template()
-    props = template["Resources"]["AggregatorEventSource"]["Properties"]
-    window = props["MaximumBatchingWindowInSeconds"]
-    if isinstance(window, dict):
-        window = template["Parameters"][window["Ref"]]["Default"]
-    return {
-        "batch_size": int(props["BatchSize"]),
-        "window": int(window),
-        "max_retries": int(props["MaximumRetryAttempts"]),
-        "parallelization": int(props.get("ParallelizationFactor", 1)),
-    }
 
 
 def visitor_event(short_id, visitor, referrer=None):
@@ -97,8 +81,8 @@ class _Lines:
         pass
 
 
-class Pipeline:
-    """Redirect containers, the stream, the mapping and the aggregator, driven second by second."""
+class SimulatedPipeline(Pipeline):
+    """Redirect containers feeding the click pipeline, driven second by second in simulated time."""
 
     def __init__(self, ctx, redirect_endpoint, redirect_table, table_endpoint, table, containers, index_keys=None):
         self.settings = mapping_settings()
@@ -108,21 +92,18 @@ class Pipeline:
         self.redirect.time = self.clock  # only this module copy sees simulated time
         self.reads = RequestCounter(self.redirect._client)
         stream = ctx.click_stream()
-        self.kinesis = stream.kinesis
-        self.stream_name = ctx.new_stream()
-        self.aggregator = load_aggregator(table_endpoint, table, stream.endpoint, self.stream_name)
+        stream_name = ctx.new_stream()
+        aggregator = load_aggregator(table_endpoint, table, stream.endpoint, stream_name)
         self.second = 0
-        self.meter = CapacityMeter(self.aggregator._dynamodb, index_keys=index_keys, clock=lambda: self.second)
-        self.dlq = []
-        self.mapping = EventSourceMapping(
-            self.kinesis,
-            self.stream_name,
-            self._invoke,
-            self.dlq.append,
-            batch_size=self.settings["batch_size"],
-            window=self.window,
-            max_retries=self.settings["max_retries"],
-        ).start_at("TRIM_HORIZON")
+        self.meter = CapacityMeter(aggregator._dynamodb, index_keys=index_keys, clock=lambda: self.second)
+        self.redirect_cpu = self.aggregator_cpu = 0.0
+        self._cpu_lock = threading.Lock()
+        super().__init__(
+            aggregator, stream.kinesis, stream_name, shards=None,
+            batch_size=self.settings["batch_size"], window=self.window, max_retries=self.settings["max_retries"],
+        )
+        self.dlq = self.failed
+        self.batches = self.results
         self.containers = containers
         self.caches = [{} for _ in range(containers)]
         self.sinks = [_Lines() for _ in range(containers)]
@@ -130,12 +111,8 @@ class Pipeline:
         self.statuses = Counter()
         self.redirects = 0
         self.reads_per_second = []
-        self.redirect_cpu = self.aggregator_cpu = 0.0
         self.records = self.record_bytes = self.put_units = self.lines = self.line_bytes = 0
         self.records_per_second = []
-        self.batches = []
-        self.errors = 0
-        self._cpu_lock = threading.Lock()
         self._wrap_item_writes()
 
     def _wrap_item_writes(self):
@@ -155,15 +132,10 @@ class Pipeline:
     def _invoke(self, event, context):
         t0 = time.thread_time()
         try:
-            result = self.aggregator.lambda_handler(event, context)
-        except Exception:
-            self.errors += 1
-            raise
+            return super()._invoke(event, context)
         finally:
             with self._cpu_lock:
                 self.aggregator_cpu += time.thread_time() - t0
-        self.batches.append(result)
-        return result
 
     def run(self, seconds, rate, pick):
         """`seconds` simulated seconds at `rate` redirects a second; pick(second, i) -> (container, event)."""
@@ -215,7 +187,7 @@ class Pipeline:
         self.records += len(records)
         self.records_per_second.append(len(records))
         for first in range(0, len(records), PUT_RECORDS_MAX):
-            response = self.kinesis.put_records(StreamName=self.stream_name, Records=records[first : first + PUT_RECORDS_MAX])
+            response = self.kinesis.put_records(StreamName=self.stream, Records=records[first : first + PUT_RECORDS_MAX])
             if response.get("FailedRecordCount"):
                 raise RuntimeError(f"the stream refused {response['FailedRecordCount']} records")
 
