@@ -1,6 +1,6 @@
 """Hot link: one link at 10,000 clicks a second from 50 warm containers, through the whole click pipeline.
 
-Our side runs the real code end to end in simulated time (tests/support/simulation.py): real redirect
+Our side runs the real code end to end in simulated time (bench/simulation.py): real redirect
 calls with per-container caches, their click lines packed into log records, put on a Kinesis
 stream, batched per the event source mapping's window, and applied by the real aggregator to
 DynamoDB Local, whose consumed capacity is read per partition key and per index key.
@@ -24,7 +24,7 @@ from bench.handlers import RequestCounter
 from bench.record import figure
 from bench.report import Section, number, times
 from bench.targets import HOT_LINK_WCU, evaluate, hot_link_bounds
-from tests.support.simulation import SimulatedPipeline as Pipeline, visitor_event
+from bench.simulation import SimulatedPipeline, visitor_event
 
 KEY = "hot_link"
 TITLE = "Hot link"
@@ -38,7 +38,7 @@ def simulate(ctx, rate, seconds, containers, adversarial_seconds):
     """Our pipeline on one link; then, apart, the stats item pushed to its bounds by forged referrers."""
     engine = ctx.dynamodb_local()
     seed(engine.endpoint, [HOT_LINK], our_table=OUR_TABLE + "-hot", recipe_table=RECIPE_TABLE + "-hot")
-    pipeline = Pipeline(ctx, engine.endpoint, OUR_TABLE + "-hot", engine.endpoint, OUR_TABLE + "-hot", containers)
+    pipeline = SimulatedPipeline(ctx, engine.endpoint, OUR_TABLE + "-hot", engine.endpoint, OUR_TABLE + "-hot", containers)
     events = [visitor_event(HOT_LINK, v) for v in range(5)]
     pipeline.run(seconds, rate, lambda second, i: (i % containers, events[i % len(events)]))
     ours = pipeline.summary()

@@ -1,6 +1,6 @@
 """Spread: 10,000 clicks a second over 100,000 links (Zipf), and spread thin (every click a new link).
 
-Both run the whole click pipeline (tests/support/simulation.py) on the real code: redirect calls,
+Both run the whole click pipeline (bench/simulation.py) on the real code: redirect calls,
 log records on a Kinesis stream, the event source mapping's batches, the real aggregator,
 and DynamoDB Local's consumed capacity per partition key and per index key.
 
@@ -27,7 +27,7 @@ from bench.record import figure
 from bench.report import Section, number, times
 from bench.targets import evaluate
 from local_stack.click_stream import shard_count
-from tests.support.simulation import SimulatedPipeline as Pipeline, visitor_event
+from bench.simulation import SimulatedPipeline, visitor_event
 
 KEY = "spread"
 TITLE = "Clicks spread over many links"
@@ -53,7 +53,7 @@ def _pipeline(ctx, table, containers, ids):
     create_our_table(stub, table)
     put_all(stub, table, [our_item(i, f"https://example.com/{i}") for i in ids])
     create_our_table(engine.client(), table)
-    return Pipeline(ctx, ctx.stub.endpoint, table, engine.endpoint, table, containers)
+    return SimulatedPipeline(ctx, ctx.stub.endpoint, table, engine.endpoint, table, containers)
 
 
 def run_zipf(ctx, links, rate, seconds, containers):
