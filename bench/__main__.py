@@ -108,9 +108,14 @@ def main():
     parser = argparse.ArgumentParser(description="Benchmarks against the recipe's handler; writes BENCHMARKS.md.")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check that everything runs")
     parser.add_argument("--render", action="store_true", help="only render BENCHMARKS.md from the results file")
-    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
-    parser.add_argument("--results", type=Path, default=ROOT / "results" / "bench.json")
+    parser.add_argument("--output", type=Path, help="default: BENCHMARKS.md (build/BENCHMARKS-quick.md with --quick)")
+    parser.add_argument("--results", type=Path, help="default: results/bench.json (build/bench-quick.json with --quick)")
     args = parser.parse_args()
+    # A quick run's tiny figures must never replace the committed ones by accident.
+    build = ROOT / "build"
+    args.output = args.output or (build / "BENCHMARKS-quick.md" if args.quick else ROOT / "BENCHMARKS.md")
+    args.results = args.results or (build / "bench-quick.json" if args.quick else ROOT / "results" / "bench.json")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
     if args.render:
         args.output.write_text(render(record.load(args.results)), encoding="utf-8")
         print(f"Wrote {args.output} from {args.results}")
