@@ -84,9 +84,12 @@ class FigureRecorder:
         seconds = time.monotonic() - self.started
         found["run.seconds"] = figures.figure(round(seconds), duration_text(seconds))
         found |= _RECORDED
-        figures.write(SOURCE, COMMAND, found)
+        # The project the run belongs to: this repository, or a test's own small project.
+        root = Path(str(self.config.rootpath))
+        figures.write(SOURCE, COMMAND, found, root / "results")
         for document in figures.DOCUMENTS:
-            figures.render(document)
+            if (root / document.name).exists():
+                figures.render(root / document.name, root / "results")
 
 
 # Figures tests recorded in this process. Only a run in one process writes them (see complete_run).

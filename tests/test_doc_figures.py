@@ -13,7 +13,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_every_document_agrees_with_its_results():
     """The figures plugin renders and re-checks after a complete `make test`; this is the check."""
     problems = [problem for document in figures.DOCUMENTS for problem in figures.check(document)]
-    assert not problems, "run the command that writes the results, then `python -m figures`:\n" + "\n".join(problems)
+    assert not problems, (
+        "run the command that writes the results (then `python -m figures`); a complete `make test` renders "
+        "its own figures when it ends, so after tests were added, check `git diff` and run it again:\n"
+        + "\n".join(problems)
+    )
 
 
 def test_the_template_figures_are_current():
@@ -154,3 +158,49 @@ def test_the_template_figures_follow_the_policy():
     statements = tpl["Resources"]["AdminPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     statements[0]["Action"] = list(statements[0]["Action"]) + ["dynamodb:ConditionCheckItem"]
     assert template.derive(tpl)["admin_policy.table"]["text"].endswith(" and `ConditionCheckItem`")
+
+
+# The suite's plugin, run on a small project of its own in a subprocess.
+
+SMALL_SUITE = '''
+import pytest
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_cases(n, record_figure):
+    record_figure("demo.square", n * n, basis="counted")
+
+def test_one():
+    assert FAIL is False
+'''
+
+
+def run_small_suite(project, *args, fail=False):
+    import subprocess
+    import sys
+
+    (project / "tests").mkdir(exist_ok=True)
+    (project / "tests" / "test_small.py").write_text(SMALL_SUITE.replace("FAIL", str(fail)))
+    (project / "pyproject.toml").write_text('[tool.pytest.ini_options]\ntestpaths = ["tests"]\n')
+    env = {key: value for key, value in __import__("os").environ.items() if key != "PYTEST_ADDOPTS"}
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "figures.pytest_plugin", "-p", "no:randomly",
+                           "-p", "no:cacheprovider", *args], cwd=project, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_a_complete_passing_run_writes_its_figures_and_renders_the_documents(tmp_path):
+    (tmp_path / "README.md").write_text("<!--fig tests:lanes.all-->?<!--/fig--> tests, last square "
+                                        "<!--fig tests:demo.square-->?<!--/fig-->\n")
+    assert run_small_suite(tmp_path).returncode == 0
+    written = figures.load("tests", tmp_path / "results")["figures"]
+    assert written["lanes.all"]["value"] == 4 and written["files.test_small.tests"]["value"] == 4
+    assert written["functions.test_small.test_cases.cases"]["value"] == 3
+    assert written["run.skipped"]["value"] == 0 and written["demo.square"]["text"] == "9"
+    assert (tmp_path / "README.md").read_text() == ("<!--fig tests:lanes.all-->4<!--/fig--> tests, last square "
+                                                    "<!--fig tests:demo.square-->9<!--/fig-->\n")
+
+
+@pytest.mark.parametrize("args, fail", [(("-k", "test_one"), False), ((), True)])
+def test_a_partial_or_failing_run_writes_nothing(tmp_path, args, fail):
+    run_small_suite(tmp_path, *args, fail=fail)
+    assert not (tmp_path / "results" / "tests.json").exists()
