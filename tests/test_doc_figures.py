@@ -204,3 +204,33 @@ def test_a_complete_passing_run_writes_its_figures_and_renders_the_documents(tmp
 def test_a_partial_or_failing_run_writes_nothing(tmp_path, args, fail):
     run_small_suite(tmp_path, *args, fail=fail)
     assert not (tmp_path / "results" / "tests.json").exists()
+
+
+# The commands' own results writers, on artifacts and reports made here.
+
+
+def test_make_package_records_each_zip_packed_and_unpacked(tmp_path):
+    import zipfile
+
+    from deploy import package
+
+    built = {}
+    for name, size in (("redirect", 5000), ("aggregator", 40000), ("admin", 3 * 1024 * 1024)):
+        built[name] = tmp_path / f"{name}.zip"
+        with zipfile.ZipFile(built[name], "w", zipfile.ZIP_STORED) as zf:
+            zf.writestr("data", bytes(size))
+    package.write_results(built, 27.4, tmp_path)
+    written = figures.load("package", tmp_path)["figures"]
+    assert written["admin_zip.unpacked"] == {"text": "3.0 MiB", "value": 3 * 1024 * 1024, "basis": "measured"}
+    assert written["redirect_zip.size"]["value"] == built["redirect"].stat().st_size
+    assert written["aggregator_zip.unpacked"]["text"] == "39 KiB" and written["build.seconds"]["text"] == "27 s"
+
+
+def test_make_scan_records_checkovs_counts(tmp_path):
+    from deploy import scan
+
+    scan.write_results({"summary": {"passed": 61, "failed": 0, "skipped": 16}}, tmp_path)
+    written = figures.load("scan", tmp_path)
+    assert written["command"] == "make scan"
+    assert {key: entry["text"] for key, entry in written["figures"].items()} == {
+        "checkov.passed": "61", "checkov.failed": "0", "checkov.skipped": "16"}
