@@ -156,6 +156,26 @@ def build_all(out_dir=BUILD_DIR):
     return built
 
 
+def _size_text(size):
+    """KiB below a MiB, else MiB with one decimal, as the README's table shows sizes."""
+    return f"{size / 1024:,.0f} KiB" if size < 1024 * 1024 else f"{size / 1024 / 1024:,.1f} MiB"
+
+
+def write_results(built, seconds, results_dir=None):
+    """results/package.json: each zip's size, packed and unpacked, and how long this build took."""
+    import figures  # the project's results files
+
+    found = {}
+    for name in ("redirect", "aggregator", "admin"):
+        path = built[name]
+        with zipfile.ZipFile(path) as zf:
+            unpacked = sum(info.file_size for info in zf.infolist())
+        found[f"{name}_zip.size"] = figures.figure(path.stat().st_size, _size_text(path.stat().st_size))
+        found[f"{name}_zip.unpacked"] = figures.figure(unpacked, _size_text(unpacked))
+    found["build.seconds"] = figures.figure(round(seconds), f"{seconds:.0f} s")
+    return figures.write("package", "make package", found, results_dir)
+
+
 def _package_files(source, arcname):
     """(path, name in zip) for the .py files of one package."""
     return [(path, f"{arcname}/{path.relative_to(source).as_posix()}") for path in sorted(source.rglob("*.py"))
@@ -203,7 +223,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=BUILD_DIR, help="output folder (default: build/)")
     args = parser.parse_args(argv)
-    build_all(args.out.resolve())
+    started = time.perf_counter()
+    built = build_all(args.out.resolve())
+    # Only the default build is the one the README describes.
+    if args.out.resolve() == BUILD_DIR:
+        print(f"wrote {write_results(built, time.perf_counter() - started).relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -47,12 +47,23 @@ def scan(template=TEMPLATE):
     return json.loads(result.stdout)
 
 
+def write_results(report, results_dir=None):
+    """results/scan.json: the counts the README and RELIABILITY.md quote, from this run's report."""
+    import figures  # the project's results files; imported here so the scan itself needs nothing more
+
+    summary = report["summary"]
+    return figures.write("scan", "make scan", {
+        f"checkov.{kind}": figures.figure(summary[kind], basis="counted") for kind in ("passed", "skipped", "failed")
+    }, results_dir)
+
+
 def main():
     report = scan()
     summary = report["summary"]
     for check in report["results"]["failed_checks"]:
         print(f"FAILED {check['check_id']} {check['resource']}: {check['check_name']}")
     print(f"checkov: {summary['passed']} passed, {summary['failed']} failed, {summary['skipped']} skipped")
+    print(f"wrote {write_results(report).relative_to(ROOT)}")
     return 1 if summary["failed"] else 0
 
 

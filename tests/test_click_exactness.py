@@ -63,7 +63,7 @@ def settled(stack, expected):
     assert {s: counts(stack, s) for s in expected} == expected
 
 
-def test_n_human_clicks_count_exactly_n_with_bots_and_head_excluded(stack):
+def test_n_human_clicks_count_exactly_n_with_bots_and_head_excluded(stack, record_figure):
     create(stack, "humans")
     humans, bots, heads = 60, 3 * len(BOTS), 15
     for i in range(humans):
@@ -77,9 +77,13 @@ def test_n_human_clicks_count_exactly_n_with_bots_and_head_excluded(stack):
     assert status == 200
     assert sum(day["clicks"] for day in stats["days"]) == humans
     assert sum(day["bots"] for day in stats["days"]) == bots
+    # RELIABILITY.md quotes these from results/tests.json.
+    record_figure("exactness.human_clicks", humans, basis="counted")
+    record_figure("exactness.bot_clicks", bots, basis="counted")
+    record_figure("exactness.head_requests", heads, basis="counted")
 
 
-def test_a_flood_of_junk_on_one_link_leaves_every_count_exact(stack):
+def test_a_flood_of_junk_on_one_link_leaves_every_count_exact(stack, record_figure):
     rng = random.Random(9)
     for slug in ("flood", "calm1", "calm2"):
         create(stack, slug)
@@ -103,6 +107,7 @@ def test_a_flood_of_junk_on_one_link_leaves_every_count_exact(stack):
     status, stats = stack.api("GET", "/api/links/flood/stats?days=2")
     assert status == 200
     assert sum(day["clicks"] for day in stats["days"]) == flood
+    record_figure("exactness.flood_clicks", flood, basis="counted")
     referrers = {}
     for day in stats["days"]:
         for host, n in day["referrers"].items():

@@ -26,6 +26,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from figures.pytest_plugin import record
 from tests.conftest import TABLE_NAME
 
 # Thousands of cases or injected faults: in `make test`, not in the edit-test loop of `make test-fast`.
@@ -45,6 +46,9 @@ def report_cases():
     """Print how many cases each property tried (for RELIABILITY.md)."""
     yield
     print(f"\nhypothesis cases tried: {TRIED} total {sum(TRIED.values())}")
+    for name, tried in TRIED.items():
+        record(f"properties.{name}.cases", tried)
+    record("properties.all.cases", sum(TRIED.values()))
 
 
 # ------------------------------------------------------------------ strategies
