@@ -39,5 +39,11 @@ def derive(template=None):
 
 
 def write(results_dir=None):
-    """Derive the template's figures and write results/template.json."""
-    return figures.write("template", COMMAND, derive(), results_dir)
+    """Derive the template's figures and write results/template.json, only when they changed (no churn)."""
+    derived = derive()
+    try:
+        if figures.load("template", results_dir)["figures"] == derived:
+            return None
+    except FileNotFoundError:
+        pass
+    return figures.write("template", COMMAND, derived, results_dir)

@@ -39,11 +39,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from figures import figure, write as write_figures
 from local_stack.dynamodb import java_major_version
 
 # Share of SOAK_RATE per kind of traffic; redirects are most of what a shortener serves.
 MIX = {"redirect": 0.70, "create": 0.06, "api_list": 0.06, "html_list": 0.04, "views": 0.10, "toggle": 0.04}
 CURL = "curl/8.5.0"
+FULL_SECONDS = 60  # `make soak`, as CI runs it; only a soak this long writes results/soak.json
 SEED_LINKS = 40
 TOGGLE_LINKS = 4
 MAX_ERRORS_SHOWN = 10
@@ -59,7 +61,7 @@ MEMORY_ALLOWANCE = {"stack": (8.0, 8.0), "DynamoDB Local": (40.0, 4.0)}  # (MB, 
 def settings(environ=os.environ):
     """The soak's settings from the environment, with their defaults."""
     return {
-        "seconds": float(environ.get("SOAK_SECONDS", "60")),
+        "seconds": float(environ.get("SOAK_SECONDS", str(FULL_SECONDS))),
         "rate": float(environ.get("SOAK_RATE", "60")),
         "redirect_threads": int(environ.get("SOAK_REDIRECT_THREADS", "4")),
         "rss_growth_mb": float(environ["SOAK_RSS_GROWTH_MB"]) if environ.get("SOAK_RSS_GROWTH_MB") else None,
@@ -511,6 +513,30 @@ def main():
             print(f"FAIL {failure}", file=sys.stderr)
         sys.exit(f"soak FAILED: {len(failures)} check(s) failed")
     print("soak passed: zero errors, memory flat, every click counted")
+    if config["seconds"] == FULL_SECONDS:  # the shorter soaks in `make test` never replace `make soak`'s figures
+        write_soak_figures(config, elapsed, total, tally, counted, rss, bounds, measured_requests, settled)
+
+
+def write_soak_figures(config, elapsed, total, tally, counted, rss, bounds, measured_requests, settled):
+    """results/soak.json: what a passing `make soak` measured, for RELIABILITY.md to quote."""
+    found = {
+        "seconds": figure(round(elapsed), f"{elapsed:.0f} s"),
+        "requests": figure(total, basis="counted"),
+        "errors": figure(len(tally.errors), basis="counted"),
+        "links": figure(len(counted), basis="counted"),
+        "clicks.served": figure(sum(tally.clicks.values()), basis="counted"),
+        "clicks.counted": figure(sum(c for c, _ in counted.values()), basis="counted"),
+        "bots.served": figure(sum(tally.bots.values()), basis="counted"),
+        "bots.counted": figure(sum(b for _, b in counted.values()), basis="counted"),
+        "settled_seconds": figure(round(settled, 1), f"{settled:.1f} s"),
+        "measured_requests": figure(measured_requests, basis="counted"),
+    }
+    for name, key in (("stack (python -m local_stack)", "stack"), ("DynamoDB Local (java)", "java")):
+        if name in rss and rss[name].get("warm") and rss[name].get("end"):
+            growth = (rss[name]["end"] - rss[name]["warm"]) / 1024
+            found[f"rss.{key}.growth_mb"] = figure(round(growth, 1), f"{growth:+.1f} MB")
+            found[f"rss.{key}.bound_mb"] = figure(round(bounds[name], 1), f"{bounds[name]:.1f} MB", basis="modelled")
+    write_figures("soak", "make soak", found)
 
 
 if __name__ == "__main__":

@@ -9,20 +9,17 @@ What this proves (issue 9, "Concurrency"):
   refused with IdSpaceExhausted, which the API answers as a clear 503 JSON error, never a 500.
 Run alone: `.venv/bin/python -m pytest tests/test_concurrency.py`; deselect with `-m "not integration"`.
 """
-import os
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from local_stack.dynamodb import java_major_version
-from local_stack.template import create_table
 from tests.conftest import make_app
+from tests.support.dynamodb_local import NO_JAVA, app_on_fresh_table, start_engine
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif((java_major_version() or 0) < 11 and not os.environ.get("REQUIRE_DYNAMODB_LOCAL"), reason="DynamoDB Local needs Java 11+"),
+    pytest.mark.skipif(NO_JAVA, reason="DynamoDB Local needs Java 11+"),
 ]
 THREADS = 16
 TIME_LIMIT = 120  # seconds for any one burst
@@ -30,9 +27,7 @@ TIME_LIMIT = 120  # seconds for any one burst
 
 @pytest.fixture(scope="module")
 def engine():
-    from local_stack import dynamodb
-
-    engine = dynamodb.start("dynamodb-local", in_memory=True)
+    engine = start_engine()
     yield engine
     engine.stop()
 
@@ -40,12 +35,7 @@ def engine():
 @pytest.fixture
 def app(engine, monkeypatch):
     """The admin app on a fresh table of DynamoDB Local, with credentials of its one database."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    table = f"links-{uuid.uuid4().hex[:8]}"
-    create_table(engine.client(), table)
-    app = make_app(TABLE_NAME=table, DYNAMODB_ENDPOINT_URL=engine.endpoint)
+    app = app_on_fresh_table(engine, monkeypatch, make_app)
     store = app.extensions["store"]
     store.table.client = engine.client(max_pool_connections=THREADS * 2)
     # The store's client uses the env's credentials (above); so does engine.client().

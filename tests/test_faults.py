@@ -25,6 +25,7 @@ import json
 
 import pytest
 
+from figures.pytest_plugin import record
 from tests.conftest import TABLE_NAME, make_app, sign_in_as
 from tests.support.faults import FAULTS, Faults, Outage, fault_exception
 from tests.support.pipeline import Pipeline
@@ -35,14 +36,17 @@ pytestmark = pytest.mark.exhaustive
 NOW = 1_795_757_759.0  # 2026-11-27T05:35:59Z
 # Step by step, one fault of each way it reaches the store: an error code, a timeout, no connection.
 CALL_FAULTS = ["throttled", "read-timeout", "connection-refused"]
-# Faults injected and survived in this run, printed at the end of the module (`pytest -s`), for RELIABILITY.md.
-INJECTED = {"redirect warm 302": 0, "redirect cold 503": 0, "admin call faults": 0, "admin outage requests": 0,
-            "aggregator failed sends": 0}
+# Faults injected and survived in this run: recorded at the end of the module for RELIABILITY.md
+# (a complete `make test` writes them to results/tests.json), and printed (`pytest -s`).
+INJECTED = {"redirect_warm_302": 0, "redirect_cold_503": 0, "admin_call_faults": 0, "admin_outage_requests": 0,
+            "aggregator_failed_sends": 0}
 
 
 @pytest.fixture(scope="module", autouse=True)
 def report_faults():
     yield
+    for name, count in INJECTED.items():
+        record(f"faults.{name}", count, basis="counted")
     print(f"\nfaults injected and survived: {INJECTED}")
 
 
@@ -110,7 +114,7 @@ def test_a_warm_link_answers_302_for_the_whole_outage(redirect, ddb, outages, ca
             response = redirect.lambda_handler(redirect_event("warm123", method), None)
             answers.append((response["statusCode"], response["headers"].get("Location")))
     assert set(answers) == {(302, "https://example.com/landing")}
-    INJECTED["redirect warm 302"] += outage.failed_sends
+    INJECTED["redirect_warm_302"] += outage.failed_sends
     assert outage.failed_sends > 0  # the fault was met, not avoided
     assert len(printed_clicks(capsys)) == 1 + 200  # one line per GET, none per HEAD
     # And once DynamoDB is back, the next refresh takes the new state.
@@ -136,7 +140,7 @@ def test_a_cold_link_answers_503_with_retry_after_and_prints_nothing(redirect, d
             assert "briefly unavailable" in response["body"]
             assert "injected" not in response["body"] and "Traceback" not in response["body"]
     assert printed_clicks(capsys) == []
-    INJECTED["redirect cold 503"] += outage.failed_sends
+    INJECTED["redirect_cold_503"] += outage.failed_sends
     # A 503 is not cached: the first visit after the outage gets the link.
     outage.kind = None
     assert redirect.lambda_handler(redirect_event("cold123"), None)["statusCode"] == 302
@@ -346,7 +350,7 @@ def test_a_write_route_that_fails_at_any_call_answers_503_and_writes_nothing_par
                 assert failed.status_code == route.ok
                 continue
             _assert_friendly_503(failed, route)
-            INJECTED["admin call faults"] += 1
+            INJECTED["admin_call_faults"] += 1
             allowed = {before_n, after, *route.safe}
             assert state in allowed, f"{route.name}: failing call {step} ({faults.calls[step]}, {kind}) left {state}"
             # The same write, asked again, completes it: for a create that did happen, a clear conflict.
@@ -424,7 +428,7 @@ def test_the_admin_during_a_whole_outage_answers_503_everywhere_and_writes_nothi
         else:
             assert "The service is busy" in response.get_data(as_text=True)
     assert outage.failed_sends >= len(requests)
-    INJECTED["admin outage requests"] += len(requests)
+    INJECTED["admin_outage_requests"] += len(requests)
     outage.kind = None
     assert sorted(json.dumps(i, sort_keys=True) for i in ddb.scan(TableName=TABLE_NAME)["Items"]) == before
     assert pages.get("/links/outage1").status_code == 200  # and it recovers with the same session
@@ -456,7 +460,7 @@ def test_an_outage_that_outlasts_the_retries_loses_no_click(aggregator, ddb, out
     assert len(pipeline.failed) == 3
     assert outage.failed_sends >= 3 * 3
     assert _clicks(ddb, "ccc") == (0, 0)
-    INJECTED["aggregator failed sends"] += outage.failed_sends
+    INJECTED["aggregator_failed_sends"] += outage.failed_sends
     outage.kind = None
     pipeline.send([_click("aaa")])  # the first batch after the outage reads the three skipped ones back
     assert {s: _clicks(ddb, s) for s in ("aaa", "bbb", "ccc")} == {"aaa": (6, 0), "bbb": (1, 1), "ccc": (6, 0)}

@@ -5,21 +5,18 @@ Many threads reserve an attempt for one subject at once, and exactly the limit s
 is one conditional update, so no two guesses can read the same count and both slip in.
 Run alone: `.venv/bin/python -m pytest tests/test_signin_parallel.py`; deselect with `-m "not integration"`.
 """
-import os
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
 
 import pytest
 
-from local_stack.dynamodb import java_major_version
-from local_stack.template import create_table
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, make_app
+from tests.support.dynamodb_local import NO_JAVA, app_on_fresh_table, start_engine
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif((java_major_version() or 0) < 11 and not os.environ.get("REQUIRE_DYNAMODB_LOCAL"), reason="DynamoDB Local needs Java 11+"),
+    pytest.mark.skipif(NO_JAVA, reason="DynamoDB Local needs Java 11+"),
 ]
 THREADS = 16
 GUESSES = 2 * THREADS  # per round, against a limit of LIMIT (a multiple of THREADS: see _all_at_once)
@@ -31,9 +28,7 @@ WINDOW = 900
 
 @pytest.fixture(scope="module")
 def engine():
-    from local_stack import dynamodb
-
-    engine = dynamodb.start("dynamodb-local", in_memory=True)
+    engine = start_engine()
     yield engine
     engine.stop()
 
@@ -43,14 +38,7 @@ def app(engine, monkeypatch, clock):
     """The admin app on a fresh table of DynamoDB Local, with credentials of its one database, at the
     start of a sign-in window (on the hour), so that no burst straddles two windows."""
     clock.now = clock.now.replace(minute=0, second=0, microsecond=0)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    table = f"links-{uuid.uuid4().hex[:8]}"
-    create_table(engine.client(), table)
-    # The store makes its own client on the endpoint, with the env's credentials (above).
-    return make_app(TABLE_NAME=table, DYNAMODB_ENDPOINT_URL=engine.endpoint,
-                    SIGNIN_ACCOUNT_LIMIT=LIMIT, SIGNIN_WINDOW_SECONDS=WINDOW)
+    return app_on_fresh_table(engine, monkeypatch, make_app, SIGNIN_ACCOUNT_LIMIT=LIMIT, SIGNIN_WINDOW_SECONDS=WINDOW)
 
 
 def _all_at_once(task, count):
