@@ -46,7 +46,7 @@ _client = botocore.session.get_session().create_client(
     config=Config(
         connect_timeout=1,
         read_timeout=1,
-        retries={"mode": "standard", "max_attempts": 2},
+        retries={"mode": "standard", "total_max_attempts": 2},  # the first attempt and one retry
     ),
 )
 

@@ -60,6 +60,16 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    """With REQUIRE_NO_SKIP set, a module that skips itself while collected (allow_module_level,
+    importorskip) fails too: its tests never reach pytest_runtest_makereport."""
+    report = yield
+    if report.skipped and os.environ.get("REQUIRE_NO_SKIP"):
+        refuse_skip(report)
+    return report
+
+
 def refuse_skip(report):
     """Turn a skipped test's report into a failure that gives the skip's reason.
 

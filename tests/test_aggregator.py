@@ -569,6 +569,20 @@ def test_a_full_stats_item_is_remembered_so_new_referrers_cost_no_failed_write(d
     assert len(calls) == 4 and stats(ddb, "abc1234")["clicks"] == stored["clicks"]
 
 
+def test_a_redelivery_of_the_last_batch_to_a_remembered_full_item_writes_nothing(ddb):
+    """The remembered mark is the last click applied: a batch ending on it (the mapping's redelivery of
+    the very last batch) is already applied, with no write (a >= in place of > counted it twice)."""
+    shard, key = f"{STREAM}#{SHARD}", ("stats", "abc1234", "2026-11-27")
+    _fill_referrers(ddb, key, shard)
+    last = [a_click("600", referrer="forged0.example"), a_click("601", referrer="forged1.example")]
+    assert writes.apply_item(ddb, TABLE_NAME, key, last, shard, REGION) == writes.APPLIED
+    assert writes._full_items, "the full item is remembered"
+    before, calls = stats(ddb, "abc1234"), _update_calls(ddb)
+    assert writes.apply_item(ddb, TABLE_NAME, key, last, shard, REGION) == writes.ALREADY_APPLIED
+    assert writes.apply_item(ddb, TABLE_NAME, key, last[-1:], shard, REGION) == writes.ALREADY_APPLIED
+    assert calls == [] and stats(ddb, "abc1234") == before
+
+
 def test_a_remembered_item_that_changed_elsewhere_is_read_back_and_counted_once(ddb):
     shard, key = f"{STREAM}#{SHARD}", ("stats", "abc1234", "2026-11-27")
     _fill_referrers(ddb, key, shard)

@@ -1,8 +1,10 @@
 """Every AWS call the code makes, derived from the source (ast), against each role's grants in cloudformation.yaml
 and the operator's permissions in the README.
 
-For each deployable, the derivation finds the AWS clients it creates (boto3.client("kinesis"),
-a botocore session's create_client("dynamodb")), every call of an API operation on them, and every
+For each deployable, the derivation finds the AWS clients it creates (boto3.client("kinesis") however
+boto3 or its client function is imported, a boto3 Session's client("sqs"), service_name= too, a botocore
+session's create_client("dynamodb")), every call of an API operation on them (or an operation taken
+off a client to be called later), and every
 operation the store's dispatcher is asked for (`table.call("get_item", ...)`, `self._call(op)` with op
 followed to its string constants). Operation names become IAM actions through botocore's own service
 models. A call whose operation cannot be resolved statically fails, with its place.
@@ -61,13 +63,31 @@ def operations(service):
     return dict(client.meta.method_to_api_mapping)
 
 
+@functools.lru_cache(maxsize=None)
+def aws_services():
+    """Every service name botocore knows (no network)."""
+    return frozenset(botocore.session.get_session().get_available_services())
+
+
 def _created_service(node):
-    """The service of a client creation, boto3.client("s") or <session>.create_client("s"), else None."""
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
-        is_boto3 = node.func.attr == "client" and isinstance(node.func.value, ast.Name) and node.func.value.id == "boto3"
-        if (is_boto3 or node.func.attr == "create_client") and isinstance(node.args[0], ast.Constant):
-            return node.args[0].value
+    """The service of a client creation, else None: <anything>.client("s") or .create_client("s")
+    (boto3, an alias of it, a boto3 Session, a botocore session), a bare client("s") imported from
+    boto3, the service given by position or as service_name=, when "s" is a service botocore knows."""
+    if not isinstance(node, ast.Call):
+        return None
+    func = node.func
+    named = (isinstance(func, ast.Attribute) and func.attr in ("client", "create_client")) or (
+        isinstance(func, ast.Name) and func.id in _BOTO3_CLIENT_NAMES)
+    if not named:
+        return None
+    service = node.args[0] if node.args else next((k.value for k in node.keywords if k.arg == "service_name"), None)
+    if isinstance(service, ast.Constant) and service.value in aws_services():
+        return service.value
     return None
+
+
+# Names a module binds to boto3's client function (`from boto3 import client as make_client`); filled by clients().
+_BOTO3_CLIENT_NAMES = set()
 
 
 def _receiver_name(node):
@@ -86,6 +106,10 @@ def clients(trees):
     store's parts share their table's client.
     """
     bound, shared, services = {relative: {} for relative in trees}, {}, set()
+    _BOTO3_CLIENT_NAMES.clear()
+    _BOTO3_CLIENT_NAMES.update(alias.asname or alias.name for tree in trees.values() for node in ast.walk(tree)
+                               if isinstance(node, ast.ImportFrom) and node.module in ("boto3", "boto3.session")
+                               for alias in node.names if alias.name == "client")
     for relative, tree in trees.items():
         for node in ast.walk(tree):
             if isinstance(node, ast.Assign):
@@ -120,7 +144,15 @@ def aws_calls(trees):
     calls, unresolved = set(), []
     for relative, tree in trees.items():
         around, bound = _enclosing_functions(tree), bound_in[relative]
+        called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
         for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and id(node) not in called:
+                # An operation taken off a client without calling it there (op = client.put_record; op(...)).
+                known = bound.get(_receiver_name(node.value))
+                candidates = [known] if known else sorted(s for s in services if node.attr in operations(s))
+                if len(candidates) == 1 and node.attr in operations(candidates[0]) and node.attr not in NOT_OPERATIONS:
+                    calls.add((candidates[0], node.attr))
+                continue
             if not isinstance(node, ast.Call):
                 continue
             place = f"{relative}:{node.lineno}: {ast.unparse(node)[:80]}"
@@ -273,6 +305,13 @@ CLIENTS = 'import boto3\n_kinesis = boto3.client("kinesis")\nclass T:\n    def _
      {"dynamodb:PutItem", "dynamodb:ConditionCheckItem"}),
     ('name = "get_item"  # a string that is not a call', set()),
     ("_kinesis.get_paginator('list_shards')", {"kinesis:ListShards"}),
+    # Other ways of making a client, and an operation taken off a client to be called later.
+    ('_sqs = boto3.client(service_name="sqs")\n_sqs.send_message(QueueUrl=q, MessageBody=b)', {"sqs:SendMessage"}),
+    ('import boto3 as aws\n_sqs = aws.client("sqs")\n_sqs.send_message(QueueUrl=q, MessageBody=b)', {"sqs:SendMessage"}),
+    ('_sqs = boto3.session.Session().client("sqs")\n_sqs.send_message(QueueUrl=q, MessageBody=b)', {"sqs:SendMessage"}),
+    ('from boto3 import client as make\n_sqs = make("sqs")\n_sqs.send_message(QueueUrl=q, MessageBody=b)', {"sqs:SendMessage"}),
+    ("describe = _kinesis.describe_stream_summary\ndescribe(StreamName=s)", {"kinesis:DescribeStreamSummary"}),
+    ("def read(client):\n    describe = client.describe_stream_summary\n    describe(StreamName=s)", {"kinesis:DescribeStreamSummary"}),
 ])
 def test_the_call_finder_sees_each_way_the_code_calls_aws(source, expected):
     calls, unresolved = aws_calls({"module.py": ast.parse(CLIENTS + source + "\n")})

@@ -61,18 +61,26 @@ def environment_reads(tree):
     """The name expressions of every read of the environment in a module.
 
     The ways: os.environ.get(N), os.environ.setdefault(N, ...), os.environ[N], N in os.environ
-    (and not in), os.getenv(N); on os.environ, `environ` or any name bound to os.environ.
+    (and not in), os.getenv(N) (or key=N); on os.environ, `environ`, any name bound to os.environ,
+    and `from os import environ as E` / `getenv as G`.
     """
     aliases = {target.id for node in ast.walk(tree) if isinstance(node, ast.Assign) and _is_environ(node.value, set())
                for target in node.targets if isinstance(target, ast.Name)}
+    # from os import environ as env / getenv as read_env
+    imported = {alias.name: alias.asname for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module == "os"
+                for alias in node.names if alias.asname}
+    if "environ" in imported:
+        aliases.add(imported["environ"])
+    getenvs = {"getenv", imported.get("getenv", "getenv")}
     reads = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and node.args:
+        if isinstance(node, ast.Call) and (node.args or any(k.arg == "key" for k in node.keywords)):
             func = node.func
+            name = node.args[0] if node.args else next(k.value for k in node.keywords if k.arg == "key")
             if isinstance(func, ast.Attribute) and func.attr in ("get", "setdefault") and _is_environ(func.value, aliases):
-                reads.append(node.args[0])
-            elif (isinstance(func, ast.Name) and func.id == "getenv") or (isinstance(func, ast.Attribute) and func.attr == "getenv"):
-                reads.append(node.args[0])
+                reads.append(name)
+            elif (isinstance(func, ast.Name) and func.id in getenvs) or (isinstance(func, ast.Attribute) and func.attr == "getenv"):
+                reads.append(name)
         elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) and _is_environ(node.value, aliases):
             reads.append(node.slice)
         elif isinstance(node, ast.Compare) and _is_environ(node.comparators[0], aliases) and isinstance(node.ops[0], (ast.In, ast.NotIn)):
@@ -196,6 +204,10 @@ for _key, variable in (("a", "VIA_LOOP"), ("b", "VIA_LOOP_TOO")):
 os.environ.get(IMPORTED)
 os.environ["NOT_A_READ"] = "written, not read"
 os.environ.pop("NOT_A_READ_EITHER", None)
+from os import environ as ENV, getenv as read_env
+ENV.get("VIA_IMPORTED_ALIAS")
+read_env("VIA_GETENV_ALIAS")
+os.getenv(key="VIA_GETENV_KEYWORD")
 """
 
 
@@ -203,7 +215,7 @@ def test_every_way_of_reading_a_variable_is_found():
     names, unresolved = names_read(EVERY_WAY, "sample.py")
     assert names == {"VIA_CONSTANT", "VIA_GET", "VIA_SETDEFAULT", "VIA_SUBSCRIPT", "VIA_IN", "VIA_NOT_IN",
                      "VIA_GETENV", "VIA_BARE_GETENV", "VIA_ALIAS", "VIA_LOOP", "VIA_LOOP_TOO",
-                     "VIA_COMPREHENSION", "user#"}
+                     "VIA_COMPREHENSION", "user#", "VIA_IMPORTED_ALIAS", "VIA_GETENV_ALIAS", "VIA_GETENV_KEYWORD"}
     assert unresolved == []
 
 

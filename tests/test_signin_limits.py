@@ -63,6 +63,21 @@ def test_a_right_password_clears_the_accounts_failures(app, client, auth):
     assert _attempt(client, password=ADMIN_PASSWORD).status_code == 303
 
 
+def test_right_passwords_never_count_against_the_client(app, client, auth, store):
+    """Only failures count: an office behind one address signs in more often than the client limit.
+    (With release() doing nothing, every success used up one of the client's attempts, and no test failed.)"""
+    limit = app.config["SIGNIN_CLIENT_LIMIT"]
+    for i in range(limit):
+        username = f"staff{i}"
+        store.users.create(username, ADMIN_PASSWORD)
+        assert _attempt(client, username=username, password=ADMIN_PASSWORD).status_code == 303, i
+        auth.logout()
+    # The client has had `limit` sign-ins and no failure: it may still fail `limit` times.
+    for i in range(limit):
+        assert _attempt(client, username=f"guess{i}").status_code == 422, i
+    assert _attempt(client, username="someone-else").status_code == 429
+
+
 def test_unknown_accounts_are_limited_the_same_way(app, client):
     for _ in range(app.config["SIGNIN_ACCOUNT_LIMIT"]):
         assert _attempt(client, username="ghost").status_code == 422
