@@ -9,16 +9,14 @@ import json
 import math
 import time
 
-BASES = ("measured", "modelled", "counted")
+import figures
 
 
 def figure(text, value, basis):
-    """One quotable figure: its text exactly as documents show it, its value, and how it was obtained."""
-    if basis not in BASES:
-        raise ValueError(f"basis must be one of {BASES}, not {basis!r}")
+    """One quotable figure (figures.figure): its text exactly as documents show it, its value, and its basis."""
     if isinstance(value, float) and not math.isfinite(value):
         value = None  # JSON has no infinity; the text says it
-    return {"text": text, "value": value, "basis": basis}
+    return figures.figure(value, text, basis)
 
 
 def plain(record):

@@ -28,6 +28,12 @@ def figure(value, text=None, basis="measured"):
     return {"text": text, "value": value, "basis": basis}
 
 
+def duration(seconds):
+    """7 min 6 s, or 49 s: how documents quote the time a command took."""
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
 def write(source, command, figures, results_dir=None):
     """Write results/<source>.json; `figures` maps dotted keys to figure() dicts or plain values."""
     entries = {key: entry if isinstance(entry, dict) else figure(entry) for key, entry in sorted(figures.items())}

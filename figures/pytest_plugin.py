@@ -34,12 +34,6 @@ def complete_run(config):
     )
 
 
-def duration_text(seconds):
-    """7 min 6 s, or 49 s."""
-    minutes, seconds = divmod(round(seconds), 60)
-    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
-
-
 class FigureRecorder:
     """Collects the suite's figures during one session."""
 
@@ -82,7 +76,7 @@ class FigureRecorder:
         found = {key: figures.figure(n, basis="counted") for key, n in self.counted.items()}
         found["run.skipped"] = figures.figure(self.outcomes["skipped"], basis="counted")
         seconds = time.monotonic() - self.started
-        found["run.seconds"] = figures.figure(round(seconds), duration_text(seconds))
+        found["run.seconds"] = figures.figure(round(seconds), figures.duration(seconds))
         found |= _RECORDED
         # The project the run belongs to: this repository, or a test's own small project.
         root = Path(str(self.config.rootpath))

@@ -15,6 +15,7 @@ import pytest
 from bench import __main__ as bench_main
 from bench import admin_list, baseline, cold_start, cost, end_to_end, hot_link, record, report, spread, targets, warm
 from bench.context import LINK, OUR_TABLE, RECIPE_TABLE, Context, Skip
+from figures import BASES
 from webapp.store import LIST_SHARDS
 
 pytestmark = [pytest.mark.integration, pytest.mark.bench]
@@ -72,7 +73,7 @@ def staged(module, result):
     assert section.targets == [t.line() for t in verdicts]
     figures = module.figures(result)
     assert figures and all(key.startswith(module.KEY + ".") for key in figures)
-    assert all(f["basis"] in record.BASES and isinstance(f["text"], str) for f in figures.values())
+    assert all(f["basis"] in BASES and isinstance(f["text"], str) for f in figures.values())
     return result, verdicts, section
 
 
