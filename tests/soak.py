@@ -39,7 +39,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from figures import figure, write as write_figures
+from figures import DOCUMENTS, figure, render, write as write_figures
 from local_stack.dynamodb import java_major_version
 
 # Share of SOAK_RATE per kind of traffic; redirects are most of what a shortener serves.
@@ -538,6 +538,8 @@ def write_soak_figures(config, elapsed, total, tally, counted, rss, bounds, meas
             found[f"rss.{key}.growth_mb"] = figure(round(growth, 1), f"{growth:+.1f} MB")
             found[f"rss.{key}.bound_mb"] = figure(round(bounds[name], 1), f"{bounds[name]:.1f} MB", basis="modelled")
     write_figures("soak", "make soak", found)
+    for document in DOCUMENTS:  # the documents quote the new figures at once, as after `make test`
+        render(document)
 
 
 if __name__ == "__main__":
