@@ -122,6 +122,16 @@ def fresh_aggregator_memory():
         writes._full_items.clear()
 
 
+@pytest.fixture(scope="module")
+def dynamodb_local():
+    """DynamoDB Local in memory, one per test module that asks for it (tests/support/dynamodb_local.py)."""
+    from tests.support.dynamodb_local import start_engine
+
+    engine = start_engine()
+    yield engine
+    engine.stop()
+
+
 @pytest.fixture
 def ddb(aws_credentials):
     """A low-level DynamoDB client on a moto table created from the template's own definition."""

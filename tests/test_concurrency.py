@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.conftest import make_app
-from tests.support.dynamodb_local import NO_JAVA, app_on_fresh_table, start_engine
+from tests.support.dynamodb_local import NO_JAVA, app_on_fresh_table
 
 pytestmark = [
     pytest.mark.integration,
@@ -25,20 +25,13 @@ THREADS = 16
 TIME_LIMIT = 120  # seconds for any one burst
 
 
-@pytest.fixture(scope="module")
-def engine():
-    engine = start_engine()
-    yield engine
-    engine.stop()
-
-
 @pytest.fixture
-def app(engine, monkeypatch):
+def app(dynamodb_local, monkeypatch):
     """The admin app on a fresh table of DynamoDB Local, with credentials of its one database."""
-    app = app_on_fresh_table(engine, monkeypatch, make_app)
+    app = app_on_fresh_table(dynamodb_local, monkeypatch, make_app)
     store = app.extensions["store"]
-    store.table.client = engine.client(max_pool_connections=THREADS * 2)
-    # The store's client uses the env's credentials (above); so does engine.client().
+    store.table.client = dynamodb_local.client(max_pool_connections=THREADS * 2)
+    # The store's client uses the env's credentials (above); so does dynamodb_local.client().
     store.users.create("alice", role="editor")
     return app
 

@@ -12,7 +12,7 @@ from threading import Barrier
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, make_app
-from tests.support.dynamodb_local import NO_JAVA, app_on_fresh_table, start_engine
+from tests.support.dynamodb_local import NO_JAVA, app_on_fresh_table
 
 pytestmark = [
     pytest.mark.integration,
@@ -26,19 +26,12 @@ TIME_LIMIT = 120  # seconds for all the rounds of one test
 WINDOW = 900
 
 
-@pytest.fixture(scope="module")
-def engine():
-    engine = start_engine()
-    yield engine
-    engine.stop()
-
-
 @pytest.fixture
-def app(engine, monkeypatch, clock):
+def app(dynamodb_local, monkeypatch, clock):
     """The admin app on a fresh table of DynamoDB Local, with credentials of its one database, at the
     start of a sign-in window (on the hour), so that no burst straddles two windows."""
     clock.now = clock.now.replace(minute=0, second=0, microsecond=0)
-    return app_on_fresh_table(engine, monkeypatch, make_app, SIGNIN_ACCOUNT_LIMIT=LIMIT, SIGNIN_WINDOW_SECONDS=WINDOW)
+    return app_on_fresh_table(dynamodb_local, monkeypatch, make_app, SIGNIN_ACCOUNT_LIMIT=LIMIT, SIGNIN_WINDOW_SECONDS=WINDOW)
 
 
 def _all_at_once(task, count):
