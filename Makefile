@@ -80,7 +80,7 @@ smoke:
 	@SMOKE_TOKEN="$(TOKEN)" $(PYTHON) -m deploy.smoke --admin-url "$(ADMIN_URL)" --short-url "$(SHORT_URL)" \
 		--count-within "$(or $(COUNT_WITHIN),120)" --cache-seconds "$(or $(CACHE_SECONDS),10)"
 
-## replay-dlq: send failed click batches back to the aggregator, deleting each once it is applied.
+## replay-dlq: account for the click ranges the mapping discarded (lost or skipped), deleting each message once done.
 ##   make replay-dlq QUEUE_URL=<stack output DeadLetterQueueUrl> FUNCTION=<stack output AggregatorFunctionName>
 replay-dlq: $(STAMP)
 	@test -n "$(QUEUE_URL)" -a -n "$(FUNCTION)" || { echo "usage: make replay-dlq QUEUE_URL=... FUNCTION=..."; exit 2; }

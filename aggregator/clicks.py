@@ -4,6 +4,7 @@ Every value in a click line came from a visitor's request, so each is validated 
 here again, whatever the redirect did: a line that fails is dropped, a field that fails is
 left out, and no value can make an item too large to update.
 """
+import hashlib
 import json
 import re
 import time
@@ -31,7 +32,7 @@ MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 class Click:
     """One validated click and the stream position it came from."""
 
-    sequence: str  # padded sequence number of its stream record
+    sequence: str  # its stream record's sequence number, as layout.encode_sequence gives it
     short_id: str
     day: str  # YYYY-MM-DD, UTC
     at: str  # YYYY-MM-DDTHH:MM:SSZ, UTC
@@ -64,20 +65,36 @@ def decode_record(data):
     return payload if isinstance(payload, dict) else None
 
 
-def parse_record(sequence, data):
-    """The clicks in one stream record (its padded sequence number and raw data); others give none."""
+@dataclass
+class StreamRecord:
+    """One stream record: its position, the identity of its payload, and its valid clicks."""
+
+    sequence: str  # as layout.encode_sequence gives it
+    identity: str | None  # None when the record holds no click
+    clicks: list
+
+
+def read_record(sequence, data):
+    """A stream record (encoded sequence number, raw data) as a StreamRecord; others hold no click."""
     payload = decode_record(data)
-    if not payload or payload.get("messageType") != "DATA_MESSAGE":
-        return []
-    events = payload.get("logEvents")
-    if not isinstance(events, list):
-        return []
-    clicks = []
-    for event in events[:MAX_EVENTS_PER_RECORD]:
-        click = parse_line(sequence, event)
-        if click is not None:
-            clicks.append(click)
-    return clicks
+    if not payload or payload.get("messageType") != "DATA_MESSAGE" or not isinstance(payload.get("logEvents"), list):
+        return StreamRecord(sequence, None, [])
+    events = payload["logEvents"][:MAX_EVENTS_PER_RECORD]
+    clicks = [click for click in (parse_line(sequence, event) for event in events) if click is not None]
+    return StreamRecord(sequence, record_identity(payload, events) if clicks else None, clicks)
+
+
+def record_identity(payload, events):
+    """What a producer's retry repeats exactly: the log group, the log stream and the log events
+    (their ids, times and lines), hashed. CloudWatch Logs ids are unique in a log group, so two
+    records share an identity only when one is a copy of the other."""
+    content = json.dumps([payload.get("logGroup"), payload.get("logStream"), events], sort_keys=True, default=str)
+    return hashlib.blake2b(content.encode(), digest_size=16).hexdigest()
+
+
+def parse_record(sequence, data):
+    """The clicks in one stream record (its encoded sequence number and raw data)."""
+    return read_record(sequence, data).clicks
 
 
 def parse_line(sequence, event):

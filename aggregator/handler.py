@@ -2,40 +2,44 @@
 
 The redirect prints one JSON line per click; a CloudWatch Logs subscription puts those lines
 on a Kinesis stream, and Lambda's event source mapping hands this function ordered batches of
-one shard at a time. Each batch becomes one UpdateItem per link (its click counter) and one per
-link-day (its stats), guarded by per-shard high-water marks (aggregator/writes.py), so any
-redelivery, retry or replay counts every click exactly once.
+one shard at a time, retrying a failing batch until it succeeds (the template sets no retry
+or age limit, so nothing is skipped but what the stream trims). Each batch:
+1. drops producer duplicates: every record with clicks claims its identity (aggregator/claims.py);
+2. becomes one UpdateItem per link (its click counter) and one per link-day (its stats),
+   guarded by per-shard high-water marks (aggregator/writes.py), so any redelivery or retry
+   counts every click exactly once.
 
 Two kinds of event:
 - a Kinesis batch from the event source mapping;
-- {"heal": {"shard": "<shard id>"}} (shard optional: all shards), sent by `make replay-dlq`:
-  apply everything after a shard's checkpoint, up to the newest record.
+- {"failed": <on-failure record>}, sent by `make replay-dlq` for each message of the on-failure
+  queue: a range the mapping discarded. It is reported as lost (what the stream no longer
+  holds) or skipped (what it still holds: only when finite retries were set), never applied.
 """
 import base64
 import json
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
 
-from aggregator import layout, stream
-from aggregator.clicks import group, parse_record
+from aggregator import claims, layout, stream
+from aggregator.clicks import group, item_key, read_record
 from aggregator.writes import APPLIED, DROPPED, apply_item
 
 TABLE_NAME = os.environ["TABLE_NAME"]
 # Counters are per region (single writer per item under global tables); Lambda sets AWS_REGION.
 REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-# The stream a heal request reads; a Kinesis batch names its own.
-CLICK_STREAM_NAME = os.environ.get("CLICK_STREAM_NAME")
+# How long the stream keeps records (the template's ClickStreamRetentionHours): claims outlive it.
+RETENTION_SECONDS = int(os.environ.get("CLICK_STREAM_RETENTION_HOURS", "24")) * 3600
 # Item updates of one batch run in parallel: at 10,000 clicks a second on many links a batch holds
 # thousands of items, and one UpdateItem takes a few milliseconds.
 WRITE_THREADS = int(os.environ.get("WRITE_THREADS", "16"))
-# Reads of up to stream.MAX_CALLS calls each that one heal request makes; a longer backlog
-# is reported incomplete, and `make replay-dlq` asks again.
-HEAL_ROUNDS = 20
+# BatchGetItem takes at most 100 keys.
+READ_CHUNK = 100
+METRICS_NAMESPACE = "Shortener"
 
 # The Python runtime leaves the root logger at WARNING; the per-batch summary is INFO.
 logger = logging.getLogger("aggregator")
@@ -45,121 +49,192 @@ _dynamodb = boto3.client(
     config=Config(max_pool_connections=WRITE_THREADS, retries={"mode": "standard", "max_attempts": 5}),
 )
 _kinesis = boto3.client("kinesis")
+# Mark name -> the last sequence number of the last batch of that shard that failed here. Its
+# retry (usually to this same warm container) reads items and claims first and writes only
+# what is missing, instead of paying a failed conditional write for each applied one.
+_failed = {}
 
 
 def lambda_handler(event, context):
-    """Apply one batch of the click stream, or heal the shards a heal request names."""
-    if "heal" in event:
-        return heal((event.get("heal") or {}).get("shard"))
+    """Apply one batch of the click stream, or account for a range the mapping discarded."""
+    if "failed" in event:
+        return account_for_discarded(event["failed"])
     records = event.get("Records") or []
     if not records:
         return {"clicks": 0}
-    shard_id, _, _ = records[0]["eventID"].partition(":")
-    name = stream.stream_name(records[0]["eventSourceARN"])
-    shard = layout.shard_name(name, shard_id)
-    batch = [(layout.padded(r["kinesis"]["sequenceNumber"]), base64.b64decode(r["kinesis"]["data"])) for r in records]
-    checkpoint = read_checkpoint(shard)
-    gap = []
-    # No checkpoint yet: the shard's first batch may have been skipped too, so read from the start.
-    if checkpoint is None or checkpoint < batch[0][0]:
-        after = stream.unpadded(checkpoint) if checkpoint else None
-        gap, complete = stream.read_after(_kinesis, name, shard_id, after, before=batch[0][0])
-        if not complete:
-            # A long gap: apply what was read, keep the progress, and let the retry read on.
-            if gap:
-                apply_records(shard, gap)
-                save_checkpoint(shard, gap[-1][0])
-            raise GapNotHealed(f"{shard_id}: read back {len(gap)} skipped records, more remain")
-    result = apply_records(shard, gap + batch)
-    save_checkpoint(shard, batch[-1][0])
-    result.update(shard=shard_id, records=len(batch), gap_records=len(gap))
+    shard_id = records[0]["eventID"].partition(":")[0]
+    arn = records[0]["eventSourceARN"]
+    newest = max(float(r["kinesis"].get("approximateArrivalTimestamp") or 0) for r in records)
+    life, _ = stream.life_of(_kinesis, arn, newest)
+    mark = layout.mark_name(life, shard_id)
+    batch = [
+        read_record(layout.encode_sequence(r["kinesis"]["sequenceNumber"]), base64.b64decode(r["kinesis"]["data"]))
+        for r in records
+    ]
+    retry = mark in _failed and batch[0].sequence <= _failed[mark]
+    try:
+        result = apply_batch(batch, mark, retry)
+    except Exception:
+        _failed[mark] = batch[-1].sequence
+        raise
+    _failed.pop(mark, None)
+    result.update(shard=shard_id, records=len(batch), retry=retry)
     logger.info("click batch %s", json.dumps(result, sort_keys=True))
     return result
 
 
-class GapNotHealed(Exception):
-    """More skipped records remain than one invocation reads; the retry goes on from the checkpoint."""
+def apply_batch(batch, mark, retry=False):
+    """Claim the batch's records, then apply the clicks of those it owns; raise if anything must be retried.
 
-
-def heal(shard_id=None):
-    """Apply everything after each shard's checkpoint, up to the newest record; for replays.
-
-    Returns per shard what was applied and whether the shard is complete (else ask again).
+    Every claim and every item is attempted even when another fails: what succeeded stays, and
+    the retry redoes only the rest.
     """
-    if not CLICK_STREAM_NAME:
-        raise RuntimeError("CLICK_STREAM_NAME is not set")
-    shards = [shard_id] if shard_id else [s["ShardId"] for s in _kinesis.list_shards(StreamName=CLICK_STREAM_NAME)["Shards"]]
-    results = {}
-    for shard_id in shards:
-        shard = layout.shard_name(CLICK_STREAM_NAME, shard_id)
-        totals = {"records": 0, "clicks": 0, "complete": False}
-        for _ in range(HEAL_ROUNDS):
-            checkpoint = read_checkpoint(shard)
-            after = stream.unpadded(checkpoint) if checkpoint else None
-            records, complete = stream.read_after(_kinesis, CLICK_STREAM_NAME, shard_id, after)
-            result = apply_records(shard, records)
-            if records:
-                save_checkpoint(shard, records[-1][0])
-            totals["records"] += len(records)
-            totals["clicks"] += result["clicks"]
-            if complete:
-                totals["complete"] = True
-                break
-        results[shard_id] = totals
-    logger.info("healed %s", json.dumps(results, sort_keys=True))
-    return results
-
-
-def apply_records(shard, records):
-    """Apply the clicks of (padded sequence, data) records, in order; raise if any item must be retried.
-
-    Every item is attempted even when another fails: what succeeded stays applied, its marks
-    make the retry skip it, and the retry redoes only the rest.
-    """
-    clicks = [click for sequence, data in records for click in parse_record(sequence, data)]
-    groups = group(clicks)
-    outcomes, errors = [], []
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        futures = [
-            pool.submit(apply_item, _dynamodb, TABLE_NAME, key, item_clicks, shard, REGION)
+        owned, duplicates = _claim_records(pool, batch, mark, retry)
+        clicks = [click for record in owned for click in record.clicks]
+        groups = group(clicks)
+        read = _read_items(groups, mark) if retry else {}
+        outcomes = _all(pool, [
+            (apply_item, _dynamodb, TABLE_NAME, key, item_clicks, mark, REGION, read.get(key) if retry else None)
             for key, item_clicks in groups.items()
-        ]
-        for future in futures:
-            try:
-                outcomes.append(future.result())
-            except Exception as exc:  # noqa: BLE001 - collected, then the first is raised for a retry
-                errors.append(exc)
-    if errors:
-        logger.warning("%d of %d item updates failed; the batch will be retried", len(errors), len(groups))
-        raise errors[0]
+        ], "item updates")
     return {
         "clicks": len(clicks),
         "items": len(groups),
         "applied": outcomes.count(APPLIED),
         "already_applied": len(outcomes) - outcomes.count(APPLIED) - outcomes.count(DROPPED),
         "dropped": outcomes.count(DROPPED),
+        "duplicate_records": duplicates,
     }
 
 
-def read_checkpoint(shard):
-    """The padded last sequence number of the shard's last completed batch, or None."""
-    item = _dynamodb.get_item(
-        TableName=TABLE_NAME, Key=layout.checkpoint_key(REGION, shard), ConsistentRead=True
-    ).get("Item")
-    return item["done"]["S"] if item and "done" in item else None
+def _claim_records(pool, batch, mark, retry):
+    """The records whose clicks this batch applies, and how many were producer duplicates."""
+    first_of, copies = {}, 0
+    for record in batch:
+        if record.identity is None:
+            continue
+        if record.identity in first_of:
+            copies += 1  # a copy in the same batch: the first one claims
+        else:
+            first_of[record.identity] = record
+    owners = _read_claims(first_of) if retry else {}
+    outcomes = _all(pool, [
+        (claims.claim, _dynamodb, TABLE_NAME, identity, claims.owner_of(mark, record.sequence), REGION,
+         RETENTION_SECONDS, owners.get(identity) if retry else None)
+        for identity, record in first_of.items()
+    ], "claims")
+    owned = [record for record, outcome in zip(first_of.values(), outcomes) if outcome == claims.OWNED]
+    copies += outcomes.count(claims.DUPLICATE)
+    if copies:
+        logger.warning("dropped %d duplicate stream record(s) (a producer retry)", copies)
+    return owned, copies
 
 
-def save_checkpoint(shard, sequence):
-    """Move the shard's checkpoint forward to `sequence` (never back)."""
+def _all(pool, calls, what):
+    """Run calls (function, *args) in the pool; their results, or raise the first error once all ran."""
+    futures = [pool.submit(call[0], *call[1:]) for call in calls]
+    results, errors = [], []
+    for future in futures:
+        try:
+            results.append(future.result())
+        except Exception as exc:  # noqa: BLE001 - collected, then the first is raised for a retry
+            errors.append(exc)
+    if errors:
+        logger.warning("%d of %d %s failed; the batch will be retried", len(errors), len(calls), what)
+        raise errors[0]
+    return results
+
+
+def _read_claims(first_of):
+    """For a retry: the owners of the batch's claims that exist ({identity: owner})."""
+    keys = {identity: layout.claim_key(identity, REGION) for identity in first_of}
+    found = _batch_get(list(keys.values()), "pk, #o", {"#o": "owner"})
+    by_pk = {item["pk"]["S"]: item.get("owner", {}).get("S") for item in found}
+    return {identity: by_pk.get(key["pk"]["S"]) for identity, key in keys.items()}
+
+
+def _read_items(groups, mark):
+    """For a retry: each item's mark and sets as they are now ({} for an item without them)."""
+    keys = {key: item_key(key, REGION) for key in groups}
+    found = _batch_get(
+        list(keys.values()), "pk, sk, #m, #r, #c",
+        {"#m": mark, "#r": layout.REFERRER_SET, "#c": layout.COUNTRY_SET},
+    )
+    by_key = {(item["pk"]["S"], item["sk"]["S"]): item for item in found}
+    read = {}
+    for key, dynamo_key in keys.items():
+        item = dict(by_key.get((dynamo_key["pk"]["S"], dynamo_key["sk"]["S"]), {}))
+        item.pop("pk", None)
+        item.pop("sk", None)
+        read[key] = item
+    return read
+
+
+def _batch_get(keys, projection, names):
+    """Strongly consistent BatchGetItem of any number of keys, unprocessed keys asked again."""
+    items = []
+    for start in range(0, len(keys), READ_CHUNK):
+        request = {TABLE_NAME: {
+            "Keys": keys[start:start + READ_CHUNK], "ConsistentRead": True,
+            "ProjectionExpression": projection, "ExpressionAttributeNames": names,
+        }}
+        for attempt in range(8):
+            response = _dynamodb.batch_get_item(RequestItems=request)
+            items.extend(response.get("Responses", {}).get(TABLE_NAME, []))
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            time.sleep(0.05 * 2 ** attempt)
+        else:
+            raise RuntimeError("BatchGetItem kept returning unprocessed keys")
+    return items
+
+
+def account_for_discarded(failure):
+    """Report a range the event source mapping discarded: lost (gone from the stream) or skipped.
+
+    Returns what was found. Raises ValueError for a message that is not an on-failure record of
+    a Kinesis mapping (replay-dlq leaves it in the queue for a person).
+    """
+    info = failure.get("KinesisBatchInfo") if isinstance(failure, dict) else None
+    if not isinstance(info, dict):
+        raise ValueError("not an on-failure record of a Kinesis event source mapping")
     try:
-        _dynamodb.update_item(
-            TableName=TABLE_NAME,
-            Key=layout.checkpoint_key(REGION, shard),
-            UpdateExpression="SET done = :s",
-            ConditionExpression="attribute_not_exists(done) OR done < :s",
-            ExpressionAttributeValues={":s": {"S": sequence}},
-        )
-    except ClientError as err:
-        if err.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-            raise
-        # A later batch or a heal got there first: the checkpoint is already past this one.
+        shard_id, arn = str(info["shardId"]), str(info["streamArn"])
+        first, last = str(info["startSequenceNumber"]), str(info["endSequenceNumber"])
+        size = int(info["batchSize"])
+        layout.shard_number(shard_id)
+        layout.encode_sequence(first)
+        layout.encode_sequence(last)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not an on-failure record of a Kinesis event source mapping: {exc}") from None
+    held = min(size, stream.records_still_held(_kinesis, arn, shard_id, first, last))
+    result = {
+        "shard": shard_id, "first": first, "last": last, "records": size,
+        "lost": size - held, "skipped": held,
+        "condition": (failure.get("requestContext") or {}).get("condition"),
+    }
+    # Lost: trimmed before the mapping could apply them. Skipped: still held, but the mapping
+    # gave up on them (finite retries): applying them now could count twice the items their
+    # failed attempts reached, so they are reported, not applied.
+    logger.error("discarded click records %s", json.dumps(result, sort_keys=True))
+    emit_metrics({"RecordsLost": result["lost"], "RecordsSkipped": result["skipped"]})
+    return result
+
+
+def emit_metrics(values):
+    """Publish counts as CloudWatch embedded metrics: one JSON line that CloudWatch Logs turns into metrics."""
+    function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "aggregator-local")
+    print(json.dumps({
+        "_aws": {
+            "Timestamp": int(time.time() * 1000),
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [["FunctionName"]],
+                "Metrics": [{"Name": name, "Unit": "Count"} for name in values],
+            }],
+        },
+        "FunctionName": function,
+        **values,
+    }), flush=True)

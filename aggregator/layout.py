@@ -3,6 +3,9 @@
 The admin's store reads the same items (webapp/store), and tests/test_layout_contract.py
 pins the two sides together.
 """
+import hashlib
+import re
+
 # Per-region click counters of a link: pk "<short_id>", sk "clicks#<region>". One writer per
 # region, summed on read, so a global table never merges two regions' increments.
 COUNTER_SK_PREFIX = "clicks#"
@@ -14,21 +17,21 @@ REFERRER_PREFIX, COUNTRY_PREFIX, DEVICE_PREFIX = "ref#", "cc#", "dev#"
 # String sets naming the referrers and countries a stats item holds, so their number is bounded.
 REFERRER_SET, COUNTRY_SET = "refs", "ccs"
 OTHER = "(other)"
-# Per-shard high-water mark, "hwm#<stream name>#<shard id>": the last stream sequence number
-# applied to the item. Named by stream too, so a new stream (whose numbers start afresh, as a
-# local one's do) never meets an old stream's marks.
-MARK_PREFIX = "hwm#"
-# The last sequence number of the last fully applied batch of a shard:
-# pk "stream#<region>#<stream name>#<shard id>", sk "checkpoint".
-CHECKPOINT_PK_PREFIX, CHECKPOINT_SK = "stream#", "checkpoint"
+# Per-shard high-water mark, "m#<stream life>.<shard number>": the last sequence number of
+# that shard applied to the item. A stream's life (its ARN and creation time) is in the name,
+# so a stream deleted and created again under the same name never meets its old marks.
+MARK_PREFIX = "m#"
+# A stream record's claim: pk "claim#<record identity>", sk "<region>". The first stream
+# record with that identity owns it; a producer's retry stored under another sequence number
+# finds it taken and is dropped. purge_at (the table's TTL attribute) removes it later.
+CLAIM_PK_PREFIX = "claim#"
 # Kinesis sequence numbers are decimal strings of up to 129 digits (API pattern 0|([1-9]\d{0,128})),
-# more than a DynamoDB number holds: they are stored zero-padded to one width, so string order is number order.
-SEQUENCE_WIDTH = 129
-
-
-def shard_name(stream_name, shard_id):
-    """How marks and checkpoints name one shard of one stream."""
-    return f"{stream_name}#{shard_id}"
+# more than a DynamoDB number holds. They are stored in base 62, after one character that
+# gives the length, so that string order is number order: 56 digits take 33 characters.
+SEQUENCE_DIGITS_MAX = 129
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # in ASCII order
+_LENGTH_BASE = ord("!")  # lengths 1..72 map to "\"".."i": printable, and ordered
+_SHARD_ID = re.compile(r"shardId-(\d{1,20})")
 
 
 def counter_key(short_id, region):
@@ -41,14 +44,54 @@ def stats_key(short_id, day, region):
     return {"pk": {"S": f"{STATS_PK_PREFIX}{short_id}"}, "sk": {"S": f"{DAY_SK_PREFIX}{day}#{region}"}}
 
 
-def checkpoint_key(region, shard):
-    """The key of a shard's checkpoint item (shard as named by shard_name)."""
-    return {"pk": {"S": f"{CHECKPOINT_PK_PREFIX}{region}#{shard}"}, "sk": {"S": CHECKPOINT_SK}}
+def claim_key(identity, region):
+    """The key of a stream record's claim."""
+    return {"pk": {"S": f"{CLAIM_PK_PREFIX}{identity}"}, "sk": {"S": region}}
 
 
-def padded(sequence_number):
-    """A sequence number as a fixed-width string that compares like the number."""
+def stream_life(stream_arn, created):
+    """A short name for one life of a stream: its ARN and its creation time (a string)."""
+    return _base62(int.from_bytes(hashlib.sha256(f"{stream_arn}@{created}".encode()).digest()[:6], "big"))
+
+
+def mark_name(life, shard_id):
+    """The attribute holding one shard's high-water mark, for a shard of one stream life."""
+    return f"{MARK_PREFIX}{life}.{shard_number(shard_id)}"
+
+
+def shard_number(shard_id):
+    """The number in a shard id ("shardId-000000000003" -> 3)."""
+    match = _SHARD_ID.fullmatch(shard_id)
+    if not match:
+        raise ValueError(f"not a shard id: {shard_id[:40]!r}")
+    return int(match.group(1))
+
+
+def encode_sequence(sequence_number):
+    """A sequence number as a short string that compares like the number."""
     # isascii: str.isdigit() also accepts digits of other scripts, which Kinesis never sends.
-    if not (sequence_number.isascii() and sequence_number.isdigit()) or len(sequence_number) > SEQUENCE_WIDTH:
+    if (
+        not (sequence_number.isascii() and sequence_number.isdigit())
+        or len(sequence_number) > SEQUENCE_DIGITS_MAX
+        or (len(sequence_number) > 1 and sequence_number[0] == "0")
+    ):
         raise ValueError(f"not a stream sequence number: {sequence_number[:40]!r}")
-    return sequence_number.zfill(SEQUENCE_WIDTH)
+    digits = _base62(int(sequence_number))
+    return chr(_LENGTH_BASE + len(digits)) + digits
+
+
+def decode_sequence(encoded):
+    """The sequence number (decimal string) that encode_sequence gave `encoded` for."""
+    value = 0
+    for char in encoded[1:]:
+        value = value * 62 + _BASE62.index(char)
+    return str(value)
+
+
+def _base62(value):
+    digits = ""
+    while True:
+        value, remainder = divmod(value, 62)
+        digits = _BASE62[remainder] + digits
+        if not value:
+            return digits

@@ -1,18 +1,28 @@
-"""Reading a shard of the click stream back, for the records a skipped batch left behind.
+"""What the aggregator asks the click stream: which life a stream is in, and what a discarded range still holds.
 
-Lambda's event source mapping gives up on a batch after its retries and moves on (the batch's
-range goes to the on-failure queue). Later batches would then raise the items' high-water
-marks past the skipped clicks, and a replay could no longer apply them. So before applying a
-batch, the aggregator checks that it starts right after the shard's checkpoint (the last
-sequence number of the last batch it completed); anything in between is read back from the
-stream here and applied first, in order.
+The batch path never reads the stream's records: the event source mapping retries a failing
+batch until it succeeds (MaximumRetryAttempts and MaximumRecordAgeInSeconds are -1), so there
+is no gap to read back. Only a range the mapping discarded (the stream trimmed it, or an
+operator set finite retries) is looked up here, to say how much of it is gone.
 """
-from aggregator.layout import padded
+import time
 
-# GetRecords is limited to 5 calls a second per shard, shared with the event source mapping's
-# own polling; a gap is read with at most this many calls before the batch is retried.
-MAX_CALLS = 50
+from botocore.exceptions import ClientError
+
+from aggregator import layout
+
+# A warm container checks again that the stream is the one it knows at most this often: a
+# stream deleted and created again under the same name (and ARN) starts a new life. In the
+# product that means a new stack, and so a new function and new containers; a stream re-created
+# by hand under a running function is seen within this time.
+LIFE_CHECK_SECONDS = 60
+# GetRecords: 5 calls a second per shard, shared with the event source mapping's polling.
+READ_PAUSE_SECONDS = 0.25
 RECORDS_PER_CALL = 1000
+# A discarded range holds at most one batch: 10,000 records (the mapping's BatchSize limit).
+MAX_CALLS = 20
+
+_lives = {}  # stream ARN -> (life, creation time, wall time it was checked), times in epoch seconds
 
 
 def stream_name(stream_arn):
@@ -20,35 +30,49 @@ def stream_name(stream_arn):
     return stream_arn.rpartition("/")[2]
 
 
-def read_after(client, stream, shard_id, after, before=None):
-    """The shard's records (padded sequence number, data bytes) after `after` and before `before`,
-    and whether that is all of them (False: MAX_CALLS ran out; read on from the last one).
+def life_of(client, stream_arn, newest_arrival=None):
+    """The stream's current life (layout.stream_life) and its creation time (epoch seconds).
 
-    `after` is an unpadded sequence number, or None for the oldest record kept; `before` a
-    padded one, or None to read up to the newest.
+    The remembered answer holds for records that arrived before it was asked (a later life was
+    created after it); for newer ones (newest_arrival, epoch seconds) it is asked again once it
+    is LIFE_CHECK_SECONDS old, so a steady stream costs one call a minute.
     """
-    if after is None:
-        position = {"ShardIteratorType": "TRIM_HORIZON"}
-    else:
-        position = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after}
-    iterator = client.get_shard_iterator(StreamName=stream, ShardId=shard_id, **position)["ShardIterator"]
-    records = []
-    # The first call asks for one record: usually it is the batch's own first, and there is no gap.
-    limit = 1 if before is not None else RECORDS_PER_CALL
-    for _ in range(MAX_CALLS):
-        response = client.get_records(ShardIterator=iterator, Limit=limit)
+    known = _lives.get(stream_arn)
+    if known and ((newest_arrival or 0) <= known[2] or time.time() - known[2] < LIFE_CHECK_SECONDS):
+        return known[0], known[1]
+    summary = client.describe_stream_summary(StreamName=stream_name(stream_arn))["StreamDescriptionSummary"]
+    created = summary["StreamCreationTimestamp"].timestamp()
+    life = layout.stream_life(stream_arn, f"{created:.3f}")
+    _lives[stream_arn] = (life, created, time.time())
+    return life, created
+
+
+def records_still_held(client, stream_arn, shard_id, first, last):
+    """How many records with sequence numbers first..last (decimal strings) the shard still holds.
+
+    0 when the stream no longer has them: trimmed after its retention, or the stream was
+    deleted, or created again (Kinesis refuses a sequence number of another life).
+    """
+    try:
+        iterator = client.get_shard_iterator(
+            StreamName=stream_name(stream_arn), ShardId=shard_id,
+            ShardIteratorType="AT_SEQUENCE_NUMBER", StartingSequenceNumber=first,
+        )["ShardIterator"]
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") in ("InvalidArgumentException", "ResourceNotFoundException"):
+            return 0
+        raise
+    held, last_value = 0, int(last)
+    for call in range(MAX_CALLS):
+        if call:
+            time.sleep(READ_PAUSE_SECONDS)
+        response = client.get_records(ShardIterator=iterator, Limit=RECORDS_PER_CALL)
         for record in response["Records"]:
-            sequence = padded(record["SequenceNumber"])
-            if before is not None and sequence >= before:
-                return records, True
-            records.append((sequence, record["Data"]))
+            if int(record["SequenceNumber"]) > last_value:
+                return held
+            if int(record["SequenceNumber"]) >= int(first):
+                held += 1
         iterator = response.get("NextShardIterator")
         if not iterator or (not response["Records"] and not response.get("MillisBehindLatest")):
-            return records, True  # caught up with the newest record (or the shard is closed)
-        limit = RECORDS_PER_CALL
-    return records, False
-
-
-def unpadded(sequence):
-    """A padded sequence number as Kinesis spells it."""
-    return sequence.lstrip("0") or "0"
+            return held
+    return held

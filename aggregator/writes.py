@@ -40,19 +40,21 @@ class MarkRace(Exception):
     """The item kept changing under us; the batch must be retried."""
 
 
-def apply_item(client, table_name, key, clicks, shard, region):
+def apply_item(client, table_name, key, clicks, mark, region, read=None):
     """Apply the clicks (in stream order) of one item; returns APPLIED, ALREADY_APPLIED or DROPPED.
 
+    mark: the attribute holding this shard's high-water mark (layout.mark_name). read: the
+    item's mark and sets as a read just found them ({} when it does not exist), or None.
     Raises on an error worth retrying (throttling, an outage); an update DynamoDB refuses as
     invalid is logged and dropped, so one bad item can never hold back the rest of the stream.
     """
-    mark = layout.MARK_PREFIX + shard
     remembered = (table_name, key, region, mark)
-    pending, seen = clicks, _full_items.get(remembered)
+    pending, seen = clicks, read if read is not None else _full_items.get(remembered)
     if seen is not None:
-        # The remembered mark was written by this container, and marks only grow: what is at or
+        # The mark was read, or written by this container, and marks only grow: what is at or
         # below it is applied (a redelivery), whatever the item holds now.
-        pending = [click for click in pending if click.sequence > seen[mark]["S"]]
+        stored = seen.get(mark, {}).get("S")
+        pending = [click for click in pending if stored is None or click.sequence > stored]
         if not pending:
             return ALREADY_APPLIED
     for _ in range(MAX_ATTEMPTS):

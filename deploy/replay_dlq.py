@@ -1,12 +1,14 @@
-"""Heal the click stream's skipped batches: `make replay-dlq QUEUE_URL=... FUNCTION=...`.
+"""Account for the click batches the event source mapping discarded: `make replay-dlq QUEUE_URL=... FUNCTION=...`.
 
-When Lambda's event source mapping gives up on a batch, it puts the batch's shard and sequence
-range (never the records) on the on-failure queue. The records are still on the stream for its
-retention. The next batch of that shard applies them first on its own; this command covers a
-shard where no next batch comes (traffic stopped), or does it now: for each shard named in the
-queue, it asks the aggregator to heal it ({"heal": {"shard": ...}}: everything after the shard's
-checkpoint), and deletes that shard's messages only once the aggregator succeeded. The
-aggregator's high-water marks make healing safe to repeat: nothing is counted twice.
+The mapping retries a failing batch until it succeeds, so it discards a range only when the
+stream no longer holds it (trimmed after its retention) or when an operator set finite
+retries. It then puts the range (shard and sequence numbers, never the records) on the
+on-failure queue. This command sends each message to the aggregator ({"failed": <message>}),
+which checks the stream and reports the range's records as lost or skipped, in a log line and
+the RecordsLost / RecordsSkipped metrics (each with an alarm), and deletes the message once
+that is done. Messages go one at a time, so no two reads of one shard run at once, and each
+call waits as long as the aggregator may run, without botocore's retries (a retried call
+would report a range twice).
 """
 import argparse
 import json
@@ -15,24 +17,26 @@ import sys
 from dataclasses import dataclass, field
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 logger = logging.getLogger("replay_dlq")
 
-# Longer than one heal takes; a message whose heal failed comes back after this.
+# Longer than one call of the aggregator may take (its timeout, 120 s) plus the read timeout.
 VISIBILITY_TIMEOUT_SECONDS = 300
-# Each heal reads a bounded number of records; a long backlog takes several.
-MAX_HEAL_CALLS = 50
+# The aggregator's timeout and some: an invoke that returns later than this has failed.
+INVOKE_READ_TIMEOUT_SECONDS = 150
 
 
 @dataclass
 class Outcome:
     """What one run did."""
 
-    healed_shards: int = 0
-    deleted: int = 0
+    accounted: int = 0
     failed: int = 0
     unreadable: int = 0
+    lost: int = 0
+    skipped: int = 0
     results: list = field(default_factory=list)
 
     @property
@@ -41,22 +45,25 @@ class Outcome:
 
 
 class ReplayFailed(Exception):
-    """The aggregator did not heal the shard; its messages stay in the queue."""
+    """The aggregator did not account for the message; it stays in the queue."""
 
 
-def skipped_shard(body):
-    """The shard id in an on-failure record of a Kinesis event source mapping."""
+def discarded_range(body):
+    """The on-failure record in a message body, checked to be one of a Kinesis event source mapping."""
     record = json.loads(body)
     info = record.get("KinesisBatchInfo") if isinstance(record, dict) else None
     shard = info.get("shardId") if isinstance(info, dict) else None
     if not isinstance(shard, str) or not shard.startswith("shardId-"):
         raise ValueError("not an on-failure record of the click stream's event source mapping")
-    return shard
+    return record
 
 
 def invoke_function(function_name, client=None):
     """An applier that invokes the deployed aggregator synchronously and raises unless it succeeded."""
-    client = client or boto3.client("lambda")
+    client = client or boto3.client(
+        "lambda",
+        config=Config(read_timeout=INVOKE_READ_TIMEOUT_SECONDS, retries={"total_max_attempts": 1}),
+    )
 
     def apply(payload):
         response = client.invoke(
@@ -71,7 +78,7 @@ def invoke_function(function_name, client=None):
 
 
 def call_in_process():
-    """An applier that runs the aggregator's handler here (TABLE_NAME, CLICK_STREAM_NAME and AWS settings from the environment)."""
+    """An applier that runs the aggregator's handler here (TABLE_NAME and AWS settings from the environment)."""
     from aggregator.handler import lambda_handler
 
     def apply(payload):
@@ -81,10 +88,9 @@ def call_in_process():
 
 
 def replay(queue_url, apply, sqs=None, wait_seconds=2):
-    """Read the whole queue, heal each shard it names once, and delete a shard's messages after its heal."""
+    """Send every message of the queue to the aggregator, one at a time; delete each it accounted for."""
     sqs = sqs or boto3.client("sqs")
-    outcome = Outcome()
-    by_shard, seen = {}, set()
+    outcome, seen = Outcome(), set()
     while True:
         messages = sqs.receive_message(
             QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds,
@@ -92,41 +98,31 @@ def replay(queue_url, apply, sqs=None, wait_seconds=2):
         ).get("Messages", [])
         fresh = [m for m in messages if m["MessageId"] not in seen]
         if not fresh:
-            break
+            return outcome
         for message in fresh:
             seen.add(message["MessageId"])
             try:
-                by_shard.setdefault(skipped_shard(message["Body"]), []).append(message)
+                record = discarded_range(message["Body"])
             except ValueError as exc:
                 # Kept for a person to look at; deleting it could hide a problem.
                 outcome.unreadable += 1
                 logger.warning("message %s left in the queue: %s", message["MessageId"], exc)
-    for shard, messages in sorted(by_shard.items()):
-        try:
-            result = _heal_completely(apply, shard)
-        except (ReplayFailed, ClientError, BotoCoreError) as exc:
-            outcome.failed += len(messages)
-            logger.warning("%s not healed, %d message(s) left in the queue: %s", shard, len(messages), exc)
-            continue
-        for message in messages:
+                continue
+            try:
+                result = apply({"failed": record}) or {}
+            except (ReplayFailed, ClientError, BotoCoreError) as exc:
+                outcome.failed += 1
+                logger.warning("message %s left in the queue: %s", message["MessageId"], exc)
+                continue
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-        outcome.healed_shards += 1
-        outcome.deleted += len(messages)
-        outcome.results.append(result)
-    return outcome
-
-
-def _heal_completely(apply, shard, max_calls=MAX_HEAL_CALLS):
-    """Ask for a heal until the shard is complete; raise ReplayFailed if it never is."""
-    for _ in range(max_calls):
-        result = apply({"heal": {"shard": shard}})
-        if (result or {}).get(shard, {}).get("complete"):
-            return result
-    raise ReplayFailed(f"{shard} still had records to read after {max_calls} heals")
+            outcome.accounted += 1
+            outcome.lost += int(result.get("lost", 0))
+            outcome.skipped += int(result.get("skipped", 0))
+            outcome.results.append(result)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Heal the click stream's shards named in the on-failure queue.")
+    parser = argparse.ArgumentParser(description="Account for the click batches named in the on-failure queue.")
     parser.add_argument("--queue-url", required=True, help="the stack output DeadLetterQueueUrl")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--function", help="the stack output AggregatorFunctionName")
@@ -135,8 +131,8 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     apply = call_in_process() if args.local else invoke_function(args.function)
     outcome = replay(args.queue_url, apply)
-    print(f"healed {outcome.healed_shards} shard(s), deleted {outcome.deleted} message(s); "
-          f"{outcome.failed} failed and {outcome.unreadable} unreadable left in the queue")
+    print(f"accounted for {outcome.accounted} discarded range(s): {outcome.lost} record(s) lost, "
+          f"{outcome.skipped} skipped; {outcome.failed} failed and {outcome.unreadable} unreadable left in the queue")
     return 0 if outcome.ok else 1
 
 

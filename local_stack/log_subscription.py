@@ -20,11 +20,14 @@ def matches_click_filter(line):
         return False
 
 
-def encode_payload(messages, log_group="/aws/lambda/redirect-local", log_stream="local", first_id=0, timestamp_ms=None):
+def encode_payload(messages, log_group="/aws/lambda/redirect-local", log_stream="local", first_id=None, timestamp_ms=None):
     """Pack log lines as CloudWatch Logs puts them on a Kinesis stream: gzip of a DATA_MESSAGE.
 
     timestamp_ms: when the lines were printed (now by default), or one time per line.
+    first_id: the first log event's id; by default a new one, as CloudWatch Logs' ids are unique.
     """
+    if first_id is None:
+        first_id = next_event_ids(len(messages))
     now_ms = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
     stamps = now_ms if isinstance(now_ms, list) else [now_ms] * len(messages)
     payload = {
@@ -39,6 +42,19 @@ def encode_payload(messages, log_group="/aws/lambda/redirect-local", log_stream=
         ],
     }
     return gzip.compress(json.dumps(payload).encode())
+
+
+_last_id = 0
+_id_lock = threading.Lock()
+
+
+def next_event_ids(count):
+    """The first of `count` new log event ids: they grow with time and never repeat in this process."""
+    global _last_id
+    with _id_lock:
+        first = max(_last_id + 1, time.time_ns())
+        _last_id = first + count - 1
+    return first
 
 
 class LogSubscription(Periodic):

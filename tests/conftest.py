@@ -120,6 +120,9 @@ def fresh_aggregator_memory():
     writes = sys.modules.get("aggregator.writes")
     if writes is not None:
         writes._full_items.clear()
+    stream = sys.modules.get("aggregator.stream")
+    if stream is not None:
+        stream._lives.clear()
 
 
 @pytest.fixture(scope="module")
