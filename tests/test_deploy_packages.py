@@ -6,6 +6,7 @@ other thing on sys.path is a folder holding boto3 and its dependencies, standing
 copy the Lambda runtime provides. AWS calls go to a moto server on loopback.
 """
 import fnmatch
+import functools
 import json
 import os
 import re
@@ -394,3 +395,34 @@ def test_redirect_and_aggregator_artifacts_against_moto(lambda_zips, runtime_pyt
     assert results[0]["applied"] == 2 and results[1]["already_applied"] == 2, "a redelivered batch changes nothing"
     counter = ddb.get_item(TableName=table, Key={"pk": {"S": "abc1234"}, "sk": {"S": "clicks#us-east-1"}})["Item"]
     assert counter["clicks"] == {"N": "2"}
+
+
+def test_admin_package_limits_sign_ins_by_the_events_source_address(admin_zip, runtime_python, runtime_site, aws,
+                                                                     moto_endpoint, tmp_path_factory):
+    """Through Zappa's own request builder: forged X-Forwarded-For entries neither dodge the per-client
+    limit nor lock out another client (issue 15, item 1)."""
+    prepare_prod_backend(aws)
+    code = unzip(admin_zip, tmp_path_factory)
+    run = functools.partial(invoke, runtime_python, code, runtime_site, "handler.lambda_handler")
+    (login,), _ = run([http_event("/prod/login", stage="prod")], {}, moto_endpoint)
+    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login["body"]).group(1)
+    cookies = [c.split(";", 1)[0] for c in login["cookies"]]
+
+    def attempt(account, source_ip, forwarded=None):
+        event = http_event("/prod/login", method="POST", stage="prod", cookies=cookies, body=urlencode(
+            {"csrf_token": csrf, "username": account, "password": "wrong-password-1"}), headers={
+            "content-type": "application/x-www-form-urlencoded",
+            "referer": "https://abc123.execute-api.us-east-1.amazonaws.com/prod/login",
+            **({"x-forwarded-for": forwarded} if forwarded else {}),
+        })
+        event["requestContext"]["http"]["sourceIp"] = source_ip
+        return event
+
+    limit = 20  # SIGNIN_CLIENT_LIMIT
+    attacker = [attempt(f"user{i}", "198.51.100.7", f"203.0.113.{i}, 198.51.100.7") for i in range(limit + 1)]
+    bystander = [attempt("someone", "192.0.2.55")]  # no header at all: Zappa would say 127.0.0.1
+    results, _ = run(attacker + bystander, {}, moto_endpoint)
+    statuses = [r["statusCode"] for r in results]
+    assert statuses[:limit] == [422] * limit, statuses
+    assert statuses[limit] == 429, "a forged first X-Forwarded-For entry dodged the per-client limit"
+    assert statuses[-1] == 422, "another client was locked out with the attacker"

@@ -6,6 +6,7 @@ from flask import abort, current_app, flash, g, redirect, render_template, reque
 from webapp.auth import bp, oidc
 from webapp.auth.forms import LoginForm, PasswordForm
 from webapp.auth.session import login_required, safe_next, sign_in, sign_out
+from webapp.client_address import client_address
 from webapp.exceptions import AccountConflict
 from webapp.store import get_store
 from webapp.store.signin import client_digest
@@ -47,7 +48,7 @@ def login():
 
 def _client_subject():
     """The client's counter subject: a keyed hash of its address, never the address itself."""
-    return client_digest(request.remote_addr or "unknown", current_app.config["SECRET_KEY"])
+    return client_digest(client_address(request.environ), current_app.config["SECRET_KEY"])
 
 
 def _reserve_attempt(username, client):
