@@ -154,10 +154,13 @@ def test_the_aggregator_bounds_every_hostile_field_and_still_counts(ddb, aggrega
     ]
     events = [{"id": str(i), "timestamp": 1_795_757_759_000, "message": json.dumps(line)} for i, line in enumerate(hostile)]
     data = gzip.compress(json.dumps({"messageType": "DATA_MESSAGE", "logEvents": events}).encode())
-    result = aggregator.apply_records("clicks-test#shardId-000000000000", [("1".zfill(129), data)])
+    from aggregator import clicks, layout
+
+    record = clicks.read_record(layout.encode_sequence("1"), data)
+    result = aggregator.apply_batch([record], layout.mark_name("life", "shardId-000000000000"))
     assert result["clicks"] == 3  # the three lines with a valid id; the other three are dropped
     items = ddb.scan(TableName=TABLE_NAME)["Items"]
-    assert {i["pk"]["S"] for i in items} == {"ok1", "stats#ok1"}
+    assert {i["pk"]["S"] for i in items} == {"ok1", "stats#ok1", f"{layout.CLAIM_PK_PREFIX}{record.identity}"}
     for item in items:
         text = json.dumps(item)
         assert len(text) < 4096 and "<" not in text and "xxxxxxxxxx" not in text
