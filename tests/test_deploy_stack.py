@@ -127,7 +127,9 @@ def test_the_supported_resources_all_come_up(stack):
                        "DefaultStage", "RedirectInvokePermission", "ShortDomain", "ShortDomainMapping",
                        "ClickSubscription", "Dashboard", "RedirectErrorsAlarm", "ThrottlesAlarm", "LatencyAlarm",
                        "DeadLetterQueueAlarm", "AggregatorErrorsAlarm", "ClickDelayAlarm", "ClickStreamThrottleAlarm",
-                       "SkippedBatchRecordLostAlarm", "SignInWebAcl", "SignInWebAclAssociation"}
+                       "SkippedBatchRecordLostAlarm", "SubscriptionDeliveryErrorsAlarm", "SubscriptionThrottlingAlarm",
+                       "AggregatorNotInvokedAlarm", "RecordsLostAlarm", "RecordsSkippedAlarm",
+                       "SignInWebAcl", "SignInWebAclAssociation"}
     assert {"TableName", "AdminPolicyArn", "AdminRoleArn", "DeadLetterQueueUrl", "AggregatorFunctionName"} <= set(outputs)
 
 
@@ -155,20 +157,24 @@ def test_roles_point_at_the_real_table_log_groups_and_queue(stack):
                 for p in iam.list_role_policies(RoleName=name)["PolicyNames"]]
         # moto stores an inline policy built with Fn::Sub as the dict's repr, not as JSON.
         docs = [ast.literal_eval(doc) if isinstance(doc, str) else doc for doc in docs]
-        return {s["Resource"] if isinstance(s["Resource"], str) else tuple(s["Resource"]): s["Action"]
-                for doc in docs for s in doc["Statement"]}
+        actions = {}
+        for statement in (s for doc in docs for s in doc["Statement"]):
+            resource = statement["Resource"] if isinstance(statement["Resource"], str) else tuple(statement["Resource"])
+            granted = statement["Action"]
+            actions.setdefault(resource, set()).update([granted] if isinstance(granted, str) else granted)
+        return actions
 
     log_arn = f"arn:aws:logs:{REGION}:123456789012:log-group:/aws/lambda/{STACK}-%s:*"
     assert inline("RedirectRole") == {
-        table_arn: "dynamodb:GetItem",
-        log_arn % "redirect": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        table_arn: {"dynamodb:GetItem"},
+        log_arn % "redirect": {"logs:CreateLogStream", "logs:PutLogEvents"},
     }
     stream_arn = boto3.client("kinesis", region_name=REGION).describe_stream_summary(
         StreamName=outputs["ClickStreamName"])["StreamDescriptionSummary"]["StreamARN"]
     aggregator = inline("AggregatorRole")
     assert set(aggregator) == {table_arn, stream_arn, log_arn % "aggregator", queue_arn}
-    assert aggregator[queue_arn] == "sqs:SendMessage"
-    assert set(aggregator[table_arn]) == {"dynamodb:UpdateItem", "dynamodb:GetItem"}
+    assert aggregator[queue_arn] == {"sqs:SendMessage"}
+    assert aggregator[table_arn] == {"dynamodb:UpdateItem", "dynamodb:BatchGetItem", "dynamodb:PutItem"}
 
     version = iam.get_policy(PolicyArn=outputs["AdminPolicyArn"])["Policy"]["DefaultVersionId"]
     admin = iam.get_policy_version(PolicyArn=outputs["AdminPolicyArn"], VersionId=version)["PolicyVersion"]["Document"]
@@ -194,8 +200,8 @@ def test_functions_get_their_code_role_and_settings(stack):
         "ROOT_REDIRECT_URL": "https://admin.example.com/",
     }
     aggregator = lambda_.get_function(FunctionName=outputs["AggregatorFunctionName"])["Configuration"]
-    assert aggregator["Environment"]["Variables"] == {
-        "TABLE_NAME": outputs["TableName"], "CLICK_STREAM_NAME": outputs["ClickStreamName"],
+    assert {k: str(v) for k, v in aggregator["Environment"]["Variables"].items()} == {
+        "TABLE_NAME": outputs["TableName"], "CLICK_STREAM_RETENTION_HOURS": "24",
     }
     assert aggregator["Role"] == iam.get_role(RoleName=physical["AggregatorRole"])["Role"]["Arn"]
 

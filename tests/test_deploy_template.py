@@ -1,4 +1,5 @@
 """cloudformation.yaml, proven offline: cfn-lint, table parity, IAM read from the template, wiring."""
+import ast
 import json
 import re
 import subprocess
@@ -8,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from local_stack.template import TEMPLATE_PATH, load_template, table_properties
+from local_stack.template import TEMPLATE_PATH, create_table_kwargs, load_template, table_properties
 from tests.conftest import TABLE_NAME
+from tests.static_names import resolve
 from tests.test_deploy_iam import derived_actions
+from tests.test_settings import read_by_code
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = load_template()
@@ -144,10 +147,17 @@ def test_redirect_role_can_only_read_links_and_write_its_logs():
     ]
 
 
+def claim_key_prefix():
+    """The partition key prefix of a claim, as aggregator/layout.py names it."""
+    tree = ast.parse((ROOT / "aggregator" / "layout.py").read_text())
+    [prefix] = resolve(ast.Name(id="CLAIM_PK_PREFIX"), tree)
+    return prefix
+
+
 def test_aggregator_role_updates_the_table_reads_its_stream_and_records_skips():
     allowed_targets = {
-        # No PutItem, no transactions, no Query or Scan: updates and the checkpoint read only.
-        "LinksTable": {"dynamodb:UpdateItem", "dynamodb:GetItem"},
+        # No transactions, no DeleteItem, no Query or Scan: updates, claims and the reads of a retry.
+        "LinksTable": {"dynamodb:UpdateItem", "dynamodb:BatchGetItem", "dynamodb:PutItem"},
         "ClickStream": {"kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords",
                         "kinesis:GetShardIterator", "kinesis:ListShards"},
         "AggregatorLogGroup": {"logs:CreateLogStream", "logs:PutLogEvents"},
@@ -155,13 +165,27 @@ def test_aggregator_role_updates_the_table_reads_its_stream_and_records_skips():
     }
     seen = set()
     for statement in statements_of_role("AggregatorRole"):
-        assert statement["Effect"] == "Allow" and "Condition" not in statement
+        assert statement["Effect"] == "Allow"
+        # Only the claims' PutItem carries a condition (test_the_aggregator_may_put_only_claims).
+        assert "Condition" not in statement or as_list(statement["Action"]) == ["dynamodb:PutItem"], statement
         targets = referenced(statement["Resource"])
         assert len(targets) == 1 and targets <= allowed_targets.keys(), statement
         target = targets.pop()
         assert set(as_list(statement["Action"])) <= allowed_targets[target], statement
         seen.add(target)
     assert seen == allowed_targets.keys()
+
+
+def test_the_aggregator_may_put_only_claims():
+    """A put replaces a whole item: the aggregator's PutItem is limited to claim#... keys, so it can
+    never overwrite a link, a user or a counter (aggregator/claims.py is its only PutItem)."""
+    puts = [s for s in statements_of_role("AggregatorRole") if "dynamodb:PutItem" in as_list(s["Action"])]
+    assert puts, "claims are written with PutItem"
+    for statement in puts:
+        assert as_list(statement["Action"]) == ["dynamodb:PutItem"], statement
+        assert statement["Condition"] == {
+            "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{claim_key_prefix()}*"]}
+        }, "PutItem without a claim#... key condition could overwrite any item"
 
 
 def test_only_cloudwatch_logs_may_put_on_the_click_stream():
@@ -366,12 +390,36 @@ def test_click_pipeline_is_an_ordered_stream_that_keeps_skipped_batches():
     assert mapping["ParallelizationFactor"] == 1
     assert mapping["MaximumBatchingWindowInSeconds"] == {"Ref": "ClickBatchWindowSeconds"}
     assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
-    # A skipped batch is healed from the stream, so the mapping must give up well within the retention.
-    assert 0 < mapping["MaximumRecordAgeInSeconds"] < 24 * 3600 <= TEMPLATE["Parameters"]["ClickStreamRetentionHours"]["MinValue"] * 3600
     assert RESOURCES["DeadLetterQueue"]["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
     assert "AggregatorInvokeConfig" not in RESOURCES and "AggregatorInvokePermission" not in RESOURCES
     for group in ("RedirectLogGroup", "AggregatorLogGroup"):
         assert RESOURCES[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_the_mapping_never_skips_a_failing_batch():
+    """-1 is AWS's documented "retried until the record expires" and "doesn't discard records": the
+    aggregator has no heal and no stream read on its batch path, so a skip would be a gap for good."""
+    mapping = RESOURCES["AggregatorEventSource"]["Properties"]
+    assert mapping["MaximumRetryAttempts"] == -1, (
+        "finite retries skip a failing batch after an outage, and nothing reads a skipped range back: "
+        "those clicks would be lost (only reported as RecordsSkipped)")
+    assert mapping["MaximumRecordAgeInSeconds"] == -1, (
+        "a record age limit skips every batch older than it after an outage of DynamoDB or the aggregator; "
+        "-1 keeps retrying until the stream's retention trims the records")
+    # Whole batches in order: the claims and marks make a retried batch count once; halves add nothing.
+    assert mapping["BisectBatchOnFunctionError"] is False
+    assert mapping["ParallelizationFactor"] == 1
+    # What is still discarded is what the stream trimmed: its range goes to the queue, reported as lost.
+    assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert "RecordsLost" in TEMPLATE["Parameters"]["ClickStreamRetentionHours"]["Description"]
+
+
+def test_the_aggregator_is_told_exactly_the_settings_its_code_reads():
+    """Its claims must outlive the stream's retention, so the function is given the stack's retention."""
+    variables = RESOURCES["AggregatorFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["CLICK_STREAM_RETENTION_HOURS"] == {"Ref": "ClickStreamRetentionHours"}
+    unread = set(variables) - read_by_code(("aggregator",))
+    assert not unread, f"the template sets {sorted(unread)} for the aggregator, whose code never reads them"
 
 
 def test_the_redirect_logs_no_platform_lines_and_the_aggregator_logs_its_batches():
@@ -379,7 +427,22 @@ def test_the_redirect_logs_no_platform_lines_and_the_aggregator_logs_its_batches
     assert redirect == {"LogGroup": {"Ref": "RedirectLogGroup"}, "LogFormat": "JSON", "SystemLogLevel": "WARN"}
     aggregator = RESOURCES["AggregatorFunction"]["Properties"]
     assert aggregator["LoggingConfig"]["ApplicationLogLevel"] == "INFO"
-    assert aggregator["Environment"]["Variables"]["CLICK_STREAM_NAME"] == {"Ref": "ClickStream"}
+
+
+def test_warm_throughput_is_a_parameter_off_by_default():
+    """A new on-demand table takes 4,000 writes a second; a campaign spread thin at 10,000 clicks a
+    second needs about 20,000 (2 items a click). Pre-warming is billed and cannot be undone, so it is
+    the operator's choice, and 0 (the default) sets nothing."""
+    parameter = TEMPLATE["Parameters"]["TableWarmWriteUnitsPerSecond"]
+    assert parameter["Type"] == "Number" and parameter["Default"] == 0 and parameter["MinValue"] == 0
+    for figure in ("4,000", "20,000", "billed"):
+        assert figure in parameter["Description"], figure
+    assert TEMPLATE["Conditions"]["HasWarmWrites"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "TableWarmWriteUnitsPerSecond"}, 0]}]}
+    assert table_properties()["WarmThroughput"] == {"Fn::If": [
+        "HasWarmWrites", {"WriteUnitsPerSecond": {"Ref": "TableWarmWriteUnitsPerSecond"}}, {"Ref": "AWS::NoValue"}]}
+    # The local and test tables are created without it (DynamoDB Local has no throughput to warm).
+    assert "WarmThroughput" not in create_table_kwargs("local")
 
 
 def test_no_index_projects_a_counter():
@@ -405,6 +468,9 @@ def test_dashboard_body_is_json_with_every_widget():
         assert needle in text, needle
     # The click pipeline: records in, write throttles, and how far behind the aggregator is.
     for needle in ("IncomingRecords", "WriteProvisionedThroughputExceeded", "IteratorAge"):
+        assert needle in text, needle
+    # What is not counted: delivery failures before the stream, and what the aggregator reports lost.
+    for needle in ("DeliveryErrors", "DeliveryThrottling", "RecordsLost", "RecordsSkipped"):
         assert needle in text, needle
 
 
@@ -450,6 +516,7 @@ def test_metric_math_fills_every_metric_that_may_have_no_data():
         metrics = alarm["Properties"].get("Metrics", [])
         ids = {m["Id"] for m in metrics if "MetricStat" in m}
         for expression in (m["Expression"] for m in metrics if "Expression" in m):
+            expression = expression["Fn::Sub"] if isinstance(expression, dict) else expression
             used = {i for i in ids if re.search(rf"\b{i}\b", expression)}
             filled = set(re.findall(r"FILL\((\w+),\s*0\)", expression))
             assert len(used) < 2 or used <= filled, f"{name}: {expression}"
@@ -461,7 +528,9 @@ def test_alarms_cover_errors_throttles_latency_and_the_queue():
     alarms = resources_of_type("AWS::CloudWatch::Alarm")
     assert set(alarms) == {"RedirectErrorsAlarm", "ThrottlesAlarm", "LatencyAlarm", "DeadLetterQueueAlarm",
                            "AggregatorErrorsAlarm", "ClickDelayAlarm", "ClickStreamThrottleAlarm",
-                           "SkippedBatchRecordLostAlarm"}
+                           "SkippedBatchRecordLostAlarm", "SubscriptionDeliveryErrorsAlarm",
+                           "SubscriptionThrottlingAlarm", "AggregatorNotInvokedAlarm", "RecordsLostAlarm",
+                           "RecordsSkippedAlarm"}
     assert alarms["ClickDelayAlarm"]["Properties"]["MetricName"] == "IteratorAge"
     latency = alarms["LatencyAlarm"]["Properties"]
     assert latency["ExtendedStatistic"] == "p99" and latency["Threshold"] == {"Ref": "P99LatencyThresholdMs"}
@@ -471,6 +540,107 @@ def test_alarms_cover_errors_throttles_latency_and_the_queue():
             "Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]
         }
     assert RESOURCES["AlarmTopic"]["Condition"] == "HasAlarmEmail"
+
+
+def test_the_queue_alarm_means_discarded_ranges_not_yet_accounted_for():
+    """The mapping never gives up, so a message is a range the stream trimmed; replay-dlq accounts for it."""
+    description = RESOURCES["DeadLetterQueueAlarm"]["Properties"]["AlarmDescription"]
+    assert "make replay-dlq" in description and "ClickStreamRetentionHours" in description
+    assert "next batch" not in description, "no batch reads a discarded range back any more"
+
+
+# Every metric of the namespace (no SCHEMA): AWS documents the delivery metrics' valid dimensions
+# (CloudWatch Logs user guide, "Monitoring with CloudWatch metrics") but not which sets it publishes.
+LOGS_NAMESPACE = '"AWS/Logs"'
+
+
+@pytest.mark.parametrize(("alarm", "metric"), [
+    ("SubscriptionDeliveryErrorsAlarm", "DeliveryErrors"),
+    ("SubscriptionThrottlingAlarm", "DeliveryThrottling"),
+])
+def test_delivery_failures_before_the_stream_are_alarmed(alarm, metric):
+    """Lines CloudWatch Logs fails to put on the stream never reach the aggregator: no aggregator
+    metric can see them. The query names the redirect log group, whatever DestinationType's value
+    and the generated filter name are."""
+    props = RESOURCES[alarm]["Properties"]
+    [query] = props["Metrics"]
+    assert query["ReturnData"] is True and query["Period"] >= 60
+    assert query["Expression"] == {"Fn::Sub": (
+        f"SELECT SUM({metric}) FROM {LOGS_NAMESPACE} WHERE LogGroupName = '${{RedirectLogGroup}}'")}
+    assert RESOURCES["ClickSubscription"]["Properties"]["LogGroupName"] == {"Ref": "RedirectLogGroup"}
+    assert props["Threshold"] == 1 and props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert props["TreatMissingData"] == "notBreaching"
+
+
+def test_records_arriving_while_the_aggregator_is_not_invoked_are_alarmed():
+    """When the mapping stops invoking the aggregator, IteratorAge and Errors publish nothing and the
+    delay alarm treats that as not breaching: only the stream's own IncomingRecords still moves."""
+    assert RESOURCES["ClickDelayAlarm"]["Properties"]["TreatMissingData"] == "notBreaching"
+    props = RESOURCES["AggregatorNotInvokedAlarm"]["Properties"]
+    queries = {m["Id"]: m for m in props["Metrics"]}
+    incoming = queries["incoming"]["MetricStat"]
+    invocations = queries["invocations"]["MetricStat"]
+    assert (incoming["Metric"]["Namespace"], incoming["Metric"]["MetricName"], incoming["Stat"]) == (
+        "AWS/Kinesis", "IncomingRecords", "Sum")
+    assert incoming["Metric"]["Dimensions"] == [{"Name": "StreamName", "Value": {"Ref": "ClickStream"}}]
+    assert (invocations["Metric"]["Namespace"], invocations["Metric"]["MetricName"], invocations["Stat"]) == (
+        "AWS/Lambda", "Invocations", "Sum")
+    assert invocations["Metric"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "AggregatorFunction"}}]
+    [result] = [m for m in props["Metrics"] if m.get("ReturnData")]
+    assert result["Expression"] == "FILL(incoming, 0) > 0 AND FILL(invocations, 0) == 0"
+    # Each period outlasts the longest batching window, and every evaluated period must breach, so
+    # records whose batch lands in the next period never fire it.
+    longest_window = TEMPLATE["Parameters"]["ClickBatchWindowSeconds"]["MaxValue"]
+    assert incoming["Period"] == invocations["Period"] >= longest_window
+    assert props["DatapointsToAlarm"] == props["EvaluationPeriods"] >= 2
+    assert props["Threshold"] == 1 and props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def aggregator_metrics():
+    """(namespace, {metric names}, {dimension names}) of the embedded metrics aggregator/ prints."""
+    namespaces, names, dimensions = set(), set(), set()
+    for path in sorted((ROOT / "aggregator").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "emit_metrics" and node.args:
+                names |= {k.value for k in node.args[0].keys if isinstance(k, ast.Constant)}
+            if isinstance(node, ast.Dict):
+                for key, value in zip(node.keys, node.values):
+                    if isinstance(key, ast.Constant) and key.value == "Namespace":
+                        namespaces |= resolve(value, tree)
+                    if isinstance(key, ast.Constant) and key.value == "Dimensions" and isinstance(value, ast.List):
+                        dimensions |= {e.value for group in value.elts for e in group.elts}
+    [namespace] = namespaces
+    return namespace, names, dimensions
+
+
+@pytest.mark.parametrize(("alarm", "metric"), [("RecordsLostAlarm", "RecordsLost"),
+                                               ("RecordsSkippedAlarm", "RecordsSkipped")])
+def test_what_the_aggregator_reports_lost_or_skipped_is_alarmed(alarm, metric):
+    """The alarm watches the embedded metric the aggregator prints, under its namespace and dimension."""
+    namespace, names, dimensions = aggregator_metrics()
+    props = RESOURCES[alarm]["Properties"]
+    assert metric in names and props["MetricName"] == metric
+    assert props["Namespace"] == namespace == "Shortener"
+    assert dimensions == {"FunctionName"}
+    assert props["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "AggregatorFunction"}}]
+    assert props["Statistic"] == "Sum" and props["Threshold"] == 1
+    assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    # Printed only when a discarded range is accounted for: no data means nothing was lost.
+    assert props["TreatMissingData"] == "notBreaching"
+
+
+def readme_parameters():
+    """The parameter names in the first column of the README's stack parameter table."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| Parameter | Default | What |"):]
+    table = table[:table.index("\n\n")]
+    return {name for line in table.splitlines()[2:] for name in re.findall(r"`(\w+)`", line.split("|")[1])}
+
+
+def test_the_readme_documents_every_stack_parameter():
+    missing = set(TEMPLATE["Parameters"]) - readme_parameters()
+    assert not missing, f"add these to the README's parameter table (Deploy to AWS, step 3): {sorted(missing)}"
 
 
 def test_outputs_feed_zappa_and_the_operator():
