@@ -14,9 +14,9 @@ UNKNOWN = "unknown"
 EVENT_KEY = "lambda.event"
 
 
-def client_address(environ):
+def client_address(wsgi_environ):
     """The caller's IP address from a WSGI environ, or "unknown"."""
-    event = environ.get(EVENT_KEY)
+    event = wsgi_environ.get(EVENT_KEY)
     if isinstance(event, dict):
         context = event.get("requestContext")
         context = context if isinstance(context, dict) else {}
@@ -25,7 +25,7 @@ def client_address(environ):
             if isinstance(section, dict) and "sourceIp" in section:
                 return _valid(section["sourceIp"])
         return UNKNOWN
-    return _valid(environ.get("REMOTE_ADDR"))
+    return _valid(wsgi_environ.get("REMOTE_ADDR"))
 
 
 def _valid(value):
