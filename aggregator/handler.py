@@ -3,7 +3,9 @@
 The redirect prints one JSON line per click; a CloudWatch Logs subscription puts those lines
 on a Kinesis stream, and Lambda's event source mapping hands this function ordered batches of
 one shard at a time, retrying a failing batch until it succeeds (the template sets no retry
-or age limit, so nothing is skipped but what the stream trims). Each batch:
+or age limit, so nothing is skipped but what the stream trims). A batch is applied in whole
+chunks; when the call's time might run out, the handler stops between two and returns the first
+record it did not apply (a partial batch response), and the mapping goes on from there. Each chunk:
 1. drops producer duplicates: every record with clicks claims its identity (aggregator/claims.py);
 2. becomes one UpdateItem per link (its click counter) and one per link-day (its stats),
    guarded by per-shard high-water marks (aggregator/writes.py), so any redelivery or retry
@@ -20,6 +22,7 @@ import json
 import logging
 import os
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
@@ -39,6 +42,12 @@ RETENTION_SECONDS = int(os.environ.get("CLICK_STREAM_RETENTION_HOURS", "24")) * 
 WRITE_THREADS = int(os.environ.get("WRITE_THREADS", "16"))
 # BatchGetItem takes at most 100 keys.
 READ_CHUNK = 100
+# A batch is applied in chunks of about this many clicks, each whole before the next. A backlog
+# batch can hold 1,000 records of up to 10,000 lines each: more than one call can apply, so the
+# handler stops between chunks when the time left might not cover the next one (twice the time
+# per record so far, and at least MIN_SECONDS_LEFT), and reports where to go on.
+CHUNK_CLICKS = 20_000
+MIN_SECONDS_LEFT = 10
 METRICS_NAMESPACE = "Shortener"
 
 # The Python runtime leaves the root logger at WARNING; the per-batch summary is INFO.
@@ -61,26 +70,52 @@ def lambda_handler(event, context):
         return account_for_discarded(event["failed"])
     records = event.get("Records") or []
     if not records:
-        return {"clicks": 0}
+        return {"clicks": 0, "batchItemFailures": []}
     shard_id = records[0]["eventID"].partition(":")[0]
     arn = records[0]["eventSourceARN"]
     newest = max(float(r["kinesis"].get("approximateArrivalTimestamp") or 0) for r in records)
     life, _ = stream.life_of(_kinesis, arn, newest)
     mark = layout.mark_name(life, shard_id)
-    batch = [
-        read_record(layout.encode_sequence(r["kinesis"]["sequenceNumber"]), base64.b64decode(r["kinesis"]["data"]))
-        for r in records
-    ]
-    retry = mark in _failed and batch[0].sequence <= _failed[mark]
+    first = layout.encode_sequence(records[0]["kinesis"]["sequenceNumber"])
+    retry = mark in _failed and first <= _failed[mark]
+    result, done, started = Counter(), 0, time.monotonic()
     try:
-        result = apply_batch(batch, mark, retry)
+        for chunk in _chunks(records):
+            # A chunk is applied whole, then the next: stopping between two is always exact.
+            if done and _time_left(context) < max(MIN_SECONDS_LEFT, 2 * (time.monotonic() - started) / done * len(chunk)):
+                break
+            result.update(apply_batch(chunk, mark, retry))
+            done += len(chunk)
     except Exception:
-        _failed[mark] = batch[-1].sequence
+        _failed[mark] = layout.encode_sequence(records[-1]["kinesis"]["sequenceNumber"])
         raise
     _failed.pop(mark, None)
-    result.update(shard=shard_id, records=len(batch), retry=retry)
+    result = dict(result, shard=shard_id, records=done, retry=retry)
+    # Partial batch response (FunctionResponseTypes: ReportBatchItemFailures): the mapping goes on
+    # from the first record not applied, so a backlog batch never runs into the function's timeout.
+    rest = records[done:]
+    result["batchItemFailures"] = [{"itemIdentifier": rest[0]["kinesis"]["sequenceNumber"]}] if rest else []
     logger.info("click batch %s", json.dumps(result, sort_keys=True))
     return result
+
+
+def _chunks(records):
+    """The batch's records, decoded, in runs of about CHUNK_CLICKS clicks (at least one record each)."""
+    chunk, clicks = [], 0
+    for r in records:
+        record = read_record(layout.encode_sequence(r["kinesis"]["sequenceNumber"]), base64.b64decode(r["kinesis"]["data"]))
+        chunk.append(record)
+        clicks += len(record.clicks)
+        if clicks >= CHUNK_CLICKS:
+            yield chunk
+            chunk, clicks = [], 0
+    if chunk:
+        yield chunk
+
+
+def _time_left(context):
+    """Seconds until the function times out (no limit outside Lambda)."""
+    return context.get_remaining_time_in_millis() / 1000 if context is not None else float("inf")
 
 
 def apply_batch(batch, mark, retry=False):

@@ -409,6 +409,8 @@ def test_the_mapping_never_skips_a_failing_batch():
     # Whole batches in order: the claims and marks make a retried batch count once; halves add nothing.
     assert mapping["BisectBatchOnFunctionError"] is False
     assert mapping["ParallelizationFactor"] == 1
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"], (
+        "without partial batch responses a backlog batch longer than one call times out, and is retried for ever")
     # What is still discarded is what the stream trimmed: its range goes to the queue, reported as lost.
     assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
     assert "RecordsLost" in TEMPLATE["Parameters"]["ClickStreamRetentionHours"]["Description"]
