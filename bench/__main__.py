@@ -15,19 +15,26 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import admin_list, baseline, cold_start, cost, end_to_end, hot_link, record, report, spread, targets, warm
+from bench import (
+    admin_list, backlog, baseline, cold_start, cost, end_to_end, hot_link, record, report, shards, spread, targets, warm,
+)
 from bench.context import Context, Skip
 from figures import duration
 
 ROOT = Path(__file__).resolve().parent.parent
-# Report order. Cost reads the warm, hot-link and spread results, so it comes after them.
-MODULES = (cold_start, warm, hot_link, spread, cost, admin_list, end_to_end)
+# Report order. Shards and backlog read the spread results (the shard count its rate needs);
+# cost reads the warm, hot-link, spread and shards results: each comes after what it reads.
+MODULES = (cold_start, warm, hot_link, spread, shards, backlog, cost, admin_list, end_to_end)
 
 FULL = {
     "cold_runs": 25,
     "warm_calls": 2000,
     "hot_link": {"rate": 10_000, "seconds": 30, "containers": 50, "adversarial_seconds": 25, "recipe_calls": 2000},
     "spread": {"links": 100_000, "rate": 10_000, "seconds": 5, "containers": 50, "thin_clicks": 2000},
+    # Links per batch (one click each, on every shard), and the shard counts (plus the one spread's rate needs).
+    "shards": {"links": 200, "counts": (1, 8, 16)},
+    # Batches of records on one shard, Zipf over links; clicks per record as the spread run packs them.
+    "backlog": {"links": 100_000, "batches": 3, "records": 50},
     "admin": {"sizes": (1_000, 10_000, 100_000), "query_reps": 30, "scan_reps": (10, 5, 3), "burst": 10_000},
     "e2e_seconds": 10,
 }
@@ -36,6 +43,8 @@ QUICK = {
     "warm_calls": 50,
     "hot_link": {"rate": 200, "seconds": 10, "containers": 5, "adversarial_seconds": 10, "recipe_calls": 50},
     "spread": {"links": 1_000, "rate": 400, "seconds": 5, "containers": 5, "thin_clicks": 100},
+    "shards": {"links": 80, "counts": (1, 8, 16)},
+    "backlog": {"links": 1_000, "batches": 2, "records": 5},
     "admin": {"sizes": (100, 500), "query_reps": 3, "scan_reps": (2, 1), "burst": 200},
     "e2e_seconds": 1,
 }

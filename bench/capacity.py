@@ -88,6 +88,7 @@ class CapacityMeter:
         self.failed_conditions = 0
         self.estimated = False
         self.write_units = 0.0
+        self.write_units_by_op = Counter()  # operation -> units, table and indexes
         self.read_units = 0.0
         self.items_read = 0
         self.table_wcu = Counter()  # pk -> units
@@ -136,6 +137,7 @@ class CapacityMeter:
                 self.estimated = True
                 table_units, indexes = 1.0, {}
             self.write_units += table_units + sum(indexes.values())
+            self.write_units_by_op[model.name] += table_units + sum(indexes.values())
             self.table_wcu[pk] += table_units
             self.table_wcu_by_second[second][pk] += table_units
             self.writes_by_second[second] += table_units + sum(indexes.values())

@@ -145,6 +145,8 @@ def lambda_duration_cost(billed, config):
 # The aggregator's own log per batch besides START/END/REPORT: one INFO summary line (assumed size).
 AGGREGATOR_SUMMARY_LOG_BYTES = 250
 WRITE_THREADS = 16  # aggregator/handler.py's default
+MIN_BILLED_SECONDS = 0.001  # Lambda bills at least 1 ms an invocation
+CLAIMS = "DynamoDB writes (claims, one per stream record)"
 
 
 def _redirect_duration(warm, miss_share, cfg):
@@ -157,10 +159,11 @@ def ours_per_redirect(warm, flow, configs):
     """Per-redirect USD by component for our design, from one pipeline run's counts (`flow`)."""
     redirect_cfg, agg_cfg = configs["ours_redirect"], configs["ours_aggregator"]
     redirect_billed = _redirect_duration(warm, flow["miss_share"], redirect_cfg)
-    # The aggregator's work per click: its CPU (scaled to its memory) and its item writes, WRITE_THREADS at a time.
+    # The aggregator's work per click: its CPU (scaled to its memory), then its claims (one per
+    # record) and its item writes, WRITE_THREADS at a time.
     agg_seconds = (
         flow["aggregator_cpu_per_click"] * FULL_VCPU_MB / agg_cfg["memory_mb"]
-        + flow["items_per_click"] / WRITE_THREADS * DYNAMODB_ROUND_TRIP_SECONDS
+        + (flow["records_per_click"] + flow["items_per_click"]) / WRITE_THREADS * DYNAMODB_ROUND_TRIP_SECONDS
     )
     components = {
         "HTTP API requests": price("http_api_request"),
@@ -169,6 +172,7 @@ def ours_per_redirect(warm, flow, configs):
         "Lambda duration (aggregator, per click)": lambda_duration_cost(agg_seconds, agg_cfg),
         "DynamoDB reads": flow["read_units"] * price("dynamodb_read_unit"),
         "DynamoDB writes": flow["write_units"] * price("dynamodb_write_unit"),
+        CLAIMS: flow["claim_units"] * price("dynamodb_write_unit"),
         "CloudWatch Logs ingestion": flow["log_bytes"] / GB * price("logs_gb"),
         "Kinesis PUT payload units": flow["put_units"] * price("kinesis_put_unit"),
     }
@@ -176,6 +180,7 @@ def ours_per_redirect(warm, flow, configs):
         "billed_ms_redirect": redirect_billed * 1000,
         "read_units": flow["read_units"],
         "write_units": flow["write_units"],
+        "claim_units": flow["claim_units"],
         "log_bytes": flow["log_bytes"],
         "put_units": flow["put_units"],
     }
@@ -195,6 +200,7 @@ def recipe_per_redirect(warm, recipe, cfg):
         "Lambda duration (aggregator, per click)": 0.0,
         "DynamoDB reads": recipe["read_units_per_redirect"] * price("dynamodb_read_unit"),
         "DynamoDB writes": recipe["write_units_per_redirect"] * price("dynamodb_write_unit"),
+        CLAIMS: 0.0,
         "CloudWatch Logs ingestion": log_bytes / GB * price("logs_gb"),
         "Kinesis PUT payload units": 0.0,
     }
@@ -202,21 +208,28 @@ def recipe_per_redirect(warm, recipe, cfg):
         "billed_ms_redirect": billed * 1000,
         "read_units": recipe["read_units_per_redirect"],
         "write_units": recipe["write_units_per_redirect"],
+        "claim_units": 0,
         "log_bytes": log_bytes,
         "put_units": 0,
     }
     return components, facts
 
 
+def _units(result, op):
+    """Write units of one operation in a pipeline run: UpdateItem for the items, PutItem for the claims."""
+    return result["write_units_by_op"].get(op, 0.0)
+
+
 def hot_flow(hot):
     """Per-click counts of the hot-link run (per-batch costs are in the fixed table)."""
     clicks = hot["redirects"]
-    batches = max(hot["batches"], 1)
     return {
         "miss_share": hot["reads"] / clicks,
         "read_units": hot["read_units"] / clicks,
-        "write_units": (hot["write_units"] - batches) / clicks,  # less the checkpoint, one per batch
-        "items_per_click": (hot["aggregator_ops"].get("UpdateItem", 0) - batches) / clicks,
+        "write_units": _units(hot, "UpdateItem") / clicks,
+        "claim_units": _units(hot, "PutItem") / clicks,
+        "items_per_click": hot["aggregator_ops"].get("UpdateItem", 0) / clicks,
+        "records_per_click": hot["records"] / clicks,
         "aggregator_cpu_per_click": hot["aggregator_cpu"] / clicks,
         "log_bytes": hot["line_bytes"] / max(hot["lines"], 1),
         "put_units": hot["put_units"] / clicks,
@@ -224,14 +237,15 @@ def hot_flow(hot):
 
 
 def thin_flow(thin, zipf):
-    """Per-click counts spread thin: the thin run's reads and writes, the 10k/s run's records per click."""
+    """Per-click counts spread thin: the thin run's reads and item writes, the 10k/s run's records (and so claims) per click."""
     clicks = thin["clicks"]
-    batches = max(thin["batches"], 1)
     return {
         "miss_share": thin["reads"] / clicks,
         "read_units": thin["read_units"] / clicks,
-        "write_units": (thin["table_units"] + thin["index_units"] - batches) / clicks,
-        "items_per_click": (thin["aggregator_ops"].get("UpdateItem", 0) - batches) / clicks,
+        "write_units": _units(thin, "UpdateItem") / clicks,
+        "claim_units": _units(zipf, "PutItem") / zipf["clicks"],
+        "items_per_click": thin["aggregator_ops"].get("UpdateItem", 0) / clicks,
+        "records_per_click": zipf["records"] / max(zipf["lines"], 1),
         "aggregator_cpu_per_click": thin["aggregator_cpu"] / clicks,
         "log_bytes": thin["line_bytes"] / max(thin["lines"], 1),
         "put_units": zipf["put_units"] / max(zipf["lines"], 1),
@@ -251,19 +265,18 @@ def fixed_monthly(window, configs, template=None, shards=None):
     dashboards = sum(1 for r in resources if r.get("Type") == "AWS::CloudWatch::Dashboard")
     batches = SECONDS_PER_MONTH / window * shards
     agg_cfg = configs["ours_aggregator"]
-    # Per batch: the invocation, ~4 round trips (checkpoint read, stream check x2, checkpoint write),
-    # the checkpoint's strongly consistent read (1 unit) and write (1 unit), and its log lines.
+    # Per batch: the invocation, its first billed millisecond, and its log lines. No read and no
+    # write of its own: the claims and item writes are per click, and the stream's life is asked
+    # once per container and minute (a Kinesis control-plane call, not billed).
     per_batch = (
         price("lambda_request")
-        + lambda_duration_cost(billed_seconds(0, 4, agg_cfg["memory_mb"]), agg_cfg)
-        + price("dynamodb_read_unit")
-        + price("dynamodb_write_unit")
+        + lambda_duration_cost(MIN_BILLED_SECONDS, agg_cfg)
         + (len(PLATFORM_LOG_LINES) + AGGREGATOR_SUMMARY_LOG_BYTES) / GB * price("logs_gb")
     )
     return [
         ("Kinesis shards", shards * HOURS_PER_MONTH * price("kinesis_shard_hour"),
          f"{shards} shard(s) (ClickStreamShards) × {HOURS_PER_MONTH} h"),
-        ("Aggregator batches: invocation, checkpoint read + write, logs", batches * per_batch,
+        ("Aggregator batches: invocation, logs", batches * per_batch,
          f"at most one batch per shard per {window} s window ({number(batches)} a month), when clicks arrive in every window"),
         ("CloudWatch dashboard", dashboards * price("cloudwatch_dashboard"),
          f"{dashboards} in cloudformation.yaml (free if the account has fewer than 3)"),
@@ -283,12 +296,41 @@ def measure(ctx):
     hot, spread = ctx.results["hot_link"], ctx.results["spread"]
     if not isinstance(warm, dict) or "ours" not in hot or "thin" not in spread:
         raise RuntimeError("the warm, hot-link and spread benchmarks must have run first")
-    record = model(warm, hot, spread)
+    shards = ctx.results.get("shards")
+    record = model(warm, hot, spread, shards=shards if shards and "runs" in shards else None)
     record["seconds"] = time.monotonic() - started
     return record
 
 
-def model(warm, hot, spread, template=None):
+def at_rate(warm, spread_flow, shards, keep, configs, window, template, recipe_total):
+    """Per million clicks at the spread rate on the shards it needs (spread's keeping-up model), or None.
+
+    Spread thin, with the item write units measured at that shard count when every shard touches
+    every item (bench/shards.py: the worst case for the marks), and the fixed costs of that many
+    shards spread over the clicks of a month at that rate.
+    """
+    needed, rate = keep.get("shards_needed"), keep.get("rate")
+    run = next((r for r in (shards or {}).get("runs", ()) if r["shards"] == needed), None)
+    if run is None or not rate:
+        return None
+    flow = dict(spread_flow, write_units=run["item_units_per_click"])
+    parts, _ = ours_per_redirect(warm, flow, configs)
+    variable = sum(parts.values()) * 1e6
+    fixed = sum(usd for _, usd, _ in fixed_monthly(window, configs, template, shards=needed))
+    per_million = variable + fixed / (rate * SECONDS_PER_MONTH / 1e6)
+    return {
+        "rate": rate,
+        "shards": needed,
+        "item_units_per_click": run["item_units_per_click"],
+        "claim_units_per_click": flow["claim_units"],
+        "variable_per_million": variable,
+        "fixed_monthly": fixed,
+        "per_million": per_million,
+        "ratio": ratio(per_million, recipe_total),
+    }
+
+
+def model(warm, hot, spread, template=None, shards=None):
     """Per-million and fixed costs of both sides, priced from the counts of the other benchmarks' records."""
     template = template or load_template()
     configs = lambda_configs(template)
@@ -328,6 +370,7 @@ def model(warm, hot, spread, template=None):
         "rate_for_shards": keep.get("rate"),
         "savings": savings,
         "break_even": break_even,
+        "at_rate": at_rate(warm, flows["ours_spread"], shards, keep, configs, window, template, totals["recipe"]),
     }
 
 
@@ -346,6 +389,13 @@ def figures(record):
         out["cost.ratio_spread"] = figure(times(record["ratio_spread"]), record["ratio_spread"], "modelled")
         hot = record["break_even"].get("ours_hot")
         out["cost.break_even_hot"] = figure(f"{number(hot, 1)} million" if hot else "never", hot, "modelled")
+    rated = record.get("at_rate")
+    if rated:
+        out["cost.at_rate_per_million"] = figure(f"${rated['per_million']:,.2f}", rated["per_million"], "modelled")
+        out["cost.at_rate_shards"] = figure(str(rated["shards"]), rated["shards"], "modelled")
+        out["cost.at_rate_clicks_per_second"] = figure(f"{rated['rate']:,}", rated["rate"], "measured")
+        if rated["ratio"] is not None:
+            out["cost.at_rate_ratio"] = figure(times(rated["ratio"]), rated["ratio"], "modelled")
     return out
 
 
@@ -366,7 +416,8 @@ def section(record):
     for label, fact, digits in (
         ("Modelled billed ms per redirect", "billed_ms_redirect", 1),
         ("Read units per redirect", "read_units", 4),
-        ("Write units per redirect (indexes included)", "write_units", 4),
+        ("Item write units per redirect (indexes included)", "write_units", 4),
+        ("Claim write units per redirect (records per click, modelled packing)", "claim_units", 4),
         ("Log bytes ingested per redirect", "log_bytes", 0),
         ("Kinesis PUT payload units per redirect", "put_units", 4),
     ):
@@ -393,7 +444,9 @@ def section(record):
         "Sources: " + "; ".join(PRICE_SOURCES) + ".",
         f"**Hot link**: the counts of section \"Hot link\" (10,000 clicks/s on one link, 50 containers, one batch per"
         f" {window} s window). **Spread thin**: the counts of the spread-thin run (every click a different link, so a"
-        " cache miss and two item writes each), with the Kinesis records per click of the 10,000 clicks/s Zipf run."
+        " cache miss and two item writes each), with the Kinesis records (and so claims) per click of the 10,000"
+        " clicks/s Zipf run. Claims: one conditional PutItem per stream record, 1 unit each; how many records"
+        " CloudWatch Logs makes of the click lines is modelled (one per container per second)."
         " **Recipe**: its counted 1 read + 1 write per redirect and the bytes it printed or logged, measured.",
         "Lambda: "
         + "; ".join(
@@ -402,8 +455,8 @@ def section(record):
         )
         + f". Billed duration is modelled: ceil(CPU ms measured on the stub × {FULL_VCPU_MB:,} ÷ memory MB +"
         f" DynamoDB round trips × {DYNAMODB_ROUND_TRIP_SECONDS * 1000:g} ms) — an assumption, since Lambda cannot run"
-        f" here. The aggregator's share per click: its measured CPU per click, scaled the same way, plus its item"
-        f" writes {WRITE_THREADS} at a time.",
+        f" here. The aggregator's share per click: its measured CPU per click, scaled the same way, plus its claims"
+        f" and item writes {WRITE_THREADS} at a time. A batch reads nothing (no checkpoint, no stream read).",
         f"Logs: our redirect's click line as its real handler printed it (SystemLogLevel WARN drops Lambda's"
         f" START/END/REPORT lines); the recipe's own output as measured plus START/END/REPORT"
         f" (~{len(PLATFORM_LOG_LINES)} bytes) on every redirect; the aggregator's lines once per batch (fixed table).",
@@ -424,6 +477,20 @@ def section(record):
             f" {record['rate_for_shards']:,} clicks/s spread over many links ({record['shards_for_rate']} shards, see"
             f" the spread section) it would cost ${extra * record['shard_month_usd']:,.2f} a month more."
         )
+    rated = record.get("at_rate")
+    if rated:
+        notes.append(
+            f"At {rated['rate']:,} clicks/s spread thin, on the {rated['shards']} shard(s) that rate needs (the spread"
+            f" section's keeping-up model): ${rated['per_million']:,.2f} per million clicks"
+            + (f" ({times(rated['ratio'])} the recipe's)" if rated["ratio"] is not None else "")
+            + f": ${rated['variable_per_million']:,.2f} of it the clicks' own costs, the rest ${rated['fixed_monthly']:,.2f}"
+            " a month of fixed costs (those shards, their batches, the alarms and the dashboard) spread over a month of"
+            f" clicks at that rate. Item writes priced at {number(rated['item_units_per_click'], 4)} units per click, as measured at"
+            f" {rated['shards']} shard(s) with every shard touching every item (the worst case for the marks, section"
+            f" \"Write units per click across shards\"), claims at {number(rated['claim_units_per_click'], 4)}."
+        )
+    else:
+        notes.append("Per million clicks on the shards the spread rate needs: not priced (that shard count was not measured).")
     section_ = Section(KEY, TITLE, how, headers, rows, notes, record, record["seconds"])
     section_.extra_tables = [("Fixed monthly costs of ours (the recipe has none):", ["Item", "USD a month", "How"], fixed_rows)]
     if have_recipe:
@@ -436,5 +503,16 @@ def section(record):
                 "modelled",
             ]
         ]
+        if rated:
+            section_.headline.append(
+                [
+                    f"Cost per million clicks at {rated['rate']:,} clicks/s spread thin, on the {rated['shards']} shard(s)"
+                    " it needs",
+                    f"${rated['per_million']:,.2f}",
+                    f"${totals['recipe']:,.2f}",
+                    times(rated["ratio"]),
+                    "modelled",
+                ]
+            )
     section_.targets = [t.line() for t in evaluate(KEY, record)]
     return section_

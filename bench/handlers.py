@@ -88,8 +88,8 @@ def load_ours(endpoint, table_name):
 def load_aggregator(endpoint, table_name, kinesis_endpoint, stream_name):
     """A fresh copy of aggregator/handler.py on this DynamoDB backend and this Kinesis stream.
 
-    It builds a DynamoDB and a Kinesis client at import, as in Lambda; the Kinesis one reads
-    the stream back when a batch does not follow the shard's checkpoint.
+    It builds a DynamoDB and a Kinesis client at import, as in Lambda; the Kinesis one asks the
+    stream's life (DescribeStreamSummary, once per copy and minute), never for records on the batch path.
     """
     env = backend_env(endpoint, table_name)
     env.update({"AWS_ENDPOINT_URL_KINESIS": kinesis_endpoint, "CLICK_STREAM_NAME": stream_name})

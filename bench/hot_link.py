@@ -50,8 +50,9 @@ def simulate(ctx, rate, seconds, containers, adversarial_seconds):
         "counter": {"pk": counter_pk, "peak": table_peaks[counter_pk], "total": meter.table_wcu[counter_pk]},
         "stats": {"pk": stats_pk, "peak": table_peaks[stats_pk], "total": meter.table_wcu[stats_pk]},
     }
-    others = {pk: peak for pk, peak in table_peaks.items() if pk not in (counter_pk, stats_pk)}
-    ours["keys"]["other"] = others  # the shard's checkpoint
+    claims = {pk: peak for pk, peak in table_peaks.items() if pk.startswith(layout.CLAIM_PK_PREFIX)}
+    ours["keys"]["claims"] = {"keys": len(claims), "peak": max(claims.values(), default=0),
+                              "total": sum(meter.table_wcu[pk] for pk in claims)}
     ours["index_peaks"] = {f"{index} {key}": peak for (index, key), peak in index_peaks.items()}
     ours["item_writes"] = {f"{pk} / {sk}": n for (pk, sk), n in meter.item_writes.items()}
     stats_item = _stats_item(engine.client(), OUR_TABLE + "-hot")
@@ -171,7 +172,7 @@ def summarise(ours, recipe, sizes, seconds):
         "peak_wcu": {
             "counter": keys["counter"]["peak"],
             "stats": keys["stats"]["peak"],
-            "checkpoint": max(keys["other"].values(), default=0),
+            "claims": keys["claims"]["peak"],
             "index": max(ours["index_peaks"].values(), default=0),
         },
         "bounds": {
@@ -234,8 +235,18 @@ def section(record):
                 f"{times(WRITE_LIMIT / k['peak'], 0) if k['peak'] else '∞'} headroom",
             ]
         )
-    for pk, peak in keys["other"].items():
-        rows.append([f"`{pk[:40]}…`", "the shard's checkpoint", "", "", number(peak, 1), "", ""])
+    claims = keys["claims"]
+    rows.append(
+        [
+            f"`{layout.CLAIM_PK_PREFIX}<record identity>` ({number(claims['keys'])} keys)",
+            "one claim per stream record (a producer's copy finds it taken)",
+            number(claims["keys"]),
+            number(claims["total"], 1),
+            f"{number(claims['peak'], 1)} on any one",
+            number(claims["total"] / seconds, 2),
+            f"{times(WRITE_LIMIT / claims['peak'], 0) if claims['peak'] else '∞'} headroom",
+        ]
+    )
     rows.append(
         [
             "any `by_list` index key",
@@ -290,7 +301,9 @@ def section(record):
         " per cache window.",
         f"Writes: one UpdateItem per link and one per link-day per shard per window, whatever the click rate. The"
         f" stats item of the day ended at {number(ours['stats_item_bytes'])} bytes, so each of its writes is"
-        f" {number(keys['stats']['total'] / max(ours['batches'], 1), 1)} unit(s).",
+        f" {number(keys['stats']['total'] / max(ours['batches'], 1), 1)} unit(s). Besides, one claim per stream record"
+        f" (a log stream's lines of one second, modelled): {number(keys['claims']['keys'])} claims of 1 unit each, every"
+        " one on its own key, so they add nothing to any key's rate.",
         f"Bounds: {adversarial['clicks']:,} more clicks, each with a forged 251-character referrer host, filled the stats"
         f" item to its referrer bound ({MAX_REFERRERS}, the rest folded into \"(other)\"): the item is now"
         f" {number(adversarial['item_bytes'])} bytes, and its batch now costs {number(worst_units)} units, i.e."

@@ -10,7 +10,10 @@
   and the module's `time` is a simulated clock, so caches expire on simulated time.
 - Each container's stdout is its log stream. At the end of every simulated second its click
   lines become one record, packed by local_stack.log_subscription.encode_payload (gzip of a
-  CloudWatch Logs DATA_MESSAGE) and put on the stream.
+  CloudWatch Logs DATA_MESSAGE) and put on the stream. That packing is modelled: CloudWatch
+  Logs puts one log stream's events in a record (at most 10,000), but does not document how
+  often it sends one. It matters since the aggregator claims each record (one write), so the
+  claims per click are this model's records per click (RECORD_SECONDS).
 - At the end of every batching window the mapping polls the stream and invokes the real
   aggregator (a fresh copy of aggregator/handler.py with its own DynamoDB and Kinesis clients)
   with everything that arrived, in batches of at most BatchSize records, retried in order and
@@ -31,6 +34,8 @@ from tests.support.pipeline import Pipeline, mapping_settings
 
 # Noon UTC, so a few minutes of simulated time stay within one day (one stats item per link).
 SIM_START = 1_795_780_800.0
+# Modelled: CloudWatch Logs sends each log stream's new events as one record this often.
+RECORD_SECONDS = 1
 PUT_UNIT_BYTES = 25 * 1024  # Kinesis bills PUT payload in 25 KB units, rounded up per record
 PUT_RECORDS_MAX = 500  # records per PutRecords call
 LOG_GROUP = "/aws/lambda/redirect"
@@ -96,6 +101,10 @@ class SimulatedPipeline(Pipeline):
         aggregator = load_aggregator(table_endpoint, table, stream.endpoint, stream_name)
         self.second = 0
         self.meter = CapacityMeter(aggregator._dynamodb, index_keys=index_keys, clock=lambda: self.second)
+        # The aggregator's own Kinesis calls: in steady state a batch makes none (the stream's life
+        # is asked once per container and minute; nothing reads records back).
+        self.stream_calls = Counter()
+        aggregator._kinesis.meta.events.register("before-call.kinesis", self._count_stream_call)
         self.redirect_cpu = self.aggregator_cpu = 0.0
         self._cpu_lock = threading.Lock()
         super().__init__(
@@ -114,6 +123,9 @@ class SimulatedPipeline(Pipeline):
         self.records = self.record_bytes = self.put_units = self.lines = self.line_bytes = 0
         self.records_per_second = []
         self._wrap_item_writes()
+
+    def _count_stream_call(self, model, **_):
+        self.stream_calls[model.name] += 1
 
     def _wrap_item_writes(self):
         """Add the CPU time of the aggregator's write threads (their thread_time) to its own."""
@@ -158,7 +170,8 @@ class SimulatedPipeline(Pipeline):
             self.redirects += rate
             self.reads_per_second.append(self.reads.reads - reads_before)
             self.clock.now = start + second + 1
-            self._publish()
+            if (second + 1) % RECORD_SECONDS == 0 or second == seconds - 1:
+                self._publish()
             if (second + 1) % self.window == 0 or second == seconds - 1:
                 self.second = round(self.clock.now - SIM_START)
                 self.mapping.poll(flush=True)
@@ -216,6 +229,9 @@ class SimulatedPipeline(Pipeline):
             "items_per_batch": [b.get("items", 0) for b in self.batches],
             "failed_conditions": self.meter.failed_conditions,
             "write_units": self.meter.write_units,
+            # PutItem is the aggregator's claim of a stream record, UpdateItem its item writes.
+            "write_units_by_op": dict(self.meter.write_units_by_op),
+            "stream_calls": dict(self.stream_calls),
             "read_units_aggregator": self.meter.read_units,
             "units_estimated": self.meter.estimated,
             "window": self.window,

@@ -17,11 +17,12 @@ KEY_WRITE_LIMIT, KEY_READ_LIMIT = 1000, 3000  # AWS's per-partition-key limits, 
 KEY_SHARE = 0.1  # no key above 10% of its limits when clicks are spread
 TABLE_WRITE_LIMIT = 40_000  # the default on-demand table limit, write units per second
 TABLE_SHARE = 0.5
-UNITS_PER_CLICK = 2.0  # write units per click spread thin, indexes included
+UNITS_PER_CLICK = 2.0  # item write units per click spread thin, indexes included (claims stated beside)
 COST_HOT, COST_SPREAD = 0.7, 1.3  # ours ÷ the recipe's, per million redirects
 FIXED_MONTHLY_USD = 20.0  # what ours may cost a month before the first redirect
 BREAK_EVEN_MILLIONS = 100.0  # a hot link pays the fixed costs back within this many redirects a month
 BURST_KEY_SHARE = 0.5  # the busiest index key under half its limit at the stated create rate
+STREAM_READ_CALLS = {"GetShardIterator", "GetRecords"}  # what reading records back from the stream takes
 
 
 @dataclass
@@ -86,7 +87,7 @@ def hot_link_keys(record):
     return Target(
         f"Hot link, write units/s on the link's partition keys ≤ {HOT_LINK_WCU}",
         f"counter {number(peak['counter'], 1)}, stats {number(peak['stats'], 1)} in the peak second"
-        f" (checkpoint {number(peak['checkpoint'], 1)})",
+        f" (each stream record's claim: {number(peak['claims'], 1)} on its own key)",
         met,
     )
 
@@ -130,10 +131,9 @@ def spread_keys(record):
     return Target(
         f"Spread, no partition key above {KEY_SHARE:.0%} of its limits (≤ {write_bound:,.0f} write units/s,"
         f" ≤ {read_bound:,.0f} read units/s)",
-        f"busiest key {number(zipf['max_pk_units'], 1)} write units in one second; reads: the checkpoint"
-        f" {number(record['checkpoint_read_units_per_batch'], 1)} unit per batch, a link at most"
+        f"busiest key {number(zipf['max_pk_units'], 1)} write units in one second; reads: a link at most"
         f" {number(record['link_read_units_per_second'], 1)} units/s (one GetItem per container per"
-        f" {zipf['cache_seconds']:g} s cache window)",
+        f" {zipf['cache_seconds']:g} s cache window), the aggregator {number(record['aggregator_read_units'], 1)}",
         zipf["max_pk_units"] <= write_bound and record["link_read_units_per_second"] <= read_bound,
     )
 
@@ -170,23 +170,102 @@ def spread_keeps_up(record):
     )
 
 
-def spread_units_per_click(record):
-    """Write units per click spread thin, indexes included, as measured (no rounding, no extrapolation)."""
-    thin = record["thin"]
-    measured = record["thin_units_per_click"]
-    met = measured <= UNITS_PER_CLICK
+def spread_batch_reads(record):
+    """In steady state no batch reads: no record read back from the stream, no DynamoDB read by the aggregator."""
+    calls = record["aggregator_stream_calls"]
+    record_reads = sum(n for op, n in calls.items() if op in STREAM_READ_CALLS)
+    units = record["aggregator_read_units"]
     return Target(
-        f"Write units per click spread thin, indexes included, with per-day stats kept: ≤ {UNITS_PER_CLICK}",
-        f"{number(measured, 4)} in a {thin['clicks']:,}-click batch ({number(record['thin_item_units_per_click'], 4)}"
-        f" for the items plus {number(thin['batches'])} checkpoint write(s))",
-        met,
-        None if met else "every batch adds one checkpoint write to the two item writes per click, so a batch of one"
-        f" click costs 3; the checkpoint's share falls with the batch's size ({number(record['units_per_click_at_rate'], 5)}"
-        f" modelled at {record['zipf']['rate']:,} clicks/s), but never to 0",
+        "Spread, in steady state no batch reads the stream or the table (no checkpoint, no gap check)",
+        f"{record_reads} GetShardIterator/GetRecords call(s) and {number(units, 1)} DynamoDB read units by the"
+        f" aggregator over {record['batches']} batch(es); its Kinesis calls: "
+        + (", ".join(f"{op} {n}" for op, n in sorted(calls.items())) or "none")
+        + " (the stream's life, once per container and minute)",
+        record_reads == 0 and units == 0,
     )
 
 
-# --- 5. Cost ---------------------------------------------------------------------------------
+def spread_units_per_click(record):
+    """Write units per click spread thin, indexes included, as measured: the items ≤ 2.0, the claims stated beside them."""
+    thin = record["thin"]
+    items, claims = record["thin_item_units_per_click"], record["thin_claim_units_per_click"]
+    met = items <= UNITS_PER_CLICK
+    return Target(
+        f"Write units per click spread thin, indexes included, with per-day stats kept: ≤ {UNITS_PER_CLICK} + claims",
+        f"{number(items, 4)} for the items + {number(claims, 4)} for the claims (one per stream record:"
+        f" {number(thin['records'])} for {thin['clicks']:,} clicks) = {number(record['thin_units_per_click'], 4)}"
+        f" in a {thin['clicks']:,}-click batch",
+        met,
+        None if met else "an item write took more than 1 unit: an item grew past 1 KB",
+    )
+
+
+# --- 5. Shards -------------------------------------------------------------------------------
+def _per_shard_count(record, field, digits=4):
+    return "; ".join(f"{run['shards']} shard(s): {number(run[field], digits)}" for run in record["runs"])
+
+
+def shards_units_per_click(record):
+    """Item write units per click spread thin ≤ 2.0 at every shard count measured, every shard touching every item."""
+    runs = record["runs"]
+    met = bool(runs) and all(run["item_units_per_click"] <= UNITS_PER_CLICK for run in runs)
+    return Target(
+        f"Write units per click spread thin, every shard touching every item, at "
+        f"{', '.join(str(run['shards']) for run in runs)} shards: ≤ {UNITS_PER_CLICK} + claims",
+        "items " + _per_shard_count(record, "item_units_per_click")
+        + "; claims " + _per_shard_count(record, "claim_units_per_click"),
+        met,
+        None if met else "the marks grew an item past 1 KB at that shard count",
+    )
+
+
+def shards_retry(record):
+    """A batch retried in the container where it failed: item units per click still ≤ 2.0, and every click counted once."""
+    runs = record["runs"]
+    cheap = all(run["with_retry_item_units_per_click"] <= UNITS_PER_CLICK for run in runs)
+    exact = all(run["exact"] for run in runs)
+    reasons = []
+    if not cheap:
+        reasons.append("the retry paid again for items its failed attempt had applied")
+    if not exact:
+        reasons.append("a counter does not hold exactly the clicks sent")
+    return Target(
+        f"A retried batch (one write failed, the rest applied) counts exactly, its item writes with the retry's ≤"
+        f" {UNITS_PER_CLICK} per click",
+        "items with the retry " + _per_shard_count(record, "with_retry_item_units_per_click")
+        + "; the retry's reads per click " + _per_shard_count(record, "retry_read_units_per_click")
+        + f"; counted exactly: {'yes' if exact else 'NO'}",
+        bool(runs) and cheap and exact,
+        "; ".join(reasons) or None,
+    )
+
+
+# --- 6. Backlog ------------------------------------------------------------------------------
+def backlog_drains(record):
+    """The backlog is drained exactly, and the mapping's largest batch fits the function's timeout (modelled)."""
+    drained, expected = record["clicks"], record["expected_clicks"]
+    seconds, timeout = record["full_batch_seconds"], record["timeout_seconds"]
+    exact, fits = drained == expected, seconds <= timeout
+    reasons = []
+    if not exact:
+        reasons.append("the backlog was not applied exactly")
+    if not fits:
+        reasons.append(
+            "a batch that outlasts the timeout is retried from its start and never finishes: the shard stalls; bound"
+            " the work per call (a smaller BatchSize, or stopping early and reporting the rest as batch item failures)"
+        )
+    return Target(
+        "A backlog drains through ordinary batches, exactly, and the mapping's largest batch finishes within the"
+        " aggregator's timeout",
+        f"{drained:,} of {expected:,} clicks applied; a batch of {record['full_batch_clicks']:,} clicks"
+        f" ({record['deployed_batch_size']:,} records) takes {number(seconds)} s against {timeout} s (modelled on Lambda"
+        f" at {number(record['lambda_clicks_per_second'])} clicks/s)",
+        exact and fits,
+        "; ".join(reasons) or None,
+    )
+
+
+# --- 7. Cost ---------------------------------------------------------------------------------
 def cost_hot(record):
     """Cost per million redirects on a hot link, ours ÷ the recipe's."""
     what = f"Cost per million redirects on a hot link ≤ {COST_HOT}× the recipe's"
@@ -205,6 +284,24 @@ def cost_spread(record):
     met = ratio <= COST_SPREAD
     return Target(what, f"{times(ratio)} (modelled)", met,
                   None if met else "two item writes per click cost more than the recipe's one")
+
+
+def cost_at_rate(record):
+    """Cost per million clicks at the spread rate, on the shards it needs, ours ÷ the recipe's."""
+    at_rate = record.get("at_rate")
+    what = f"Cost per million clicks at the spread rate, on the shards it needs, ≤ {COST_SPREAD}× the recipe's"
+    if not at_rate:
+        return Target(what, "the shard count the rate needs was not measured", None)
+    if at_rate["ratio"] is None:
+        return Target(what, "the recipe's handler was not found", None)
+    met = at_rate["ratio"] <= COST_SPREAD
+    return Target(
+        what,
+        f"${at_rate['per_million']:,.2f} at {at_rate['rate']:,} clicks/s on {at_rate['shards']} shard(s):"
+        f" {times(at_rate['ratio'])} (modelled)",
+        met,
+        None if met else "at that shard count every item carries more marks, and the shards' hours add to it",
+    )
 
 
 def cost_fixed(record):
@@ -234,7 +331,7 @@ def cost_fixed(record):
     return Target(what, measured, not reasons, "; ".join(reasons) or None)
 
 
-# --- 6. Admin list ---------------------------------------------------------------------------
+# --- 8. Admin list ---------------------------------------------------------------------------
 def admin_list_bounded(record):
     """The list page costs the same bounded requests and items at every size, newest first, counts right."""
     results = record["results"]
@@ -263,7 +360,7 @@ def admin_burst(record):
     )
 
 
-# --- 7. End to end ---------------------------------------------------------------------------
+# --- 9. End to end ---------------------------------------------------------------------------
 def end_to_end_counted(record):
     """Every redirect served over HTTP is counted exactly once, nothing in the DLQ."""
     ours = record["ours"]
@@ -305,11 +402,16 @@ def evaluate(key, record):
 BY_BENCHMARK = {
     "cold_start": (cold_start_ratio,),
     "hot_link": (hot_link_keys, hot_link_bounds, hot_link_index, hot_link_conflicts),
-    "spread": (spread_keys, spread_index, spread_table, spread_keeps_up, spread_units_per_click),
-    "cost": (cost_hot, cost_spread, cost_fixed),
+    "spread": (spread_keys, spread_index, spread_table, spread_keeps_up, spread_batch_reads, spread_units_per_click),
+    "shards": (shards_units_per_click, shards_retry),
+    "backlog": (backlog_drains,),
+    "cost": (cost_hot, cost_spread, cost_at_rate, cost_fixed),
     "admin_list": (admin_list_bounded, admin_burst),
     "end_to_end": (end_to_end_counted,),
 }
 
 # Verdicts that rest on a model (prices, or Lambda durations scaled from CPU measured here).
-BASIS = {spread_keeps_up: "modelled", cost_hot: "modelled", cost_spread: "modelled", cost_fixed: "modelled"}
+BASIS = {
+    spread_keeps_up: "modelled", backlog_drains: "modelled",
+    cost_hot: "modelled", cost_spread: "modelled", cost_at_rate: "modelled", cost_fixed: "modelled",
+}

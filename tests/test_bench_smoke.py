@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from bench import __main__ as bench_main
-from bench import admin_list, baseline, cold_start, cost, end_to_end, hot_link, record, report, spread, targets, warm
+from bench import (
+    admin_list, backlog, baseline, cold_start, cost, end_to_end, hot_link, record, report, shards, spread, targets, warm,
+)
 from bench.context import LINK, OUR_TABLE, RECIPE_TABLE, Context, Skip
 from figures import BASES
 from webapp.store import LIST_SHARDS
@@ -40,6 +42,9 @@ SMOKE = {
     # 10 simulated seconds = two 5 s batching windows, inside one 10 s cache window.
     "hot_link": {"rate": 100, "seconds": 10, "containers": 5, "adversarial_seconds": 5, "recipe_calls": 10},
     "spread": {"links": 200, "rate": 100, "seconds": 5, "containers": 3, "thin_clicks": 20},
+    # 100 clicks/s over 3 containers: 33 click lines a record, so 40 links make 2 records a batch.
+    "shards": {"links": 40, "counts": (1, 3)},
+    "backlog": {"links": 300, "batches": 2, "records": 2},
     "admin": {"sizes": (60, 120), "query_reps": 2, "scan_reps": (1, 1), "burst": 40},
     "e2e_seconds": 0.5,
     "e2e_warmup_seconds": 0.3,
@@ -126,8 +131,10 @@ def test_hot_link_reads_once_per_container_and_writes_each_item_once_per_window(
     assert ours["records"] == 5 * 10  # one log record per container per second
     assert ours["batches"] == ours["invocations"] == 2  # one per 5 s window
     assert ours["clicks_applied"] == 1000
-    # Per batch: the checkpoint read, the counter, the stats item and the checkpoint write. No transaction.
-    assert ours["aggregator_ops"] == {"GetItem": 2, "UpdateItem": 2 * 3}
+    # One claim per record, and per batch the counter and the stats item. No read, no transaction.
+    assert ours["aggregator_ops"] == {"PutItem": 50, "UpdateItem": 2 * 2}
+    assert ours["keys"]["claims"] == {"keys": 50, "peak": 1, "total": 50}
+    assert set(ours["stream_calls"]) == {"DescribeStreamSummary"}
     assert ours["dlq"] == 0 and ours["failed_conditions"] == 0
     assert ours["keys"]["counter"]["peak"] == ours["keys"]["stats"]["peak"] == 1
     assert ours["index_peaks"] == {}
@@ -150,32 +157,101 @@ def test_hot_link_recipe_writes_on_every_redirect(hot_record):
     assert record_["recipe_write_over"] == pytest.approx(100 / 1000)
 
 
-def test_spread_thin_writes_two_items_per_click_and_one_checkpoint(spread_record):
+def test_spread_thin_writes_two_items_per_click_and_one_claim_per_record(spread_record):
     record_, verdicts, _ = spread_record
     thin = record_["thin"]
     assert thin["clicks_applied"] == 20 and thin["batches"] == 1
-    assert thin["aggregator_ops"]["UpdateItem"] == 2 * 20 + 1
-    assert thin["table_units"] == 2 * 20 + 1 and thin["index_units"] == 0
+    assert thin["records"] == 3  # one per container in the one second
+    assert thin["aggregator_ops"] == {"PutItem": 3, "UpdateItem": 2 * 20}
+    assert thin["table_units"] == 2 * 20 + 3 and thin["index_units"] == 0
     assert thin["reads"] == 20  # every click a cache miss
-    # 41 units for 20 clicks, judged as measured: above 2.0, so not met.
-    assert record_["thin_units_per_click"] == pytest.approx(41 / 20)
-    assert verdicts[-1].met is False
+    assert record_["thin_item_units_per_click"] == 2.0
+    assert record_["thin_claim_units_per_click"] == pytest.approx(3 / 20)
+    assert record_["thin_units_per_click"] == pytest.approx(43 / 20)
+    assert verdicts[-1].met is True  # judged on the items; the claims are stated beside them
 
 
-def test_spread_zipf_writes_each_link_and_link_day_once_per_batch(spread_record):
+def test_spread_zipf_writes_each_link_and_link_day_once_per_batch_and_reads_nothing(spread_record):
     record_, verdicts, _ = spread_record
     zipf = record_["zipf"]
     assert zipf["clicks_applied"] == 500 and zipf["batches"] == 1
-    assert zipf["aggregator_ops"]["UpdateItem"] == 2 * zipf["touched"] + 1
+    assert zipf["aggregator_ops"] == {"PutItem": zipf["records"], "UpdateItem": 2 * zipf["touched"]}
     assert zipf["index_units"] == 0 and zipf["max_pk_units"] == 1
-    assert len(verdicts) == 5
+    assert record_["aggregator_read_units"] == 0
+    assert record_["aggregator_stream_calls"] == {"DescribeStreamSummary": 2}  # once per aggregator copy
+    assert len(verdicts) == 6
     keep = record_["keeping_up"]
     assert keep["deployed_shards"] == 1  # the template's default, not the count that would pass
 
 
+def test_shard_counts_add_the_count_the_rate_needs_when_it_is_measurable():
+    assert shards.shard_counts((1, 8, 16), 11) == [1, 8, 11, 16]
+    assert shards.shard_counts((1, 8, 16), 8) == [1, 8, 16]
+    assert shards.shard_counts((1, 8, 16), None) == [1, 8, 16]
+    assert shards.shard_counts((1, 8, 16), shards.MAX_MEASURED_SHARDS + 1) == [1, 8, 16]
+
+
+@pytest.fixture(scope="module")
+def shards_record(ctx):
+    _needs_dynamodb_local(ctx)
+    return staged(shards, shards.measure(ctx))
+
+
+def test_shards_every_item_carries_every_shards_mark_and_still_costs_one_unit(shards_record):
+    record_, verdicts, _ = shards_record
+    assert [run["shards"] for run in record_["runs"]] == [1, 3]
+    for run in record_["runs"]:
+        assert run["clicks"] == 40 and run["steady"]["records"] == 2
+        assert run["steady"]["item_units"] == 2 * 40 and run["steady"]["claim_units"] == 2
+        assert run["steady"]["read_units"] == 0
+        assert run["exact"] and set(run["counted"].values()) == {run["shards"] + 3}
+    one, three = record_["runs"]
+    assert three["counter_item_bytes"] > one["counter_item_bytes"]  # two more marks
+    assert all(t.met for t in verdicts)
+
+
+def test_shards_a_retry_reads_first_in_its_container_and_fails_conditions_in_a_fresh_one(shards_record):
+    for run in shards_record[0]["runs"]:
+        attempt, retry = run["retry"]["attempt"], run["retry"]["retry"]
+        assert attempt["item_units"] == 2 * 40 - 1 and attempt["claim_units"] == 2  # all but the failed write
+        assert retry["retry_path"] is True
+        assert retry["ops"].get("PutItem", 0) == 0 and retry["ops"]["UpdateItem"] == 1  # only what was missing
+        assert retry["read_units"] == 2 * 40 + 2  # each item and claim read, strongly consistent
+        fresh = run["fresh_retry"]["retry"]
+        assert fresh["retry_path"] is False
+        assert fresh["failed_conditions"] == 2 * 40 - 1  # every applied item
+        assert fresh["claim_units"] == 2 and fresh["item_units"] == 2 * 40  # claims put again; 79 failed + 1 applied
+        assert run["with_retry_item_units_per_click"] == 2.0
+
+
+@pytest.fixture(scope="module")
+def backlog_record(ctx):
+    _needs_dynamodb_local(ctx)
+    return staged(backlog, backlog.measure(ctx))
+
+
+def test_backlog_is_drained_exactly_through_ordinary_batches(backlog_record):
+    record_, (drains,), _ = backlog_record
+    assert record_["clicks"] == record_["expected_clicks"] == 2 * 2 * 33
+    assert [b["records"] for b in record_["batches"]] == [2, 2]
+    assert record_["clicks_per_second"] > 0 and record_["lambda_clicks_per_second"] > 0
+    # The mapping's largest batch: the template's BatchSize in records of 33 clicks, against its timeout.
+    assert record_["full_batch_clicks"] == record_["deployed_batch_size"] * 33 and record_["timeout_seconds"] > 0
+    assert drains.met is (record_["full_batch_seconds"] <= record_["timeout_seconds"])
+
+
+def test_backlog_quotes_the_largest_tested_backlog_from_the_test_results(tmp_path):
+    assert backlog.largest_tested_backlog(tmp_path)[0] is None  # no results/tests.json there
+    (tmp_path / "tests.json").write_text(
+        '{"figures": {"%s": {"text": "2,000,000", "value": 2000000, "basis": "counted"}}}' % backlog.TESTED_BACKLOG_FIGURE
+    )
+    assert backlog.largest_tested_backlog(tmp_path) == (2_000_000, f"results/tests.json, figure {backlog.TESTED_BACKLOG_FIGURE}")
+
+
 @has_recipe
-def test_cost_prices_both_sides_and_the_fixed_costs(warm_record, hot_record, spread_record):
-    result = cost.model(warm_record[0]["backends"]["zero-latency stub"], hot_record[0], spread_record[0])
+def test_cost_prices_both_sides_and_the_fixed_costs(warm_record, hot_record, spread_record, shards_record):
+    result = cost.model(warm_record[0]["backends"]["zero-latency stub"], hot_record[0], spread_record[0],
+                        shards=shards_record[0])
     result["seconds"] = 0.1
     result, verdicts, section = staged(cost, result)
     totals = result["totals"]
@@ -185,7 +261,14 @@ def test_cost_prices_both_sides_and_the_fixed_costs(warm_record, hot_record, spr
     assert any(row[0] == "Kinesis shards" for row in fixed_rows)
     assert any(row[0].startswith("Break-even") for row in fixed_rows)
     assert result["shards_priced"] == result["shards_deployed"] == 1
-    assert len(verdicts) == 3 and all(t.met is not None for t in verdicts)
+    assert not any("checkpoint" in row[0] for row in fixed_rows)
+    assert any(row[0] == cost.CLAIMS for row in section.rows)
+    at_rate = result["at_rate"]  # 100 clicks/s needs 1 shard, which the shards benchmark measured
+    assert at_rate["shards"] == 1 and at_rate["rate"] == 100
+    # The same items per click as spread thin (2.0 at one shard), plus the fixed costs over a month at that rate.
+    per_month = 100 * cost.SECONDS_PER_MONTH / 1e6
+    assert at_rate["per_million"] == pytest.approx(totals["ours_spread"] + at_rate["fixed_monthly"] / per_month)
+    assert len(verdicts) == 4 and all(t.met is not None for t in verdicts)
 
 
 def test_admin_list_is_bounded_and_shows_counts(ctx):

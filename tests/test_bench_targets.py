@@ -75,7 +75,7 @@ def test_warm_evaluates_every_backend_and_a_skipped_one_is_not_measured():
 
 # --- 3. Hot link -----------------------------------------------------------------------------
 HOT = {
-    "peak_wcu": {"counter": 1.0, "stats": 1.0, "checkpoint": 1.0, "index": 0.0},
+    "peak_wcu": {"counter": 1.0, "stats": 1.0, "claims": 1.0, "index": 0.0},
     "bounds": {"units_per_second": 8.0, "units_per_batch": 40, "item_bytes": 24_000},
     "transactions": False,
     "ours": {"dlq": 0},
@@ -103,13 +103,17 @@ def test_hot_link_conflicts():
 # --- 4. Spread -------------------------------------------------------------------------------
 SPREAD = {
     "zipf": {"max_pk_units": 1.0, "max_index_units": 0.0, "cache_seconds": 10, "rate": 10_000},
-    "thin": {"clicks": 2000, "batches": 1},
+    "thin": {"clicks": 2000, "batches": 1, "records": 50},
     "table_rate": 5994.0,
     "link_read_units_per_second": 2.5,
-    "checkpoint_read_units_per_batch": 1.0,
-    "thin_units_per_click": 2.0,
+    "aggregator_read_units": 0.0,
+    "aggregator_stream_calls": {"DescribeStreamSummary": 2},
+    "batches": 2,
+    "thin_units_per_click": 2.025,
     "thin_item_units_per_click": 2.0,
-    "units_per_click_at_rate": 2.00002,
+    "thin_claim_units_per_click": 0.025,
+    "claim_units_per_click_at_rate": 0.005,
+    "units_per_click_at_rate": 2.005,
     "keeping_up": {
         "window": 5,
         "rate": 10_000,
@@ -144,14 +148,57 @@ def test_spread_keeps_up_judges_the_deployed_stream_not_the_shards_that_would_pa
     assert missed.met is False and "ClickStreamShards = 1" in missed.line() and "8 shards" in missed.line()
 
 
-def test_spread_units_per_click_is_judged_unrounded_on_the_measured_batch():
-    # The audit's case: 2.0005 measured in a 2,000-click batch; 2.00002 extrapolated must not rescue it.
-    assert_met_then_missed(targets.spread_units_per_click, SPREAD, ("thin_units_per_click",), 2.0005)
-    missed = targets.spread_units_per_click(changed(SPREAD, ("thin_units_per_click",), 2.0005))
+def test_spread_batch_reads():
+    assert_met_then_missed(targets.spread_batch_reads, SPREAD, ("aggregator_read_units",), 1.0)
+    stream_read = targets.spread_batch_reads(changed(SPREAD, ("aggregator_stream_calls",), {"GetRecords": 1}))
+    assert stream_read.met is False and "1 GetShardIterator/GetRecords" in stream_read.line()
+
+
+def test_spread_units_per_click_is_judged_unrounded_on_the_items_with_the_claims_beside_them():
+    # The audit's case: 2.0005 measured must not round to 2.0; the claims (2.025 in all) are stated, not judged.
+    assert_met_then_missed(targets.spread_units_per_click, SPREAD, ("thin_item_units_per_click",), 2.0005)
+    missed = targets.spread_units_per_click(changed(SPREAD, ("thin_item_units_per_click",), 2.0005))
     assert "2.0005" in missed.line()
+    met = targets.spread_units_per_click(SPREAD).line()
+    assert "0.0250 for the claims" in met and "= 2.0250" in met
 
 
-# --- 5. Cost ---------------------------------------------------------------------------------
+# --- 5. Shards -------------------------------------------------------------------------------
+def _shard_run(shards, items=2.0, claims=0.005, with_retry=2.0, exact=True):
+    return {"shards": shards, "item_units_per_click": items, "claim_units_per_click": claims,
+            "with_retry_item_units_per_click": with_retry, "retry_read_units_per_click": 2.005, "exact": exact}
+
+
+SHARDS = {"runs": [_shard_run(1), _shard_run(8), _shard_run(16)]}
+
+
+def test_shards_units_per_click_judges_every_shard_count():
+    assert_met_then_missed(targets.shards_units_per_click, SHARDS, ("runs", 2), _shard_run(16, items=2.0024))
+    line = targets.shards_units_per_click(SHARDS).line()
+    assert "16 shard(s): 2.0000" in line and "claims 1 shard(s): 0.0050" in line
+    assert targets.shards_units_per_click({"runs": []}).met is False
+
+
+def test_shards_retry_must_stay_cheap_and_exact():
+    assert_met_then_missed(targets.shards_retry, SHARDS, ("runs", 1), _shard_run(8, with_retry=3.99))
+    twice = targets.shards_retry(changed(SHARDS, ("runs", 0), _shard_run(1, exact=False)))
+    assert twice.met is False and "exactly" in twice.reason
+
+
+# --- 6. Backlog ------------------------------------------------------------------------------
+BACKLOG = {"clicks": 30_000, "expected_clicks": 30_000, "full_batch_clicks": 200_000, "deployed_batch_size": 1000,
+           "full_batch_seconds": 100.0, "timeout_seconds": 120, "lambda_clicks_per_second": 2000.0}
+
+
+def test_backlog_drains():
+    assert_met_then_missed(targets.backlog_drains, BACKLOG, ("full_batch_seconds",), 120.5)
+    stalls = targets.backlog_drains(changed(BACKLOG, ("full_batch_seconds",), 300.0))
+    assert "stalls" in stalls.reason and "300 s against 120 s" in stalls.line()
+    lost = targets.backlog_drains(changed(BACKLOG, ("clicks",), 29_999))
+    assert lost.met is False and "exactly" in lost.reason
+
+
+# --- 7. Cost ---------------------------------------------------------------------------------
 COST = {
     "have_recipe": True,
     "ratio_hot": 0.61,
@@ -160,6 +207,7 @@ COST = {
     "shards_priced": 1,
     "shards_deployed": 1,
     "break_even": {"ours_hot": 18.9, "ours_spread": None},
+    "at_rate": {"rate": 10_000, "shards": 11, "per_million": 2.75, "ratio": 1.29},
 }
 
 
@@ -171,6 +219,13 @@ def test_cost_spread():
     assert_met_then_missed(targets.cost_spread, COST, ("ratio_spread",), 1.31)
 
 
+def test_cost_at_rate():
+    assert_met_then_missed(targets.cost_at_rate, COST, ("at_rate", "ratio"), 1.31)
+    assert "on 11 shard(s)" in targets.cost_at_rate(COST).line()
+    assert targets.cost_at_rate(changed(COST, ("at_rate",), None)).met is None
+    assert targets.cost_at_rate(changed(COST, ("at_rate", "ratio"), None)).met is None
+
+
 def test_cost_fixed_is_computed_from_the_record():
     assert_met_then_missed(targets.cost_fixed, COST, ("fixed_total",), 20.01)
     assert targets.cost_fixed(changed(COST, ("break_even", "ours_hot"), None)).met is False
@@ -179,7 +234,7 @@ def test_cost_fixed_is_computed_from_the_record():
     assert targets.cost_fixed(changed(COST, ("have_recipe",), False)).met is None
 
 
-# --- 6. Admin list ---------------------------------------------------------------------------
+# --- 8. Admin list ---------------------------------------------------------------------------
 def _size(n, requests=9, items=458, ok=True):
     return {"n": n, "ours": {"requests": requests, "items_read": items}, "counts_ok": ok, "newest_ok": ok}
 
@@ -205,7 +260,7 @@ def test_admin_burst():
     assert_met_then_missed(targets.admin_burst, ADMIN, ("at_stated",), 501)
 
 
-# --- 7. End to end ---------------------------------------------------------------------------
+# --- 9. End to end ---------------------------------------------------------------------------
 E2E = {"ours": {"clicks_counted": 52_523, "redirects_served": 52_523, "dlq": 0}}
 
 
@@ -226,7 +281,7 @@ def test_every_benchmark_with_targets_is_covered_here():
 
 def test_verdicts_are_quotable_figures():
     met = targets.verdict_figures("spread", SPREAD)
-    missed = targets.verdict_figures("spread", changed(SPREAD, ("thin_units_per_click",), 2.0005))
+    missed = targets.verdict_figures("spread", changed(SPREAD, ("thin_item_units_per_click",), 2.0005))
     assert met["targets.spread_units_per_click"] == {"text": "met", "value": True, "basis": "measured"}
     assert missed["targets.spread_units_per_click"]["text"] == "NOT met"
     assert met["targets.spread_keeps_up"]["basis"] == "modelled"
