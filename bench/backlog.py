@@ -12,9 +12,11 @@ Three rates, clicks per second of aggregator time:
 - measured, CPU time of this process during those calls (the aggregator and its write threads);
 - modelled on Lambda: that CPU scaled to the aggregator's memory, plus its DynamoDB round trips
   (claims, then items, WRITE_THREADS at a time) at an assumed in-region round trip.
-Then the question a backlog asks: does the largest batch the mapping may deliver (its BatchSize
-in records, each packed as modelled) finish within the function's timeout at that rate? A batch
-that cannot is retried for ever, from the start, and the shard stalls.
+Then the question a backlog asks: can every call make progress? The mapping's largest batch (its
+BatchSize in records, each packed as modelled) takes longer than one call, so the handler applies
+it in whole chunks of CHUNK_CLICKS and stops while time is left, returning the first record not
+applied (a partial batch response). A call always applies its first chunk, so the chunk, not the
+batch, must fit the function's timeout; the batch then takes a few calls.
 The largest backlog drained in a test comes from the test suite's own results (results/tests.json).
 """
 
@@ -104,7 +106,8 @@ def measure(ctx):
     meter.close()
     tested, tested_source = largest_tested_backlog()
     deployed = {"batch_size": mapping_settings()["batch_size"], "timeout": aggregator_timeout_seconds(),
-                "memory_mb": aggregator_memory_mb()}
+                "memory_mb": aggregator_memory_mb(), "chunk_clicks": aggregator.CHUNK_CLICKS,
+                "min_seconds_left": aggregator.MIN_SECONDS_LEFT}
     return summarise(batches, sizes, per_record, len(set(ranks)), meter.write_units, deployed,
                      tested, tested_source, time.monotonic() - started)
 
@@ -117,6 +120,10 @@ def summarise(batches, sizes, per_record, links_clicked, write_units, deployed, 
     modelled = sum(lambda_seconds(b["cpu"], b["records"], b["items"], memory_mb) for b in batches)
     lambda_rate = clicks / modelled if modelled else math.inf
     full_batch_clicks = deployed["batch_size"] * per_record
+    # A call stops once the time left might not cover the next chunk (twice its expected time, and at
+    # least min_seconds_left): each call but the last applies at least this much.
+    chunk_seconds = deployed["chunk_clicks"] / lambda_rate
+    per_call_seconds = max(chunk_seconds, deployed["timeout"] - max(deployed["min_seconds_left"], 2 * chunk_seconds))
     return {
         "batches": batches,
         "links": sizes["links"],
@@ -139,6 +146,9 @@ def summarise(batches, sizes, per_record, links_clicked, write_units, deployed, 
         # measured here (a Zipf mix coalesces more in a larger batch; spread thin it does not).
         "full_batch_clicks": full_batch_clicks,
         "full_batch_seconds": full_batch_clicks / lambda_rate,
+        "chunk_clicks": deployed["chunk_clicks"],
+        "chunk_seconds": chunk_seconds,
+        "full_batch_calls": math.ceil(full_batch_clicks / lambda_rate / per_call_seconds),
         "largest_tested": tested,
         "largest_tested_source": tested_source,
         "elapsed": elapsed,
@@ -159,6 +169,9 @@ def figures(record):
         "backlog.full_batch_seconds": figure(
             f"{number(record['full_batch_seconds'])} s", record["full_batch_seconds"], "modelled"),
         "backlog.timeout_seconds": figure(f"{record['timeout_seconds']} s", record["timeout_seconds"], "counted"),
+        "backlog.chunk_clicks": figure(f"{record['chunk_clicks']:,}", record["chunk_clicks"], "counted"),
+        "backlog.chunk_seconds": figure(f"{number(record['chunk_seconds'])} s", record["chunk_seconds"], "modelled"),
+        "backlog.full_batch_calls": figure(f"{record['full_batch_calls']:,}", record["full_batch_calls"], "modelled"),
         "backlog.largest_tested_clicks": figure(
             f"{tested:,}" if isinstance(tested, int) else "not recorded", tested, "counted"),
     }
@@ -191,19 +204,21 @@ def section(record):
         f" second on Lambda (modelled); {number(record['write_units'])} write units.",
         f"The mapping's largest batch: BatchSize {record['deployed_batch_size']:,} records (the template's) of"
         f" {record['clicks_per_record']:,} clicks each (the modelled packing) is {record['full_batch_clicks']:,} clicks:"
-        f" {number(record['full_batch_seconds'])} s at the modelled rate, against the function's"
-        f" {record['timeout_seconds']} s timeout. A batch that cannot finish in time is retried from its start (in a"
-        " fresh execution environment after a timeout, so every item it had applied costs a failed conditional write,"
-        " a call as slow as the write) and never gets further: the shard stalls until the stream trims the batch."
-        " CloudWatch Logs may put up to 10,000 events in one record, so the packing, not the batch size alone,"
-        " bounds a batch's clicks.",
+        f" {number(record['full_batch_seconds'])} s at the modelled rate, more than the function's"
+        f" {record['timeout_seconds']} s timeout allows one call. The handler applies it in whole chunks of"
+        f" {record['chunk_clicks']:,} clicks ({number(record['chunk_seconds'])} s each, modelled) and stops while time is"
+        " left, returning the first record it did not apply; the mapping goes on from there, so the batch takes"
+        f" {record['full_batch_calls']:,} calls and no call can time out half-way. (Without that, a batch that cannot"
+        " finish in time is retried from its start and never gets further: the shard stalls until the stream trims"
+        " it. CloudWatch Logs may put up to 10,000 events in one record, so the batch size alone bounds nothing.)",
     ]
     section_ = Section(KEY, TITLE, how, headers, rows, notes, record, record["elapsed"])
     section_.headline = [
         ["Backlog drain, clicks per second of aggregator time (handler wall time here / modelled on Lambda)",
          f"{number(record['clicks_per_second'])} / {number(record['lambda_clicks_per_second'])}", "–",
-         f"the mapping's largest batch ({record['full_batch_clicks']:,} clicks): {number(record['full_batch_seconds'])} s"
-         f" of a {record['timeout_seconds']} s timeout", "measured / modelled"],
+         f"a chunk of {record['chunk_clicks']:,} clicks takes {number(record['chunk_seconds'])} s of a"
+         f" {record['timeout_seconds']} s timeout; the mapping's largest batch ({record['full_batch_clicks']:,} clicks)"
+         f" takes {record['full_batch_calls']:,} calls", "measured / modelled"],
     ]
     section_.targets = [t.line() for t in evaluate(KEY, record)]
     return section_

@@ -187,13 +187,14 @@ def test_shards_retry_must_stay_cheap_and_exact():
 
 # --- 6. Backlog ------------------------------------------------------------------------------
 BACKLOG = {"clicks": 30_000, "expected_clicks": 30_000, "full_batch_clicks": 200_000, "deployed_batch_size": 1000,
-           "full_batch_seconds": 100.0, "timeout_seconds": 120, "lambda_clicks_per_second": 2000.0}
+           "full_batch_seconds": 100.0, "timeout_seconds": 120, "lambda_clicks_per_second": 2000.0,
+           "chunk_clicks": 20_000, "chunk_seconds": 10.0, "full_batch_calls": 1}
 
 
 def test_backlog_drains():
-    assert_met_then_missed(targets.backlog_drains, BACKLOG, ("full_batch_seconds",), 120.5)
-    stalls = targets.backlog_drains(changed(BACKLOG, ("full_batch_seconds",), 300.0))
-    assert "stalls" in stalls.reason and "300 s against 120 s" in stalls.line()
+    assert_met_then_missed(targets.backlog_drains, BACKLOG, ("chunk_seconds",), 60.5)
+    stalls = targets.backlog_drains(changed(BACKLOG, ("chunk_seconds",), 300.0))
+    assert "time out half-way" in stalls.reason and "300 s against 120 s" in stalls.line()
     lost = targets.backlog_drains(changed(BACKLOG, ("clicks",), 29_999))
     assert lost.met is False and "exactly" in lost.reason
 
