@@ -1,8 +1,12 @@
-"""The click aggregator: bots and devices, click validation (clicks.py), update shapes (writes.py), the handler."""
+"""The click aggregator: bots and devices, click validation (clicks.py), update shapes (writes.py), the handler.
+
+Issue 14's failures (producer duplicates, stream lives, compact marks, retries, discarded ranges)
+have their own module, tests/test_exactly_once.py."""
 import base64
 import calendar
 import gzip
 import json
+import random
 import time
 import tracemalloc
 import zlib
@@ -33,7 +37,8 @@ PREVIEW_FETCHERS = [
 ]
 STREAM = "clicks-test"
 SHARD = "shardId-000000000000"
-MARK = f"{layout.MARK_PREFIX}{STREAM}#{SHARD}"
+# A mark of some stream life, for the tests of writes.py (the handler names its own: mark_of below).
+MARK = layout.mark_name("life0", SHARD)
 NOON = calendar.timegm((2026, 11, 27, 12, 0, 0)) * 1000  # 2026-11-27T12:00:00Z in ms
 NEXT_DAY = NOON + 86_400_000
 
@@ -81,6 +86,13 @@ def event_for(kinesis, sequences):
     return kinesis_event(wanted, arn, SHARD)
 
 
+def mark_of(kinesis, shard=SHARD, stream=STREAM):
+    """The mark attribute the handler writes for a shard of the stream as it is now (its ARN and creation time)."""
+    summary = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]
+    created = summary["StreamCreationTimestamp"].timestamp()
+    return layout.mark_name(layout.stream_life(summary["StreamARN"], f"{created:.3f}"), shard)
+
+
 def deliver(aggregator, kinesis, *batches, timestamp_ms=NOON):
     """Put each list of lines as one record and hand them all to the handler as one batch."""
     sequences = [put(kinesis, lines, timestamp_ms) for lines in batches]
@@ -111,7 +123,7 @@ def fail_updates(client, when, code=THROTTLED):
 
 def a_click(sequence="1", short_id="abc1234", device="desktop", referrer="news.example.com", country="DE",
             at="2026-11-27T12:00:00Z"):
-    return Click(layout.padded(sequence), short_id, at[:10], at, device, referrer, country)
+    return Click(layout.encode_sequence(sequence), short_id, at[:10], at, device, referrer, country)
 
 
 # ------------------------------------------------------------------ bots and devices
@@ -201,9 +213,9 @@ def test_forged_countries_are_left_out(value):
 
 @pytest.mark.parametrize("short_id", ["a", "abc1234", "A-b_9", "x" * 64])
 def test_valid_ids_make_a_click(short_id):
-    click = clicks.parse_line(layout.padded("7"), {"timestamp": NOON, "message": line(short_id)})
+    click = clicks.parse_line(layout.encode_sequence("7"), {"timestamp": NOON, "message": line(short_id)})
     assert click.short_id == short_id
-    assert (click.sequence, click.day, click.at) == (layout.padded("7"), "2026-11-27", "2026-11-27T12:00:00Z")
+    assert (click.sequence, click.day, click.at) == (layout.encode_sequence("7"), "2026-11-27", "2026-11-27T12:00:00Z")
     assert (click.device, click.referrer, click.country) == ("desktop", "news.example.com", "DE")
 
 
@@ -270,9 +282,9 @@ def test_a_missing_or_absurd_event_time_counts_as_now(stamp):
 
 def test_a_record_gives_its_click_lines_in_order():
     data = encode_payload([line("aaa"), "START RequestId: 1", line("bbb", ua="Twitterbot/1.0")], timestamp_ms=NOON)
-    parsed = clicks.parse_record(layout.padded("5"), data)
+    parsed = clicks.parse_record(layout.encode_sequence("5"), data)
     assert [(c.short_id, c.device, c.sequence) for c in parsed] == [
-        ("aaa", "desktop", layout.padded("5")), ("bbb", "bot", layout.padded("5"))
+        ("aaa", "desktop", layout.encode_sequence("5")), ("bbb", "bot", layout.encode_sequence("5"))
     ]
 
 
@@ -299,7 +311,7 @@ def _gzip_json(payload):
     ],
 )
 def test_records_that_are_not_click_data_give_no_clicks(data):
-    assert clicks.parse_record(layout.padded("1"), data) == []
+    assert clicks.parse_record(layout.encode_sequence("1"), data) == []
 
 
 def _gzip_bomb(inflated_mb):
@@ -347,7 +359,7 @@ def test_clicks_are_grouped_by_counter_and_link_day():
         ("counter", "aaa"), ("stats", "aaa", "2026-11-27"), ("counter", "bbb"), ("stats", "bbb", "2026-11-27"),
         ("stats", "aaa", "2026-11-28"),
     ]
-    assert [c.sequence for c in groups[("counter", "aaa")]] == [layout.padded("1"), layout.padded("3")]
+    assert [c.sequence for c in groups[("counter", "aaa")]] == [layout.encode_sequence("1"), layout.encode_sequence("3")]
     assert clicks.item_key(("counter", "aaa"), "eu-west-1") == {"pk": {"S": "aaa"}, "sk": {"S": "clicks#eu-west-1"}}
     assert clicks.item_key(("stats", "aaa", "2026-11-28"), "eu-west-1") == {
         "pk": {"S": "stats#aaa"}, "sk": {"S": "day#2026-11-28#eu-west-1"}
@@ -362,7 +374,7 @@ def test_totals_count_bots_apart_and_keep_only_people_in_the_breakdowns():
         a_click("4", at="2026-11-27T12:00:01Z"),
     ]
     totals = clicks.totals_of(batch)
-    assert (totals.first, totals.last) == (layout.padded("1"), layout.padded("4"))
+    assert (totals.first, totals.last) == (layout.encode_sequence("1"), layout.encode_sequence("4"))
     assert (totals.clicks, totals.bots, totals.last_clicked_at) == (3, 1, "2026-11-27T12:00:09Z")
     assert totals.referrers == Counter({"news.example.com": 2})
     assert totals.countries == Counter({"DE": 2, "FR": 1})
@@ -372,18 +384,28 @@ def test_totals_count_bots_apart_and_keep_only_people_in_the_breakdowns():
 # ------------------------------------------------------------------ layout: sequence numbers
 
 
-def test_sequence_numbers_are_padded_so_string_order_is_number_order():
-    small, large = "9" * 55, "1" + "0" * 55  # real Kinesis numbers are about 56 digits
-    assert len(layout.padded(small)) == len(layout.padded(large)) == layout.SEQUENCE_WIDTH
-    assert layout.padded(small) < layout.padded(large)
-    assert layout.padded("2") < layout.padded("10")
-    assert layout.padded("9" * 129) > layout.padded("9" * 128)
+def test_encoded_sequence_numbers_keep_number_order_in_string_order():
+    rng = random.Random(14)
+    # Real Kinesis numbers are about 56 digits; moto's are small; any length up to 129 digits may come.
+    numbers = [rng.randrange(10 ** rng.randint(1, 129)) for _ in range(2000)]
+    numbers += [0, 1, 9, 10, 61, 62, 10**55 - 1, 10**55, 10**129 - 1, 49590338271490256608559692538361571095921575989136588898]
+    encoded = {number: layout.encode_sequence(str(number)) for number in numbers}
+    assert sorted(numbers, key=encoded.get) == sorted(numbers)
+    assert all(layout.decode_sequence(value) == str(number) for number, value in encoded.items())
+    # Printable ASCII only: an attribute value that a person can read in the console, and 1 byte a character.
+    assert all(value.isascii() and value.isprintable() for value in encoded.values())
 
 
-@pytest.mark.parametrize("value", ["", "-1", "1e5", "12a", "1" * 130, " 1", pytest.param("\u0661\u0662", id="arabic-indic-digits")])
+def test_a_real_sequence_number_takes_far_fewer_bytes_than_padded_to_129_digits():
+    assert len(layout.encode_sequence("49590338271490256608559692538361571095921575989136588898")) <= 34
+
+
+@pytest.mark.parametrize(
+    "value", ["", "-1", "1e5", "12a", "1" * 130, " 1", "007", "1 ", pytest.param("\u0661\u0662", id="arabic-indic-digits")]
+)
 def test_anything_but_a_sequence_number_is_refused(value):
     with pytest.raises(ValueError):
-        layout.padded(value)
+        layout.encode_sequence(value)
 
 
 # ------------------------------------------------------------------ writes.build_update
@@ -415,7 +437,8 @@ def test_a_rebuilt_update_is_conditional_on_the_mark_seen():
 
 
 def test_a_rebuilt_update_of_an_item_without_this_shards_mark_asks_it_stays_so():
-    update, _ = writes.build_update("counter", Totals(first="1", last="2", clicks=1), MARK, seen={"hwm#other#shard": {"S": "9"}})
+    other_shard = layout.mark_name("life0", "shardId-000000000009")
+    update, _ = writes.build_update("counter", Totals(first="1", last="2", clicks=1), MARK, seen={other_shard: {"S": "9"}})
     assert update["ConditionExpression"] == "attribute_not_exists(#m)"
 
 
@@ -500,36 +523,47 @@ def test_update_expressions_stay_under_dynamodbs_4_kb_at_their_largest():
 def test_apply_item_applies_once_and_reports_a_repeat(ddb):
     key = ("counter", "abc1234")
     batch = [a_click("1"), a_click("2", device="bot")]
-    assert writes.apply_item(ddb, TABLE_NAME, key, batch, f"{STREAM}#{SHARD}", REGION) == writes.APPLIED
-    assert writes.apply_item(ddb, TABLE_NAME, key, batch, f"{STREAM}#{SHARD}", REGION) == writes.ALREADY_APPLIED
+    assert writes.apply_item(ddb, TABLE_NAME, key, batch, MARK, REGION) == writes.APPLIED
+    assert writes.apply_item(ddb, TABLE_NAME, key, batch, MARK, REGION) == writes.ALREADY_APPLIED
     stored = counter(ddb, "abc1234")
-    assert (stored["clicks"], stored["bots"], stored[MARK]) == (1, 1, layout.padded("2"))
+    assert (stored["clicks"], stored["bots"], stored[MARK]) == (1, 1, layout.encode_sequence("2"))
 
 
 def test_apply_item_adds_only_the_clicks_above_a_mark_inside_the_run(ddb):
     key = ("counter", "abc1234")
-    shard = f"{STREAM}#{SHARD}"
-    writes.apply_item(ddb, TABLE_NAME, key, [a_click("1"), a_click("2")], shard, REGION)
+    writes.apply_item(ddb, TABLE_NAME, key, [a_click("1"), a_click("2")], MARK, REGION)
     # An overlapping run (2 was applied, 3 and 4 were not): only 3 and 4 are added.
-    assert writes.apply_item(ddb, TABLE_NAME, key, [a_click("2"), a_click("3"), a_click("4")], shard, REGION) == writes.APPLIED
+    assert writes.apply_item(ddb, TABLE_NAME, key, [a_click("2"), a_click("3"), a_click("4")], MARK, REGION) == writes.APPLIED
     assert counter(ddb, "abc1234")["clicks"] == 4
 
 
 def test_apply_item_keeps_each_shards_mark_apart(ddb):
     key = ("counter", "abc1234")
-    writes.apply_item(ddb, TABLE_NAME, key, [a_click("5")], f"{STREAM}#shard-a", REGION)
-    writes.apply_item(ddb, TABLE_NAME, key, [a_click("5")], f"{STREAM}#shard-b", REGION)
+    marks = [layout.mark_name("life0", "shardId-000000000001"), layout.mark_name("life0", "shardId-000000000002")]
+    for mark in marks:
+        writes.apply_item(ddb, TABLE_NAME, key, [a_click("5")], mark, REGION)
+    stored = counter(ddb, "abc1234")
+    assert stored["clicks"] == 2
+    assert {name: stored[name] for name in marks} == dict.fromkeys(marks, layout.encode_sequence("5"))
+
+
+def test_apply_item_keeps_each_stream_lifes_mark_apart(ddb):
+    # A stream created again under the same name numbers its records from low again: its marks are
+    # other attributes, so a low sequence number of the new life is not "already applied".
+    key = ("counter", "abc1234")
+    old, new = layout.mark_name("life0", SHARD), layout.mark_name("life1", SHARD)
+    assert writes.apply_item(ddb, TABLE_NAME, key, [a_click("900")], old, REGION) == writes.APPLIED
+    assert writes.apply_item(ddb, TABLE_NAME, key, [a_click("3")], new, REGION) == writes.APPLIED
     assert counter(ddb, "abc1234")["clicks"] == 2
 
 
 def test_a_full_stats_item_folds_new_referrers_into_other(ddb):
-    shard = f"{STREAM}#{SHARD}"
     key = ("stats", "abc1234", "2026-11-27")
     first = [a_click(str(i + 1), referrer=f"site{i}.example") for i in range(writes.MAX_REFERRERS)]
     for start in range(0, len(first), 20):  # several batches, so no single write is capped
-        writes.apply_item(ddb, TABLE_NAME, key, first[start:start + 20], shard, REGION)
+        writes.apply_item(ddb, TABLE_NAME, key, first[start:start + 20], MARK, REGION)
     later = [a_click("500", referrer="site3.example"), a_click("501", referrer="late.example")]
-    assert writes.apply_item(ddb, TABLE_NAME, key, later, shard, REGION) == writes.APPLIED
+    assert writes.apply_item(ddb, TABLE_NAME, key, later, MARK, REGION) == writes.APPLIED
     stored = stats(ddb, "abc1234")
     assert len(stored["refs"]) == writes.MAX_REFERRERS
     assert stored["ref#site3.example"] == 2
@@ -538,10 +572,10 @@ def test_a_full_stats_item_folds_new_referrers_into_other(ddb):
     assert stored["clicks"] == writes.MAX_REFERRERS + 2
 
 
-def _fill_referrers(ddb, key, shard):
+def _fill_referrers(ddb, key, mark):
     first = [a_click(str(i + 1), referrer=f"site{i}.example") for i in range(writes.MAX_REFERRERS)]
     for start in range(0, len(first), 20):
-        writes.apply_item(ddb, TABLE_NAME, key, first[start:start + 20], shard, REGION)
+        writes.apply_item(ddb, TABLE_NAME, key, first[start:start + 20], mark, REGION)
 
 
 def _update_calls(ddb):
@@ -551,12 +585,12 @@ def _update_calls(ddb):
 
 
 def test_a_full_stats_item_is_remembered_so_new_referrers_cost_no_failed_write(ddb):
-    shard, key = f"{STREAM}#{SHARD}", ("stats", "abc1234", "2026-11-27")
-    _fill_referrers(ddb, key, shard)
+    mark, key = MARK, ("stats", "abc1234", "2026-11-27")
+    _fill_referrers(ddb, key, mark)
     calls = _update_calls(ddb)
     for n in range(3):  # forged referrers, one new host a batch
         batch = [a_click(str(600 + n), referrer=f"forged{n}.example")]
-        assert writes.apply_item(ddb, TABLE_NAME, key, batch, shard, REGION) == writes.APPLIED
+        assert writes.apply_item(ddb, TABLE_NAME, key, batch, mark, REGION) == writes.APPLIED
     # The first new host finds the set full (a failed write that returns the item); from then on the
     # full set is remembered and new hosts go to (other) at once: one write a batch.
     assert len(calls) == 4
@@ -565,48 +599,47 @@ def test_a_full_stats_item_is_remembered_so_new_referrers_cost_no_failed_write(d
     stored = stats(ddb, "abc1234")
     assert stored["ref#(other)"] == 3 and len(stored["refs"]) == writes.MAX_REFERRERS
     # A redelivery of a batch at or below the remembered mark changes nothing, without a write.
-    assert writes.apply_item(ddb, TABLE_NAME, key, [a_click("601", referrer="x.example")], shard, REGION) == writes.ALREADY_APPLIED
+    assert writes.apply_item(ddb, TABLE_NAME, key, [a_click("601", referrer="x.example")], mark, REGION) == writes.ALREADY_APPLIED
     assert len(calls) == 4 and stats(ddb, "abc1234")["clicks"] == stored["clicks"]
 
 
 def test_a_redelivery_of_the_last_batch_to_a_remembered_full_item_writes_nothing(ddb):
     """The remembered mark is the last click applied: a batch ending on it (the mapping's redelivery of
     the very last batch) is already applied, with no write (a >= in place of > counted it twice)."""
-    shard, key = f"{STREAM}#{SHARD}", ("stats", "abc1234", "2026-11-27")
-    _fill_referrers(ddb, key, shard)
+    mark, key = MARK, ("stats", "abc1234", "2026-11-27")
+    _fill_referrers(ddb, key, mark)
     last = [a_click("600", referrer="forged0.example"), a_click("601", referrer="forged1.example")]
-    assert writes.apply_item(ddb, TABLE_NAME, key, last, shard, REGION) == writes.APPLIED
+    assert writes.apply_item(ddb, TABLE_NAME, key, last, mark, REGION) == writes.APPLIED
     assert writes._full_items, "the full item is remembered"
     before, calls = stats(ddb, "abc1234"), _update_calls(ddb)
-    assert writes.apply_item(ddb, TABLE_NAME, key, last, shard, REGION) == writes.ALREADY_APPLIED
-    assert writes.apply_item(ddb, TABLE_NAME, key, last[-1:], shard, REGION) == writes.ALREADY_APPLIED
+    assert writes.apply_item(ddb, TABLE_NAME, key, last, mark, REGION) == writes.ALREADY_APPLIED
+    assert writes.apply_item(ddb, TABLE_NAME, key, last[-1:], mark, REGION) == writes.ALREADY_APPLIED
     assert calls == [] and stats(ddb, "abc1234") == before
 
 
 def test_a_remembered_item_that_changed_elsewhere_is_read_back_and_counted_once(ddb):
-    shard, key = f"{STREAM}#{SHARD}", ("stats", "abc1234", "2026-11-27")
-    _fill_referrers(ddb, key, shard)
-    writes.apply_item(ddb, TABLE_NAME, key, [a_click("600", referrer="late.example")], shard, REGION)
+    mark, key = MARK, ("stats", "abc1234", "2026-11-27")
+    _fill_referrers(ddb, key, mark)
+    writes.apply_item(ddb, TABLE_NAME, key, [a_click("600", referrer="late.example")], mark, REGION)
     this_container = dict(writes._full_items)
     # Another container applies the shard's next batch; then this one, with its stale memory, the one after.
     writes._full_items.clear()
-    writes.apply_item(ddb, TABLE_NAME, key, [a_click("601"), a_click("602")], shard, REGION)
+    writes.apply_item(ddb, TABLE_NAME, key, [a_click("601"), a_click("602")], mark, REGION)
     writes._full_items.clear()
     writes._full_items.update(this_container)
-    assert writes.apply_item(ddb, TABLE_NAME, key, [a_click("603", referrer="later.example")], shard, REGION) == writes.APPLIED
+    assert writes.apply_item(ddb, TABLE_NAME, key, [a_click("603", referrer="later.example")], mark, REGION) == writes.APPLIED
     stored = stats(ddb, "abc1234")
     assert stored["clicks"] == writes.MAX_REFERRERS + 4
     # late, the two news.example.com clicks and later: the set was full for each.
-    assert stored["ref#(other)"] == 4 and stored[MARK] == layout.padded("603")
+    assert stored["ref#(other)"] == 4 and stored[MARK] == layout.encode_sequence("603")
 
 
 def test_a_refused_update_is_dropped_and_a_retryable_one_raises(ddb):
-    shard = f"{STREAM}#{SHARD}"
     fail_updates(ddb, lambda params: params["Key"]["pk"]["S"] == "bad", code="ValidationException")
     fail_updates(ddb, lambda params: params["Key"]["pk"]["S"] == "slow")
-    assert writes.apply_item(ddb, TABLE_NAME, ("counter", "bad"), [a_click("1")], shard, REGION) == writes.DROPPED
+    assert writes.apply_item(ddb, TABLE_NAME, ("counter", "bad"), [a_click("1")], MARK, REGION) == writes.DROPPED
     with pytest.raises(ClientError) as raised:
-        writes.apply_item(ddb, TABLE_NAME, ("counter", "slow"), [a_click("1")], shard, REGION)
+        writes.apply_item(ddb, TABLE_NAME, ("counter", "slow"), [a_click("1")], MARK, REGION)
     assert raised.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
 
 
@@ -623,31 +656,46 @@ def test_humans_and_bots_are_counted_apart(aggregator, kinesis, ddb):
     assert (day["ref#news.example.com"], day["cc#DE"], day["refs"], day["ccs"]) == (2, 2, {"news.example.com"}, {"DE"})
 
 
-def test_one_write_per_item_per_batch(aggregator, kinesis, ddb):
+def test_one_write_per_item_per_batch_and_one_claim_per_record(aggregator, kinesis, ddb):
     writes_seen = []
     aggregator._dynamodb.meta.events.register(
-        "before-parameter-build.dynamodb.UpdateItem",
-        lambda params, **_: writes_seen.append((params["Key"]["pk"]["S"], params["Key"]["sk"]["S"])),
+        "before-parameter-build.dynamodb",
+        lambda params, model, **_: writes_seen.append((model.name, params["Key"]["pk"]["S"] if "Key" in params else
+                                                       params.get("Item", {}).get("pk", {}).get("S"))),
     )
     lines = [line("aaa1111") for _ in range(5)] + [line("bbb2222", ref="mail.example.org", cc="FR", ua=PHONE)] * 3
     sequences = [put(kinesis, lines), put(kinesis, [line("bbb2222", ref=None, cc=None)], timestamp_ms=NEXT_DAY)]
     result = aggregator.lambda_handler(event_for(kinesis, sequences), None)
-    assert result == {"clicks": 9, "items": 5, "applied": 5, "already_applied": 0, "dropped": 0,
-                      "shard": SHARD, "records": 2, "gap_records": 0}
-    checkpoint = f"stream#{REGION}#{STREAM}#{SHARD}"
-    assert sorted(writes_seen) == sorted([
-        ("aaa1111", "clicks#us-east-1"), ("stats#aaa1111", "day#2026-11-27#us-east-1"),
-        ("bbb2222", "clicks#us-east-1"), ("stats#bbb2222", "day#2026-11-27#us-east-1"),
-        ("stats#bbb2222", "day#2026-11-28#us-east-1"), (checkpoint, "checkpoint"),
-    ])
-    assert writes_seen[-1] == (checkpoint, "checkpoint")  # only once every item is done
+    assert result == {"clicks": 9, "items": 5, "applied": 5, "already_applied": 0, "dropped": 0, "duplicate_records": 0,
+                      "shard": SHARD, "records": 2, "retry": False}
+    updates = sorted(pk_sk for operation, pk_sk in writes_seen if operation == "UpdateItem")
+    assert updates == sorted(["aaa1111", "stats#aaa1111", "bbb2222", "stats#bbb2222", "stats#bbb2222"])
+    claimed = [pk for operation, pk in writes_seen if operation == "PutItem"]
+    assert len(claimed) == 2 and all(pk.startswith(layout.CLAIM_PK_PREFIX) for pk in claimed)
+    assert {operation for operation, _ in writes_seen} == {"PutItem", "UpdateItem"}  # no other write, no read
     assert counter(ddb, "aaa1111")["clicks"] == 5
     assert counter(ddb, "bbb2222")["clicks"] == 4
     assert counter(ddb, "bbb2222")["last_clicked_at"] == "2026-11-28T12:00:00Z"
     day = stats(ddb, "bbb2222")
     assert (day["clicks"], day["ref#mail.example.org"], day["cc#FR"], day["dev#mobile"]) == (3, 3, 3, 3)
     assert stats(ddb, "bbb2222", "2026-11-28")["dev#desktop"] == 1
-    assert item(ddb, checkpoint, "checkpoint")["done"] == layout.padded(sequences[-1])
+    # Each item carries this shard's mark, the last sequence number that added to it, encoded.
+    mark = mark_of(kinesis)
+    assert counter(ddb, "aaa1111")[mark] == layout.encode_sequence(sequences[0])
+    assert counter(ddb, "bbb2222")[mark] == layout.encode_sequence(sequences[-1])
+
+
+def test_a_batch_never_reads_the_stream(aggregator, kinesis, ddb):
+    """The mapping retries a failing batch until it succeeds: there is no gap to read back, so a
+    batch asks Kinesis only which life the stream is in (once per container and minute)."""
+    calls = []
+    aggregator._kinesis.meta.events.register("before-call.kinesis", lambda model, **_: calls.append(model.name))
+    for _ in range(3):
+        deliver(aggregator, kinesis, [line("abc1234")])
+    fail_updates(aggregator._dynamodb, lambda params: True)
+    with pytest.raises(ClientError):
+        deliver(aggregator, kinesis, [line("abc1234")])
+    assert calls == ["DescribeStreamSummary"]
 
 
 def test_a_redelivered_batch_is_counted_once(aggregator, kinesis, ddb):
@@ -686,12 +734,12 @@ def test_lines_that_are_not_clicks_are_dropped_by_the_handler(aggregator, kinesi
     assert counter(ddb, "abc1234")["clicks"] == 1
 
 
-def test_a_control_message_counts_nothing_but_moves_the_checkpoint(aggregator, kinesis, ddb):
+def test_a_control_message_counts_nothing_and_writes_nothing(aggregator, kinesis, ddb):
     payload = {"messageType": "CONTROL_MESSAGE", "logEvents": [{"id": "1", "timestamp": 0, "message": "CWL CONTROL MESSAGE"}]}
     sequence = kinesis.put_record(StreamName=STREAM, Data=_gzip_json(payload), PartitionKey="c")["SequenceNumber"]
     result = aggregator.lambda_handler(event_for(kinesis, [sequence]), None)
-    assert (result["clicks"], result["items"], result["records"]) == (0, 0, 1)
-    assert item(ddb, f"stream#{REGION}#{STREAM}#{SHARD}", "checkpoint")["done"] == layout.padded(sequence)
+    assert (result["clicks"], result["items"], result["records"], result["duplicate_records"]) == (0, 0, 1, 0)
+    assert ddb.scan(TableName=TABLE_NAME)["Count"] == 0  # not even a claim: it holds no click
 
 
 def test_an_empty_event_does_nothing(aggregator, ddb):
@@ -707,8 +755,23 @@ def test_a_throttled_item_fails_the_batch_after_every_other_item_was_written(agg
     assert (counter(ddb, "fast")["clicks"], counter(ddb, "also-fast")["clicks"]) == (1, 1)
     assert (stats(ddb, "fast")["clicks"], stats(ddb, "also-fast")["clicks"]) == (1, 1)
     assert counter(ddb, "slow") == {}
-    # The batch was not completed, so the checkpoint did not move.
-    assert item(ddb, f"stream#{REGION}#{STREAM}#{SHARD}", "checkpoint") == {}
+
+
+def test_the_retry_of_a_batch_that_failed_here_writes_only_what_is_missing(aggregator, kinesis, ddb):
+    faults = fail_updates(aggregator._dynamodb, lambda params: params["Key"]["pk"]["S"] == "slow")
+    sequences = [put(kinesis, [line("fast")]), put(kinesis, [line("slow"), line("also-fast")])]
+    event = event_for(kinesis, sequences)
+    with pytest.raises(ClientError):
+        aggregator.lambda_handler(event, None)
+    faults.clear()
+    faults.calls.clear()
+    result = aggregator.lambda_handler(event, None)
+    # One read of the claims, one of the items; the one missing update; no claim written again.
+    assert sorted(faults.calls) == ["BatchGetItem", "BatchGetItem", "UpdateItem"]
+    assert (result["retry"], result["applied"], result["already_applied"]) == (True, 1, 5)
+    assert {short_id: counter(ddb, short_id)["clicks"] for short_id in ("fast", "slow", "also-fast")} == dict.fromkeys(
+        ("fast", "slow", "also-fast"), 1
+    )
 
 
 def test_a_refused_item_is_dropped_and_the_batch_completes(aggregator, kinesis, ddb):
@@ -717,7 +780,8 @@ def test_a_refused_item_is_dropped_and_the_batch_completes(aggregator, kinesis, 
     assert (result["applied"], result["dropped"]) == (3, 1)
     assert (counter(ddb, "bad")["clicks"], counter(ddb, "good")["clicks"], stats(ddb, "good")["clicks"]) == (1, 1, 1)
     assert stats(ddb, "bad") == {}
-    assert item(ddb, f"stream#{REGION}#{STREAM}#{SHARD}", "checkpoint")["done"] == layout.padded(sequences[-1])
+    # Not retried: the batch succeeded, and its marks stand at its last record.
+    assert counter(ddb, "good")[mark_of(kinesis)] == layout.encode_sequence(sequences[-1])
 
 
 def test_counters_are_written_for_the_functions_region(aggregator, kinesis, ddb, monkeypatch):
@@ -726,21 +790,6 @@ def test_counters_are_written_for_the_functions_region(aggregator, kinesis, ddb,
     assert counter(ddb, "abc1234", "eu-west-1")["clicks"] == 1
     assert stats(ddb, "abc1234", region="eu-west-1")["clicks"] == 1
     assert counter(ddb, "abc1234") == {}
-
-
-def test_heal_needs_the_stream_name(aggregator, monkeypatch):
-    monkeypatch.setattr(aggregator, "CLICK_STREAM_NAME", None)
-    with pytest.raises(RuntimeError, match="CLICK_STREAM_NAME"):
-        aggregator.lambda_handler({"heal": {}}, None)
-
-
-def test_heal_applies_what_no_batch_delivered(aggregator, kinesis, ddb):
-    put(kinesis, [line("abc1234")] * 2)
-    put(kinesis, [line("abc1234", ua="Twitterbot/1.0")])
-    assert aggregator.lambda_handler({"heal": {"shard": SHARD}}, None)[SHARD]["records"] == 2
-    assert aggregator.lambda_handler({"heal": {}}, None)[SHARD]["records"] == 0
-    link = counter(ddb, "abc1234")
-    assert (link["clicks"], link["bots"]) == (2, 1)
 
 
 def test_the_handler_reads_lambdas_kinesis_event_shape(aggregator, kinesis, ddb):
