@@ -1,4 +1,9 @@
-"""deploy/replay_dlq.py: shards named in the on-failure queue are healed once, and their messages leave only then."""
+"""deploy/replay_dlq.py: each range named in the on-failure queue is accounted for once (lost or skipped,
+never applied), and its message leaves the queue only then.
+
+The mapping discards a range only when the stream trimmed it, or when an operator set finite retries
+(here: the stand-in's two). The aggregator, sent {"failed": <message>}, checks the stream and reports.
+"""
 import io
 import json
 import subprocess
@@ -10,9 +15,10 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from deploy import replay_dlq
+from local_stack.template import load_template
 from tests.conftest import REGION, TABLE_NAME
 from tests.support.faults import Outage
-from tests.support.pipeline import Pipeline
+from tests.support.pipeline import STREAM, Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 HUMAN = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
@@ -22,6 +28,7 @@ HUMAN = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) 
 def setup(aggregator, monkeypatch):
     """The on-failure queue, the stream and the real aggregator (in process), with a switchable outage
     of the aggregator's item updates (off until its kind is set)."""
+    monkeypatch.setattr("aggregator.stream.READ_PAUSE_SECONDS", 0)  # the shard's read limit is not tested here
     sqs = boto3.client("sqs", region_name=REGION)
     url = sqs.create_queue(QueueName="links-clicks-dlq")["QueueUrl"]
     pipeline = Pipeline(aggregator, queue=(sqs, url))
@@ -47,7 +54,7 @@ def messages_left(sqs, url):
 
 
 def skip_two_batches(pipeline, outage):
-    """An outage long enough that the mapping gives up on two batches; they go to the queue."""
+    """An outage that outlasts the mapping's (finite) retries of two batches; their ranges go to the queue."""
     pipeline.send(clicks("aaa1111", 1))
     outage.kind = "throttled"
     pipeline.send(clicks("aaa1111", 3))
@@ -56,46 +63,70 @@ def skip_two_batches(pipeline, outage):
     assert pipeline.mapping.discarded == 2
 
 
-def test_replay_heals_skipped_batches_and_empties_the_queue(ddb, setup):
+def trim(stream_name, up_to):
+    """Remove every record of the stream up to sequence number `up_to`, as Kinesis does once they
+    are older than its retention (moto never trims). Keep a later record: moto numbers a new
+    record after the last one it holds."""
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.kinesis.models import kinesis_backends
+
+    stream = kinesis_backends[DEFAULT_ACCOUNT_ID][REGION].streams[stream_name]
+    for shard in stream.shards.values():
+        for sequence in [s for s in shard.records if s <= int(up_to)]:
+            del shard.records[sequence]
+        assert shard.records, "keep a later record on the shard"
+
+
+def test_replay_reports_ranges_still_on_the_stream_as_skipped_applies_nothing_and_empties_the_queue(ddb, setup):
     sqs, url, pipeline, outage = setup
     skip_two_batches(pipeline, outage)
     assert (click_count(ddb, "aaa1111"), click_count(ddb, "bbb2222")) == (1, 0)
     outcome = replay_dlq.replay(url, replay_dlq.call_in_process(), sqs=sqs, wait_seconds=0)
-    assert (outcome.healed_shards, outcome.deleted, outcome.failed, outcome.unreadable) == (1, 2, 0, 0)
-    assert (click_count(ddb, "aaa1111"), click_count(ddb, "bbb2222")) == (4, 2)
+    assert (outcome.accounted, outcome.skipped, outcome.lost, outcome.failed, outcome.unreadable) == (2, 2, 0, 0, 0)
+    assert [r["records"] for r in outcome.results] == [1, 1]
+    assert (click_count(ddb, "aaa1111"), click_count(ddb, "bbb2222")) == (1, 0)  # reported, never applied
     assert messages_left(sqs, url) == 0
 
 
-def test_the_next_batch_heals_on_its_own_and_a_replay_after_it_counts_nothing_twice(ddb, setup):
+def test_replay_reports_a_trimmed_range_as_lost(ddb, setup):
     sqs, url, pipeline, outage = setup
     skip_two_batches(pipeline, outage)
-    pipeline.send(clicks("aaa1111", 10))  # the next batch reads the skipped ones back first
-    assert (click_count(ddb, "aaa1111"), click_count(ddb, "bbb2222")) == (14, 2)
-    for _ in range(2):
-        outcome = replay_dlq.replay(url, replay_dlq.call_in_process(), sqs=sqs, wait_seconds=0)
-        assert outcome.ok
-    assert (click_count(ddb, "aaa1111"), click_count(ddb, "bbb2222")) == (14, 2)
-    assert messages_left(sqs, url) == 0
-
-
-def test_a_long_gap_is_read_back_over_retries_of_the_next_batch(ddb, setup, monkeypatch):
-    """Each attempt reads a bounded part of the gap, applies it and moves the checkpoint: progress, not a loop."""
-    sqs, url, pipeline, outage = setup
-    skip_two_batches(pipeline, outage)
-    monkeypatch.setattr("aggregator.stream.MAX_CALLS", 1)  # one record read back per attempt
-    pipeline.send(clicks("aaa1111", 10))
-    assert (click_count(ddb, "aaa1111"), click_count(ddb, "bbb2222")) == (14, 2)
-    assert pipeline.mapping.discarded == 2, "the next batch needed retries, but none was given up"
-
-
-def test_a_failed_heal_leaves_the_messages(ddb, setup):
-    sqs, url, pipeline, outage = setup
-    skip_two_batches(pipeline, outage)
-    outage.kind = "throttled"
+    pipeline.send(clicks("ccc3333", 1))  # a later record, counted as usual
+    [first, second] = pipeline.failures()
+    trim(STREAM, first["KinesisBatchInfo"]["endSequenceNumber"])  # the first range is past the retention
     outcome = replay_dlq.replay(url, replay_dlq.call_in_process(), sqs=sqs, wait_seconds=0)
-    assert (outcome.healed_shards, outcome.failed) == (0, 2) and not outcome.ok
+    assert (outcome.accounted, outcome.lost, outcome.skipped) == (2, 1, 1)
+    by_first = {r["first"]: (r["lost"], r["skipped"]) for r in outcome.results}
+    assert by_first == {first["KinesisBatchInfo"]["startSequenceNumber"]: (1, 0),
+                        second["KinesisBatchInfo"]["startSequenceNumber"]: (0, 1)}
+    assert messages_left(sqs, url) == 0
+
+
+def test_the_next_batch_counts_only_its_own_and_replays_count_nothing(ddb, setup):
+    sqs, url, pipeline, outage = setup
+    skip_two_batches(pipeline, outage)
+    pipeline.send(clicks("aaa1111", 10))  # no gap is read back: only its own record
+    assert pipeline.results[-1]["records"] == 1
+    assert (click_count(ddb, "aaa1111"), click_count(ddb, "bbb2222")) == (11, 0)
+    first = replay_dlq.replay(url, replay_dlq.call_in_process(), sqs=sqs, wait_seconds=0)
+    again = replay_dlq.replay(url, replay_dlq.call_in_process(), sqs=sqs, wait_seconds=0)
+    assert (first.ok, first.accounted, again.ok, again.accounted) == (True, 2, True, 0)
+    assert (click_count(ddb, "aaa1111"), click_count(ddb, "bbb2222")) == (11, 0)
+    assert messages_left(sqs, url) == 0
+
+
+def test_a_failed_account_leaves_the_messages(ddb, setup, monkeypatch):
+    sqs, url, pipeline, outage = setup
+    skip_two_batches(pipeline, outage)
+    stream_outage = Outage(monkeypatch, pipeline.aggregator._kinesis, operations={"GetShardIterator"})
+    stream_outage.kind = "internal-error"
+    try:
+        outcome = replay_dlq.replay(url, replay_dlq.call_in_process(), sqs=sqs, wait_seconds=0)
+    finally:
+        stream_outage.end()
+    assert (outcome.accounted, outcome.failed) == (0, 2) and not outcome.ok
+    assert stream_outage.failed_sends >= 2
     assert messages_left(sqs, url) == 2
-    assert click_count(ddb, "bbb2222") == 0
 
 
 @pytest.mark.parametrize(
@@ -107,17 +138,27 @@ def test_an_unreadable_message_is_kept_for_a_person(ddb, setup, body):
     sqs, url, _, _ = setup
     sqs.send_message(QueueUrl=url, MessageBody=body)
     outcome = replay_dlq.replay(url, replay_dlq.call_in_process(), sqs=sqs, wait_seconds=0)
-    assert (outcome.healed_shards, outcome.unreadable) == (0, 1)
+    assert (outcome.accounted, outcome.unreadable) == (0, 1)
     assert messages_left(sqs, url) == 1
 
 
-def test_invoke_function_asks_for_a_heal_synchronously():
+def test_a_message_the_aggregator_refuses_is_kept_and_the_others_are_accounted_for(ddb, setup):
+    # It names a shard, so replay_dlq sends it; the aggregator finds no range in it (ValueError).
+    sqs, url, pipeline, outage = setup
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"KinesisBatchInfo": {"shardId": "shardId-000000000000"}}))
+    skip_two_batches(pipeline, outage)
+    outcome = replay_dlq.replay(url, replay_dlq.call_in_process(), sqs=sqs, wait_seconds=0)
+    assert (outcome.accounted, outcome.failed + outcome.unreadable) == (2, 1) and not outcome.ok
+    assert messages_left(sqs, url) == 1
+
+
+def test_invoke_function_sends_the_failure_record_synchronously():
     # A session of its own: boto3.client() would create boto3's default session here, outside moto,
     # and that session keeps the credentials it first read, for every later boto3.client() in this
     # process (bench's handler copies then reach DynamoDB Local under the wrong access key).
     client = boto3.session.Session(region_name=REGION).client("lambda")
-    payload = {"heal": {"shard": "shardId-000000000000"}}
-    ok = json.dumps({"shardId-000000000000": {"clicks": 2, "complete": True}}).encode()
+    payload = {"failed": {"KinesisBatchInfo": {"shardId": "shardId-000000000000", "batchSize": 2}}}
+    ok = json.dumps({"shard": "shardId-000000000000", "lost": 2, "skipped": 0}).encode()
     failed = json.dumps({"errorMessage": "boom", "errorType": "ClientError"}).encode()
     expected = {"FunctionName": "links-aggregator", "InvocationType": "RequestResponse",
                 "Payload": json.dumps(payload).encode()}
@@ -126,36 +167,36 @@ def test_invoke_function_asks_for_a_heal_synchronously():
         stub.add_response("invoke", {"StatusCode": 200, "FunctionError": "Unhandled",
                                      "Payload": StreamingBody(io.BytesIO(failed), len(failed))}, expected)
         apply = replay_dlq.invoke_function("links-aggregator", client)
-        assert apply(payload) == {"shardId-000000000000": {"clicks": 2, "complete": True}}
+        assert apply(payload) == {"shard": "shardId-000000000000", "lost": 2, "skipped": 0}
         with pytest.raises(replay_dlq.ReplayFailed, match="boom"):
             apply(payload)
 
 
-def test_a_long_backlog_is_healed_over_several_calls(ddb, setup, monkeypatch):
-    sqs, url, pipeline, outage = setup
-    skip_two_batches(pipeline, outage)
-    for _ in range(5):
-        pipeline.put(clicks("bbb2222", 1))  # arrive after the skip, and the mapping is not polled
-    monkeypatch.setattr("aggregator.stream.MAX_CALLS", 1)
-    monkeypatch.setattr("aggregator.stream.RECORDS_PER_CALL", 2)
-    monkeypatch.setattr("aggregator.handler.HEAL_ROUNDS", 1)
-    calls = []
-
-    def counted(payload):
-        calls.append(payload)
-        return replay_dlq.call_in_process()(payload)
-
-    outcome = replay_dlq.replay(url, counted, sqs=sqs, wait_seconds=0)
-    assert outcome.ok and len(calls) > 1
-    assert (click_count(ddb, "aaa1111"), click_count(ddb, "bbb2222")) == (4, 7)
+def test_the_invoke_waits_longer_than_the_aggregator_may_run_and_is_never_retried(monkeypatch):
+    """botocore's default read timeout (60 s) is shorter than the aggregator's 120 s, and botocore retries
+    a timed-out call: two accounts of one range would then run at once, and report it twice."""
+    made = []
+    monkeypatch.setattr(replay_dlq.boto3, "client", lambda service, **kwargs: made.append((service, kwargs)) or object())
+    replay_dlq.invoke_function("links-aggregator")
+    [(service, kwargs)] = made
+    config = kwargs["config"]
+    timeout = load_template()["Resources"]["AggregatorFunction"]["Properties"]["Timeout"]
+    assert service == "lambda"
+    assert config.read_timeout > timeout
+    assert config.retries == {"total_max_attempts": 1}
+    # A message is hidden from other readers for longer than one invoke may wait.
+    assert replay_dlq.VISIBILITY_TIMEOUT_SECONDS > config.read_timeout
 
 
 def test_command_line_local_mode(ddb, setup, capsys):
     sqs, url, pipeline, outage = setup
     skip_two_batches(pipeline, outage)
     assert replay_dlq.main(["--queue-url", url, "--local"]) == 0
-    assert "healed 1 shard(s), deleted 2 message(s); 0 failed and 0 unreadable" in capsys.readouterr().out
-    assert click_count(ddb, "aaa1111") == 4
+    out = capsys.readouterr().out
+    assert ("accounted for 2 discarded range(s): 0 record(s) lost, 2 skipped; 0 failed and 0 unreadable left in the queue"
+            in out)
+    assert click_count(ddb, "aaa1111") == 1
+    assert messages_left(sqs, url) == 0
 
 
 def test_make_target_passes_queue_and_function():
