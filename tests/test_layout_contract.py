@@ -13,7 +13,7 @@ from datetime import timedelta
 import boto3
 import pytest
 
-from aggregator import layout
+from aggregator import claims, layout
 from local_stack.event_source import kinesis_event
 from local_stack.log_subscription import encode_payload
 from local_stack.template import table_properties
@@ -148,12 +148,36 @@ def test_the_aggregator_and_the_store_name_the_counter_and_stats_items_alike():
 def test_no_aggregator_item_can_be_mistaken_for_a_link_user_or_token():
     counter_sk = layout.counter_key("abc", REGION)["sk"]["S"]
     stats_pk = layout.stats_key("abc", "2026-11-27", REGION)["pk"]["S"]
-    checkpoint = layout.checkpoint_key(REGION, layout.shard_name(STREAM, SHARD))
+    claim = layout.claim_key("0" * 32, REGION)
     assert counter_sk not in (store_module.LINK_SK, store_users.USER_SK, store_tokens.TOKEN_SK)
-    # A stats or checkpoint partition can never be a link's: ids are [A-Za-z0-9_-], and "#" is not one of them.
+    # A stats or claim partition can never be a link's: ids are [A-Za-z0-9_-], and "#" is not one of them.
     assert not link_rules._SLUG_RE.fullmatch(stats_pk)
-    assert not link_rules._SLUG_RE.fullmatch(checkpoint["pk"]["S"])
-    assert checkpoint["sk"]["S"] not in (store_module.LINK_SK, store_users.USER_SK, store_tokens.TOKEN_SK)
+    assert not link_rules._SLUG_RE.fullmatch(claim["pk"]["S"])
+    assert claim["sk"]["S"] not in (store_module.LINK_SK, store_users.USER_SK, store_tokens.TOKEN_SK)
+
+
+def test_the_store_never_reads_a_mark_as_a_counter():
+    # The store sums every attribute of a stats item whose name starts with one of its prefixes.
+    mark = layout.mark_name(layout.stream_life("arn:aws:kinesis:us-east-1:123456789012:stream/clicks", "1.000"), SHARD)
+    assert mark.startswith(layout.MARK_PREFIX)
+    assert not mark.startswith(tuple(store_links._DAY_COUNTER_PREFIXES))
+    assert mark not in COUNTER_ATTRIBUTES
+
+
+def test_claims_are_purged_by_the_tables_time_to_live():
+    ttl = table_properties()["TimeToLiveSpecification"]
+    assert ttl["Enabled"] is True
+    written = []
+
+    class Client:
+        def put_item(self, **request):
+            written.append(request)
+
+    now = int(time.time())
+    claims.claim(Client(), TABLE_NAME, "0" * 32, "m#x.0:1", REGION, retention_seconds=24 * 3600)
+    purge_at = int(written[0]["Item"][ttl["AttributeName"]]["N"])
+    # Kept while CloudWatch Logs may still put a copy (24 h) and the stream may still hold it (its retention).
+    assert purge_at >= now + 48 * 3600
 
 
 def test_list_shards_are_the_keys_the_store_reads_back():
@@ -220,7 +244,7 @@ def test_the_redirect_prints_the_click_line_the_aggregator_reads(redirect, store
              "headers": {"user-agent": PHONE, "referer": "https://News.Example.com/a?b=c"}}
     assert redirect.lambda_handler(event, None)["statusCode"] == 302
     [printed] = [l for l in capsys.readouterr().out.splitlines() if l.startswith("{")]
-    parsed = parse_line(layout.padded("1"), {"timestamp": 1_795_780_800_000, "message": printed})
+    parsed = parse_line(layout.encode_sequence("1"), {"timestamp": 1_795_780_800_000, "message": printed})
     assert (parsed.short_id, parsed.device, parsed.referrer, parsed.country) == ("contract-4", "mobile", "news.example.com", None)
 
 

@@ -12,8 +12,8 @@ printed at the end of the module with `pytest -s`):
   only for a GET that redirects, and the aggregator's parser accepts it with every field bounded;
 - the aggregator's input, arbitrary Kinesis record data (random bytes, gzip of random JSON, CloudWatch
   envelopes of hostile, huge or nested click lines) -> never raises (the only exceptions it may raise
-  are retryable DynamoDB errors, and moto raises none), and every item it writes stays far below
-  DynamoDB's 400 KB item limit.
+  are retryable DynamoDB errors, and moto raises none), every claim key it writes stays within
+  DynamoDB's key limits, and every item it writes stays far below DynamoDB's 400 KB item limit.
 The CSV import does not exist yet (issue 9: due when link management lands), so it has no property here.
 """
 import contextlib
@@ -26,6 +26,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from aggregator import layout
 from figures.pytest_plugin import record
 from tests.conftest import TABLE_NAME
 
@@ -216,7 +217,7 @@ def test_the_redirect_never_raises_and_prints_at_most_one_bounded_click_line(red
         assert status == 302 and method == "GET"
         line = lines[0]
         assert len(line.encode()) < 2048
-        click = parse_line("0" * 129, {"message": line, "timestamp": 1_795_757_759_000})
+        click = parse_line(layout.encode_sequence("1"), {"message": line, "timestamp": 1_795_757_759_000})
         assert click is not None, line
         assert click.short_id == event.get("rawPath", event.get("path", ""))[1:]
         assert click.referrer is None or len(click.referrer) <= HOST_MAX
@@ -254,21 +255,30 @@ record_data = (
 @example(records=[gzip.compress(json.dumps(_envelope([{"message": json.dumps({"type": "click", "id": "aaa"}),
                                                         "timestamp": 10**400}])).encode())])
 def test_the_aggregator_never_raises_on_any_record_and_bounds_what_it_writes(aggregator, ddb, records):
+    from aggregator.clicks import read_record
+
     TRIED["aggregator"] += 1
-    sizes = []
+    sizes, claim_keys = [], []
 
     def measure(model, params, **_):
         if model.name == "UpdateItem":
             sizes.append(len(params["body"]))
+        if model.name == "PutItem":
+            claim_keys.append(json.loads(params["body"])["Item"])
 
     aggregator._dynamodb.meta.events.register("before-call", measure)
     base = TRIED["aggregator"] * 10
-    batch = [(f"{base + i:0129d}", data) for i, data in enumerate(records)]
+    batch = [read_record(layout.encode_sequence(str(base + i)), data) for i, data in enumerate(records)]
     try:
-        aggregator.apply_records("clicks-test#shardId-000000000000", batch)
+        aggregator.apply_batch(batch, layout.mark_name("life0", "shardId-000000000000"))
     finally:
         aggregator._dynamodb.meta.events.unregister("before-call", measure)
     assert all(size < 64 * 1024 for size in sizes), max(sizes)
+    # A claim per record with clicks, and its key within DynamoDB's limits (partition key 2,048 bytes,
+    # sort key 1,024) whatever the record held: its identity is a fixed-size hash.
+    assert len(claim_keys) == len({record.identity for record in batch if record.clicks})
+    for key in claim_keys:
+        assert len(key["pk"]["S"].encode()) <= 64 and len(key["sk"]["S"].encode()) <= 64
     # Every item the run left in the table is bounded too.
     for item in ddb.scan(TableName=TABLE_NAME)["Items"]:
         assert len(json.dumps(item)) < MAX_ITEM_BYTES / 4
