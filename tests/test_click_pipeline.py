@@ -29,6 +29,9 @@ MAX_ITEM_BYTES = 400 * 1024
 # The mapping's retries when a test plays the template's "until it succeeds": a bound for the
 # stand-in's loop, far above the attempts any outage here makes fail.
 RETRIES_UNTIL_SUCCESS = 50
+# The mapping's retries everywhere else: an operator's finite setting, so that a batch that fails on
+# every attempt is discarded (and a test of one that should not can never loop for ever).
+FINITE_RETRIES = 2
 
 
 # ------------------------------------------------------------------ the pipeline in moto
@@ -43,11 +46,11 @@ def aws(aggregator):
     return aggregator, kinesis, sqs, queue_url
 
 
-def make_pipeline(aws, shards=1, **options):
+def make_pipeline(aws, shards=1, max_retries=FINITE_RETRIES, **options):
     """The pipeline on a new stream, its failures sent to the queue, every aggregator call counted (`faults`)."""
     aggregator, kinesis, sqs, queue_url = aws
     return Pipeline(aggregator, kinesis, STREAM, shards=shards, queue=(sqs, queue_url), timestamp_ms=NOON_MS,
-                    faults=True, **options)
+                    faults=True, max_retries=max_retries, **options)
 
 
 @pytest.fixture

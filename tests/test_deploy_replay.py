@@ -31,7 +31,7 @@ def setup(aggregator, monkeypatch):
     monkeypatch.setattr("aggregator.stream.READ_PAUSE_SECONDS", 0)  # the shard's read limit is not tested here
     sqs = boto3.client("sqs", region_name=REGION)
     url = sqs.create_queue(QueueName="links-clicks-dlq")["QueueUrl"]
-    pipeline = Pipeline(aggregator, queue=(sqs, url))
+    pipeline = Pipeline(aggregator, queue=(sqs, url), max_retries=2)  # an operator's finite retries
     outage = Outage(monkeypatch, aggregator._dynamodb, operations={"UpdateItem"})
     yield sqs, url, pipeline, outage
     outage.end()

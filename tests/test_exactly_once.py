@@ -369,7 +369,8 @@ def test_a_retry_reads_first_and_writes_only_what_is_missing(aggregator, kinesis
 
 
 def test_in_steady_state_no_batch_reads_the_stream(aggregator, ddb, monkeypatch):
-    pipeline = Pipeline(aggregator, shards=None, batch_size=1)  # on the stream of the kinesis fixture
+    # The kinesis fixture's stream; no batch is expected to fail.
+    pipeline = Pipeline(aggregator, shards=None, batch_size=1, max_retries=0)
     calls = count_calls(aggregator._kinesis)
     for n in range(20):
         pipeline.send([line(f"link{n % 3}")])
@@ -488,8 +489,8 @@ def test_replay_leaves_a_message_the_aggregator_refuses_in_the_queue(aggregator,
     refused = {"KinesisBatchInfo": {"shardId": SHARD, "streamArn": failure["KinesisBatchInfo"]["streamArn"]}}
     for body in (refused, failure):
         sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body))
-    outcome = replay_dlq.replay(url, replay_dlq.invoke_function("links-aggregator", _InProcessLambda(aggregator.lambda_handler)),
-                                sqs=sqs, wait_seconds=0)
+    deployed = replay_dlq.invoke_function("links-aggregator", _InProcessLambda(aggregator.lambda_handler))
+    outcome = replay_dlq.replay(url, deployed, sqs=sqs, wait_seconds=0)
     left = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
     assert [json.loads(m["Body"]) for m in left] == [refused]
     assert (outcome.accounted, outcome.skipped, outcome.failed, outcome.ok) == (1, 2, 1, False)
