@@ -667,7 +667,7 @@ def test_one_write_per_item_per_batch_and_one_claim_per_record(aggregator, kines
     sequences = [put(kinesis, lines), put(kinesis, [line("bbb2222", ref=None, cc=None)], timestamp_ms=NEXT_DAY)]
     result = aggregator.lambda_handler(event_for(kinesis, sequences), None)
     assert result == {"clicks": 9, "items": 5, "applied": 5, "already_applied": 0, "dropped": 0, "duplicate_records": 0,
-                      "shard": SHARD, "records": 2, "retry": False}
+                      "shard": SHARD, "records": 2, "retry": False, "batchItemFailures": []}
     updates = sorted(pk_sk for operation, pk_sk in writes_seen if operation == "UpdateItem")
     assert updates == sorted(["aaa1111", "stats#aaa1111", "bbb2222", "stats#bbb2222", "stats#bbb2222"])
     claimed = [pk for operation, pk in writes_seen if operation == "PutItem"]
@@ -743,7 +743,7 @@ def test_a_control_message_counts_nothing_and_writes_nothing(aggregator, kinesis
 
 
 def test_an_empty_event_does_nothing(aggregator, ddb):
-    assert aggregator.lambda_handler({"Records": []}, None) == {"clicks": 0}
+    assert aggregator.lambda_handler({"Records": []}, None) == {"clicks": 0, "batchItemFailures": []}
     assert ddb.scan(TableName=TABLE_NAME)["Count"] == 0
 
 
