@@ -18,6 +18,7 @@ Two kinds of event:
   holds) or skipped (what it still holds: only when finite retries were set), never applied.
 """
 import base64
+import datetime
 import json
 import logging
 import os
@@ -244,7 +245,11 @@ def account_for_discarded(failure):
         layout.encode_sequence(last)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"not an on-failure record of a Kinesis event source mapping: {exc}") from None
-    held = min(size, stream.records_still_held(_kinesis, arn, shard_id, first, last))
+    created = stream.created_at(_kinesis, arn)
+    if created is None or _arrived_before(info.get("approximateArrivalOfLastRecord"), created):
+        held = 0  # the stream is gone, or the range belongs to an earlier life of it: gone with it
+    else:
+        held = min(size, stream.records_still_held(_kinesis, arn, shard_id, first, last))
     result = {
         "shard": shard_id, "first": first, "last": last, "records": size,
         "lost": size - held, "skipped": held,
@@ -256,6 +261,14 @@ def account_for_discarded(failure):
     logger.error("discarded click records %s", json.dumps(result, sort_keys=True))
     emit_metrics({"RecordsLost": result["lost"], "RecordsSkipped": result["skipped"]})
     return result
+
+
+def _arrived_before(arrival, created):
+    """Whether an on-failure record's ISO arrival time is before the stream's creation (epoch seconds)."""
+    try:
+        return datetime.datetime.fromisoformat(str(arrival).replace("Z", "+00:00")).timestamp() < created
+    except ValueError:
+        return False  # no usable time: the stream itself is asked
 
 
 def emit_metrics(values):

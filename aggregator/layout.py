@@ -17,8 +17,8 @@ REFERRER_PREFIX, COUNTRY_PREFIX, DEVICE_PREFIX = "ref#", "cc#", "dev#"
 # String sets naming the referrers and countries a stats item holds, so their number is bounded.
 REFERRER_SET, COUNTRY_SET = "refs", "ccs"
 OTHER = "(other)"
-# Per-shard high-water mark, "m#<stream life>.<shard number>": the last sequence number of
-# that shard applied to the item. A stream's life (its ARN and creation time) is in the name,
+# Per-shard high-water mark, "m#<stream life><shard number>" (the life 7 characters, the number
+# in base 62): the last sequence number of that shard applied to the item. A stream's life (its ARN and creation time) is in the name,
 # so a stream deleted and created again under the same name never meets its old marks.
 MARK_PREFIX = "m#"
 # A stream record's claim: pk "claim#<record identity>", sk "<region>". The first stream
@@ -26,11 +26,14 @@ MARK_PREFIX = "m#"
 # finds it taken and is dropped. purge_at (the table's TTL attribute) removes it later.
 CLAIM_PK_PREFIX = "claim#"
 # Kinesis sequence numbers are decimal strings of up to 129 digits (API pattern 0|([1-9]\d{0,128})),
-# more than a DynamoDB number holds. They are stored in base 62, after one character that
-# gives the length, so that string order is number order: 56 digits take 33 characters.
+# more than a DynamoDB number holds. They are stored in base 94 (the printable ASCII characters,
+# in their order), after one character that gives the length, so that string order is number
+# order: 56 digits take 30 characters. Every byte counts: an item holds one mark per shard.
 SEQUENCE_DIGITS_MAX = 129
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # in ASCII order
-_LENGTH_BASE = ord("!")  # lengths 1..72 map to "\"".."i": printable, and ordered
+_BASE94 = "".join(chr(code) for code in range(ord("!"), ord("~") + 1))  # in ASCII order
+_LENGTH_BASE = ord("!")  # lengths 1..66 map to "\"".."c": printable, and ordered
+LIFE_LENGTH = 7
 _SHARD_ID = re.compile(r"shardId-(\d{1,20})")
 
 
@@ -51,12 +54,14 @@ def claim_key(identity, region):
 
 def stream_life(stream_arn, created):
     """A short name for one life of a stream: its ARN and its creation time (a string)."""
-    return _base62(int.from_bytes(hashlib.sha256(f"{stream_arn}@{created}".encode()).digest()[:6], "big"))
+    # 40 bits: two lives of one stream share a name once in about a trillion re-creations.
+    digest = int.from_bytes(hashlib.sha256(f"{stream_arn}@{created}".encode()).digest()[:5], "big")
+    return _in_base(digest, _BASE62).rjust(LIFE_LENGTH, "0")
 
 
 def mark_name(life, shard_id):
     """The attribute holding one shard's high-water mark, for a shard of one stream life."""
-    return f"{MARK_PREFIX}{life}.{shard_number(shard_id)}"
+    return f"{MARK_PREFIX}{life}{_in_base(shard_number(shard_id), _BASE62)}"
 
 
 def shard_number(shard_id):
@@ -76,7 +81,7 @@ def encode_sequence(sequence_number):
         or (len(sequence_number) > 1 and sequence_number[0] == "0")
     ):
         raise ValueError(f"not a stream sequence number: {sequence_number[:40]!r}")
-    digits = _base62(int(sequence_number))
+    digits = _in_base(int(sequence_number), _BASE94)
     return chr(_LENGTH_BASE + len(digits)) + digits
 
 
@@ -84,14 +89,14 @@ def decode_sequence(encoded):
     """The sequence number (decimal string) that encode_sequence gave `encoded` for."""
     value = 0
     for char in encoded[1:]:
-        value = value * 62 + _BASE62.index(char)
+        value = value * 94 + _BASE94.index(char)
     return str(value)
 
 
-def _base62(value):
+def _in_base(value, alphabet):
     digits = ""
     while True:
-        value, remainder = divmod(value, 62)
-        digits = _BASE62[remainder] + digits
+        value, remainder = divmod(value, len(alphabet))
+        digits = alphabet[remainder] + digits
         if not value:
             return digits

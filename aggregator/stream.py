@@ -47,6 +47,17 @@ def life_of(client, stream_arn, newest_arrival=None):
     return life, created
 
 
+def created_at(client, stream_arn):
+    """The stream's current creation time (epoch seconds), asked now; None when there is no such stream."""
+    _lives.pop(stream_arn, None)
+    try:
+        return life_of(client, stream_arn)[1]
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return None
+        raise
+
+
 def records_still_held(client, stream_arn, shard_id, first, last):
     """How many records with sequence numbers first..last (decimal strings) the shard still holds.
 

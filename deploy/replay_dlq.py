@@ -82,7 +82,10 @@ def call_in_process():
     from aggregator.handler import lambda_handler
 
     def apply(payload):
-        return lambda_handler(payload, None)
+        try:
+            return lambda_handler(payload, None)
+        except Exception as exc:  # noqa: BLE001 - as a deployed invoke reports any error of the function
+            raise ReplayFailed(f"the aggregator failed: {exc}") from exc
 
     return apply
 
