@@ -10,6 +10,11 @@ What it reproduces, and the AWS page each behaviour comes from:
   retry quota"; then the batch is discarded, only described (never its records) on the on-failure
   destination, and the shard moves on. Records already past the maximum age are discarded before
   invocation. https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html
+- Partial batch response (FunctionResponseTypes: ReportBatchItemFailures): the function returns the
+  first record it did not process; Lambda checkpoints there and retries from that record. An empty or
+  null list, or no response, is a complete success; an empty, null or unknown itemIdentifier a complete
+  failure. Without the setting the response is ignored.
+  https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-batchfailurereporting.html
 - -1 is infinite for MaximumRetryAttempts ("failed records are retried until the record expires") and for
   MaximumRecordAgeInSeconds ("Kinesis Data Streams data retention settings still apply").
   https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-parameters.html
@@ -18,6 +23,7 @@ What it reproduces, and the AWS page each behaviour comes from:
   described on the on-failure destination like a batch that expired.
   https://docs.aws.amazon.com/streams/latest/dev/kinesis-extended-retention.html
 
+The function gets a context whose remaining time counts down from the template's Timeout, as Lambda's.
 A failing batch never holds the poll loop: it stays in flight in its shard, and a later poll retries it
 once its pause is over, so other shards go on and stop() is prompt.
 """
@@ -62,6 +68,7 @@ def mapping_settings(template=None):
             found = template["Parameters"][found["Ref"]]["Default"]
         return int(found)
 
+    function = template["Resources"]["AggregatorFunction"]["Properties"]
     return {
         "batch_size": value("BatchSize", 100),
         "window": value("MaximumBatchingWindowInSeconds", 0),
@@ -69,6 +76,8 @@ def mapping_settings(template=None):
         "max_retries": value("MaximumRetryAttempts", -1),
         "max_record_age": value("MaximumRecordAgeInSeconds", -1),
         "parallelization": value("ParallelizationFactor", 1),
+        "report_batch_item_failures": "ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+        "function_timeout": int(function.get("Timeout", 3)),
         "retention_seconds": retention_seconds(template),
     }
 
@@ -137,6 +146,34 @@ def failure_record(records, stream_arn, shard_id, attempts, condition=RETRY_ATTE
     return record
 
 
+class LambdaContext:
+    """The parts of Lambda's context object a handler uses: its names, and the time left before it times out."""
+
+    def __init__(self, timeout_seconds, function_name="aggregator-local"):
+        self.function_name = function_name
+        self.invoked_function_arn = FUNCTION_ARN
+        self.aws_request_id = str(uuid.uuid4())
+        self._deadline = time.monotonic() + timeout_seconds
+
+    def get_remaining_time_in_millis(self):
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def unprocessed_records(batch, response):
+    """The records of `batch` a partial batch response asks to retry: None for a complete success, the
+    whole batch for a complete failure, else those from the lowest sequence number it names."""
+    if not isinstance(response, dict) or not response.get("batchItemFailures"):
+        return None
+    sequences = [record[0] for record in batch]
+    firsts = []
+    for failure in response["batchItemFailures"]:
+        identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+        if not identifier or identifier not in sequences:
+            return batch  # an empty, null or misnamed identifier: the whole batch failed
+        firsts.append(sequences.index(identifier))
+    return batch[min(firsts):]
+
+
 def retry_pause(attempts):
     """Seconds to wait after `attempts` failed invocations of one batch before the next."""
     return min(RETRY_DELAY_SECONDS * 2 ** (attempts - 1), MAX_RETRY_DELAY_SECONDS)
@@ -158,14 +195,17 @@ class EventSourceMapping(Periodic):
     """Polls every shard of one stream and invokes `handler(event, None)` with ordered batches.
 
     `on_failure(record)` receives the on-failure record of each discarded range. max_retries and
-    max_record_age (seconds) are the template's by default, -1 meaning infinite; retention_seconds is
-    the stream's (the template's default). `clock` gives the wall time records' ages are measured by.
+    max_record_age (seconds, -1 meaning infinite), report_batch_item_failures and the function's
+    timeout are the template's by default; retention_seconds is the stream's (the template's default).
+    `clock` gives the wall time records' ages are measured by.
     """
 
     def __init__(self, kinesis, stream_name, handler, on_failure, batch_size=100, window=0.5, max_retries=None,
-                 max_record_age=None, retention_seconds=None, echo=None, interval=0.2, clock=time.time):
+                 max_record_age=None, retention_seconds=None, report_batch_item_failures=None, function_timeout=None,
+                 echo=None, interval=0.2, clock=time.time):
         super().__init__(interval=interval, name="event-source-mapping")
-        template = None if None not in (max_retries, max_record_age, retention_seconds) else mapping_settings()
+        chosen = (max_retries, max_record_age, retention_seconds, report_batch_item_failures, function_timeout)
+        template = None if None not in chosen else mapping_settings()
         self._kinesis = kinesis
         self._stream = stream_name
         self._handler = handler
@@ -175,6 +215,9 @@ class EventSourceMapping(Periodic):
         self._max_retries = template["max_retries"] if max_retries is None else max_retries
         self._max_age = template["max_record_age"] if max_record_age is None else max_record_age
         self._retention = template["retention_seconds"] if retention_seconds is None else retention_seconds
+        self._partial = (template["report_batch_item_failures"] if report_batch_item_failures is None
+                         else report_batch_item_failures)
+        self._timeout = template["function_timeout"] if function_timeout is None else function_timeout
         self._echo = echo
         self._clock = clock
         self._lock = threading.RLock()  # poll() runs in the thread, follow() and drain() in the caller's
@@ -317,24 +360,38 @@ class EventSourceMapping(Periodic):
         return batch
 
     def _invoke(self, shard_id, shard):
-        """One attempt at the batch in flight; True when the shard may go on (delivered, or discarded)."""
+        """One attempt at the batch in flight; True when the shard may go on (delivered, discarded, or
+        partly processed with the rest to send at once)."""
         shard.attempts += 1
         self.invocations += 1
+        event = kinesis_event(shard.batch, self._arn, shard_id)
         try:
-            self._handler(kinesis_event(shard.batch, self._arn, shard_id), None)  # as Lambda invokes: (event, context)
+            response = self._handler(event, LambdaContext(self._timeout))  # as Lambda invokes: (event, context)
         except Exception:  # noqa: BLE001 - any function error means "retry", as on AWS
             if shard.attempts == 1:
                 self._log(f"aggregator failed (attempt 1):\n{traceback.format_exc()}")
             else:
                 self._log(f"aggregator failed again (attempt {shard.attempts}); the batch waits in its shard\n")
-            if 0 <= self._max_retries < shard.attempts:
-                self._discard(shard_id, shard.batch, shard.attempts, RETRY_ATTEMPTS_EXHAUSTED)
-                shard.batch, shard.attempts = None, 0
-                return True
-            shard.next_try = time.monotonic() + retry_pause(shard.attempts)
-            return False
-        shard.batch, shard.attempts = None, 0
-        return True
+            return self._failed(shard_id, shard)
+        rest = unprocessed_records(shard.batch, response) if self._partial else None
+        if rest is None:
+            shard.batch, shard.attempts = None, 0
+            return True
+        if len(rest) < len(shard.batch):
+            # A checkpoint: the records before it are done, and the mapping goes on from it at once.
+            shard.batch, shard.attempts, shard.next_try = rest, 0, 0.0
+            return True
+        self._log(f"aggregator reported the whole batch failed (attempt {shard.attempts})\n")
+        return self._failed(shard_id, shard)
+
+    def _failed(self, shard_id, shard):
+        """After a failed attempt: discard the batch if the retries ran out, else pause before the next."""
+        if 0 <= self._max_retries < shard.attempts:
+            self._discard(shard_id, shard.batch, shard.attempts, RETRY_ATTEMPTS_EXHAUSTED)
+            shard.batch, shard.attempts = None, 0
+            return True
+        shard.next_try = time.monotonic() + retry_pause(shard.attempts)
+        return False
 
     def _discard(self, shard_id, records, attempts, condition):
         self.discarded += 1

@@ -36,10 +36,13 @@ BATCH_INFO_KEYS = {"shardId", "startSequenceNumber", "endSequenceNumber", "appro
 
 class Recorder:
     """A stand-in aggregator: records each event it is invoked with, and fails the next `failures` of them,
-    all of them while `failing`, or those that `fail_if(event)` picks."""
+    all of them while `failing`, or those that `fail_if(event)` picks. It answers with the next of
+    `responses` (a partial batch response), then with a success."""
 
-    def __init__(self, failures=0):
+    def __init__(self, failures=0, responses=()):
         self.events = []
+        self.contexts = []
+        self.responses = list(responses)
         self.failures = failures
         self.failing = False
         self.fail_if = None
@@ -48,11 +51,12 @@ class Recorder:
     def __call__(self, event, context):
         with self.lock:
             self.events.append(event)
+            self.contexts.append(context)
             fail = self.failing or self.failures > 0 or bool(self.fail_if and self.fail_if(event))
             self.failures -= self.failures > 0 and fail
         if fail:
             raise RuntimeError("told to fail")
-        return {"records": len(event["Records"])}
+        return self.responses.pop(0) if self.responses else {"records": len(event["Records"]), "batchItemFailures": []}
 
     def batches(self):
         """The sequence numbers of each invocation's records, in invocation order."""
@@ -79,7 +83,8 @@ def put(kinesis, data=b"x", stream=STREAM, hash_key=None):
 
 
 def mapping(kinesis, handler, failed, **settings):
-    options = {"batch_size": 100, "window": 0, "max_retries": -1, "max_record_age": -1, "retention_seconds": 3600}
+    options = {"batch_size": 100, "window": 0, "max_retries": -1, "max_record_age": -1, "retention_seconds": 3600,
+               "report_batch_item_failures": True, "function_timeout": 120}
     return EventSourceMapping(kinesis, STREAM, handler, failed.append, **{**options, **settings}).start_at()
 
 
@@ -93,6 +98,7 @@ def test_the_mapping_takes_its_retries_age_and_retention_from_the_template():
     assert settings["max_retries"] == int(props["MaximumRetryAttempts"])
     assert settings["max_record_age"] == int(props["MaximumRecordAgeInSeconds"])
     assert settings["batch_size"] == int(props["BatchSize"])
+    assert settings["report_batch_item_failures"] == ("ReportBatchItemFailures" in props.get("FunctionResponseTypes", []))
     hours = int(template["Parameters"]["ClickStreamRetentionHours"]["Default"])
     assert settings["retention_seconds"] == hours * 3600
     # Whatever the template sets, including AWS's defaults (-1: infinite) and parameters.
@@ -157,6 +163,47 @@ def test_when_the_retries_run_out_the_range_goes_to_the_on_failure_destination_a
         SHARD, sequences[0], sequences[1], 2)
     summary = kinesis.describe_stream_summary(StreamName=STREAM)["StreamDescriptionSummary"]
     assert info["streamArn"] == summary["StreamARN"]
+
+
+def test_a_partial_batch_response_makes_the_mapping_go_on_from_the_first_record_not_processed(kinesis):
+    sequences = [put(kinesis) for _ in range(5)]
+    recorder, failed = Recorder(responses=[
+        {"batchItemFailures": [{"itemIdentifier": sequences[3]}, {"itemIdentifier": sequences[2]}]},  # the lowest counts
+        {"batchItemFailures": [{"itemIdentifier": sequences[4]}]},
+    ]), []
+    esm = mapping(kinesis, recorder, failed, max_retries=0, report_batch_item_failures=True)
+    assert esm.drain()
+    # Progress is not a failed attempt: with no retries allowed, nothing is discarded.
+    assert recorder.batches() == [sequences, sequences[2:], sequences[4:]] and failed == []
+
+
+@pytest.mark.parametrize("failures", [[{"itemIdentifier": ""}], [{"itemIdentifier": None}], [{"sequenceNumber": "1"}],
+                                      [{"itemIdentifier": "999"}]], ids=["empty", "null", "bad-key", "unknown"])
+def test_a_malformed_partial_batch_response_fails_the_whole_batch(kinesis, failures):
+    sequences = [put(kinesis) for _ in range(2)]
+    recorder, failed = Recorder(responses=[{"batchItemFailures": failures}]), []
+    esm = mapping(kinesis, recorder, failed, max_retries=1, report_batch_item_failures=True)
+    assert esm.drain()
+    assert recorder.batches() == [sequences, sequences] and failed == []  # retried whole, then a success
+
+
+def test_without_report_batch_item_failures_a_partial_response_is_a_success(kinesis):
+    sequences = [put(kinesis) for _ in range(2)]
+    recorder, failed = Recorder(responses=[{"batchItemFailures": [{"itemIdentifier": sequences[1]}]}]), []
+    esm = mapping(kinesis, recorder, failed, report_batch_item_failures=False)
+    assert esm.drain()
+    assert recorder.batches() == [sequences]
+
+
+def test_the_function_gets_a_context_counting_down_from_its_timeout(kinesis):
+    recorder, failed = Recorder(), []
+    esm = mapping(kinesis, recorder, failed, function_timeout=120)
+    put(kinesis)
+    assert esm.drain()
+    (context,) = recorder.contexts
+    assert 119_000 < context.get_remaining_time_in_millis() <= 120_000
+    assert mapping_settings()["function_timeout"] == int(
+        load_template()["Resources"]["AggregatorFunction"]["Properties"]["Timeout"])
 
 
 def test_a_batch_holds_at_most_six_megabytes(kinesis):
