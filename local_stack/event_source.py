@@ -12,8 +12,10 @@ What it reproduces, and the AWS page each behaviour comes from:
   invocation. https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html
 - Partial batch response (FunctionResponseTypes: ReportBatchItemFailures): the function returns the
   first record it did not process; Lambda checkpoints there and retries from that record. An empty or
-  null list, or no response, is a complete success; an empty, null or unknown itemIdentifier a complete
-  failure. Without the setting the response is ignored.
+  null list, or no response, is a complete success; an empty or null itemIdentifier, or a bad key name,
+  a complete failure. Without the setting the response is ignored. (Not documented, our reading: an
+  identifier naming no record of the batch fails it whole, and a checkpoint past the first record is
+  progress, not a failed attempt: the rest goes at once, its attempts counted afresh.)
   https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-batchfailurereporting.html
 - -1 is infinite for MaximumRetryAttempts ("failed records are retried until the record expires") and for
   MaximumRecordAgeInSeconds ("Kinesis Data Streams data retention settings still apply").
