@@ -19,7 +19,7 @@ from pathlib import Path
 from werkzeug.serving import make_server
 
 from local_stack import click_stream, dynamodb
-from local_stack.event_source import EventSourceMapping, sqs_destination
+from local_stack.event_source import EventSourceMapping, mapping_settings, sqs_destination
 from local_stack.http_api import make_server as make_http_api
 from local_stack.log_subscription import LogSubscription
 
@@ -153,11 +153,13 @@ def _run(settings, engine, stream):
     store.users.ensure("admin", values["password"])
     store.tokens.ensure("admin", values["token"], name="local token")
 
+    # The template's batch size, retries and record age, and the stream's retention; a shorter window.
     mapping = EventSourceMapping(
         stream.kinesis,
         stream.stream_name,
         aggregator.handler.lambda_handler,
         sqs_destination(stream.sqs, stream.queue_url),
+        batch_size=mapping_settings()["batch_size"],
         window=settings["batch_window_seconds"],
         echo=sys.__stdout__,
     ).start_at("TRIM_HORIZON").start()

@@ -48,9 +48,10 @@ def fault_exception(fault, operation="GetItem", endpoint=ENDPOINT):
 class Faults:
     """Counts every call of the given botocore clients and fails the chosen ones.
 
-    Chosen by position (`fail_at`: indices into `calls`) or by content (`fail_when(operation,
-    request)`: the request's JSON body; it may also raise an exception of its own). A chosen call
-    fails before it is sent, or, with `lost` set, is applied and then answers `fault` instead.
+    Chosen by position (`fail_at`: indices into `calls`), by content (`fail_when(operation,
+    request)`: the request's JSON body; it may also raise an exception of its own), or as the next
+    calls of an operation (`fail_next`). A chosen call fails before it is sent, or, with `lost` set,
+    is applied and then answers `fault` instead.
     """
 
     def __init__(self, *clients):
@@ -58,6 +59,7 @@ class Faults:
         self.lost_calls = []  # indices of the calls that were applied and answered with a fault
         self.fail_at = set()
         self.fail_when = None
+        self.next_failures = {}  # operation name -> how many of its next calls fail
         self.fault = "throttled"
         self.lost = False
         self._clients = clients
@@ -71,9 +73,16 @@ class Faults:
         self.lost, self.fault = True, fault
         return self
 
+    def fail_next(self, operation, count=1):
+        """Fail the next `count` calls of `operation` (e.g. "PutRecord"). With lose_responses(), each is
+        applied and its answer lost, so a producer that retries stores its record twice."""
+        with self._lock:
+            self.next_failures[operation] = self.next_failures.get(operation, 0) + count
+        return self
+
     def clear(self):
         """Fail nothing more (the count of calls goes on)."""
-        self.fail_at, self.fail_when = set(), None
+        self.fail_at, self.fail_when, self.next_failures = set(), None, {}
 
     def remove(self):
         """Take the hooks off the clients again."""
@@ -85,7 +94,12 @@ class Faults:
         with self._lock:
             index = len(self.calls)
             self.calls.append(model.name)
-        if index not in self.fail_at and not (self.fail_when and self.fail_when(model.name, _body(params))):
+            chosen_next = self.next_failures.get(model.name, 0) > 0
+            if chosen_next:
+                self.next_failures[model.name] -= 1
+        if not chosen_next and index not in self.fail_at and not (
+            self.fail_when and self.fail_when(model.name, _body(params))
+        ):
             return
         if not self.lost:
             raise fault_exception(self.fault, model.name)

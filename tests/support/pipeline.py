@@ -7,9 +7,9 @@ import json
 
 import boto3
 
+from local_stack import event_source
 from local_stack.event_source import EventSourceMapping, kinesis_event, sqs_destination
 from local_stack.log_subscription import encode_payload
-from local_stack.template import load_template
 from tests.support.faults import Faults
 
 STREAM = "clicks-test"
@@ -17,18 +17,9 @@ SHARD = "shardId-000000000000"
 
 
 def mapping_settings(template=None):
-    """The event source mapping's settings from cloudformation.yaml: batch size, window, retries."""
-    template = template or load_template()
-    props = template["Resources"]["AggregatorEventSource"]["Properties"]
-    window = props["MaximumBatchingWindowInSeconds"]
-    if isinstance(window, dict):
-        window = template["Parameters"][window["Ref"]]["Default"]
-    return {
-        "batch_size": int(props["BatchSize"]),
-        "window": int(window),
-        "max_retries": int(props["MaximumRetryAttempts"]),
-        "parallelization": int(props.get("ParallelizationFactor", 1)),
-    }
+    """The event source mapping's settings from cloudformation.yaml: batch size, window, retries, record
+    age, parallelization, and the stream's retention (local_stack.event_source.mapping_settings)."""
+    return event_source.mapping_settings(template)
 
 
 class Pipeline:
@@ -38,11 +29,13 @@ class Pipeline:
     A batch the mapping gives up on goes to the `failed` list, or, with `queue` (an SQS client and
     a queue URL), to that queue as the deployed mapping sends it to its on-failure destination.
     With `faults`, `self.faults` counts and fails the aggregator's own DynamoDB and Kinesis calls.
-    `shards=None` uses a stream that already exists.
+    `shards=None` uses a stream that already exists. max_retries and max_record_age are the mapping's
+    (-1: infinite), retention_seconds the stream's (the template's by default).
     """
 
     def __init__(self, aggregator, kinesis=None, stream=STREAM, shards=1, queue=None, batch_size=100,
-                 window=0, max_retries=2, timestamp_ms=None, faults=False):
+                 window=0, max_retries=2, max_record_age=-1, retention_seconds=None, timestamp_ms=None,
+                 faults=False):
         self.aggregator = aggregator
         self.kinesis = kinesis or boto3.client("kinesis")
         self.stream = stream
@@ -57,7 +50,8 @@ class Pipeline:
         self.faults = Faults(aggregator._dynamodb, aggregator._kinesis) if faults else None
         self.mapping = EventSourceMapping(
             self.kinesis, stream, self._invoke, sqs_destination(*queue) if queue else self.failed.append,
-            batch_size=batch_size, window=window, max_retries=max_retries,
+            batch_size=batch_size, window=window, max_retries=max_retries, max_record_age=max_record_age,
+            retention_seconds=event_source.retention_seconds() if retention_seconds is None else retention_seconds,
         ).start_at("TRIM_HORIZON")
 
     def _invoke(self, event, context):
@@ -77,9 +71,10 @@ class Pipeline:
         return self.kinesis.put_record(StreamName=self.stream, Data=data, PartitionKey="clicks", **extra)["SequenceNumber"]
 
     def send(self, *records, timestamps_ms=None):
-        """Put each list of lines as one record, then deliver everything waiting; their sequence numbers."""
+        """Put each list of lines as one record, then deliver everything waiting (retrying failed batches
+        until they succeed or are discarded, within the mapping's drain bounds); their sequence numbers."""
         sequences = [self.put(lines, timestamps_ms) for lines in records]
-        self.mapping.poll(flush=True)
+        self.mapping.drain()
         return sequences
 
     def event(self, sequences, shard=SHARD):
