@@ -474,7 +474,8 @@ def test_an_outage_of_many_attempts_delays_clicks_and_loses_none(aggregator, ddb
               [_click("ccc")] * 5]
     for lines in during:
         pipeline.put(lines)
-    pipeline.mapping.poll(flush=True)  # three batches of one record, in order; the first meets the outage
+    # Three batches of one record, in order; the first meets the outage and is retried until it ends.
+    assert pipeline.mapping.drain(), "the batches were not all delivered"
     assert pipeline.errors == OUTAGE_ATTEMPTS
     assert pipeline.mapping.invocations == 1 + OUTAGE_ATTEMPTS + 3
     assert (pipeline.mapping.discarded, pipeline.failed) == (0, [])  # nothing skipped, nothing for replay-dlq
@@ -482,5 +483,5 @@ def test_an_outage_of_many_attempts_delays_clicks_and_loses_none(aggregator, ddb
     INJECTED["aggregator_failed_sends"] += outage.failed_sends
     assert {s: _clicks(ddb, s) for s in ("aaa", "bbb", "ccc")} == {"aaa": (5, 0), "bbb": (1, 1), "ccc": (6, 0)}
     # Every batch delivered again afterwards counts nothing twice.
-    pipeline.mapping.start_at("TRIM_HORIZON").poll(flush=True)
+    assert pipeline.mapping.start_at("TRIM_HORIZON").drain()
     assert {s: _clicks(ddb, s) for s in ("aaa", "bbb", "ccc")} == {"aaa": (5, 0), "bbb": (1, 1), "ccc": (6, 0)}
