@@ -17,14 +17,14 @@ BatchSize in records, each packed as modelled) takes longer than one call, so th
 it in whole chunks of CHUNK_CLICKS and stops while time is left, returning the first record not
 applied (a partial batch response). A call always applies its first chunk, so the chunk, not the
 batch, must fit the function's timeout; the batch then takes a few calls.
-The largest backlog drained in a test comes from the test suite's own results (results/tests.json).
+The largest backlog drained through the chunked path (more than one call per batch) in a test is
+tests/test_backlog.py's, quoted in RELIABILITY.md from results/tests.json.
 """
 
 import math
 import random
 import time
 
-import figures as doc_figures
 from bench.batches import BatchMaker, click_line, clicks_per_record, line_template
 from bench.capacity import CapacityMeter
 from bench.context import OUR_TABLE
@@ -40,21 +40,6 @@ from tests.support.pipeline import mapping_settings
 
 KEY = "backlog"
 TITLE = "Backlog drain"
-# The figure a test records with `record_figure` (results/tests.json) for the largest backlog it drained.
-TESTED_BACKLOG_FIGURE = "exactly_once.largest_backlog_clicks"
-
-
-def largest_tested_backlog(results_dir=None):
-    """(clicks, where it comes from) of the largest backlog a test drained, or (None, why not)."""
-    try:
-        found = doc_figures.load("tests", results_dir)["figures"].get(TESTED_BACKLOG_FIGURE)
-    except FileNotFoundError:
-        return None, "results/tests.json is missing (written by `make test`)"
-    if found is None:
-        return None, f"no test records it (results/tests.json has no figure {TESTED_BACKLOG_FIGURE})"
-    return found["value"], f"results/tests.json, figure {TESTED_BACKLOG_FIGURE}"
-
-
 def aggregator_timeout_seconds(template=None):
     """The aggregator function's Timeout in cloudformation.yaml (a number, or a parameter's default)."""
     template = template or load_template()
@@ -104,15 +89,13 @@ def measure(ctx):
             "applied": result["applied"],
         })
     meter.close()
-    tested, tested_source = largest_tested_backlog()
     deployed = {"batch_size": mapping_settings()["batch_size"], "timeout": aggregator_timeout_seconds(),
                 "memory_mb": aggregator_memory_mb(), "chunk_clicks": aggregator.CHUNK_CLICKS,
                 "min_seconds_left": aggregator.MIN_SECONDS_LEFT}
-    return summarise(batches, sizes, per_record, len(set(ranks)), meter.write_units, deployed,
-                     tested, tested_source, time.monotonic() - started)
+    return summarise(batches, sizes, per_record, len(set(ranks)), meter.write_units, deployed, time.monotonic() - started)
 
 
-def summarise(batches, sizes, per_record, links_clicked, write_units, deployed, tested, tested_source, elapsed):
+def summarise(batches, sizes, per_record, links_clicked, write_units, deployed, elapsed):
     """The record: the backlog, its three drain rates, and how long the mapping's largest batch would take."""
     memory_mb = deployed["memory_mb"]
     clicks = sum(b["clicks"] for b in batches)
@@ -149,15 +132,12 @@ def summarise(batches, sizes, per_record, links_clicked, write_units, deployed, 
         "chunk_clicks": deployed["chunk_clicks"],
         "chunk_seconds": chunk_seconds,
         "full_batch_calls": math.ceil(full_batch_clicks / lambda_rate / per_call_seconds),
-        "largest_tested": tested,
-        "largest_tested_source": tested_source,
         "elapsed": elapsed,
     }
 
 
 def figures(record):
     """The figures documents quote."""
-    tested = record["largest_tested"]
     return {
         "backlog.clicks": figure(f"{record['clicks']:,}", record["clicks"], "measured"),
         "backlog.clicks_per_second": figure(number(record["clicks_per_second"]), record["clicks_per_second"], "measured"),
@@ -172,8 +152,6 @@ def figures(record):
         "backlog.chunk_clicks": figure(f"{record['chunk_clicks']:,}", record["chunk_clicks"], "counted"),
         "backlog.chunk_seconds": figure(f"{number(record['chunk_seconds'])} s", record["chunk_seconds"], "modelled"),
         "backlog.full_batch_calls": figure(f"{record['full_batch_calls']:,}", record["full_batch_calls"], "modelled"),
-        "backlog.largest_tested_clicks": figure(
-            f"{tested:,}" if isinstance(tested, int) else "not recorded", tested, "counted"),
     }
 
 
@@ -196,7 +174,8 @@ def section(record):
         " process's CPU time during the calls (measured), and over a modelled Lambda duration: that CPU ×"
         f" {FULL_VCPU_MB:,} ÷ {record['memory_mb']:,} MB, plus the claims and then the item writes, {WRITE_THREADS} at"
         f" a time, {DYNAMODB_ROUND_TRIP_SECONDS * 1000:g} ms a round trip (assumed).",
-        f"Largest backlog drained in a test: {record['largest_tested_source']}.",
+        "The largest backlog a test drains through the chunked path (several calls per batch, exact counts) is"
+        " tests/test_backlog.py's, quoted in RELIABILITY.md.",
     ]
     notes = [
         f"Drained: {record['clicks']:,} clicks at {number(record['clicks_per_second'])} clicks/s of handler time here,"

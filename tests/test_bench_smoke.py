@@ -240,15 +240,6 @@ def test_backlog_is_drained_exactly_through_ordinary_batches(backlog_record):
     assert drains.met is (record_["full_batch_seconds"] <= record_["timeout_seconds"])
 
 
-def test_backlog_quotes_the_largest_tested_backlog_from_the_test_results(tmp_path):
-    assert backlog.largest_tested_backlog(tmp_path)[0] is None  # no results/tests.json there
-    (tmp_path / "tests.json").write_text(
-        '{"figures": {"%s": {"text": "2,000,000", "value": 2000000, "basis": "counted"}}}' % backlog.TESTED_BACKLOG_FIGURE
-    )
-    assert backlog.largest_tested_backlog(tmp_path) == (2_000_000, f"results/tests.json, figure {backlog.TESTED_BACKLOG_FIGURE}")
-
-
-@has_recipe
 def test_cost_prices_both_sides_and_the_fixed_costs(warm_record, hot_record, spread_record, shards_record):
     result = cost.model(warm_record[0]["backends"]["zero-latency stub"], hot_record[0], spread_record[0],
                         shards=shards_record[0])
