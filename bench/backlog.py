@@ -65,8 +65,7 @@ def measure(ctx):
     started = time.monotonic()
     engine = ctx.dynamodb_local()
     click_stream = ctx.click_stream()
-    name = ctx.new_stream()
-    arn = click_stream.kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    name, arn = ctx.new_stream_arn()
     table = OUR_TABLE + "-backlog"
     create_our_table(engine.client(), table)
     per_record = clicks_per_record(ctx.sizes)

@@ -93,6 +93,12 @@ class Context:
         )
         return name
 
+    def new_stream_arn(self):
+        """A fresh stream, as new_stream; returns its name and ARN."""
+        name = self.new_stream()
+        summary = self.click_stream().kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+        return name, summary["StreamARN"]
+
     def close(self):
         """Stop every backend this run started."""
         if self._stream is not None:

@@ -159,8 +159,7 @@ def measure(ctx):
     started = time.monotonic()
     engine = ctx.dynamodb_local()
     click_stream = ctx.click_stream()
-    name = ctx.new_stream()
-    arn = click_stream.kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    name, arn = ctx.new_stream_arn()
     stream = {"endpoint": click_stream.endpoint, "name": name, "arn": arn}
     template = line_template(ctx, OUR_TABLE + "-shards-lines")
     ids = [f"shd{n:05d}" for n in range(sizes["links"])]
