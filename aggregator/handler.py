@@ -50,6 +50,8 @@ READ_CHUNK = 100
 CHUNK_CLICKS = 20_000
 MIN_SECONDS_LEFT = 10
 METRICS_NAMESPACE = "Shortener"
+# The most records an event source mapping puts in one Kinesis batch (its BatchSize limit).
+MAX_BATCH_RECORDS = 10_000
 
 # The Python runtime leaves the root logger at WARNING; the per-batch summary is INFO.
 logger = logging.getLogger("aggregator")
@@ -79,14 +81,17 @@ def lambda_handler(event, context):
     mark = layout.mark_name(life, shard_id)
     first = layout.encode_sequence(records[0]["kinesis"]["sequenceNumber"])
     retry = mark in _failed and first <= _failed[mark]
-    result, done, started = Counter(), 0, time.monotonic()
+    result, done, work_done, started = Counter(), 0, 0, time.monotonic()
     try:
         for chunk in _chunks(records):
-            # A chunk is applied whole, then the next: stopping between two is always exact.
-            if done and _time_left(context) < max(MIN_SECONDS_LEFT, 2 * (time.monotonic() - started) / done * len(chunk)):
+            # A chunk is applied whole, then the next: stopping between two is always exact. Its
+            # time is guessed from the work so far (records to claim, clicks to apply), not from
+            # records alone: a batch's later records can hold far more clicks than its first.
+            work = _work(chunk)
+            if done and _time_left(context) < max(MIN_SECONDS_LEFT, 2 * (time.monotonic() - started) / work_done * work):
                 break
             result.update(apply_batch(chunk, mark, retry))
-            done += len(chunk)
+            done, work_done = done + len(chunk), work_done + work
     except Exception:
         _failed[mark] = layout.encode_sequence(records[-1]["kinesis"]["sequenceNumber"])
         raise
@@ -112,6 +117,11 @@ def _chunks(records):
             chunk, clicks = [], 0
     if chunk:
         yield chunk
+
+
+def _work(chunk):
+    """What a chunk costs, in units that time scales with: its records and its clicks."""
+    return len(chunk) + sum(len(record.clicks) for record in chunk)
 
 
 def _time_left(context):
@@ -241,8 +251,10 @@ def account_for_discarded(failure):
         first, last = str(info["startSequenceNumber"]), str(info["endSequenceNumber"])
         size = int(info["batchSize"])
         layout.shard_number(shard_id)
-        layout.encode_sequence(first)
-        layout.encode_sequence(last)
+        if layout.encode_sequence(first) > layout.encode_sequence(last):
+            raise ValueError("the range ends before it starts")
+        if not 1 <= size <= MAX_BATCH_RECORDS:
+            raise ValueError(f"a batch of {size} records")
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"not an on-failure record of a Kinesis event source mapping: {exc}") from None
     created = stream.created_at(_kinesis, arn)

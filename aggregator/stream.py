@@ -11,11 +11,6 @@ from botocore.exceptions import ClientError
 
 from aggregator import layout
 
-# A warm container checks again that the stream is the one it knows at most this often: a
-# stream deleted and created again under the same name (and ARN) starts a new life. In the
-# product that means a new stack, and so a new function and new containers; a stream re-created
-# by hand under a running function is seen within this time.
-LIFE_CHECK_SECONDS = 60
 # GetRecords: 5 calls a second per shard, shared with the event source mapping's polling.
 READ_PAUSE_SECONDS = 0.25
 RECORDS_PER_CALL = 1000
@@ -33,12 +28,13 @@ def stream_name(stream_arn):
 def life_of(client, stream_arn, newest_arrival=None):
     """The stream's current life (layout.stream_life) and its creation time (epoch seconds).
 
-    The remembered answer holds for records that arrived before it was asked (a later life was
-    created after it); for newer ones (newest_arrival, epoch seconds) it is asked again once it
-    is LIFE_CHECK_SECONDS old, so a steady stream costs one call a minute.
+    The remembered answer holds for records that arrived before it was asked: a stream deleted and
+    created again under the same name (and ARN) starts a new life after that. For newer records
+    (newest_arrival, epoch seconds) it is asked again: one call a batch at the head of the stream
+    (DescribeStreamSummary allows 20 a second per account), none while a backlog drains.
     """
     known = _lives.get(stream_arn)
-    if known and ((newest_arrival or 0) <= known[2] or time.time() - known[2] < LIFE_CHECK_SECONDS):
+    if known and newest_arrival is not None and newest_arrival <= known[2]:
         return known[0], known[1]
     summary = client.describe_stream_summary(StreamName=stream_name(stream_arn))["StreamDescriptionSummary"]
     created = summary["StreamCreationTimestamp"].timestamp()

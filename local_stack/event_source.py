@@ -367,8 +367,13 @@ class EventSourceMapping(Periodic):
         shard.attempts += 1
         self.invocations += 1
         event = kinesis_event(shard.batch, self._arn, shard_id)
+        context = LambdaContext(self._timeout)
         try:
-            response = self._handler(event, LambdaContext(self._timeout))  # as Lambda invokes: (event, context)
+            response = self._handler(event, context)  # as Lambda invokes: (event, context)
+            if context.get_remaining_time_in_millis() <= 0:
+                # Lambda ends a call at its Timeout ("Task timed out"): whatever it would have
+                # answered is lost, and the whole batch counts as failed.
+                raise TimeoutError(f"Task timed out after {self._timeout} seconds")
         except Exception:  # noqa: BLE001 - any function error means "retry", as on AWS
             if shard.attempts == 1:
                 self._log(f"aggregator failed (attempt 1):\n{traceback.format_exc()}")

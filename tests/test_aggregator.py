@@ -687,7 +687,7 @@ def test_one_write_per_item_per_batch_and_one_claim_per_record(aggregator, kines
 
 def test_a_batch_never_reads_the_stream(aggregator, kinesis, ddb):
     """The mapping retries a failing batch until it succeeds: there is no gap to read back, so a
-    batch asks Kinesis only which life the stream is in (once per container and minute)."""
+    batch asks Kinesis only which life the stream is in (for records newer than its last answer)."""
     calls = []
     aggregator._kinesis.meta.events.register("before-call.kinesis", lambda model, **_: calls.append(model.name))
     for _ in range(3):
@@ -695,7 +695,7 @@ def test_a_batch_never_reads_the_stream(aggregator, kinesis, ddb):
     fail_updates(aggregator._dynamodb, lambda params: True)
     with pytest.raises(ClientError):
         deliver(aggregator, kinesis, [line("abc1234")])
-    assert calls == ["DescribeStreamSummary"]
+    assert set(calls) == {"DescribeStreamSummary"} and len(calls) <= 4
 
 
 def test_a_redelivered_batch_is_counted_once(aggregator, kinesis, ddb):
