@@ -538,3 +538,20 @@ def test_hostile_log_events_never_raise_and_claim_keys_stay_within_dynamodbs_lim
         assert len(claim["pk"]["S"].encode()) <= 2048 and len(claim["sk"]["S"].encode()) <= 1024  # DynamoDB's key limits
         assert dynamodb_item_size(claim) <= ONE_WRITE_UNIT
     assert calls["all"].count("PutItem") <= 1
+
+
+def test_a_retry_that_reads_a_claim_owned_by_another_record_still_drops_the_copy(aggregator, kinesis, ddb):
+    """The retry path reads claims instead of writing them: a claim it finds owned by another record
+    (the original, in another shard) must still make the copy a duplicate."""
+    arn = arn_of(kinesis)
+    original = encode_payload([line("abc1234")], timestamp_ms=NOON)
+    aggregator.lambda_handler(batch_event(arn, "shardId-000000000000", [(sequence_number(0, 1), original)]), None)
+    other = encode_payload([line("ccc3333")], timestamp_ms=NOON)
+    event = batch_event(arn, "shardId-000000000001", [(sequence_number(1, 1), original), (sequence_number(1, 2), other)])
+    faults = fail_updates(aggregator._dynamodb, lambda params: "ccc3333" in params["Key"]["pk"]["S"])
+    with pytest.raises(ClientError):
+        aggregator.lambda_handler(event, None)
+    faults.clear()
+    result = aggregator.lambda_handler(event, None)  # the same warm container: it reads first
+    assert result["retry"] is True and result["duplicate_records"] == 1
+    assert counter(ddb, "abc1234")["clicks"] == 1 and counter(ddb, "ccc3333")["clicks"] == 1
