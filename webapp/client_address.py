@@ -1,12 +1,12 @@
 """The caller's network address, as the network saw it: never from a header a client can write.
 
 On AWS the admin runs behind API Gateway, and Zappa builds the WSGI request from its event. Zappa
-sets REMOTE_ADDR from X-Forwarded-For, a header any client can forge (one real address could
+sets REMOTE_ADDR from the forwarded-for header, which any client can forge (one real address could
 pass as many), and to 127.0.0.1 when there is none (every client would be the same one). The
 event itself holds the address API Gateway accepted the connection from:
 `requestContext.http.sourceIp` (HTTP API, payload 2.0) or `requestContext.identity.sourceIp`
-(REST API). Zappa (0.63, zappa/handler.py) keeps the event in the WSGI environ as "lambda.event". Without one (the
-local server), the socket's peer address is the caller's.
+(REST API). Zappa (0.63, zappa/handler.py) keeps the event in the WSGI environ as "lambda.event".
+Without one (the local server), the socket's peer address is the caller's.
 """
 import ipaddress
 
