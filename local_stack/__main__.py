@@ -7,6 +7,7 @@
   Kinesis stream (moto, in process), read in ordered batches by a stand-in for Lambda's event
   source mapping that invokes the real aggregator, retries, and sends discarded batches to a queue.
 """
+import faulthandler
 import json
 import os
 import secrets
@@ -99,6 +100,8 @@ def port_is_free(port, host="127.0.0.1"):
 
 def main():
     """Start everything, print where it is, and run until Ctrl-C."""
+    # SIGUSR1 prints every thread's stack: what a stop that hangs is waiting for.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     settings = _settings()
     _check_ports_free(settings)
     engine = dynamodb.start(

@@ -483,7 +483,7 @@ def main():
         finally:
             code = stack.stop()
         if code != 0 or not stack.lines or stack.lines[-1] != "Stopped.":
-            failures.append(f"stop: the stack exited {code} on Ctrl-C")
+            failures.append(f"stop: the stack exited {code} on Ctrl-C; its last lines:\n" + "\n".join(stack.lines[-60:]))
         failures += log_verdict(stack.lines)
 
     tally = soak.tally

@@ -65,6 +65,8 @@ class Stack:
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
+                self.process.send_signal(signal.SIGUSR1)  # every thread's stack, into self.lines
+                time.sleep(2)
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
