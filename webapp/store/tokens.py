@@ -178,6 +178,21 @@ class Tokens:
         self.table.batch_delete([_key(f"{TOKEN_PK_PREFIX}{record['token_hash']}", TOKEN_SK), _id_key(token_id)])
         return _token(record)
 
+    def revoke_all(self, username):
+        """Delete every token of a user (both items of each); return how many. Bounded by the per-user cap."""
+        count = 0
+        while True:
+            index_items = self.table.query_index(TOKENS_LIST, MAX_LISTED_TOKENS, sk_prefix=f"{username}#")
+            records = [item for item in index_items if item["pk"].startswith(TOKEN_ID_PK_PREFIX)]
+            if not records:
+                return count
+            keys = [_id_key(item["token_id"]) for item in records]
+            full = self.table.batch_get(keys)
+            self.table.batch_delete(
+                [_key(f"{TOKEN_PK_PREFIX}{record['token_hash']}", TOKEN_SK) for record in full] + keys
+            )
+            count += len(records)
+
 
 def _expired(item, now=None):
     expires_at = item.get("expires_at")
