@@ -97,6 +97,7 @@ class FakeOidcProvider:
         }
 
     def _id_token(self, claims, nonce):
+        # sub defaults to the email, so one person keeps one subject; claims may name another.
         now = int(time.time())
         payload = {"iss": self.issuer, "sub": claims.get("email", "anon"), "aud": self.client_id,
                    "iat": now, "exp": now + ID_TOKEN_SECONDS, "nonce": nonce, **claims}
@@ -149,6 +150,9 @@ def _handler_for(provider):
             if path == "/authorize" and provider.interactive:
                 groups = [g.strip() for g in form.pop("groups", "").split(",") if g.strip()]
                 claims = {"email": form.pop("email", ""), "email_verified": True, "groups": groups}
+                subject = form.pop("sub", "").strip()
+                if subject:  # another subject with the same email: the app must refuse it (issuer + sub binding)
+                    claims["sub"] = subject
                 return self._redirect_with_code(form, claims)
             return self._json(404, {"error": "not_found"})
 
@@ -169,6 +173,7 @@ def _handler_for(provider):
                 f'<form method="post" action="/authorize">{hidden}'
                 '<p><label>Email <input name="email" value="editor@example.org"></label></p>'
                 '<p><label>Groups (comma-separated) <input name="groups" value="shortener-editors"></label></p>'
+                '<p><label>Subject (empty: the email) <input name="sub" value=""></label></p>'
                 '<p><button type="submit">Sign in</button></p></form>'
             ).encode()
             self.send_response(200)

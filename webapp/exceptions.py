@@ -74,3 +74,7 @@ class AccountConflict(StoreError):
 
 class TokenNotFound(StoreError):
     """No API token has this id (or it belongs to someone the caller may not manage)."""
+
+
+class IdentityMismatch(StoreError):
+    """A single sign-on account is bound to another issuer + subject than the one signing in; nothing changed."""

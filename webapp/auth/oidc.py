@@ -6,6 +6,7 @@ library) checks its signature against the provider's published keys. The three H
 Authlib's Flask client needs.
 """
 import base64
+import dataclasses
 import json
 import threading
 import time
@@ -32,6 +33,8 @@ LEEWAY_SECONDS = 60
 ALLOWED_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"]
 MAX_RESPONSE_BYTES = 256 * 1024
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# OpenID Connect Core 2: a subject identifier is at most 255 ASCII characters.
+MAX_SUBJECT_LENGTH = 255
 
 
 class OidcError(Exception):
@@ -39,7 +42,21 @@ class OidcError(Exception):
 
 
 class OidcRefused(OidcError):
-    """The provider vouched for the person, but this app does not let them in (no mapped role)."""
+    """The provider's answer is valid, but not enough to let the person in (an unverified email, an unusable name)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    """Whom a valid ID token names: the account name, the role the claims map to, and issuer + subject.
+
+    role is None when no claim value maps to a role: the caller refuses the sign-in, and still knows
+    which account (bound to this issuer + subject) the provider no longer lets in.
+    """
+
+    username: str
+    role: str | None
+    issuer: str
+    subject: str
 
 
 def init_app(app):
@@ -120,7 +137,7 @@ class Provider:
         )
 
     def identity(self, code, redirect_uri, request_state):
-        """Exchange the code and return (username, role) from a valid ID token; raise OidcError or OidcRefused."""
+        """Exchange the code and return the Identity of a valid ID token; raise OidcError or OidcRefused."""
         tokens = self._post_token(
             {
                 "grant_type": "authorization_code",
@@ -132,7 +149,10 @@ class Provider:
         if not isinstance(tokens.get("id_token"), str):
             raise OidcError("The identity provider sent no ID token.")
         claims = self.validate_id_token(tokens["id_token"], request_state["nonce"], tokens.get("access_token"))
-        return self._username(claims), self._role(claims)
+        subject = claims["sub"]  # validate_id_token checked iss and that sub is present
+        if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
+            raise OidcError("The identity provider's ID token has no usable subject (sub).")
+        return Identity(self._username(claims), self._role(claims), claims["iss"], subject)
 
     def validate_id_token(self, id_token, nonce, access_token=None):
         """The ID token's claims once its signature, issuer, audience, expiry and nonce all check out."""
@@ -156,15 +176,20 @@ class Provider:
     def _username(self, claims):
         """The account name: the configured claim; an email must be verified by the provider."""
         username = claims.get(self.username_claim)
-        if self.username_claim == "email" and claims.get("email_verified") is False:
-            raise OidcRefused("Your email address is not verified with the identity provider.")
+        # Only JSON true counts: an absent, null, 0 or "false" (or even "true") email_verified is not
+        # the provider saying it checked the address, and the address names the account.
+        if self.username_claim == "email" and claims.get("email_verified") is not True:
+            raise OidcRefused(
+                "Your email address is not verified with the identity provider, so it cannot sign you in here. "
+                "Verify it there, or ask an admin."
+            )
         try:
             return access.check_username(username)
         except ValueError:
             raise OidcRefused(f"The identity provider's {self.username_claim!r} claim is not a usable user name.") from None
 
     def _role(self, claims):
-        """The widest role any of the person's claim values maps to; none mapped means no entry."""
+        """The widest role any of the person's claim values maps to, or None when none maps."""
         values = claims.get(self.role_claim) or []
         if isinstance(values, str):
             values = [values]
@@ -172,7 +197,7 @@ class Provider:
         for role in access.ROLES:  # ROLES is ordered from widest to narrowest
             if role in roles:
                 return role
-        raise OidcRefused("Your account has no role in this app. Ask an admin to add you to one of its groups.")
+        return None
 
     def _discovery(self):
         with self._lock:

@@ -3,11 +3,12 @@ import hmac
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
 
+from webapp import audit
 from webapp.auth import bp, oidc
 from webapp.auth.forms import LoginForm, PasswordForm
 from webapp.auth.session import login_required, safe_next, sign_in, sign_out
 from webapp.client_address import client_address
-from webapp.exceptions import AccountConflict
+from webapp.exceptions import AccountConflict, IdentityMismatch
 from webapp.store import get_store
 from webapp.store.signin import client_digest
 
@@ -69,6 +70,14 @@ def _forget_attempts(username, client):
     store.sign_ins.release(f"client#{client}", window)
 
 
+# The provider's error parameter is recorded up to this length: enough for any OAuth error code.
+MAX_RECORDED_ERROR = 200
+NO_ROLE_MESSAGE = "Your account has no role in this app. Ask an admin to add you to one of its groups."
+IDENTITY_MISMATCH_MESSAGE = (
+    "This account belongs to another identity at the identity provider, so single sign-on cannot use it. Ask an admin."
+)
+
+
 @bp.get("/login/sso")
 def sso_start():
     """Send the browser to the identity provider, remembering state, nonce, PKCE verifier and next."""
@@ -81,14 +90,14 @@ def sso_start():
     try:
         url = provider.authorization_url(url_for("auth.sso_callback", _external=True), pending)
     except oidc.OidcError as err:
-        current_app.logger.error("sso unavailable: %s", err.args[0], exc_info=err.__cause__)
+        current_app.logger.error("sso unavailable: %r", err.args[0], exc_info=err.__cause__)
         abort(503, "Single sign-on is unavailable right now. Try again, or sign in with a local account.")
     return redirect(url, 303)
 
 
 @bp.get("/login/sso/callback")
 def sso_callback():
-    """Finish single sign-on: check state, exchange the code, validate the ID token, map the role, sign in."""
+    """Finish single sign-on: check state, exchange the code, validate the ID token, check the binding, map the role, sign in."""
     provider = current_app.extensions["oidc"]
     if provider is None:
         abort(404)
@@ -97,30 +106,50 @@ def sso_callback():
     if not pending or not hmac.compare_digest(state, pending["state"].encode("utf-8")):
         abort(400, "This sign-in was not started here, or it was already used. Start again from the sign-in page.")
     if "code" not in request.args:
-        current_app.logger.warning("sso sign-in refused by the provider: %s", request.args.get("error", "no code"))
-        return _sso_refused("The identity provider did not sign you in.", 401)
+        # Anyone can write this query string: its error is recorded as a JSON value, never spliced into a log line.
+        error = request.args.get("error", "")[:MAX_RECORDED_ERROR]
+        return _sso_refused("The identity provider did not sign you in.", 401, reason="provider error", error=error)
     try:
-        username, role = provider.identity(request.args["code"], url_for("auth.sso_callback", _external=True), pending)
-        user = get_store().users.upsert_sso(username, role)
+        identity = provider.identity(request.args["code"], url_for("auth.sso_callback", _external=True), pending)
     except oidc.OidcRefused as err:
-        current_app.logger.warning("sso sign-in refused: %s", err.args[0])
-        return _sso_refused(err.args[0], 403)
+        return _sso_refused(err.args[0], 403, reason=err.args[0])
     except oidc.OidcError as err:
-        current_app.logger.warning("sso sign-in failed: %s", err.args[0], exc_info=err.__cause__)
-        return _sso_refused("Single sign-on failed. Try again, or ask an admin.", 401)
+        current_app.logger.warning("sso sign-in failed: %r", err.args[0], exc_info=err.__cause__)
+        return _sso_refused("Single sign-on failed. Try again, or ask an admin.", 401, reason=err.args[0], outcome="failed")
+    username = identity.username
+    try:
+        if identity.role is None:
+            _end_sso_access(identity)
+            return _sso_refused(NO_ROLE_MESSAGE, 403, username, reason="no mapped role")
+        user = get_store().users.upsert_sso(username, identity.role, identity.issuer, identity.subject)
     except AccountConflict:
-        current_app.logger.warning("sso sign-in refused, a local account has the name: %r", username)
-        return _sso_refused("A local account already has this name, so single sign-on cannot use it. Ask an admin.", 403)
+        return _sso_refused("A local account already has this name, so single sign-on cannot use it. Ask an admin.", 403,
+                            username, reason="local account")
+    except IdentityMismatch:
+        return _sso_refused(IDENTITY_MISMATCH_MESSAGE, 403, username, reason="identity mismatch",
+                            issuer=identity.issuer, subject=identity.subject)
     if user["disabled"]:
-        current_app.logger.warning("sso sign-in refused, account disabled: account=%r", username)
-        return _sso_refused("This account is disabled. Ask an admin to enable it.", 403)
+        return _sso_refused("This account is disabled. Ask an admin to enable it.", 403, username, reason="account disabled")
     sign_in(username)
-    current_app.logger.info("user signed in with sso: %s (%s)", username, role)
+    audit.record("signin", target=username, actor=username, via=audit.SSO, role=identity.role)
     return redirect(pending["next"], 303)
 
 
-def _sso_refused(message, status):
-    """The sign-in page with the reason single sign-on did not let the person in."""
+def _end_sso_access(identity):
+    """The provider no longer maps this person to a role: disable their SSO account, which ends its
+    sessions, and revoke its tokens. Raise IdentityMismatch when the account is bound to someone else."""
+    store = get_store()
+    user = store.users.disable_sso(identity.username, identity.issuer, identity.subject)
+    if user is None:
+        return  # no SSO account has the name: nothing to end
+    revoked = store.tokens.revoke_all(identity.username)
+    audit.record("user.disable", target=identity.username, actor=identity.username, via=audit.SSO,
+                 reason="no mapped role", disabled=user["disabled"], tokens_revoked=revoked)
+
+
+def _sso_refused(message, status, username=None, outcome="refused", **details):
+    """Record why single sign-on did not let the person in, and show it on the sign-in page."""
+    audit.record("signin.failed", target=username, actor=username, outcome=outcome, via=audit.SSO, **details)
     return render_template("auth/login.html", form=LoginForm(), sso_error=message), status
 
 

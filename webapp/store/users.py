@@ -5,12 +5,15 @@ import secrets
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from webapp import access, clock
-from webapp.exceptions import AccountConflict, UserExists, UserNotFound
+from webapp.exceptions import AccountConflict, IdentityMismatch, UserExists, UserNotFound
 from webapp.store.table import _ConditionFailed, _key, _marshal, _unmarshal
 
 USER_PK_PREFIX, USER_SK = "user#", "user"
 USERS_LIST = "users"
 LOCAL, OIDC = "local", "oidc"
+# disabled_by on a user item: single sign-on disabled the account (its person has no mapped role any
+# more), so a later SSO sign-in with a role may enable it again. Any other disable or enable removes it.
+DISABLED_BY_SSO = "sso"
 # OWASP's Password Storage Cheat Sheet: scrypt with N=2^17, r=8, p=1 (128 MiB, about 0.3 s here) when
 # Argon2id is not available. Werkzeug's default is N=2^15. Older hashes keep verifying: each hash
 # names its own method and parameters.
@@ -104,7 +107,7 @@ class Users:
 
     def set_disabled(self, username, disabled):
         """Disable or re-enable a user, ending every session either way; their links and tokens stay. Return the user."""
-        user = self._update_user(username, "SET disabled = :d", {":d": bool(disabled)})
+        user = self._update_user(username, "SET disabled = :d REMOVE disabled_by", {":d": bool(disabled)})
         # On enable too: a disable whose session clean-up failed (a throttle after the user was
         # written) leaves sessions behind, dead only while the user is disabled. A disabled user
         # cannot sign in, so any session found here is such a leftover and must not come back.
@@ -117,24 +120,97 @@ class Users:
         self.sessions.end_all(username)
         return user
 
-    def upsert_sso(self, username, role):
-        """The SSO user with the role the identity provider's claims map to, created on first sign-in.
+    def upsert_sso(self, username, role, issuer, subject):
+        """The SSO user bound to issuer + subject, with the role the provider's claims map to; created on first sign-in.
 
         Raise AccountConflict when a local account has that name: an identity provider must never
-        be able to take over a local (break-glass) account. A changed role ends the old sessions.
+        be able to take over a local (break-glass) account. Raise IdentityMismatch when the account is
+        bound to another issuer + subject: the same email claim does not make two people one account.
+        An account that SSO disabled is enabled again; one an admin disabled stays disabled. A changed
+        role ends the old sessions.
         """
         item = self._get_user_item(username)
         if item is None:
             try:
-                return self.create(username, role=role, source=OIDC)
+                self.create(username, role=role, source=OIDC)
             except UserExists:  # created by a concurrent sign-in a moment ago
-                item = self._get_user_item(username)
+                pass
+            item = self._get_user_item(username)
+        item = self._bind_sso(item, username, issuer, subject)
+        if item.get("disabled") and item.get("disabled_by") == DISABLED_BY_SSO:
+            item = self._enable_sso(username, role)
         user = user_from_item(item)
-        if item.get("source") != OIDC:
-            raise AccountConflict(username)
         if user["role"] != role and not user["disabled"]:
             user = self.set_role(username, role)
         return user
+
+    def disable_sso(self, username, issuer, subject):
+        """The provider maps this person to no role: disable their SSO account (ending its sessions), marked
+        as disabled by SSO. Return the user, or None when no SSO account has the name (a local one is
+        never touched). Raise IdentityMismatch when the account is bound to another issuer + subject.
+        """
+        item = self._get_user_item(username)
+        if item is None or item.get("source") != OIDC:
+            return None
+        _check_sso_binding(item, username, issuer, subject)
+        if item.get("disabled"):
+            return user_from_item(item)  # disabled already, by SSO or by an admin: either way it stays so
+        user = self.set_disabled(username, True)
+        try:
+            # Marked after the disable, which clears any old mark: if this write fails, the account
+            # stays disabled as if by an admin, which is the safe side.
+            self._update_sso_item(username, "SET disabled_by = :by", "disabled = :t", {":by": DISABLED_BY_SSO, ":t": True})
+        except _ConditionFailed:  # enabled again meanwhile, by an admin: their word stands
+            return self.get(username)
+        return user
+
+    def _bind_sso(self, item, username, issuer, subject):
+        """The item, bound to issuer + subject if it was not yet; raise AccountConflict or IdentityMismatch."""
+        if item.get("source") != OIDC:
+            raise AccountConflict(username)
+        if "sso_subject" not in item:
+            # Made a moment ago, or before accounts were bound: the first identity that signs in keeps it.
+            try:
+                return self._update_sso_item(
+                    username,
+                    "SET sso_issuer = :i, sso_subject = :s",
+                    "attribute_exists(pk) AND attribute_not_exists(sso_subject)",
+                    {":i": issuer, ":s": subject},
+                )
+            except _ConditionFailed:  # a concurrent sign-in bound it first
+                item = self._get_user_item(username)
+                if item is None:
+                    raise UserNotFound(username) from None
+        _check_sso_binding(item, username, issuer, subject)
+        return item
+
+    def _enable_sso(self, username, role):
+        """Enable an account that SSO disabled, with its new role, in one write; the item afterwards."""
+        try:
+            return self._update_sso_item(
+                username,
+                "SET disabled = :f, #r = :r REMOVE disabled_by",
+                "disabled_by = :by",
+                {":f": False, ":r": access.check_role(role), ":by": DISABLED_BY_SSO},
+                {"#r": "role"},
+            )
+        except _ConditionFailed:  # an admin disabled or enabled it meanwhile: their word stands
+            return self._get_user_item(username)
+
+    def _update_sso_item(self, username, expression, condition, values, names=None):
+        """One conditional update of a user item; the item afterwards. Raise _ConditionFailed."""
+        kwargs = {"ExpressionAttributeNames": names} if names else {}
+        resp = self.table.call(
+            "update_item",
+            TableName=self.table.name,
+            Key=user_key(username),
+            UpdateExpression=expression,
+            ConditionExpression=condition,
+            ExpressionAttributeValues=_marshal(values),
+            ReturnValues="ALL_NEW",
+            **kwargs,
+        )
+        return _unmarshal_attributes(resp)
 
     def _update_user(self, username, expression, values, names=None):
         """Update an existing user; raise UserNotFound (writing nothing) when there is none."""
@@ -161,6 +237,12 @@ class Users:
             return None  # no user can have this name; DynamoDB would refuse an oversized key with a 500
         resp = self.table.call("get_item", TableName=self.table.name, Key=user_key(username))
         return _unmarshal_item(resp)
+
+
+def _check_sso_binding(item, username, issuer, subject):
+    """Raise IdentityMismatch when the item is bound to another issuer + subject (an unbound one passes)."""
+    if "sso_subject" in item and (item.get("sso_issuer"), item["sso_subject"]) != (issuer, subject):
+        raise IdentityMismatch(username)
 
 
 def hash_password(password):
