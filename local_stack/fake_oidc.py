@@ -173,7 +173,7 @@ def _handler_for(provider):
                 f'<form method="post" action="/authorize">{hidden}'
                 '<p><label>Email <input name="email" value="editor@example.org"></label></p>'
                 '<p><label>Groups (comma-separated) <input name="groups" value="shortener-editors"></label></p>'
-                '<p><label>Subject (empty: the email) <input name="sub" value=""></label></p>'
+                '<p><label>Subject (sub), empty for the default <input name="sub" value=""></label></p>'
                 '<p><button type="submit">Sign in</button></p></form>'
             ).encode()
             self.send_response(200)

@@ -159,7 +159,9 @@ class Users:
         try:
             # Marked after the disable, which clears any old mark: if this write fails, the account
             # stays disabled as if by an admin, which is the safe side.
-            self._update_sso_item(username, "SET disabled_by = :by", "disabled = :t", {":by": DISABLED_BY_SSO, ":t": True})
+            self._update_sso_item(
+                username, "SET disabled_by = :by", "disabled = :t", {":by": DISABLED_BY_SSO, ":t": True}
+            )
         except _ConditionFailed:  # enabled again meanwhile, by an admin: their word stands
             return self.get(username)
         return user
