@@ -127,6 +127,21 @@ def test_hostile_values_are_bounded(app, store, ddb, caplog):
     assert len(lines) == 1 and "\n" not in lines[0]
 
 
+def test_values_no_table_or_log_can_take_are_replaced(app, store, ddb):
+    """A lone surrogate, which a JSON body may carry, would fail the put and the log line."""
+    _record(app, "signin.failed", user="\ud800mallory", target="bob\udfff", tags=["\ud83d", "ok"])
+    [record], _ = _list(store)
+    assert record["actor"] == "?mallory" and record["target"] == "bob?" and record["details"] == {"tags": ["?", "ok"]}
+
+
+def test_changes_keep_their_shape(app, store):
+    """What the per-link trail records: each changed field's old and new value."""
+    changes = {"url": {"old": "https://a.example/", "new": "https://b.example/"}, "tags": {"old": [], "new": ["a", "b"]}}
+    _record(app, "link.edit", target="launch", changes=changes)
+    [record], _ = _list(store, target="launch")
+    assert record["details"] == {"changes": changes}
+
+
 def test_html_in_a_record_is_shown_as_text(app, store, client):
     _record(app, "user.create", target="<script>alert(1)</script>", user="<b>mallory</b>",
             note='"><img src=x onerror=alert(2)>')

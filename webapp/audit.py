@@ -21,11 +21,11 @@ from webapp.store.signin import client_digest
 WEB, API, SSO, CLI = "web", "api", "sso", "cli"
 
 # Bounds, so that no value (a hostile username, a 100 KB form field) can bloat a record: strings are
-# cut at these lengths, details at MAX_DETAILS entries and MAX_DETAILS_JSON characters in all.
+# cut at these lengths (characters), details at MAX_DETAILS entries and MAX_DETAILS_JSON bytes in all.
 MAX_ACTION, MAX_ACTOR, MAX_TARGET, MAX_SHORT = 64, 128, 200, 32
 MAX_DETAIL_TEXT = 500
 MAX_DETAILS = 20
-MAX_DETAIL_DEPTH = 2
+MAX_DETAIL_DEPTH = 3  # e.g. changes={"tags": {"old": [...], "new": [...]}}
 MAX_DETAILS_JSON = 4000
 CUT = "…"
 # Marks the log line of a record the table did not take, so an operator can find and replay it.
@@ -81,7 +81,7 @@ def bounded_details(details):
         bounded[_cut(str(name), MAX_SHORT)] = _bounded(value, MAX_DETAIL_DEPTH)
     if len(details) > MAX_DETAILS:
         bounded["details_dropped"] = len(details) - MAX_DETAILS
-    while len(_json(bounded)) > MAX_DETAILS_JSON:
+    while len(_json(bounded).encode("utf-8")) > MAX_DETAILS_JSON:
         # Still too large (many long values): drop entries from the end, and count them.
         dropped = bounded.pop("details_dropped", 0)
         bounded.popitem()
@@ -106,7 +106,8 @@ def _cut(value, limit):
     """A string of at most limit characters (marked when cut), or None."""
     if value is None:
         return None
-    value = str(value)
+    # A lone surrogate (JSON allows "\ud800") cannot be encoded for the table or the log: replaced.
+    value = str(value).encode("utf-8", "replace").decode("utf-8")
     return value if len(value) <= limit else value[:limit - 1] + CUT
 
 
