@@ -38,6 +38,7 @@ PAGES = [
     ("GET", "/login/sso", None, (404, 404, 404, 404)),
     ("GET", "/login/sso/callback", None, (404, 404, 404, 404)),
     ("GET", "/health", None, (200, 200, 200, 200)),
+    ("GET", "/audit", None, (LOGIN, 403, 403, 200)),
 ]
 API = [
     ("POST", "/api/links", {"url": "https://example.com/api"}, (401, 403, 201, 201)),
@@ -52,6 +53,7 @@ API = [
     ("GET", "/api/users", None, (401, 403, 403, 200)),
     ("POST", "/api/users", {"username": "newbie", "password": "newbie-password", "role": "viewer"}, (401, 403, 403, 201)),
     ("PATCH", "/api/users/target", {"role": "editor"}, (401, 403, 403, 200)),
+    ("GET", "/api/audit", None, (401, 403, 403, 200)),
 ]
 
 
@@ -194,7 +196,8 @@ REFUSED = {LOGIN, 401, 403, 404, 422}
 def _table(ddb):
     """Every item of the table, by (pk, sk), without what only records activity.
 
-    Left out: sign-in failure counters (test_signin_limits.py covers them), the acting user's
+    Left out: sign-in failure counters (test_signin_limits.py covers them), audit records (a refused
+    request is recorded too; tests/test_audit.py covers them), the acting user's
     session and token touches (last_seen_at, last_used_at), and the session items themselves,
     whose ends are checked through a signed-in client instead.
     """
@@ -202,7 +205,7 @@ def _table(ddb):
     for page in ddb.get_paginator("scan").paginate(TableName=TABLE_NAME, ConsistentRead=True):
         for item in page["Items"]:
             key = (item["pk"]["S"], item["sk"]["S"])
-            if key[0].startswith("signin#") or key[1].startswith("session#"):
+            if key[0].startswith(("signin#", "audit#")) or key[1].startswith("session#"):
                 continue
             items[key] = {name: value for name, value in item.items() if name not in ("last_seen_at", "last_used_at")}
     return items

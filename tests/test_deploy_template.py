@@ -532,7 +532,7 @@ def test_alarms_cover_errors_throttles_latency_and_the_queue():
                            "AggregatorErrorsAlarm", "ClickDelayAlarm", "ClickStreamThrottleAlarm",
                            "SkippedBatchRecordLostAlarm", "SubscriptionDeliveryErrorsAlarm",
                            "SubscriptionThrottlingAlarm", "AggregatorNotInvokedAlarm", "RecordsLostAlarm",
-                           "RecordsSkippedAlarm"}
+                           "RecordsSkippedAlarm", "SignInFailuresAlarm", "SignInLockoutsAlarm"}
     assert alarms["ClickDelayAlarm"]["Properties"]["MetricName"] == "IteratorAge"
     latency = alarms["LatencyAlarm"]["Properties"]
     assert latency["ExtendedStatistic"] == "p99" and latency["Threshold"] == {"Ref": "P99LatencyThresholdMs"}

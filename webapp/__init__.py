@@ -49,6 +49,7 @@ def create_app(test_config=None):
         OIDC_PROVIDER_NAME="single sign-on",
         OIDC_HTTP_TIMEOUT=5,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+        AUDIT_RETENTION_DAYS=365,  # audit records are purged (TTL) this many days after; 0 keeps them
     )
     app.config.from_prefixed_env("SHORTENER")
     if test_config is not None:
@@ -87,6 +88,10 @@ def create_app(test_config=None):
     from webapp.token_pages import bp as token_pages_bp
 
     app.register_blueprint(token_pages_bp)
+
+    from webapp.audit_pages import bp as audit_bp
+
+    app.register_blueprint(audit_bp)
 
     from webapp.api import bp as api_bp
 

@@ -1,8 +1,10 @@
 """Flask CLI commands: users (create, role, disable, enable, password) and API tokens."""
+import getpass
+
 import click
 from flask.cli import with_appcontext
 
-from webapp import access
+from webapp import access, audit
 from webapp.exceptions import UserExists, UserNotFound
 from webapp.store import get_store
 
@@ -31,6 +33,18 @@ def _password(password):
         raise click.BadParameter(str(err).lower().rstrip("."), param_hint="--password") from None
 
 
+def _record(action, **kwargs):
+    """Audit a command's change: through the CLI, by the operating-system user who ran it."""
+    audit.record(action, via=audit.CLI, actor=_operator(), **kwargs)
+
+
+def _operator():
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no login name and no passwd entry (e.g. in a Lambda container)
+        return "cli"
+
+
 def _existing(change, username, *args):
     try:
         return change(username, *args)
@@ -52,6 +66,7 @@ def create_user_command(username, password, role):
         get_store().users.create(username, password, role=role)
     except UserExists:
         raise click.ClickException(f"User {username!r} already exists.") from None
+    _record("user.create", target=username, role=role)
     click.echo(f"Created user {username}. Role: {role}.")
 
 
@@ -62,6 +77,7 @@ def create_user_command(username, password, role):
 def set_role_command(username, role):
     """Change a user's role; their sessions end."""
     _existing(get_store().users.set_role, username, role)
+    _record("user.role", target=username, role=role)
     click.echo(f"{username} is now {role}; their sessions ended.")
 
 
@@ -71,6 +87,7 @@ def set_role_command(username, role):
 def disable_user_command(username):
     """Disable a user: sessions end, tokens stop working, links stay."""
     _existing(get_store().users.set_disabled, username, True)
+    _record("user.disable", target=username)
     click.echo(f"Disabled {username}.")
 
 
@@ -80,6 +97,7 @@ def disable_user_command(username):
 def enable_user_command(username):
     """Re-enable a disabled user."""
     _existing(get_store().users.set_disabled, username, False)
+    _record("user.enable", target=username)
     click.echo(f"Enabled {username}.")
 
 
@@ -91,6 +109,7 @@ def set_password_command(username, password):
     """Set a local user's password (break-glass reset); their sessions end."""
     _password(password)
     _existing(get_store().users.set_password, username, password)
+    _record("user.password", target=username)
     click.echo(f"Password of {username} set; their sessions ended.")
 
 
@@ -110,5 +129,6 @@ def create_token_command(username, name, scope, days):
         raise click.ClickException(f"User {username!r} does not exist; create it first.") from None
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--scope") from None
+    _record("token.create", target=username, token_id=token_id, name=name, scope=scope, days=days)
     click.echo(f"Token {token_id} ({name}, {scope}, expires in {days} days) for {username}. It is shown only this once:")
     click.echo(plaintext)

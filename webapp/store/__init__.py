@@ -7,6 +7,7 @@ call() with its error mapping); a part that needs another is handed it when the 
 """
 from flask import current_app
 
+from webapp.store.audit import Audit
 from webapp.store.links import (  # noqa: F401 - re-exported
     COUNTER_SK_PREFIX,
     DAY_SK_PREFIX,
@@ -37,6 +38,7 @@ class Store:
         self.users = Users(self.table, self.sessions)
         self.tokens = Tokens(self.table, self.users)
         self.sign_ins = SignIns(self.table)
+        self.audit = Audit(self.table)
 
 
 def init_app(app):
