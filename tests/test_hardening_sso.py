@@ -33,7 +33,8 @@ def _sign_in_with_claims(client, provider, claims):
 
 def _audit_events(caplog):
     """The audit records logged so far, as dicts."""
-    return [json.loads(r.getMessage().removeprefix("audit ")) for r in caplog.records if r.getMessage().startswith("audit ")]
+    events = [json.loads(r.getMessage().removeprefix("audit ")) for r in caplog.records if r.getMessage().startswith("audit ")]
+    return [{**event, **event.pop("details", {})} for event in events]  # details flattened beside the fields
 
 
 # Defect 3: removing someone from every group ends their access.

@@ -112,7 +112,8 @@ def _cut(value, limit):
 
 
 def _json(value):
-    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+    # ASCII only: besides \n, U+2028, U+2029 and U+0085 end a line for many log readers, so no raw one may pass.
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def emit_metric(name):
