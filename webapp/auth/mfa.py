@@ -147,7 +147,7 @@ def second_step():
             audit.record("signin.second_factor", target=username, actor=username, factor=factor)
             if factor == "recovery":
                 left = store.two_factor.state(username).recovery_codes_left
-                flash(f"You used a recovery code; {left} left. Make new ones on the Security page if you run low.", "info")
+                flash(f"You used a recovery code; {left} left. Make new ones on the Two-factor page if you run low.", "info")
             return redirect(safe_next(pending.get("next"), url_for("links.index")), 303)
         audit.record("signin.second_factor", target=username, actor=username, outcome="failed", factor=factor)
         form.code.errors.append("That code is wrong, or it was already used. Wait for the next code and try again.")
