@@ -112,6 +112,7 @@ def _forget_code_attempts(username):
 
 
 def _locked_message():
+    """Minutes until the window ends, and the message that says so."""
     minutes = -(-get_store().sign_ins.retry_after(current_app.config["SIGNIN_WINDOW_SECONDS"]) // 60)
     return minutes, f"Too many wrong codes for this account. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
 
