@@ -49,12 +49,14 @@ class SecurityForm(FlaskForm):
 
 def needs_second_step(user):
     """True when a local user whose password was right must pass, or first set up, a second factor."""
-    return _second_step(user["username"]) is not None
+    # Kept for begin(), which follows in the same request: one read, and one answer for both.
+    g.second_step = _second_step(user["username"])
+    return g.second_step is not None
 
 
 def begin(username, target):
     """Leave a pending marker in the signed session (no session yet) and ask for the second factor."""
-    purpose = _second_step(username)
+    purpose = g.get("second_step") or _second_step(username) or ENROL
     session.clear()  # whatever the browser held before, it is not signed in now
     expires = int(clock.utcnow().timestamp()) + PENDING_SECONDS
     session[PENDING_KEY] = {"username": username, "purpose": purpose, "expires": expires, "next": target}
