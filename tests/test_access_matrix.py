@@ -39,6 +39,18 @@ PAGES = [
     ("GET", "/login/sso/callback", None, (404, 404, 404, 404)),
     ("GET", "/health", None, (200, 200, 200, 200)),
     ("GET", "/audit", None, (LOGIN, 403, 403, 200)),
+    # Two-factor sign-in (tests/test_two_factor.py covers it in depth). Nobody here has it on, so turning
+    # it off or renewing codes sends back to its page, and a second step without a password step to sign-in.
+    ("GET", "/account/two-factor", None, (LOGIN, 200, 200, 200)),
+    ("GET", "/account/two-factor/setup", None, (LOGIN, 200, 200, 200)),
+    ("POST", "/account/two-factor/setup", {}, (LOGIN, 303, 303, 303)),
+    ("POST", "/account/two-factor/enable", {"code": "000000"}, (LOGIN, 422, 422, 422)),
+    ("POST", "/account/two-factor/recovery-codes", {"secret": "wrong-password"}, (LOGIN, 303, 303, 303)),
+    ("POST", "/account/two-factor/disable", {"secret": "wrong-password"}, (LOGIN, 303, 303, 303)),
+    ("GET", "/login/two-factor", None, (303, 303, 303, 303)),
+    ("POST", "/login/two-factor", {"code": "000000"}, (303, 303, 303, 303)),
+    ("GET", "/settings/security", None, (LOGIN, 403, 403, 200)),
+    ("POST", "/settings/security", {"require_two_factor": "y"}, (LOGIN, 403, 403, 303)),
 ]
 API = [
     ("POST", "/api/links", {"url": "https://example.com/api"}, (401, 403, 201, 201)),
@@ -149,6 +161,16 @@ def _unchanged(before, after, actor, world, client):
     assert after == before
 
 
+def _two_factor_setup_started(before, after, actor, world, client):
+    key = (f"user#{actor}", "user")
+    assert "totp_pending_secret" in after[key] and "totp_secret" not in after[key]
+    assert {k: v for k, v in after.items() if k != key} == {k: v for k, v in before.items() if k != key}
+
+
+def _two_factor_required(before, after, actor, world, client):
+    assert after[("setting#require_two_factor", "setting")]["value"] == {"BOOL": True}
+
+
 def _disable_target(ddb):
     _set(ddb, ("user#target", "user"), "disabled", {"BOOL": True})
 
@@ -177,6 +199,12 @@ EFFECTS = {
     ("POST", "/logout"): _signed_out_if_signed_in,
     ("POST", "/login"): _unchanged,  # the signed-in are sent on; a failure only counts (not in _table)
     ("POST", "/account/password"): _unchanged,  # refused for everyone here: wrong current password
+    ("POST", "/account/two-factor/setup"): _two_factor_setup_started,
+    ("POST", "/account/two-factor/enable"): _unchanged,  # refused for everyone here: no setup, wrong code
+    ("POST", "/account/two-factor/recovery-codes"): _unchanged,
+    ("POST", "/account/two-factor/disable"): _unchanged,
+    ("POST", "/login/two-factor"): _unchanged,
+    ("POST", "/settings/security"): _two_factor_required,
     ("POST", "/api/links"): _link_created("https://example.com/api"),
     ("POST", "/shorten"): _link_created("https://example.com/api"),
     ("PATCH", "/api/links/matrix"): _link_active(False),

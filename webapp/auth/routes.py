@@ -4,7 +4,7 @@ import hmac
 from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
 
 from webapp import audit
-from webapp.auth import bp, oidc
+from webapp.auth import bp, mfa, oidc
 from webapp.auth.forms import LoginForm, PasswordForm
 from webapp.auth.session import login_required, safe_next, sign_in, sign_out
 from webapp.client_address import client_address
@@ -39,6 +39,8 @@ def login():
                 current_app.logger.warning("sign-in refused, account disabled: account=%r", username)
                 form.password.errors.append("This account is disabled. Ask an admin to enable it.")
                 return render_template("auth/login.html", form=form), 403
+            if mfa.needs_second_step(user):
+                return mfa.begin(username, target)
             sign_in(username)
             current_app.logger.info("user signed in: %s", username)
             return redirect(target, 303)

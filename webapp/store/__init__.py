@@ -21,7 +21,9 @@ from webapp.store.links import (  # noqa: F401 - re-exported
     encode_cursor,
     list_shard,
 )
+from webapp.store.mfa import TwoFactor
 from webapp.store.sessions import Sessions
+from webapp.store.settings import Settings
 from webapp.store.signin import SignIns
 from webapp.store.table import LIST_INDEX, Table, read_secure_parameter  # noqa: F401 - re-exported
 from webapp.store.tokens import Tokens, hash_token  # noqa: F401 - re-exported
@@ -39,6 +41,8 @@ class Store:
         self.tokens = Tokens(self.table, self.users)
         self.sign_ins = SignIns(self.table)
         self.audit = Audit(self.table)
+        self.two_factor = TwoFactor(self.table)
+        self.settings = Settings(self.table)
 
 
 def init_app(app):
