@@ -463,3 +463,20 @@ def test_a_signed_in_admin_without_two_factor_keeps_the_session_when_it_becomes_
     auth.login()
     _require(client, True)
     assert _signed_in(client)  # the requirement applies at the next sign-in
+
+
+# The operator's reset, for a lost phone and lost recovery codes.
+
+
+def test_the_cli_reset_turns_the_factor_off_and_ends_sessions(app, client, auth, store, enrolled, clock):
+    secret, _ = enrolled
+    _password_step(auth)
+    assert _second_step(client, _code(secret, clock)).status_code == 303 and _signed_in(client)
+    result = app.test_cli_runner().invoke(args=["reset-two-factor", ADMIN_USERNAME])
+    assert result.exit_code == 0, result.output
+    assert not store.two_factor.state(ADMIN_USERNAME).enabled
+    assert not _signed_in(client)  # the session that the lost phone may also hold has ended
+    again = app.test_cli_runner().invoke(args=["reset-two-factor", ADMIN_USERNAME])
+    assert again.exit_code != 0 and "has no second factor" in again.output
+    unknown = app.test_cli_runner().invoke(args=["reset-two-factor", "nobody"])
+    assert unknown.exit_code != 0 and "does not exist" in unknown.output

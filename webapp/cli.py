@@ -15,7 +15,7 @@ _ROLE = click.Choice(access.ROLES)
 def init_app(app):
     """Register the commands on the app's CLI."""
     for command in (create_user_command, set_role_command, disable_user_command, enable_user_command,
-                    set_password_command, create_token_command):
+                    set_password_command, reset_two_factor_command, create_token_command):
         app.cli.add_command(command)
 
 
@@ -111,6 +111,21 @@ def set_password_command(username, password):
     _existing(get_store().users.set_password, username, password)
     _record("user.password", target=username)
     click.echo(f"Password of {username} set; their sessions ended.")
+
+
+@click.command("reset-two-factor")
+@click.argument("username")
+@with_appcontext
+def reset_two_factor_command(username):
+    """Turn off a user's second factor (a lost phone and lost recovery codes); their sessions end."""
+    if get_store().users.get(username) is None:
+        raise click.ClickException(f"User {username!r} does not exist.")
+    if not get_store().two_factor.disable(username):
+        raise click.ClickException(f"{username} has no second factor; nothing changed.")
+    # Whoever held the phone may hold a session too: it ends with the factor.
+    get_store().sessions.end_all(username)
+    _record("mfa.disable", target=username)
+    click.echo(f"Two-factor sign-in of {username} is off and their sessions ended; they can set it up again after signing in.")
 
 
 @click.command("create-token")
