@@ -38,6 +38,9 @@ PAGES = [
     ("GET", "/login/sso", None, (404, 404, 404, 404)),
     ("GET", "/login/sso/callback", None, (404, 404, 404, 404)),
     ("GET", "/health", None, (200, 200, 200, 200)),
+    ("GET", "/settings/blocklist", None, (LOGIN, 403, 403, 200)),
+    ("POST", "/settings/blocklist", {"kind": "domain", "value": "Blocked.Example"}, (LOGIN, 403, 403, 303)),
+    ("POST", "/settings/blocklist/{rule_id}/remove", {}, (LOGIN, 403, 403, 303)),
 ]
 API = [
     ("POST", "/api/links", {"url": "https://example.com/api"}, (401, 403, 201, 201)),
@@ -52,6 +55,9 @@ API = [
     ("GET", "/api/users", None, (401, 403, 403, 200)),
     ("POST", "/api/users", {"username": "newbie", "password": "newbie-password", "role": "viewer"}, (401, 403, 403, 201)),
     ("PATCH", "/api/users/target", {"role": "editor"}, (401, 403, 403, 200)),
+    ("GET", "/api/blocklist", None, (401, 403, 403, 200)),
+    ("POST", "/api/blocklist", {"kind": "domain", "value": "Blocked.Example"}, (401, 403, 403, 201)),
+    ("DELETE", "/api/blocklist/{rule_id}", None, (401, 403, 403, 204)),
 ]
 
 
@@ -69,7 +75,8 @@ def world(app, store):
     token, token_id = store.tokens.create("target", "target's", scope="read")
     target = app.test_client()
     assert target.post("/login", data={"username": "target", "password": ROLE_PASSWORD}).status_code == 303
-    return {"token_id": token_id, "token": token, "target": target}
+    rule_id = store.blocklist.add("domain", "world.example", created_by="alice")["id"]
+    return {"token_id": token_id, "token": token, "target": target, "rule_id": rule_id}
 
 
 # What an allowed write must have done. Each check gets the table before and after the request
@@ -143,6 +150,14 @@ def _signed_out_if_signed_in(before, after, actor, world, client):
     assert _signed_out(client)
 
 
+def _rule_added(before, after, actor, world, client):
+    assert _new_items(before, after, kind="domain", value="blocked.example", created_by=actor)
+
+
+def _world_rule_removed(before, after, actor, world, client):
+    assert [key for key in before if key not in after] == [("blocklist", "rule#" + world["rule_id"])]
+
+
 def _unchanged(before, after, actor, world, client):
     assert after == before
 
@@ -182,6 +197,10 @@ EFFECTS = {
     ("DELETE", "/api/tokens/{token_id}"): _target_token_revoked,
     ("POST", "/api/users"): _user_created,
     ("PATCH", "/api/users/target"): _target_role_changed,
+    ("POST", "/settings/blocklist"): _rule_added,
+    ("POST", "/settings/blocklist/{rule_id}/remove"): _world_rule_removed,
+    ("POST", "/api/blocklist"): _rule_added,
+    ("DELETE", "/api/blocklist/{rule_id}"): _world_rule_removed,
 }
 # Writes whose effect is a change back: the world is arranged so that the change shows.
 ARRANGE = {
@@ -281,6 +300,8 @@ def _rule_of(path):
         "/api/users/target": "/api/users/<username>",
         "/tokens/{token_id}": "/tokens/<token_id>",
         "/api/tokens/{token_id}": "/api/tokens/<token_id>",
+        "/settings/blocklist/{rule_id}": "/settings/blocklist/<rule_id>",
+        "/api/blocklist/{rule_id}": "/api/blocklist/<rule_id>",
     }
     for concrete, rule in sorted(replacements.items(), key=lambda item: -len(item[0])):
         if path.startswith(concrete):

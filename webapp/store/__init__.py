@@ -20,8 +20,9 @@ from webapp.store.links import (  # noqa: F401 - re-exported
     encode_cursor,
     list_shard,
 )
+from webapp.store.blocklist import Blocklist
 from webapp.store.sessions import Sessions
-from webapp.store.signin import SignIns
+from webapp.store.signin import LinkCreations, SignIns
 from webapp.store.table import LIST_INDEX, Table, read_secure_parameter  # noqa: F401 - re-exported
 from webapp.store.tokens import Tokens, hash_token  # noqa: F401 - re-exported
 from webapp.store.users import Users
@@ -37,6 +38,7 @@ class Store:
         self.users = Users(self.table, self.sessions)
         self.tokens = Tokens(self.table, self.users)
         self.sign_ins = SignIns(self.table)
+        self.link_creations, self.blocklist = LinkCreations(self.table), Blocklist(self.table)
 
 
 def init_app(app):
