@@ -155,7 +155,7 @@ def _rule_added(before, after, actor, world, client):
 
 
 def _world_rule_removed(before, after, actor, world, client):
-    assert [key for key in before if key not in after] == [("blocklist", "rule#" + world["rule_id"])]
+    assert [key for key in before if key not in after] == [("blocklist#rules", "rule#" + world["rule_id"])]
 
 
 def _unchanged(before, after, actor, world, client):

@@ -115,6 +115,8 @@ def canonical_host(entry):
     """The host of a host name or URL in the one spelling compared (lowercase punycode, no trailing
     dot, an IP address in its compressed form); raise InvalidUrl when it has none. (The blocklist too.)"""
     entry = entry.strip()
+    if "//" not in entry and entry.count(":") > 1 and not entry.startswith("["):
+        entry = f"[{entry}]"  # a bare IPv6 address; unbracketed, its first group would read as a host and port
     try:
         name = urlsplit(entry if "//" in entry else f"//{entry}").hostname
     except ValueError:

@@ -12,7 +12,7 @@ from webapp import clock
 from webapp.exceptions import StoreError
 from webapp.store.table import _ConditionFailed, _key, _marshal, _unmarshal
 
-BLOCKLIST_PK = "blocklist"
+BLOCKLIST_PK = "blocklist#rules"  # a "#" no link id can hold, so no slug shares the partition
 RULE_SK_PREFIX = "rule#"
 # Every link creation reads the whole list: this bounds its cost (and each page of the admin list).
 MAX_RULES = 1000
