@@ -242,15 +242,17 @@ def test_a_pattern_can_span_hosts():
     ("domain", "exa mple.com", "cannot contain spaces"),
     ("domain", "exa_mple..com/", "Enter a domain like example.com"),
     ("domain", "x" * 301, "at most 300 characters"),
-    ("pattern", "*", "at least 4 characters besides"),
-    ("pattern", "*.*?[]", "at least 4 characters besides"),
+    ("pattern", "*", "would block ordinary destinations such as https://example.com/"),
+    ("pattern", "*.*", "would block ordinary destinations"),
+    ("pattern", "HTTP*", "would block ordinary destinations"),
+    ("pattern", "*://*/*", "would block ordinary destinations"),
     ("pattern", "https://bücher.example/*", "Write the pattern in ASCII"),
     ("pattern", "https://a.example/\n*", "cannot contain spaces or control characters"),
     ("regex", "^https://", "Choose one of: domain, pattern."),
     ("domain", None, "Enter a domain or a pattern."),
 ])
 def test_bad_rules_are_refused_with_a_message(kind, value, message):
-    with pytest.raises(ValueError, match=None) as caught:
+    with pytest.raises(ValueError) as caught:
         abuse.check_rule(kind, value)
     assert message in str(caught.value)
 
@@ -314,7 +316,7 @@ def test_an_admin_adds_lists_and_removes_a_rule_on_the_page(client, auth, store,
 
 @pytest.mark.parametrize(("data", "message"), [
     ({"kind": "domain", "value": "*.example.com"}, "Enter a plain domain like example.com"),
-    ({"kind": "pattern", "value": "**"}, "at least 4 characters besides"),
+    ({"kind": "pattern", "value": "**"}, "would block ordinary destinations"),
     ({"kind": "regex", "value": "example.com"}, "Not a valid choice"),
     ({"kind": "domain", "value": ""}, "Enter a domain or a pattern."),
 ])

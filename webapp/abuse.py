@@ -27,8 +27,8 @@ from webapp.store import get_store
 DOMAIN, PATTERN = "domain", "pattern"
 KINDS = (DOMAIN, PATTERN)
 PATTERN_MAX = 300
-_PATTERN_MIN_LITERALS = 4  # "*" alone, or "*.*", would block every destination
-_GLOB_CHARS = set("*?[]")
+# A pattern that matches these (reserved example names) would block nearly everything: "*", "http*".
+_ORDINARY_URLS = ("https://example.com/", "http://www.example.org/a/b.html?q=1#top")
 ALLOW, REFUSE = "allow", "refuse"  # what a failure of the reputation service does
 _REPLY_MAX = 16 * 1024
 _REASON_MAX = 200
@@ -72,10 +72,11 @@ def check_rule(kind, value):
             raise ValueError("Enter a domain like example.com (it blocks its subdomains too) or an IP address.") from None
     if not value.isascii():
         raise ValueError("Write the pattern in ASCII, with the host in punycode (xn--...), as destinations are stored.")
-    if sum(1 for char in value if char not in _GLOB_CHARS) < _PATTERN_MIN_LITERALS:
-        raise ValueError(f"A pattern needs at least {_PATTERN_MIN_LITERALS} characters besides * ? [ ]: "
-                         "it would block almost every destination.")
-    return value.lower()
+    value = value.lower()
+    if any(fnmatchcase(url, value) for url in _ORDINARY_URLS):
+        raise ValueError(f"This pattern would block ordinary destinations such as {_ORDINARY_URLS[0]}: "
+                         "make it name a site or a path.")
+    return value
 
 
 def describe(rule):
