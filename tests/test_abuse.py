@@ -7,6 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, TABLE_NAME, make_app, token_for
+from tests.support.dynamodb_local import NO_JAVA, app_on_fresh_table
 from webapp import abuse, url_guard
 
 
@@ -553,3 +554,29 @@ def test_reputation_settings_that_cannot_work_stop_start_up(ddb, settings, messa
 def test_the_service_is_off_by_default(app):
     assert app.config["REPUTATION_URL"] is None
     assert app.config["REPUTATION_ON_FAILURE"] == "allow"
+
+
+# Parallel creations on DynamoDB Local (moto's conditional writes are not atomic across threads).
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(NO_JAVA, reason="DynamoDB Local needs Java 11+")
+def test_parallel_api_creates_with_one_token_stop_exactly_at_its_limit(dynamodb_local, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    threads, limit = 16, 5
+    app = app_on_fresh_table(dynamodb_local, monkeypatch, make_app, LINK_CREATE_TOKEN_LIMIT=limit)
+    store = app.extensions["store"]
+    store.users.create(ADMIN_USERNAME, ADMIN_PASSWORD)
+    token, _ = store.tokens.create(ADMIN_USERNAME, "burst")
+    barrier = Barrier(threads)
+
+    def create(n):
+        barrier.wait(timeout=30)
+        return _api_create(app.test_client(), token, f"https://example.com/{n}").status_code
+
+    with ThreadPoolExecutor(threads) as pool:
+        statuses = list(pool.map(create, range(threads)))
+    assert sorted(statuses) == [201] * limit + [429] * (threads - limit)
+    assert len(store.links.list(100)[0]) == limit
