@@ -51,6 +51,9 @@ PAGES = [
     ("POST", "/login/two-factor", {"code": "000000"}, (303, 303, 303, 303)),
     ("GET", "/settings/security", None, (LOGIN, 403, 403, 200)),
     ("POST", "/settings/security", {"require_two_factor": "y"}, (LOGIN, 403, 403, 303)),
+    ("GET", "/settings/blocklist", None, (LOGIN, 403, 403, 200)),
+    ("POST", "/settings/blocklist", {"kind": "domain", "value": "Blocked.Example"}, (LOGIN, 403, 403, 303)),
+    ("POST", "/settings/blocklist/{rule_id}/remove", {}, (LOGIN, 403, 403, 303)),
 ]
 API = [
     ("POST", "/api/links", {"url": "https://example.com/api"}, (401, 403, 201, 201)),
@@ -66,6 +69,9 @@ API = [
     ("POST", "/api/users", {"username": "newbie", "password": "newbie-password", "role": "viewer"}, (401, 403, 403, 201)),
     ("PATCH", "/api/users/target", {"role": "editor"}, (401, 403, 403, 200)),
     ("GET", "/api/audit", None, (401, 403, 403, 200)),
+    ("GET", "/api/blocklist", None, (401, 403, 403, 200)),
+    ("POST", "/api/blocklist", {"kind": "domain", "value": "Blocked.Example"}, (401, 403, 403, 201)),
+    ("DELETE", "/api/blocklist/{rule_id}", None, (401, 403, 403, 204)),
 ]
 
 
@@ -83,7 +89,8 @@ def world(app, store):
     token, token_id = store.tokens.create("target", "target's", scope="read")
     target = app.test_client()
     assert target.post("/login", data={"username": "target", "password": ROLE_PASSWORD}).status_code == 303
-    return {"token_id": token_id, "token": token, "target": target}
+    rule_id = store.blocklist.add("domain", "world.example", created_by="alice")["id"]
+    return {"token_id": token_id, "token": token, "target": target, "rule_id": rule_id}
 
 
 # What an allowed write must have done. Each check gets the table before and after the request
@@ -157,6 +164,14 @@ def _signed_out_if_signed_in(before, after, actor, world, client):
     assert _signed_out(client)
 
 
+def _rule_added(before, after, actor, world, client):
+    assert _new_items(before, after, kind="domain", value="blocked.example", created_by=actor)
+
+
+def _world_rule_removed(before, after, actor, world, client):
+    assert [key for key in before if key not in after] == [("blocklist#rules", "rule#" + world["rule_id"])]
+
+
 def _unchanged(before, after, actor, world, client):
     assert after == before
 
@@ -212,6 +227,10 @@ EFFECTS = {
     ("DELETE", "/api/tokens/{token_id}"): _target_token_revoked,
     ("POST", "/api/users"): _user_created,
     ("PATCH", "/api/users/target"): _target_role_changed,
+    ("POST", "/settings/blocklist"): _rule_added,
+    ("POST", "/settings/blocklist/{rule_id}/remove"): _world_rule_removed,
+    ("POST", "/api/blocklist"): _rule_added,
+    ("DELETE", "/api/blocklist/{rule_id}"): _world_rule_removed,
 }
 # Writes whose effect is a change back: the world is arranged so that the change shows.
 ARRANGE = {
@@ -312,6 +331,8 @@ def _rule_of(path):
         "/api/users/target": "/api/users/<username>",
         "/tokens/{token_id}": "/tokens/<token_id>",
         "/api/tokens/{token_id}": "/api/tokens/<token_id>",
+        "/settings/blocklist/{rule_id}": "/settings/blocklist/<rule_id>",
+        "/api/blocklist/{rule_id}": "/api/blocklist/<rule_id>",
     }
     for concrete, rule in sorted(replacements.items(), key=lambda item: -len(item[0])):
         if path.startswith(concrete):

@@ -38,6 +38,12 @@ def create_app(test_config=None):
         SIGNIN_ACCOUNT_LIMIT=5,  # failed sign-ins per account per window
         SIGNIN_CLIENT_LIMIT=20,  # failed sign-ins per client address per window
         SIGNIN_WINDOW_SECONDS=15 * 60,
+        LINK_CREATE_LIMIT=600,  # links each user may create per window (pages and API together)
+        LINK_CREATE_TOKEN_LIMIT=300,  # links each API token may create per window
+        LINK_CREATE_WINDOW_SECONDS=60 * 60,
+        REPUTATION_URL=None,  # an https:// service asked about each new destination; off when unset
+        REPUTATION_TIMEOUT_SECONDS=2,
+        REPUTATION_ON_FAILURE="allow",  # or "refuse": what a failed or silent reputation service does
         OIDC_ISSUER=None,  # single sign-on is on when this is set
         OIDC_CLIENT_ID=None,
         OIDC_CLIENT_SECRET=None,
@@ -57,10 +63,11 @@ def create_app(test_config=None):
     _finish_config(app)
     _configure_logging(app)
 
-    from webapp import cli, headers, store
+    from webapp import abuse, cli, headers, store
     from webapp.auth import oidc
 
     store.init_app(app)
+    abuse.init_app(app)
     oidc.init_app(app)
     cli.init_app(app)
     headers.init_app(app)
@@ -92,6 +99,10 @@ def create_app(test_config=None):
     from webapp.audit_pages import bp as audit_bp
 
     app.register_blueprint(audit_bp)
+
+    from webapp.blocklist_pages import bp as blocklist_pages_bp
+
+    app.register_blueprint(blocklist_pages_bp)
 
     from webapp.api import bp as api_bp
 

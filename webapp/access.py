@@ -16,12 +16,14 @@ WRITE_LINKS = "links:write"
 MANAGE_USERS = "users:manage"
 MANAGE_ANY_TOKEN = "tokens:any"
 OWN_TOKENS = "tokens:own"
+MANAGE_BLOCKLIST = "blocklist:manage"
 _GRANTS = {
     READ_LINKS: {ADMIN, EDITOR, VIEWER},
     WRITE_LINKS: {ADMIN, EDITOR},
     MANAGE_USERS: {ADMIN},
     MANAGE_ANY_TOKEN: {ADMIN},
     OWN_TOKENS: {ADMIN, EDITOR, VIEWER},
+    MANAGE_BLOCKLIST: {ADMIN},
 }
 # What a token's scope allows: a read token only reads, whatever its owner's role.
 _SCOPE_ALLOWS = {READ: {READ_LINKS}, WRITE: set(_GRANTS)}

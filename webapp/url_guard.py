@@ -108,17 +108,22 @@ def _loops(scheme, host, port, short_base_url, extra_loop_hosts):
 def loop_hosts(entries):
     """The hosts of the loop-host setting in the one spelling compared, each given as a host name or
     a URL (https://abc123.execute-api.us-east-1.amazonaws.com/); raise InvalidUrl for a bad entry."""
-    hosts = set()
-    for entry in entries:
-        entry = entry.strip()
-        try:
-            name = urlsplit(entry if "//" in entry else f"//{entry}").hostname
-        except ValueError:
-            name = None
-        if not name:
-            raise InvalidUrl(f"{entry!r} is not a host name or URL.")
-        hosts.add(_canonical_host(_ascii_host(name)))
-    return frozenset(hosts)
+    return frozenset(canonical_host(entry) for entry in entries)
+
+
+def canonical_host(entry):
+    """The host of a host name or URL in the one spelling compared (lowercase punycode, no trailing
+    dot, an IP address in its compressed form); raise InvalidUrl when it has none. (The blocklist too.)"""
+    entry = entry.strip()
+    if "//" not in entry and entry.count(":") > 1 and not entry.startswith("["):
+        entry = f"[{entry}]"  # a bare IPv6 address; unbracketed, its first group would read as a host and port
+    try:
+        name = urlsplit(entry if "//" in entry else f"//{entry}").hostname
+    except ValueError:
+        name = None
+    if not name:
+        raise InvalidUrl(f"{entry!r} is not a host name or URL.")
+    return _canonical_host(_ascii_host(name))
 
 
 def _canonical_host(host):

@@ -20,6 +20,7 @@ def require_token():
         return json_error(401, "A valid API token is required (Authorization: Bearer <token>).",
                           {"WWW-Authenticate": 'Bearer realm="api"'})
     g.api_user, g.api_role, g.api_scope = caller["username"], caller["role"], caller["scope"]
+    g.api_token_id = caller["token_id"]  # link creations are limited per token too (webapp.abuse)
     return None
 
 

@@ -3,7 +3,7 @@ import json
 
 from flask import current_app, g, request, url_for
 
-from webapp import access, link_rules, url_guard
+from webapp import abuse, access, audit, link_rules, url_guard
 from webapp.api import bp
 from webapp.api.auth import requires
 from webapp.api.responses import json_error, link_json
@@ -38,16 +38,30 @@ def create_link():
         slug = link_rules.optional_slug(body.get("slug"))
         title = link_rules.check_title(body.get("title"))
         expires_at = link_rules.parse_expiry(body.get("expires_at", link_rules.MISSING), default_days=config["DEFAULT_EXPIRY_DAYS"])
-        link = get_store().links.create(
-            url, created_by=g.api_user, slug=slug, title=title, expires_at=expires_at, id_length=config["ID_LENGTH"]
-        )
+        abuse.check_destination(url)
+        abuse.reserve_creation(g.api_user, g.api_token_id)
+        link = _create(url, slug=slug, title=title, expires_at=expires_at, id_length=config["ID_LENGTH"])
     except _BadBody as err:
         return json_error(err.status, err.message)
     except InvalidLink as err:
         return json_error(422, err.message, field=err.field)
+    except abuse.DestinationRefused as err:
+        return json_error(err.status, err.message, field="url")
+    except abuse.CreationLimited as err:
+        return json_error(429, err.message, {"Retry-After": str(err.retry_after)})
     except SlugTaken:
         return json_error(409, "That custom slug is already taken.", field="slug")
+    audit.record("link.create", target=link["id"], url=link["url"])
     return link_json(link), 201, {"Location": url_for("api.get_link", short_id=link["id"])}
+
+
+def _create(url, **fields):
+    """Store the link; a create that wrote nothing (a taken slug) gives back its reserved count."""
+    try:
+        return get_store().links.create(url, created_by=g.api_user, **fields)
+    except SlugTaken:
+        abuse.release_creation(g.api_user, g.api_token_id)
+        raise
 
 
 @bp.get("/api/links")

@@ -1,7 +1,7 @@
 """Views of the link pages."""
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 
-from webapp import access, clock, stats
+from webapp import abuse, access, audit, clock, stats
 from webapp.auth import permission_required
 from webapp.exceptions import InvalidCursor, SlugTaken
 from webapp.link_pages import bp
@@ -28,6 +28,8 @@ def new():
     form = LinkForm()
     if form.validate_on_submit():
         try:
+            abuse.check_destination(form.url.data)
+            abuse.reserve_creation(g.user)
             link = get_store().links.create(
                 form.url.data,
                 created_by=g.user,
@@ -36,9 +38,17 @@ def new():
                 expires_at=form.expires_at,
                 id_length=current_app.config["ID_LENGTH"],
             )
+        except abuse.DestinationRefused as err:
+            form.url.errors.append(err.message)
+            return render_template("links/new.html", form=form), err.status
+        except abuse.CreationLimited as err:
+            flash(err.message, "error")
+            return render_template("links/new.html", form=form), 429, {"Retry-After": str(err.retry_after)}
         except SlugTaken:
+            abuse.release_creation(g.user)
             form.slug.errors.append("That custom slug is already taken. Choose another one.")
         else:
+            audit.record("link.create", target=link["id"], url=link["url"])
             flash("Short link created.", "success")
             return redirect(url_for("links.detail", short_id=link["id"]), 303)
     status = 422 if form.errors else 200

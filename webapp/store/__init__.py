@@ -21,10 +21,11 @@ from webapp.store.links import (  # noqa: F401 - re-exported
     encode_cursor,
     list_shard,
 )
+from webapp.store.blocklist import Blocklist
 from webapp.store.mfa import TwoFactor
 from webapp.store.sessions import Sessions
 from webapp.store.settings import Settings
-from webapp.store.signin import SignIns
+from webapp.store.signin import LinkCreations, SignIns
 from webapp.store.table import LIST_INDEX, Table, read_secure_parameter  # noqa: F401 - re-exported
 from webapp.store.tokens import Tokens, hash_token  # noqa: F401 - re-exported
 from webapp.store.users import Users
@@ -43,6 +44,8 @@ class Store:
         self.audit = Audit(self.table)
         self.two_factor = TwoFactor(self.table)
         self.settings = Settings(self.table)
+        self.link_creations = LinkCreations(self.table)
+        self.blocklist = Blocklist(self.table)
 
 
 def init_app(app):

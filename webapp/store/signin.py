@@ -1,4 +1,5 @@
-"""Failed sign-in counters, per account and per client, in the table: Lambda containers share no memory."""
+"""Counters in fixed windows, in the table (Lambda containers share no memory): failed sign-ins per
+account and per client, and link creations per user and per API token."""
 import hashlib
 import hmac
 
@@ -6,6 +7,7 @@ from webapp import clock
 from webapp.store.table import _ConditionFailed, _key, _marshal
 
 ATTEMPTS_PK_PREFIX = "signin#"
+LINK_CREATIONS_PK_PREFIX = "linklimit#"
 WINDOW_SK_PREFIX = "window#"
 
 
@@ -20,18 +22,20 @@ def client_digest(client, secret):
     return hmac.new(secret.encode("utf-8"), client.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 
-class SignIns:
-    """Count sign-in attempts in fixed windows; an attempt is reserved before the password is checked.
+class RateLimits:
+    """Count events per subject in fixed windows; an event is reserved before the action it limits.
 
-    Reserving first (a conditional ADD) means a burst of parallel guesses cannot all slip in before
-    the counter catches up: the (limit+1)th reservation in a window fails atomically.
+    Reserving first (a conditional ADD) means a burst of parallel requests cannot all slip in before
+    the counter catches up: the (limit+1)th reservation in a window fails atomically. Each kind of
+    limit has its own key prefix, so sign-in and link-creation counters never meet.
     """
 
-    def __init__(self, table):
+    def __init__(self, table, pk_prefix):
         self.table = table
+        self.pk_prefix = pk_prefix
 
     def reserve(self, subject, limit, window_seconds):
-        """Count one attempt for the subject ("account#<name>" or "client#<digest>"); False when it is locked out."""
+        """Count one event for the subject (e.g. "account#<name>"); False when its limit is reached."""
         start = _window(window_seconds)
         return self._change_attempts(
             subject,
@@ -42,7 +46,7 @@ class SignIns:
         )
 
     def release(self, subject, window_seconds):
-        """Give back a reserved attempt that succeeded, so only failures count."""
+        """Give back a reserved event that should not count (a sign-in that succeeded, a create that wrote nothing)."""
         # False when the window turned over since the reservation: nothing left to give back.
         self._change_attempts(
             subject, _window(window_seconds), "ADD attempts :minus", "attempts > :zero", {":minus": -1, ":zero": 0}
@@ -54,7 +58,7 @@ class SignIns:
             self.table.call(
                 "update_item",
                 TableName=self.table.name,
-                Key=_attempts_key(subject, start),
+                Key=self._key(subject, start),
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeValues=_marshal(values),
@@ -64,14 +68,27 @@ class SignIns:
         return True
 
     def clear(self, subject, window_seconds):
-        """Forget the subject's failures in this window (after a correct password for that account)."""
-        self.table.call("delete_item", TableName=self.table.name, Key=_attempts_key(subject, _window(window_seconds)))
+        """Forget the subject's events in this window (after a correct password for that account)."""
+        self.table.call("delete_item", TableName=self.table.name, Key=self._key(subject, _window(window_seconds)))
 
     def retry_after(self, window_seconds):
         """Seconds until the current window ends and a locked-out subject may try again."""
         epoch = int(clock.utcnow().timestamp())
         return _window(window_seconds) + window_seconds - epoch
 
+    def _key(self, subject, start):
+        return _key(f"{self.pk_prefix}{subject}", f"{WINDOW_SK_PREFIX}{start}")
 
-def _attempts_key(subject, start):
-    return _key(f"{ATTEMPTS_PK_PREFIX}{subject}", f"{WINDOW_SK_PREFIX}{start}")
+
+class SignIns(RateLimits):
+    """Failed sign-ins per account ("account#<name>") and per client ("client#<digest>")."""
+
+    def __init__(self, table):
+        super().__init__(table, ATTEMPTS_PK_PREFIX)
+
+
+class LinkCreations(RateLimits):
+    """Links created per user ("user#<name>") and per API token ("token#<id>")."""
+
+    def __init__(self, table):
+        super().__init__(table, LINK_CREATIONS_PK_PREFIX)
