@@ -49,7 +49,7 @@ token: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-## test-fast: everything not marked slow (no packaging, local stack, DynamoDB Local, browser, checkov
+## test-fast: everything not marked slow (no packaging, local stack, DynamoDB Local, browser, checkov, pip-audit
 ## or bench smoke), on both cores; about a minute, for the edit-test loop. `make test` stays the whole suite.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -n 2
