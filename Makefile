@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast soak bench package scan smoke replay-dlq clean user token
+.PHONY: run test test-fast soak bench package scan audit smoke replay-dlq clean user token
 
 # The local stack's settings, read by `make run` and by `make user`/`make token`, so the account
 # commands reach the database of a stack started with the same values (see Settings in the README).
@@ -49,7 +49,7 @@ token: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-## test-fast: everything not marked slow (no packaging, local stack, DynamoDB Local, browser, checkov
+## test-fast: everything not marked slow (no packaging, local stack, DynamoDB Local, browser, checkov, pip-audit
 ## or bench smoke), on both cores; about a minute, for the edit-test loop. `make test` stays the whole suite.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -n 2
@@ -71,6 +71,12 @@ package: $(STAMP)
 ## scan: checkov on cloudformation.yaml, offline, from .venv-scan (requirements-scan.txt). make test runs it too.
 scan: $(STAMP)
 	$(BIN)/python -m deploy.scan
+
+## audit: pip-audit over the pinned requirements of the admin (with Zappa) and the aggregator, from .venv-audit
+##   (requirements-audit.txt). Exit 1: a known vulnerability; exit 3: NOT AUDITED (PyPI's vulnerability data could
+##   not be had). It needs the network, so .ci/run runs it after make test; make test checks its logic offline.
+audit: $(STAMP)
+	$(BIN)/python -m deploy.audit
 
 ## smoke: check a deployed stack end to end (create, follow, counted, disable, 410); standard library only.
 ##   make smoke ADMIN_URL=https://<admin>/prod SHORT_URL=<stack output ShortBaseUrl> TOKEN=<API token>

@@ -25,6 +25,7 @@ from local_stack.http_api import make_server as make_http_api
 from local_stack.log_subscription import LogSubscription
 
 ROOT = Path(__file__).resolve().parent.parent
+LOCAL_SECURITY_CONTACT = "mailto:security@example.com"
 
 
 def _settings():
@@ -41,6 +42,9 @@ def _settings():
         "batch_window_seconds": float(os.environ.get("CLICK_BATCH_WINDOW_SECONDS", "0.5")),
         # A fake OpenID Connect provider on loopback, to try single sign-on without a real one.
         "fake_oidc": os.environ.get("LOCAL_FAKE_OIDC", "") not in ("", "0", "false"),
+        # security.txt on both ports (the redirect's variables, given to the admin too); a placeholder by default.
+        "security_contact": os.environ.get("SECURITY_CONTACT") or LOCAL_SECURITY_CONTACT,
+        "security_policy": os.environ.get("SECURITY_POLICY") or None,
     }
 
 
@@ -132,6 +136,7 @@ def _run(settings, engine, stream):
             "AWS_DEFAULT_REGION": dynamodb.REGION,
             "TABLE_NAME": settings["table_name"],
             "ROOT_REDIRECT_URL": f"http://127.0.0.1:{settings['admin_port']}/",
+            "SECURITY_CONTACT": settings["security_contact"],
         }
     )
     os.environ.pop("AWS_SESSION_TOKEN", None)
@@ -149,6 +154,8 @@ def _run(settings, engine, stream):
         "SHORT_BASE_URL": short_base_url,
         "SECRET_KEY": values["secret_key"],
         "LOCAL_MODE": True,
+        "SECURITY_CONTACT": settings["security_contact"],
+        "SECURITY_POLICY": settings["security_policy"],
     }
     provider = _start_fake_oidc(settings, config) if settings["fake_oidc"] else None
     app = create_app(config)

@@ -34,6 +34,12 @@ HOST_MAX = 253  # the longest DNS name
 # only then, its CloudFront-Viewer-Country header is believed.
 TRUSTED_FRONT_SECRET = os.environ.get("TRUSTED_FRONT_SECRET") or None
 _COUNTRY = re.compile(r"[A-Z]{2}")
+# /.well-known/security.txt (RFC 9116) on the short domain: comma-separated Contact URIs (mailto: or
+# https:, checked by the template's AllowedPattern) and an optional Policy URL. No contact: 404.
+SECURITY_TXT_PATH = "/.well-known/security.txt"
+SECURITY_CONTACT = [c.strip() for c in os.environ.get("SECURITY_CONTACT", "").split(",") if c.strip()]
+SECURITY_POLICY = os.environ.get("SECURITY_POLICY") or None
+SECURITY_TXT_EXPIRES_SECONDS = 30 * 86400  # RFC 9116 asks for less than a year; as webapp/well_known.py
 
 # Random ids are 7 base62 characters, custom slugs 3-64 of [A-Za-z0-9_-]. Anything else
 # cannot exist, so it is answered without a DynamoDB call.
@@ -60,6 +66,8 @@ def lambda_handler(event, context):
     method, path, headers = _parse_event(event)
     if path == "/" and ROOT_REDIRECT_URL:
         return {"statusCode": 302, "headers": {"Location": ROOT_REDIRECT_URL, "Cache-Control": "no-store"}, "body": ""}
+    if path == SECURITY_TXT_PATH:
+        return _security_txt(method, headers)
     short_id = path[1:] if path.startswith("/") else path
     now = time.time()
     status, location = resolve(short_id, now)
@@ -175,6 +183,24 @@ def _host_of(url):
         return None
 
 
+def security_txt(contacts, policy, now):
+    """The text of security.txt: Contact lines, Expires, then Policy if any (as the admin renders it)."""
+    lines = [f"Contact: {contact}" for contact in contacts]
+    lines.append(f"Expires: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now + SECURITY_TXT_EXPIRES_SECONDS))}")
+    if policy:
+        lines.append(f"Policy: {policy}")
+    return "\n".join(lines) + "\n"
+
+
+def _security_txt(method, headers):
+    if not SECURITY_CONTACT:
+        return _response(404, None, method, headers)
+    headers = {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "max-age=3600",
+               "X-Content-Type-Options": "nosniff"}
+    body = security_txt(SECURITY_CONTACT, SECURITY_POLICY, int(time.time()))
+    return {"statusCode": 200, "headers": headers, "body": "" if method == "HEAD" else body}
+
+
 def _error_bodies(title, message):
     page = (
         "<!doctype html><html lang=en><meta charset=utf-8>"
@@ -192,6 +218,14 @@ _ERROR_BODIES = {
     410: _error_bodies("Link no longer available", "This short link has expired or was disabled by its owner."),
     503: _error_bodies("Try again shortly", "The link service is briefly unavailable. Please retry in a moment."),
 }
+# The error pages have no script, image or form, only inline style attributes: a page that can do
+# nothing else and cannot be framed, whatever a future edit or a hostile path tries to put in it.
+ERROR_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+                               "frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+}
 _CACHE_CONTROL = {
     # private: shared caches never hold an answer; max-age: a browser reuses it no longer
     # than this container would, so a disable takes effect within one cache window.
@@ -205,7 +239,7 @@ _CACHE_CONTROL = {
 def _response(status, location, method, headers):
     if status == 302:
         return {"statusCode": 302, "headers": {"Location": location, "Cache-Control": _CACHE_CONTROL[302]}, "body": ""}
-    out_headers = {"Cache-Control": _CACHE_CONTROL[status], "X-Content-Type-Options": "nosniff"}
+    out_headers = {"Cache-Control": _CACHE_CONTROL[status], **ERROR_PAGE_HEADERS}
     if status == 503:
         out_headers["Retry-After"] = "1"
     page, json_body = _ERROR_BODIES[status]

@@ -281,7 +281,11 @@ def test_admin_package_serves_the_sign_in_page(admin_zip, runtime_python, runtim
     assert login["statusCode"] == 200, login
     body = login["body"]
     assert "<form" in body and 'type="password"' in body and "csrf_token" in body
-    assert any(c.startswith("session=") for c in login.get("cookies", [])), "a session cookie for the CSRF token"
+    session_cookies = [c for c in login.get("cookies", []) if c.startswith("__Host-session=")]
+    assert session_cookies, f"a session cookie for the CSRF token: {login.get('cookies')}"
+    # __Host-: browsers keep it only with Secure, Path=/ and no Domain; the "/prod" stage must not become its path.
+    for cookie in session_cookies:
+        assert "; Secure" in cookie and "; Path=/;" in cookie + ";" and "Domain=" not in cookie, cookie
     assert health["statusCode"] == 200 and json.loads(health["body"]) == {"status": "ok"}
 
 

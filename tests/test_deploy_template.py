@@ -342,6 +342,8 @@ def test_functions_run_a_current_python_on_arm64():
         "TABLE_NAME": {"Ref": "LinksTable"},
         "LINK_CACHE_SECONDS": {"Ref": "LinkCacheSeconds"},
         "ROOT_REDIRECT_URL": {"Ref": "AdminUrl"},
+        "SECURITY_CONTACT": {"Ref": "SecurityContact"},
+        "SECURITY_POLICY": {"Ref": "SecurityPolicyUrl"},
     }
 
 
@@ -351,7 +353,7 @@ def test_http_api_routes_go_to_the_redirect_function():
     assert integration["PayloadFormatVersion"] == "2.0"
     assert integration["IntegrationUri"] == {"Fn::GetAtt": ["RedirectFunction", "Arn"]}
     routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in resources_of_type("AWS::ApiGatewayV2::Route").values()}
-    assert set(routes) == {"GET /{short_id}", "HEAD /{short_id}", "GET /"}
+    assert set(routes) == {"GET /{short_id}", "HEAD /{short_id}", "GET /", "GET /.well-known/security.txt"}
     assert all(r["Target"] == {"Fn::Sub": "integrations/${RedirectIntegration}"} for r in routes.values())
     stage = RESOURCES["DefaultStage"]["Properties"]
     assert stage["StageName"] == "$default" and stage["AutoDeploy"] is True

@@ -58,12 +58,13 @@ def _request(method, path, extra=b""):
 
 
 def test_the_routes_are_the_templates():
-    assert http_api_routes() == {"GET /{short_id}", "HEAD /{short_id}", "GET /"}
+    assert http_api_routes() == {"GET /{short_id}", "HEAD /{short_id}", "GET /", "GET /.well-known/security.txt"}
 
 
 @pytest.mark.parametrize(
     ("method", "path", "route"),
-    [("GET", "/abc", "GET /{short_id}"), ("HEAD", "/abc", "HEAD /{short_id}"), ("GET", "/", "GET /")],
+    [("GET", "/abc", "GET /{short_id}"), ("HEAD", "/abc", "HEAD /{short_id}"), ("GET", "/", "GET /"),
+     ("GET", "/.well-known/security.txt", "GET /.well-known/security.txt")],
 )
 def test_get_and_head_on_a_short_id_and_get_on_the_root_reach_the_handler(api, method, path, route):
     status, _, _ = _exchange(api.port, _request(method, path))

@@ -8,6 +8,8 @@ from flask import Flask
 
 # Templates live at the top level of the repo, not next to this package.
 TEMPLATE_FOLDER = Path(__file__).resolve().parent.parent / "templates"
+# The session cookie's name wherever it is Secure (outside local mode); local mode keeps Flask's "session".
+HOST_SESSION_COOKIE = "__Host-session"
 
 
 def create_app(test_config=None):
@@ -56,6 +58,8 @@ def create_app(test_config=None):
         OIDC_HTTP_TIMEOUT=5,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         AUDIT_RETENTION_DAYS=365,  # audit records are purged (TTL) this many days after; 0 keeps them
+        SECURITY_CONTACT=None,  # /.well-known/security.txt's Contact URIs (webapp/well_known.py); unset: 404
+        SECURITY_POLICY=None,
     )
     app.config.from_prefixed_env("SHORTENER")
     if test_config is not None:
@@ -63,7 +67,7 @@ def create_app(test_config=None):
     _finish_config(app)
     _configure_logging(app)
 
-    from webapp import abuse, cli, headers, store
+    from webapp import abuse, cli, headers, store, well_known
     from webapp.auth import oidc
 
     store.init_app(app)
@@ -71,6 +75,7 @@ def create_app(test_config=None):
     oidc.init_app(app)
     cli.init_app(app)
     headers.init_app(app)
+    well_known.init_app(app)
 
     from flask_wtf.csrf import CSRFProtect
 
@@ -134,6 +139,11 @@ def _finish_config(app):
         raise RuntimeError(f"SHORTENER_EXTRA_LOOP_HOSTS: {err.message}") from None
     if config["LOCAL_MODE"]:
         config["SESSION_COOKIE_SECURE"] = False  # the local stack serves plain http
+    if config["SESSION_COOKIE_SECURE"]:
+        _use_host_cookie(app)
+    elif not config["LOCAL_MODE"] and not config["TESTING"]:
+        # The admin is served over https only: an insecure cookie there is a mistake, not a choice.
+        raise RuntimeError("SHORTENER_SESSION_COOKIE_SECURE=false is for local mode only (SHORTENER_LOCAL_MODE=true)")
     if not config.get("SECRET_KEY") and config["SECRET_KEY_PARAMETER"]:
         from webapp.store import read_secure_parameter
 
@@ -150,6 +160,19 @@ def _finish_config(app):
     if not config.get("SECRET_KEY") and config["LOCAL_MODE"]:
         # Random per process: local sessions end on restart, and there is no guessable default.
         config["SECRET_KEY"] = secrets.token_hex(32)
+
+
+def _use_host_cookie(app):
+    """Name the session cookie __Host-session: browsers keep such a cookie only if it is Secure, has
+    Path=/ and no Domain, so no sibling subdomain or other path can set or shadow it. (Flask's cookie
+    path is APPLICATION_ROOT, "/", even under Zappa's "/prod" stage, which lives in SCRIPT_NAME.)"""
+    interface = app.session_interface
+    if interface.get_cookie_domain(app) or interface.get_cookie_path(app) != "/":
+        raise RuntimeError(
+            "The session cookie is a __Host- cookie: leave SHORTENER_SESSION_COOKIE_DOMAIN unset and "
+            "SHORTENER_SESSION_COOKIE_PATH (or SHORTENER_APPLICATION_ROOT) at /"
+        )
+    app.config["SESSION_COOKIE_NAME"] = HOST_SESSION_COOKIE
 
 
 def _configure_logging(app):

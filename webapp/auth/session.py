@@ -9,7 +9,7 @@ from webapp.auth import bp
 from webapp.store import get_store
 
 # Requests that never need to know the user, so they cost no table read.
-_ANONYMOUS_ENDPOINTS = {"static", "health"}
+_ANONYMOUS_ENDPOINTS = {"static", "health", "security_txt"}
 
 
 @bp.before_app_request
