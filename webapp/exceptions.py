@@ -74,3 +74,11 @@ class AccountConflict(StoreError):
 
 class TokenNotFound(StoreError):
     """No API token has this id (or it belongs to someone the caller may not manage)."""
+
+
+class CallerNotAdmin(StoreError):
+    """The admin asking for a change is no longer an enabled admin; nothing was written."""
+
+
+class ChangeConflict(StoreError):
+    """Another request was changing the same users at the same moment; nothing was written, try again."""
