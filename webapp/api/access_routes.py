@@ -86,11 +86,10 @@ def create_user():
     unknown = set(body) - _NEW_USER_FIELDS
     if unknown:
         return json_error(422, f"Unknown field(s): {', '.join(sorted(unknown))}.")
-    username = body.get("username")
-    rules = (("username", access.check_username),
-             ("password", lambda password: access.check_password(password, [username] if isinstance(username, str) else [])),
-             ("role", access.check_role))
-    for field, rule in rules:
+    user_inputs = [body["username"]] if isinstance(body.get("username"), str) else []  # guessable in a password
+    for field, rule in (("username", access.check_username),
+                        ("password", lambda password: access.check_password(password, user_inputs)),
+                        ("role", access.check_role)):
         try:
             rule(body.get(field))
         except ValueError as err:
