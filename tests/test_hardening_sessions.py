@@ -420,3 +420,28 @@ def test_a_forged_log_line_in_a_user_name_stays_inside_one_record(client, caplog
         client.post("/login", data={"username": "x\nINFO webapp user signed in: admin", "password": "whatever-it-is"})
     assert caplog.records
     assert not any("\n" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("reasons", "error"),
+    [
+        (["None", "TransactionConflict"], "ChangeConflict"),
+        (["ConditionalCheckFailed", "None"], "CallerNotAdmin"),
+        (["None", "ConditionalCheckFailed"], "UserNotFound"),
+        (["ThrottlingError", "None"], "StoreUnavailable"),
+    ],
+)
+def test_a_cancelled_transaction_maps_to_a_domain_error_by_its_reasons(store, monkeypatch, reasons, error):
+    from botocore.exceptions import ClientError
+
+    from webapp import exceptions
+
+    add_user(store, "ben", "admin")
+
+    def cancelled(**kwargs):
+        raise ClientError({"Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+                           "CancellationReasons": [{"Code": code} for code in reasons]}, "TransactWriteItems")
+
+    monkeypatch.setattr(store.table.client, "transact_write_items", cancelled)
+    with pytest.raises(getattr(exceptions, error)):
+        store.users.set_role("ben", "viewer", by=ADMIN_USERNAME)
