@@ -13,7 +13,7 @@ from webapp import clock
 from webapp.exceptions import UserNotFound
 from webapp.store.table import _ConditionFailed, _key, _marshal, _plain_key, _unmarshal
 from webapp.store.users import (
-    SESSION_GEN,
+    _END_SESSIONS,
     USER_PK_PREFIX,
     _possible_username,
     session_generation,
@@ -208,9 +208,9 @@ class Sessions:
                 "update_item",
                 TableName=self.table.name,
                 Key=user_key(username),
-                UpdateExpression=f"ADD {SESSION_GEN} :one",
+                UpdateExpression=_END_SESSIONS.strip(),
                 ConditionExpression="attribute_exists(pk)",  # never a stub user item
-                ExpressionAttributeValues=_marshal({":one": 1}),
+                ExpressionAttributeValues=_marshal({":next_gen": 1}),
             )
         except _ConditionFailed:
             raise UserNotFound(username) from None
