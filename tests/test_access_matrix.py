@@ -4,6 +4,8 @@ The matrix is checked against the app's URL map, so a new route cannot be added 
 who may use it. Each case also checks the table: an allowed write has its effect (EFFECTS), and a
 refused request, or a read, changes nothing.
 """
+import hashlib
+
 import pytest
 
 from tests.conftest import ROLE_PASSWORD, TABLE_NAME, add_user, sign_in_as, token_for
@@ -24,11 +26,16 @@ PAGES = [
     ("POST", "/users/target/role", {"role": "editor"}, (LOGIN, 403, 403, 303)),
     ("POST", "/users/target/disable", {}, (LOGIN, 403, 403, 303)),
     ("POST", "/users/target/enable", {}, (LOGIN, 403, 403, 303)),
+    ("POST", "/users/target/sessions/end", {}, (LOGIN, 403, 403, 303)),
     ("GET", "/tokens", None, (LOGIN, 200, 200, 200)),
     ("POST", "/tokens", {"name": "script", "scope": "read", "days": "30"}, (LOGIN, 200, 200, 200)),
     # The target user's token: only admins may revoke someone else's (others see no such token).
     ("POST", "/tokens/{token_id}/revoke", {}, (LOGIN, 404, 404, 303)),
     ("GET", "/account/password", None, (LOGIN, 200, 200, 200)),
+    ("GET", "/account/sessions", None, (LOGIN, 200, 200, 200)),
+    # The target's session id: each user ends sessions in their own partition only, so nothing ends.
+    ("POST", "/account/sessions/{session_digest}/end", {}, (LOGIN, 303, 303, 303)),
+    ("POST", "/account/sessions/end-others", {}, (LOGIN, 303, 303, 303)),
     ("POST", "/logout", {}, (303, 303, 303, 303)),
     ("GET", "/login", None, (200, 303, 303, 303)),  # the signed-in are sent on to the list
     ("POST", "/login", {"username": "nobody", "password": "wrong-password"}, (422, 303, 303, 303)),
@@ -38,6 +45,7 @@ PAGES = [
     ("GET", "/login/sso", None, (404, 404, 404, 404)),
     ("GET", "/login/sso/callback", None, (404, 404, 404, 404)),
     ("GET", "/health", None, (200, 200, 200, 200)),
+    ("GET", "/.well-known/security.txt", None, (404, 404, 404, 404)),  # no contact set in the test app: no file
     ("GET", "/audit", None, (LOGIN, 403, 403, 200)),
     # Two-factor sign-in (tests/test_two_factor.py covers it in depth). Nobody here has it on, so turning
     # it off or renewing codes sends back to its page, and a second step without a password step to sign-in.
@@ -72,6 +80,7 @@ API = [
     ("GET", "/api/blocklist", None, (401, 403, 403, 200)),
     ("POST", "/api/blocklist", {"kind": "domain", "value": "Blocked.Example"}, (401, 403, 403, 201)),
     ("DELETE", "/api/blocklist/{rule_id}", None, (401, 403, 403, 204)),
+    ("DELETE", "/api/users/target/sessions", None, (401, 403, 403, 204)),
 ]
 
 
@@ -90,7 +99,9 @@ def world(app, store):
     target = app.test_client()
     assert target.post("/login", data={"username": "target", "password": ROLE_PASSWORD}).status_code == 303
     rule_id = store.blocklist.add("domain", "world.example", created_by="alice")["id"]
-    return {"token_id": token_id, "token": token, "target": target, "rule_id": rule_id}
+    with target.session_transaction() as session:
+        session_digest = hashlib.sha256(session["sid"].encode()).hexdigest()
+    return {"token_id": token_id, "token": token, "target": target, "rule_id": rule_id, "session_digest": session_digest}
 
 
 # What an allowed write must have done. Each check gets the table before and after the request
@@ -159,6 +170,22 @@ def _target_token_revoked(before, after, actor, world, client):
     assert not _token_works(world)
 
 
+def _target_sessions_ended(before, after, actor, world, client):
+    assert _target_signed_out(world)
+    assert _token_works(world)  # ending sessions leaves tokens alone
+
+
+def _target_still_signed_in(before, after, actor, world, client):
+    assert after == before
+    assert not _target_signed_out(world)
+
+
+def _others_signed_out(before, after, actor, world, client):
+    key = (f"user#{actor}", "user")
+    assert after[key]["session_gen"] != before[key].get("session_gen")  # one write ended them all...
+    assert not _signed_out(client)  # ...and this browser has a fresh session
+
+
 def _signed_out_if_signed_in(before, after, actor, world, client):
     assert after == before  # sign-out deletes only the session, which _table leaves out
     assert _signed_out(client)
@@ -209,6 +236,9 @@ EFFECTS = {
     ("POST", "/users/target/role"): _target_role_changed,
     ("POST", "/users/target/disable"): _target_disabled,
     ("POST", "/users/target/enable"): _target_enabled,
+    ("POST", "/users/target/sessions/end"): _target_sessions_ended,
+    ("POST", "/account/sessions/{session_digest}/end"): _target_still_signed_in,
+    ("POST", "/account/sessions/end-others"): _others_signed_out,
     ("POST", "/tokens"): _token_created("script"),
     ("POST", "/tokens/{token_id}/revoke"): _target_token_revoked,
     ("POST", "/logout"): _signed_out_if_signed_in,
@@ -231,6 +261,7 @@ EFFECTS = {
     ("POST", "/settings/blocklist/{rule_id}/remove"): _world_rule_removed,
     ("POST", "/api/blocklist"): _rule_added,
     ("DELETE", "/api/blocklist/{rule_id}"): _world_rule_removed,
+    ("DELETE", "/api/users/target/sessions"): _target_sessions_ended,
 }
 # Writes whose effect is a change back: the world is arranged so that the change shows.
 ARRANGE = {
@@ -330,6 +361,7 @@ def _rule_of(path):
         "/users/target": "/users/<username>",
         "/api/users/target": "/api/users/<username>",
         "/tokens/{token_id}": "/tokens/<token_id>",
+        "/account/sessions/{session_digest}": "/account/sessions/<session_digest>",
         "/api/tokens/{token_id}": "/api/tokens/<token_id>",
         "/settings/blocklist/{rule_id}": "/settings/blocklist/<rule_id>",
         "/api/blocklist/{rule_id}": "/api/blocklist/<rule_id>",

@@ -129,6 +129,7 @@ def test_the_supported_resources_all_come_up(stack):
                        "DeadLetterQueueAlarm", "AggregatorErrorsAlarm", "ClickDelayAlarm", "ClickStreamThrottleAlarm",
                        "SkippedBatchRecordLostAlarm", "SubscriptionDeliveryErrorsAlarm", "SubscriptionThrottlingAlarm",
                        "AggregatorNotInvokedAlarm", "RecordsLostAlarm", "RecordsSkippedAlarm",
+                       "SignInFailuresAlarm", "SignInLockoutsAlarm", "SecurityTxtRoute",
                        "SignInWebAcl", "SignInWebAclAssociation"}
     assert {"TableName", "AdminPolicyArn", "AdminRoleArn", "DeadLetterQueueUrl", "AggregatorFunctionName"} <= set(outputs)
 
@@ -196,7 +197,7 @@ def test_functions_get_their_code_role_and_settings(stack):
     assert redirect["Role"] == iam.get_role(RoleName=physical["RedirectRole"])["Role"]["Arn"]
     # Lambda keeps environment values as strings; moto keeps a Number parameter's int.
     assert {k: str(v) for k, v in redirect["Environment"]["Variables"].items()} == {
-        "TABLE_NAME": outputs["TableName"], "LINK_CACHE_SECONDS": "10",
+        "TABLE_NAME": outputs["TableName"], "LINK_CACHE_SECONDS": "10", "SECURITY_CONTACT": "", "SECURITY_POLICY": "",
         "ROOT_REDIRECT_URL": "https://admin.example.com/",
     }
     aggregator = lambda_.get_function(FunctionName=outputs["AggregatorFunctionName"])["Configuration"]

@@ -269,9 +269,8 @@ def _routes(ddb):
         Route("api: disable user", user,
               lambda c, h, name: c.patch(f"/api/users/{name}", json={"disabled": True}, headers=h),
               lambda name: _user_state(ddb, name), 200,
-              # The user item is written first, then the sessions are deleted. Disabled with its
-              # sessions left is safe: a disabled user's session is refused on every request, and
-              # enabling the user again ends them (test_a_disable_that_failed_half_way_never_lets_an_old_session_back).
+              # One write disables the user and ends the sessions (their items stay until their TTL);
+              # test_a_disable_is_one_write_so_a_failed_one_leaves_nothing_half_done.
               safe=[(("editor", True), 1)]),
         Route("api: change role", user,
               lambda c, h, name: c.patch(f"/api/users/{name}", json={"role": "viewer"}, headers=h),
@@ -362,9 +361,9 @@ def test_a_write_route_that_fails_at_any_call_answers_503_and_writes_nothing_par
                 assert route.observe(subject) == after, f"{route.name}: a retry after failing call {step} ({kind})"
 
 
-def test_a_disable_that_failed_half_way_never_lets_an_old_session_back(admin, ddb):
-    """Disabling writes the user first, then ends the sessions. If that second step fails, the old
-    sessions must stay dead: while the user is disabled, and after they are enabled again."""
+def test_a_disable_is_one_write_so_a_failed_one_leaves_nothing_half_done(admin, ddb):
+    """Disabling writes the user and ends the sessions in one write (the session generation). If that
+    write fails, nothing changed; once it succeeds, old sessions stay dead, even after an enable."""
     app, pages, headers, store = admin
     victim = app.test_client()
     name = sign_in_as(victim, store, "editor")
@@ -378,18 +377,18 @@ def test_a_disable_that_failed_half_way_never_lets_an_old_session_back(admin, dd
 
     faults = Faults(store.table.client)
 
-    def fail_session_query(model, **_):
-        # Fail the Query after the user's update: the one that finds the sessions to end.
-        if model.name == "Query" and "UpdateItem" in faults.calls:
-            raise fault_exception("throttled", "Query")
+    def fail_the_write(model, **_):
+        if model.name == "TransactWriteItems":
+            raise fault_exception("throttled", model.name)
         faults.calls.append(model.name)
 
     faults.remove()
-    store.table.client.meta.events.register("before-call", fail_session_query)
+    store.table.client.meta.events.register("before-call", fail_the_write)
     response = pages.post(f"/users/{name}/disable")
-    store.table.client.meta.events.unregister("before-call", fail_session_query)
+    store.table.client.meta.events.unregister("before-call", fail_the_write)
     assert response.status_code == 503
-    assert _user_state(ddb, name) == (("editor", True), 1)  # disabled, its session item left behind
+    assert _user_state(ddb, name) == (("editor", False), 1)  # nothing written
+    assert pages.post(f"/users/{name}/disable").status_code == 303
     assert with_stolen_cookie() == 303  # refused while disabled
     assert pages.post(f"/users/{name}/enable").status_code == 303
     assert with_stolen_cookie() == 303, "an old session came back when its user was enabled again"

@@ -137,6 +137,7 @@ def _finish_config(app):
         config["EXTRA_LOOP_HOSTS"] = sorted(url_guard.loop_hosts(config["EXTRA_LOOP_HOSTS"]))
     except InvalidUrl as err:
         raise RuntimeError(f"SHORTENER_EXTRA_LOOP_HOSTS: {err.message}") from None
+    _check_idle_seconds(config)
     if config["LOCAL_MODE"]:
         config["SESSION_COOKIE_SECURE"] = False  # the local stack serves plain http
     if config["SESSION_COOKIE_SECURE"]:
@@ -173,6 +174,15 @@ def _use_host_cookie(app):
             "SHORTENER_SESSION_COOKIE_PATH (or SHORTENER_APPLICATION_ROOT) at /"
         )
     app.config["SESSION_COOKIE_NAME"] = HOST_SESSION_COOKIE
+
+
+def _check_idle_seconds(config):
+    """Refuse an idle timeout so short that it ends sessions between a reader's clicks."""
+    from webapp.store.sessions import MIN_IDLE_SECONDS
+
+    idle = config["SESSION_IDLE_SECONDS"]
+    if isinstance(idle, bool) or not isinstance(idle, int) or idle < MIN_IDLE_SECONDS:
+        raise RuntimeError(f"SHORTENER_SESSION_IDLE_SECONDS must be a whole number of seconds, at least {MIN_IDLE_SECONDS}.")
 
 
 def _configure_logging(app):

@@ -1,6 +1,8 @@
 """Who may do what: roles, permissions and token scopes, with no I/O (the views and the API ask here)."""
 import re
 
+import zxcvbn
+
 ADMIN, EDITOR, VIEWER = "admin", "editor", "viewer"
 ROLES = (ADMIN, EDITOR, VIEWER)
 # Users stored before roles existed could do everything, so a missing role reads as admin.
@@ -30,6 +32,8 @@ _SCOPE_ALLOWS = {READ: {READ_LINKS}, WRITE: set(_GRANTS)}
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 MIN_PASSWORD_LENGTH = 8
+# zxcvbn's score, 0 to 4: 3 is "safely unguessable: moderate protection from offline slow-hash attacks".
+MIN_PASSWORD_SCORE = 3
 TOKEN_DEFAULT_DAYS = 90
 TOKEN_MAX_DAYS = 366
 
@@ -61,12 +65,22 @@ def check_username(username):
     return username
 
 
-def check_password(password):
-    """Return the password if it is long enough; else raise ValueError."""
+def check_password(password, user_inputs=()):
+    """Return the password if it is long enough and hard to guess; else raise ValueError saying why.
+
+    zxcvbn (Dropbox's offline strength estimate) must score it at least MIN_PASSWORD_SCORE; user_inputs
+    (the user name, say) count as easy to guess.
+    """
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
         raise ValueError(f"Use at least {MIN_PASSWORD_LENGTH} characters.")
     if len(password) > 1024:
         raise ValueError("Use at most 1024 characters.")
+    # zxcvbn refuses more than 72 characters (its cost grows fast with length); their start is enough to judge.
+    result = zxcvbn.zxcvbn(password[:72], user_inputs=[value for value in user_inputs if value])
+    if result["score"] < MIN_PASSWORD_SCORE:
+        feedback = result["feedback"]
+        advice = " ".join(part for part in [feedback.get("warning"), *feedback.get("suggestions", [])] if part)
+        raise ValueError(f"This password is too easy to guess. {advice or 'Add another word or two.'}")
     return password
 
 

@@ -78,3 +78,11 @@ class TokenNotFound(StoreError):
 
 class IdentityMismatch(StoreError):
     """A single sign-on account is bound to another issuer + subject than the one signing in; nothing changed."""
+
+
+class CallerNotAdmin(StoreError):
+    """The admin asking for a change is no longer an enabled admin; nothing was written."""
+
+
+class ChangeConflict(StoreError):
+    """Another request was changing the same users at the same moment; nothing was written, try again."""

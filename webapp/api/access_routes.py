@@ -1,12 +1,12 @@
 """Views of the JSON API for access: API tokens (everyone, their own) and users (admins)."""
 from flask import g, request, url_for
 
-from webapp import access
+from webapp import access, audit
 from webapp.api import bp
 from webapp.api.auth import allowed, requires
 from webapp.api.responses import json_error
 from webapp.api.routes import _BadBody, _json_object  # one body parser for the whole API
-from webapp.exceptions import TokenNotFound, UserExists, UserNotFound
+from webapp.exceptions import CallerNotAdmin, ChangeConflict, TokenNotFound, UserExists, UserNotFound
 from webapp.store import get_store
 
 _TOKEN_FIELDS = {"name", "scope", "expires_in_days"}
@@ -86,7 +86,9 @@ def create_user():
     unknown = set(body) - _NEW_USER_FIELDS
     if unknown:
         return json_error(422, f"Unknown field(s): {', '.join(sorted(unknown))}.")
-    for field, rule in (("username", access.check_username), ("password", access.check_password),
+    user_inputs = [body["username"]] if isinstance(body.get("username"), str) else []  # guessable in a password
+    for field, rule in (("username", access.check_username),
+                        ("password", lambda password: access.check_password(password, user_inputs)),
                         ("role", access.check_role)):
         try:
             rule(body.get(field))
@@ -96,13 +98,15 @@ def create_user():
         user = get_store().users.create(body["username"], body["password"], role=body["role"])
     except UserExists:
         return json_error(409, "A user with this name already exists.", field="username")
+    audit.record("user.create", target=user["username"], role=user["role"])
     return user, 201, {"Location": url_for("api.list_users")}
 
 
 @bp.patch("/api/users/<username>")
 @requires(access.MANAGE_USERS)
 def update_user(username):
-    """Change a user's role and/or disable or re-enable them, from {"role"?, "disabled"?}; sessions end."""
+    """Change a user's role and/or disable or re-enable them, from {"role"?, "disabled"?}, in one write that
+    ends their sessions; 409 when the caller stopped being an enabled admin meanwhile."""
     try:
         body = _json_object()
     except _BadBody as err:
@@ -116,16 +120,33 @@ def update_user(username):
     if username == g.api_user:
         return json_error(409, "You cannot change your own role or disable yourself. Ask another admin.")
     store = get_store()
+    user = store.users.get(username)
+    if user is None:
+        return json_error(404, "There is no user with that name.")
+    change = {field: body[field] for field in ("role", "disabled") if field in body and body[field] != user[field]}
+    if not change:
+        return user  # already so: nothing to write
     try:
-        user = store.users.get(username)
-        if user is None:
-            raise UserNotFound(username)
-        if "role" in body and body["role"] != user["role"]:
-            user = store.users.set_role(username, body["role"])
-        # disabled: true is applied even when the user already is: it finishes a disable whose
-        # session clean-up failed (a 503), which the client retries.
-        if "disabled" in body and (body["disabled"] or user["disabled"]):
-            user = store.users.set_disabled(username, body["disabled"])
+        user = store.users.change(username, by=g.api_user, **change)
     except UserNotFound:
         return json_error(404, "There is no user with that name.")
+    except CallerNotAdmin:
+        audit.record("user.change", target=username, outcome="refused", reason="caller not an enabled admin", **change)
+        return json_error(409, "You are no longer an enabled admin, so this change was not made.")
+    except ChangeConflict:
+        audit.record("user.change", target=username, outcome="refused", reason="concurrent change", **change)
+        return json_error(409, "Another admin changed these users at the same moment, so this change was not made. Try again.")
+    audit.record("user.change", target=username, **change)
     return user
+
+
+@bp.delete("/api/users/<username>/sessions")
+@requires(access.MANAGE_USERS)
+def end_user_sessions(username):
+    """End every session of a user in one write (their API tokens are untouched)."""
+    try:
+        get_store().sessions.end_all(username)
+    except UserNotFound:
+        return json_error(404, "There is no user with that name.")
+    audit.record("session.end_all", target=username)
+    return "", 204

@@ -1,4 +1,5 @@
 """Forms of the auth blueprint."""
+from flask import g
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
@@ -23,8 +24,8 @@ class PasswordForm(FlaskForm):
     submit = SubmitField("Change password")
 
     def validate_new(self, field):
-        """Long enough, and not too long to hash."""
+        """Long enough, hard to guess (the user's own name counts as easy), and not too long to hash."""
         try:
-            access.check_password(field.data)
+            access.check_password(field.data, [g.get("user")])  # this form is for signed-in users only
         except ValueError as err:
             raise ValidationError(str(err)) from None

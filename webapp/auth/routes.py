@@ -10,7 +10,11 @@ from webapp.auth.session import login_required, safe_next, sign_in, sign_out
 from webapp.client_address import client_address
 from webapp.exceptions import AccountConflict, IdentityMismatch
 from webapp.store import get_store
+from webapp.store.sessions import session_digest as session_digest_of
 from webapp.store.signin import client_digest
+
+# The one answer to a wrong user name, a wrong password, and a disabled account.
+WRONG_PASSWORD = "Wrong user name or password."
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -20,33 +24,33 @@ def login():
     if g.user is not None:
         return redirect(target, 303)
     form = LoginForm()
-    if form.validate_on_submit():
-        username = form.username.data
-        client = _client_subject()
-        locked = _reserve_attempt(username, client)
-        if locked:
-            current_app.logger.warning("sign-in refused, too many failures: account=%r client=%s", username, client)
-            minutes = -(-get_store().sign_ins.retry_after(current_app.config["SIGNIN_WINDOW_SECONDS"]) // 60)
-            form.password.errors.append(
-                f"Too many failed sign-in attempts {locked}. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
-            )
-            return render_template("auth/login.html", form=form), 429, {"Retry-After": str(minutes * 60)}
-        store = get_store()
-        if store.users.verify_password(username, form.password.data):
-            user = store.users.get(username)
-            _forget_attempts(username, client)
-            if user["disabled"]:
-                current_app.logger.warning("sign-in refused, account disabled: account=%r", username)
-                form.password.errors.append("This account is disabled. Ask an admin to enable it.")
-                return render_template("auth/login.html", form=form), 403
-            if mfa.needs_second_step(user):
-                return mfa.begin(username, target)
-            sign_in(username)
-            current_app.logger.info("user signed in: %s", username)
-            return redirect(target, 303)
-        current_app.logger.warning("sign-in failed: account=%r client=%s", username, client)
-        form.password.errors.append("Wrong user name or password.")
-    return render_template("auth/login.html", form=form), 422 if form.errors else 200
+    if not form.validate_on_submit():
+        return render_template("auth/login.html", form=form), 422 if form.errors else 200
+    username = form.username.data
+    client = _client_subject()
+    locked = _reserve_attempt(username, client)
+    if locked:
+        audit.record("signin.locked", target=username, outcome="refused", limit=locked)
+        minutes = -(-get_store().sign_ins.retry_after(current_app.config["SIGNIN_WINDOW_SECONDS"]) // 60)
+        form.password.errors.append(
+            f"Too many failed sign-in attempts {locked}. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+        )
+        return render_template("auth/login.html", form=form), 429, {"Retry-After": str(minutes * 60)}
+    user = get_store().users.authenticate(username, form.password.data)
+    if user is None or user["disabled"]:
+        # A disabled account answers exactly like a wrong password, and its attempt counts as a failure,
+        # so neither the answer nor the lockout tells whether the password was right.
+        action = "signin.disabled" if user else "signin.failed"
+        audit.record(action, target=username, outcome="refused" if user else "failed")
+        form.password.errors.append(WRONG_PASSWORD)
+        return render_template("auth/login.html", form=form), 422
+    # Here the password is right and the account enabled.
+    _forget_attempts(username, client)
+    if mfa.needs_second_step(user):
+        return mfa.begin(username, target)  # no session until the second factor (webapp/auth/mfa.py)
+    sign_in(username)
+    audit.record("signin.ok", target=username, actor=username)
+    return redirect(target, 303)
 
 
 def _client_subject():
@@ -173,16 +177,51 @@ def change_password():
         # The current password is a password guess too: a stolen session must not test guesses freely.
         config = current_app.config
         if not store.sign_ins.reserve(f"account#{g.user}", config["SIGNIN_ACCOUNT_LIMIT"], config["SIGNIN_WINDOW_SECONDS"]):
-            current_app.logger.warning("password change refused, too many failures: account=%r", g.user)
+            audit.record("password.change", target=g.user, outcome="refused", reason="too many failures")
             form.current.errors.append("Too many wrong passwords for this account. Try again later.")
             return render_template("auth/password.html", form=form), 429
         if store.users.verify_password(g.user, form.current.data):
             store.sign_ins.clear(f"account#{g.user}", config["SIGNIN_WINDOW_SECONDS"])
-            store.users.set_password(g.user, form.new.data)
+            store.users.set_password(g.user, form.new.data)  # ends every session of the user in the same write
             sign_in(g.user)
-            current_app.logger.info("password changed, sessions ended: %s", g.user)
+            audit.record("password.change", target=g.user)
             flash("Password changed. You were signed out everywhere else.", "success")
             return redirect(url_for("links.index"), 303)
-        current_app.logger.warning("password change failed, wrong current password: account=%r", g.user)
+        audit.record("password.change", target=g.user, outcome="failed", reason="wrong current password")
         form.current.errors.append("That is not your current password.")
     return render_template("auth/password.html", form=form), 422 if form.errors else 200
+
+
+@bp.get("/account/sessions")
+@login_required
+def sessions():
+    """List one's own live sessions, this one marked, with a way to end each or all the others."""
+    listed = get_store().sessions.list(g.user, current_app.config["SESSION_IDLE_SECONDS"], session.get("sid"))
+    return render_template("auth/sessions.html", sessions=listed)
+
+
+@bp.post("/account/sessions/<session_digest>/end")
+@login_required
+def end_session(session_digest):
+    """End one of one's own sessions (this one too: that is signing out)."""
+    store = get_store()
+    if not store.sessions.end_one(g.user, session_digest):
+        abort(404, "There is no such session.")
+    audit.record("session.end", target=g.user)
+    if session_digest == session_digest_of(session.get("sid")):
+        session.clear()
+        flash("You have been signed out.", "info")
+        return redirect(url_for("auth.login"), 303)
+    flash("That session has ended.", "success")
+    return redirect(url_for("auth.sessions"), 303)
+
+
+@bp.post("/account/sessions/end-others")
+@login_required
+def end_other_sessions():
+    """Sign out everywhere else: one write ends every session, then this browser gets a fresh one."""
+    get_store().sessions.end_all(g.user)
+    sign_in(g.user)
+    audit.record("session.end_all", target=g.user, kept="this browser")
+    flash("You were signed out everywhere else.", "success")
+    return redirect(url_for("auth.sessions"), 303)

@@ -36,7 +36,9 @@ def sign_in(username):
     session.clear()
     session.permanent = True
     session["username"] = username
-    session["sid"] = get_store().sessions.create(username, current_app.config["PERMANENT_SESSION_LIFETIME"])
+    session["sid"] = get_store().sessions.create(
+        username, current_app.config["PERMANENT_SESSION_LIFETIME"], user_agent=request.headers.get("User-Agent")
+    )
 
 
 def sign_out():

@@ -11,6 +11,8 @@ _THROTTLED = {
     "InternalServerError",
     "ServiceUnavailable",
 }
+# Cancellation reasons of a transaction's parts that mean "try again later".
+_THROTTLED_PARTS = {"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
 LIST_INDEX = "by_list"
 _BATCH_WRITE_MAX = 25
 _BATCH_ATTEMPTS = 4
@@ -50,6 +52,12 @@ class Table:
             code = err.response.get("Error", {}).get("Code")
             if code == "ConditionalCheckFailedException":
                 raise _ConditionFailed() from err
+            if code == "TransactionCanceledException":
+                # One reason per part, in order ("None" for a part that was fine); a throttle is transient.
+                reasons = [reason.get("Code", "None") for reason in err.response.get("CancellationReasons", [])]
+                if _THROTTLED_PARTS & set(reasons):
+                    raise StoreUnavailable(code) from err
+                raise _TransactionCanceled(reasons) from err
             if code in _THROTTLED:
                 raise StoreUnavailable(code) from err
             raise
@@ -130,6 +138,15 @@ class Table:
 
 class _ConditionFailed(Exception):
     """Internal: a condition expression did not hold."""
+
+
+class _TransactionCanceled(Exception):
+    """Internal: a transaction wrote nothing; reasons holds each part's code ("ConditionalCheckFailed",
+    "TransactionConflict" when another request was changing the same items, "None" for a part that held)."""
+
+    def __init__(self, reasons):
+        super().__init__(reasons)
+        self.reasons = reasons
 
 
 def _key(pk, sk):

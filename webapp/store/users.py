@@ -5,8 +5,8 @@ import secrets
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from webapp import access, clock
-from webapp.exceptions import AccountConflict, IdentityMismatch, UserExists, UserNotFound
-from webapp.store.table import _ConditionFailed, _key, _marshal, _unmarshal
+from webapp.exceptions import AccountConflict, CallerNotAdmin, ChangeConflict, IdentityMismatch, UserExists, UserNotFound
+from webapp.store.table import _ConditionFailed, _key, _marshal, _TransactionCanceled, _unmarshal
 
 USER_PK_PREFIX, USER_SK = "user#", "user"
 USERS_LIST = "users"
@@ -20,6 +20,11 @@ DISABLED_BY_SSO = "sso"
 PASSWORD_HASH_METHOD = "scrypt:131072:8:1"
 # A list page of users reads at most this many from the index; organisations have far fewer.
 MAX_LISTED_USERS = 1000
+# The user's session generation: a session made under an older one is ended. Raising it ends every
+# session of the user in one write, whatever their number; the items left behind expire by TTL.
+SESSION_GEN = "session_gen"
+# Added to every update that changes who may do what, so the change and the revocation are one write.
+_END_SESSIONS = f" ADD {SESSION_GEN} :next_gen"
 
 
 def user_key(username):
@@ -27,12 +32,17 @@ def user_key(username):
     return _key(f"{USER_PK_PREFIX}{username}", USER_SK)
 
 
+def session_generation(item):
+    """The session generation stored on a user's item (a user stored before generations existed: 0)."""
+    return int(item.get(SESSION_GEN, 0))
+
+
 class Users:
-    """Create, read, list and change users; every change of who may do what ends their sessions."""
+    """Create, read, list and change users; every change of who may do what ends their sessions in the same write."""
 
     def __init__(self, table, sessions):
         self.table = table
-        # The sessions part: a changed password, role or disable ends the user's sessions through it.
+        # The sessions part, for whoever needs to end a user's sessions on their own.
         self.sessions = sessions
 
     def create(self, username, password=None, role=access.ADMIN, source=LOCAL):
@@ -61,7 +71,7 @@ class Users:
             Key=user_key(username),
             UpdateExpression=(
                 "SET password_hash = :h, list_pk = :lp, list_sk = :ls, username = :u, #r = :r, disabled = :d, "
-                "#s = :s, created_at = if_not_exists(created_at, :now)"
+                "#s = :s, created_at = if_not_exists(created_at, :now)" + _END_SESSIONS  # a reset ends every old session
             ),
             ExpressionAttributeNames={"#r": "role", "#s": "source"},
             ExpressionAttributeValues=_marshal(
@@ -74,11 +84,11 @@ class Users:
                     ":d": False,
                     ":s": LOCAL,
                     ":now": clock.format_timestamp(clock.utcnow()),
+                    ":next_gen": 1,
                 }
             ),
             ReturnValues="ALL_NEW",
         )
-        self.sessions.end_all(username)  # a reset password ends every old session
         return user_from_item(_unmarshal_attributes(resp))
 
     def get(self, username):
@@ -88,37 +98,81 @@ class Users:
 
     def verify_password(self, username, password):
         """True when the user exists, has a password, and it matches (disabled or not: the caller decides)."""
+        return self._matching_item(username, password) is not None
+
+    def authenticate(self, username, password):
+        """The user when the password matches, disabled or not (the caller answers both alike), else None.
+
+        One read and one hash check whatever the outcome. An enabled user's hash made at another cost
+        than PASSWORD_HASH_METHOD is upgraded now, while the password is at hand.
+        """
+        item = self._matching_item(username, password)
+        if item is None:
+            return None
+        user = user_from_item(item)
+        stored = item["password_hash"]
+        if not user["disabled"] and stored.split("$", 1)[0] != PASSWORD_HASH_METHOD:
+            self._upgrade_hash(username, stored, password)
+        return user
+
+    def _matching_item(self, username, password):
+        """The user's item when it has a password and this is it, else None."""
         item = self._get_user_item(username)
         stored = item.get("password_hash") if item else None
         # A missing user or password still costs one hash check, so timing does not tell which names exist.
         matches = check_password_hash(stored or _dummy_hash(), password)
-        return matches and stored is not None
+        return item if matches and stored is not None else None
+
+    def _upgrade_hash(self, username, old_hash, password):
+        """Store the password hashed at the current cost, unless the hash changed since it was read."""
+        try:
+            self.table.call(
+                "update_item",
+                TableName=self.table.name,
+                Key=user_key(username),
+                UpdateExpression="SET password_hash = :new",
+                ConditionExpression="password_hash = :old",
+                ExpressionAttributeValues=_marshal({":new": hash_password(password), ":old": old_hash}),
+            )
+        except _ConditionFailed:
+            pass  # a new password was set meanwhile: it is hashed at the current cost already
 
     def list(self):
         """Every user, by name, from the by_list index (only attributes the index projects)."""
         items = self.table.query_index(USERS_LIST, MAX_LISTED_USERS, newest_first=False)
         return [user_from_item(item) for item in items]
 
-    def set_role(self, username, role):
-        """Change a user's role and end their sessions; return the user."""
-        user = self._update_user(username, "SET #r = :r", {":r": access.check_role(role)}, {"#r": "role"})
-        self.sessions.end_all(username)
-        return user
+    def set_role(self, username, role, by=None):
+        """Change a user's role and end their sessions, in one write; return the user. See change() for by."""
+        return self.change(username, role=role, by=by)
 
-    def set_disabled(self, username, disabled):
+    def set_disabled(self, username, disabled, by=None):
         """Disable or re-enable a user, ending every session either way; their links and tokens stay. Return the user."""
-        user = self._update_user(username, "SET disabled = :d REMOVE disabled_by", {":d": bool(disabled)})
-        # On enable too: a disable whose session clean-up failed (a throttle after the user was
-        # written) leaves sessions behind, dead only while the user is disabled. A disabled user
-        # cannot sign in, so any session found here is such a leftover and must not come back.
-        self.sessions.end_all(username)
-        return user
+        return self.change(username, disabled=disabled, by=by)
+
+    def change(self, username, role=None, disabled=None, by=None):
+        """Change a user's role and/or disabled state and end their sessions, in one write; return the user.
+
+        With by (the admin asking), the write happens only while by is still an enabled admin, checked
+        in the same transaction: of two admins demoting each other at once, one change is refused
+        (CallerNotAdmin, or ChangeConflict when DynamoDB saw both at once) and an admin is left.
+        """
+        sets, values, names = [], {}, {}
+        if role is not None:
+            sets.append("#r = :r")
+            values[":r"], names["#r"] = access.check_role(role), "role"
+        if disabled is not None:
+            sets.append("disabled = :d")
+            values[":d"] = bool(disabled)
+        if not sets:
+            raise ValueError("change() needs a role or a disabled state")
+        # An admin's disable or enable is the admin's: single sign-on may later undo only its own (disabled_by).
+        remove = " REMOVE disabled_by" if disabled is not None else ""
+        return self._update_user(username, "SET " + ", ".join(sets) + remove, values, names, by=by)
 
     def set_password(self, username, password):
-        """Set a new password and end every session of the user; return the user."""
-        user = self._update_user(username, "SET password_hash = :h", {":h": hash_password(password)})
-        self.sessions.end_all(username)
-        return user
+        """Set a new password and end every session of the user, in one write; return the user."""
+        return self._update_user(username, "SET password_hash = :h", {":h": hash_password(password)})
 
     def upsert_sso(self, username, role, issuer, subject):
         """The SSO user bound to issuer + subject, with the role the provider's claims map to; created on first sign-in.
@@ -214,30 +268,63 @@ class Users:
         )
         return _unmarshal_attributes(resp)
 
-    def _update_user(self, username, expression, values, names=None):
-        """Update an existing user; raise UserNotFound (writing nothing) when there is none."""
+    def _update_user(self, username, expression, values, names=None, by=None):
+        """Update an existing user and end their sessions; raise UserNotFound (writing nothing) when there is none.
+
+        With by, only while that other user is an enabled admin (one transaction; see change()).
+        """
         if not _possible_username(username):
             raise UserNotFound(username)
-        kwargs = {"ExpressionAttributeNames": names} if names else {}
+        update = {
+            "TableName": self.table.name,
+            "Key": user_key(username),
+            "UpdateExpression": expression + _END_SESSIONS,
+            "ConditionExpression": "attribute_exists(pk)",
+            "ExpressionAttributeValues": _marshal({**values, ":next_gen": 1}),
+            **({"ExpressionAttributeNames": names} if names else {}),
+        }
+        if by is not None:
+            self._update_as_admin(by, update)
+            return user_from_item(self._get_user_item(username, consistent=True))
         try:
-            resp = self.table.call(
-                "update_item",
-                TableName=self.table.name,
-                Key=user_key(username),
-                UpdateExpression=expression,
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues=_marshal(values),
-                ReturnValues="ALL_NEW",
-                **kwargs,
-            )
+            resp = self.table.call("update_item", ReturnValues="ALL_NEW", **update)
         except _ConditionFailed:
             raise UserNotFound(username) from None
         return user_from_item(_unmarshal_attributes(resp))
 
-    def _get_user_item(self, username):
+    def _update_as_admin(self, admin, update):
+        """Apply update only while admin is an enabled admin: a ConditionCheck on admin's item in the same transaction."""
+        if update["Key"] == user_key(admin):
+            raise ValueError("an admin's change of their own item cannot be checked against itself")
+        check = {
+            "TableName": self.table.name,
+            "Key": user_key(admin),
+            # A user stored before roles existed is an admin (access.LEGACY_ROLE).
+            "ConditionExpression": (
+                "attribute_exists(pk) AND (attribute_not_exists(#r) OR #r = :admin) "
+                "AND (attribute_not_exists(disabled) OR disabled = :no)"
+            ),
+            "ExpressionAttributeNames": {"#r": "role"},
+            "ExpressionAttributeValues": _marshal({":admin": access.ADMIN, ":no": False}),
+        }
+        try:
+            self.table.call("transact_write_items", TransactItems=[{"ConditionCheck": check}, {"Update": update}])
+        except _TransactionCanceled as err:
+            caller, target = (list(err.reasons) + ["None", "None"])[:2]
+            if "TransactionConflict" in err.reasons:
+                raise ChangeConflict(admin) from None
+            if caller == "ConditionalCheckFailed":
+                raise CallerNotAdmin(admin) from None
+            if target == "ConditionalCheckFailed":
+                raise UserNotFound(update["Key"]["pk"]["S"].removeprefix(USER_PK_PREFIX)) from None
+            raise
+
+    def _get_user_item(self, username, consistent=False):
         if not _possible_username(username):
             return None  # no user can have this name; DynamoDB would refuse an oversized key with a 500
-        resp = self.table.call("get_item", TableName=self.table.name, Key=user_key(username))
+        resp = self.table.call(
+            "get_item", TableName=self.table.name, Key=user_key(username), ConsistentRead=consistent
+        )
         return _unmarshal_item(resp)
 
 

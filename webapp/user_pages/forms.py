@@ -23,8 +23,11 @@ class NewUserForm(FlaskForm):
         _check(access.check_username, field.data)
 
     def validate_password(self, field):
-        """Long enough, and not too long to hash."""
-        _check(access.check_password, field.data)
+        """Long enough, hard to guess (the new user's name counts as easy), and not too long to hash."""
+        try:
+            access.check_password(field.data, [self.username.data])
+        except ValueError as err:
+            raise ValidationError(str(err)) from None
 
 
 class RoleForm(FlaskForm):

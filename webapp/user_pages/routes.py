@@ -1,12 +1,16 @@
 """Views of the user pages (admins only)."""
-from flask import abort, current_app, flash, g, redirect, render_template, url_for
+from flask import abort, flash, g, redirect, render_template, url_for
 
-from webapp import access
+from webapp import access, audit
 from webapp.auth import permission_required
-from webapp.exceptions import UserExists, UserNotFound
+from webapp.exceptions import CallerNotAdmin, ChangeConflict, UserExists, UserNotFound
 from webapp.store import get_store
 from webapp.user_pages import bp
 from webapp.user_pages.forms import NewUserForm, RoleForm
+
+# The answers to a change refused because the admin asking lost their rights, or met another change.
+NOT_ADMIN_ANYMORE = "You are no longer an enabled admin, so this change was not made."
+CHANGED_MEANWHILE = "Another admin changed these users at the same moment, so this change was not made. Reload and try again."
 
 
 @bp.get("/users")
@@ -27,7 +31,7 @@ def create():
         except UserExists:
             form.username.errors.append("A user with this name already exists.")
         else:
-            current_app.logger.info("user created by %s: %s (%s)", g.user, form.username.data, form.role.data)
+            audit.record("user.create", target=form.username.data, role=form.role.data)
             flash(f"Added {form.username.data} as {form.role.data}.", "success")
             return redirect(url_for("users.index"), 303)
     return _render_index(form), 422
@@ -41,8 +45,7 @@ def change_role(username):
     form = RoleForm()
     if not form.validate_on_submit():
         abort(422, "Choose one of the roles.")
-    _or_404(get_store().users.set_role, username, form.role.data)
-    current_app.logger.info("role changed by %s: %s -> %s", g.user, username, form.role.data)
+    _change(username, role=form.role.data)
     flash(f"{username} is now {form.role.data}, and was signed out.", "success")
     return redirect(url_for("users.index"), 303)
 
@@ -52,8 +55,7 @@ def change_role(username):
 def disable(username):
     """Disable a user: sessions end and tokens stop working; their links stay."""
     _not_self(username)
-    _or_404(get_store().users.set_disabled, username, True)
-    current_app.logger.info("user disabled by %s: %s", g.user, username)
+    _change(username, disabled=True)
     flash(f"Disabled {username}. Their links stay; their sessions and tokens stopped working.", "success")
     return redirect(url_for("users.index"), 303)
 
@@ -62,9 +64,22 @@ def disable(username):
 @permission_required(access.MANAGE_USERS)
 def enable(username):
     """Re-enable a disabled user."""
-    _or_404(get_store().users.set_disabled, username, False)
-    current_app.logger.info("user enabled by %s: %s", g.user, username)
+    _not_self(username)
+    _change(username, disabled=False)
     flash(f"Enabled {username}.", "success")
+    return redirect(url_for("users.index"), 303)
+
+
+@bp.post("/users/<username>/sessions/end")
+@permission_required(access.MANAGE_USERS)
+def end_sessions(username):
+    """End every session of a user (one write); they sign in again, their tokens are untouched."""
+    try:
+        get_store().sessions.end_all(username)
+    except UserNotFound:
+        abort(404, "There is no user with that name.")
+    audit.record("session.end_all", target=username)
+    flash(f"Ended every session of {username}.", "success")
     return redirect(url_for("users.index"), 303)
 
 
@@ -78,8 +93,13 @@ def _not_self(username):
         abort(409, "You cannot change your own role or disable yourself. Ask another admin.")
 
 
-def _or_404(change, username, value):
+def _change(username, **change):
+    """Apply the change only while the signed-in admin still is one (in the same write); record it either way."""
     try:
-        return change(username, value)
+        get_store().users.change(username, by=g.user, **change)
     except UserNotFound:
         abort(404, "There is no user with that name.")
+    except (CallerNotAdmin, ChangeConflict) as err:
+        audit.record("user.change", target=username, outcome="refused", reason=type(err).__name__, **change)
+        abort(409, NOT_ADMIN_ANYMORE if isinstance(err, CallerNotAdmin) else CHANGED_MEANWHILE)
+    audit.record("user.change", target=username, **change)
