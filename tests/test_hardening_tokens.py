@@ -257,6 +257,16 @@ def test_old_layout_tokens_are_listed_counted_and_revocable(client, store, ddb, 
     assert all(store.tokens.resolve(plaintext) is None for plaintext in old)
 
 
+def test_more_than_a_page_of_old_layout_tokens_all_move(store, ddb, clock):
+    add_user(store, "ann", "editor")
+    for n in range(105):
+        clock.advance(1)
+        _to_old_layout(ddb, *store.tokens.create("ann", f"old {n}", scope="read"))
+    assert [t["name"] for t in store.tokens.list("ann")] == [f"old {n}" for n in reversed(range(105))]
+    assert ddb.query(TableName=TABLE_NAME, IndexName="by_list", KeyConditionExpression="list_pk = :p",
+                     ExpressionAttributeValues={":p": {"S": "tokens"}})["Items"] == []
+
+
 def test_old_layout_tokens_count_towards_the_cap(store, ddb):
     add_user(store, "ann", "editor")
     _to_old_layout(ddb, *store.tokens.create("ann", "old", scope="read"))

@@ -293,7 +293,10 @@ class Tokens:
         The secret item is listed first and the record moved last, so a move cut short is redone
         whole next time. Each write requires its item to exist: a token revoked meanwhile stays gone.
         """
+        start = None
         while True:
+            # Paged by LastEvaluatedKey, not by re-reading the start: the index may still show what was just moved.
+            kwargs = {"ExclusiveStartKey": start} if start else {}
             resp = self.table.call(
                 "query",
                 TableName=self.table.name,
@@ -301,17 +304,19 @@ class Tokens:
                 KeyConditionExpression="list_pk = :p",
                 ExpressionAttributeValues=_marshal({":p": OLD_TOKENS_LIST}),
                 Limit=MAX_PAGE_SIZE,
+                **kwargs,
             )
             # Only records were listed; a secret item listed there predates scopes and never resolves.
             keys = [_key(item["pk"], item["sk"]) for item in map(_unmarshal, resp.get("Items", []))
                     if item["pk"].startswith(TOKEN_ID_PK_PREFIX)]
-            if not keys:
-                return
-            for record in self.table.batch_get(keys):
+            for record in self.table.batch_get(keys) if keys else []:
                 list_sk = f"{record['created_at']}#{record['token_id']}"
                 self._relist(_key(f"{TOKEN_PK_PREFIX}{record['token_hash']}", TOKEN_SK),
                              f"{USER_TOKENS_LIST_PREFIX}{record['username']}", list_sk)
                 self._relist(_key(record["pk"], record["sk"]), ALL_TOKENS_LIST, list_sk)
+            start = resp.get("LastEvaluatedKey")
+            if not start:
+                return
 
     def _relist(self, key, list_pk, list_sk):
         try:
