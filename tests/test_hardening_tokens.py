@@ -3,6 +3,7 @@ a password for write tokens made in the browser, and an audit record of every to
 import base64
 import json
 import re
+from urllib.parse import quote
 
 import pytest
 
@@ -147,6 +148,26 @@ def test_a_crafted_cursor_is_refused(client, auth, api_token, cursor):
     assert response.status_code == 422 and response.json["field"] == "cursor"
     _sign_in_admin(client, auth)
     assert client.get("/tokens", query_string={"cursor": cursor}).status_code == 400
+
+
+@pytest.mark.parametrize("username", ["x" * 3000, "a#b", "\u00e9\n"])
+def test_a_name_no_user_can_have_lists_nothing_and_revokes_nothing(client, auth, api_token, username):
+    response = client.get("/api/tokens", query_string={"username": username}, headers=_bearer(api_token))
+    assert response.status_code == 200 and response.json["tokens"] == []
+    assert client.delete(f"/api/users/{quote(username, safe='')}/tokens", headers=_bearer(api_token)).status_code == 404
+    _sign_in_admin(client, auth)
+    assert client.get("/tokens", query_string={"username": username}).status_code == 200
+    assert client.post(f"/tokens/users/{quote(username, safe='')}/revoke").status_code == 404
+
+
+def test_an_oversized_name_never_reaches_dynamodb(store, monkeypatch):
+    """DynamoDB refuses a key over 2,048 bytes with a ValidationException (a 500); moto does not check."""
+    calls, call = [], store.table.call
+    monkeypatch.setattr(store.table, "call", lambda operation, **kwargs: calls.append(kwargs) or call(operation, **kwargs))
+    name = "x" * 3000
+    assert store.tokens.page(name) == ([], None, None)
+    assert store.tokens.revoke_all(name) == 0 and store.tokens.owner(name) is None
+    assert not [kwargs for kwargs in calls if name in repr(kwargs)]
 
 
 @pytest.mark.parametrize("limit", ["0", "101", "-1", "x", "1.5"])

@@ -10,7 +10,7 @@ from datetime import timedelta
 from webapp import access, clock
 from webapp.exceptions import InvalidCursor, StoreUnavailable, TokenNotFound, UserNotFound
 from webapp.store.table import LIST_INDEX, _ConditionFailed, _key, _marshal, _plain_key, _unmarshal
-from webapp.store.users import LOCAL, OIDC, user_from_item, user_key
+from webapp.store.users import LOCAL, OIDC, _possible_username, user_from_item, user_key
 
 TOKEN_SK = "token"
 TOKEN_PK_PREFIX, TOKEN_ID_PK_PREFIX = "token#", "tokenid#"
@@ -113,6 +113,8 @@ class Tokens:
 
     def owner(self, username):
         """What decides a user's tokens: {"role", "source"} from their item (users.get shows no source); None if none."""
+        if not _possible_username(username):
+            return None  # DynamoDB would refuse an oversized key with a 500
         resp = self.table.call("get_item", TableName=self.table.name, Key=user_key(username))
         if "Item" not in resp:
             return None
@@ -218,6 +220,8 @@ class Tokens:
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise ValueError(f"limit must be 1 to {MAX_PAGE_SIZE}")
         direction, position = decode_cursor(cursor) if cursor else ("after", None)
+        if username is not None and not _possible_username(username):
+            return [], None, None  # nobody has this name; DynamoDB would refuse an oversized key with a 500
         self._move_old_layout()
         list_pk = ALL_TOKENS_LIST if username is None else f"{USER_TOKENS_LIST_PREFIX}{username}"
         condition, values = "list_pk = :p", {":p": list_pk}
@@ -355,6 +359,8 @@ class Tokens:
         Pages through the user's list by position rather than re-reading its start, because the
         index may still show items just deleted.
         """
+        if not _possible_username(username):
+            return 0
         self._move_old_layout()
         count, position = 0, None
         while True:
