@@ -3,12 +3,14 @@ a password for write tokens made in the browser, and an audit record of every to
 import base64
 import json
 import re
+from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, ROLE_PASSWORD, TABLE_NAME, add_user, make_app, sign_in_as, token_for
 from webapp import audit
+from webapp.clock import parse_timestamp
 from webapp.store import hash_token
 
 
@@ -326,8 +328,11 @@ def test_an_sso_users_token_lives_at_most_the_sso_limit(client, store, ddb):
     assert [t["name"] for t in store.tokens.list("sso@example.org")] == ["bootstrap"]
     assert client.post("/api/tokens", json={"name": "ok", "scope": "read", "expires_in_days": 30},
                        headers=_bearer(token)).status_code == 201
-    # The default, 90 days, is too long for them: they must say how long.
-    assert client.post("/api/tokens", json={"name": "default", "scope": "read"}, headers=_bearer(token)).status_code == 422
+    # Without expires_in_days, theirs lives their limit rather than the default 90 days.
+    made = client.post("/api/tokens", json={"name": "default", "scope": "read"}, headers=_bearer(token))
+    assert made.status_code == 201
+    lifetime = parse_timestamp(made.json["expires_at"]) - parse_timestamp(made.json["created_at"])
+    assert lifetime == timedelta(days=30)
 
 
 def test_a_local_users_token_may_still_live_a_year(client, api_token):
@@ -341,6 +346,7 @@ def test_the_page_tells_an_sso_user_the_limit(client, store, ddb):
     _make_sso(ddb, "editor1")
     page = client.get("/tokens").get_data(as_text=True)
     assert "Tokens of single sign-on accounts last at most 30 days." in page and 'max="30"' in page
+    assert 'name="days" type="number" value="30"' in page  # not the default 90, which they may not have
     response = client.post("/tokens", data={"name": "long", "scope": "read", "days": "31"})
     assert response.status_code == 422 and "from 1 to 30" in response.get_data(as_text=True)
     # SSO accounts have no password to give: a write token is made without one, and lives 30 days at most.

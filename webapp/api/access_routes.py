@@ -60,10 +60,12 @@ def create_token():
         scope = access.check_scope(body.get("scope"), g.api_role)
     except ValueError as err:
         return json_error(422, str(err), field="scope")
-    try:
-        days = access.check_token_days(body.get("expires_in_days", access.TOKEN_DEFAULT_DAYS))
-    except ValueError as err:
-        return json_error(422, str(err), field="expires_in_days")
+    days = body.get("expires_in_days")  # absent: the default, or the owner's shorter limit
+    if days is not None:
+        try:
+            access.check_token_days(days)
+        except ValueError as err:
+            return json_error(422, str(err), field="expires_in_days")
     config = current_app.config
     try:
         plaintext, token_id = get_store().tokens.create(

@@ -73,9 +73,10 @@ class Tokens:
         # The users part: a token is made only for an existing user, within that user's role.
         self.users = users
 
-    def create(self, username, name, scope=access.WRITE, days=access.TOKEN_DEFAULT_DAYS, max_live=None,
-               sso_max_days=None):
+    def create(self, username, name, scope=access.WRITE, days=None, max_live=None, sso_max_days=None):
         """Create a token for an existing user; return (plaintext, token_id). Only the hash is stored.
+
+        days None: TOKEN_DEFAULT_DAYS, or the owner's limit when that is shorter.
 
         Raise TokenRefused, writing nothing, for a scope beyond the user's role, a lifetime beyond
         sso_max_days for a single sign-on user, or when the user already has max_live unexpired tokens.
@@ -90,17 +91,18 @@ class Tokens:
         except ValueError as err:
             raise TokenRefused(str(err), field="scope") from None
         limit = self.max_days(owner, sso_max_days)
+        days = min(access.TOKEN_DEFAULT_DAYS, limit) if days is None else days
         try:
             access.check_token_days(days, limit)
         except ValueError as err:
-            sso = " (the limit for single sign-on accounts)" if limit < access.TOKEN_MAX_DAYS else ""
-            raise TokenRefused(f"{err}{sso}", field="days") from None
+            why = f" Tokens of single sign-on accounts last at most {limit} days." if limit < access.TOKEN_MAX_DAYS else ""
+            raise TokenRefused(f"{err}{why}", field="days") from None
         if max_live is not None and self.live_count(username) >= max_live:
             raise TokenRefused(f"You already have {max_live} unexpired tokens, the most one user may have. "
                                "Revoke one you no longer use first.", status=409)
         plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
         token_id = secrets.token_urlsafe(9)
-        expires = clock.utcnow() + timedelta(days=access.check_token_days(days))
+        expires = clock.utcnow() + timedelta(days=days)
         self._put_token(plaintext, token_id, username, name, scope, expires, conditional=True)
         return plaintext, token_id
 

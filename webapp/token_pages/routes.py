@@ -107,8 +107,10 @@ def _render_index(form, new_token=None):
     except InvalidCursor:
         abort(400, "That page link is not valid. Start again from the first page.")
     owner = get_store().tokens.owner(g.user) or {"source": None}
+    max_days = get_store().tokens.max_days(owner, current_app.config["SSO_TOKEN_MAX_DAYS"])
+    if not form.days.errors and (form.days.data or 0) > max_days:
+        form.days.data = max_days  # the default, 90, is beyond a single sign-on user's limit
     return render_template(
         "tokens/index.html", tokens=tokens, form=form, everyone=everyone, new_token=new_token,
         username=username if everyone else None, cursor=cursor, next_cursor=next_cursor,
-        previous_cursor=previous_cursor, sso=owner["source"] == OIDC,
-        max_days=get_store().tokens.max_days(owner, current_app.config["SSO_TOKEN_MAX_DAYS"]))
+        previous_cursor=previous_cursor, sso=owner["source"] == OIDC, max_days=max_days)
