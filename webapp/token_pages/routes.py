@@ -5,8 +5,8 @@ from webapp import access, audit
 from webapp.auth import permission_required, reauth
 from webapp.exceptions import InvalidCursor, TokenNotFound
 from webapp.store import get_store
-from webapp.store.users import OIDC
 from webapp.store.tokens import TokenRefused
+from webapp.store.users import OIDC
 from webapp.token_pages import bp
 from webapp.token_pages.forms import TokenForm
 
