@@ -31,6 +31,7 @@ PAGES = [
     ("POST", "/tokens", {"name": "script", "scope": "read", "days": "30"}, (LOGIN, 200, 200, 200)),
     # The target user's token: only admins may revoke someone else's (others see no such token).
     ("POST", "/tokens/{token_id}/revoke", {}, (LOGIN, 404, 404, 303)),
+    ("POST", "/tokens/users/target/revoke", {}, (LOGIN, 403, 403, 303)),
     ("GET", "/account/password", None, (LOGIN, 200, 200, 200)),
     ("GET", "/account/sessions", None, (LOGIN, 200, 200, 200)),
     # The target's session id: each user ends sessions in their own partition only, so nothing ends.
@@ -73,6 +74,7 @@ API = [
     ("GET", "/api/tokens", None, (401, 200, 200, 200)),
     ("POST", "/api/tokens", {"name": "ci", "scope": "read"}, (401, 403, 201, 201)),
     ("DELETE", "/api/tokens/{token_id}", None, (401, 403, 404, 204)),
+    ("DELETE", "/api/users/target/tokens", None, (401, 403, 403, 200)),
     ("GET", "/api/users", None, (401, 403, 403, 200)),
     ("POST", "/api/users", {"username": "newbie", "password": "newbie-password", "role": "viewer"}, (401, 403, 403, 201)),
     ("PATCH", "/api/users/target", {"role": "editor"}, (401, 403, 403, 200)),
@@ -241,6 +243,7 @@ EFFECTS = {
     ("POST", "/account/sessions/end-others"): _others_signed_out,
     ("POST", "/tokens"): _token_created("script"),
     ("POST", "/tokens/{token_id}/revoke"): _target_token_revoked,
+    ("POST", "/tokens/users/target/revoke"): _target_token_revoked,
     ("POST", "/logout"): _signed_out_if_signed_in,
     ("POST", "/login"): _unchanged,  # the signed-in are sent on; a failure only counts (not in _table)
     ("POST", "/account/password"): _unchanged,  # refused for everyone here: wrong current password
@@ -255,6 +258,7 @@ EFFECTS = {
     ("PATCH", "/api/links/matrix"): _link_active(False),
     ("POST", "/api/tokens"): _token_created("ci"),
     ("DELETE", "/api/tokens/{token_id}"): _target_token_revoked,
+    ("DELETE", "/api/users/target/tokens"): _target_token_revoked,
     ("POST", "/api/users"): _user_created,
     ("PATCH", "/api/users/target"): _target_role_changed,
     ("POST", "/settings/blocklist"): _rule_added,
@@ -362,6 +366,7 @@ def _rule_of(path):
         "/api/users/target": "/api/users/<username>",
         "/tokens/{token_id}": "/tokens/<token_id>",
         "/account/sessions/{session_digest}": "/account/sessions/<session_digest>",
+        "/tokens/users/target": "/tokens/users/<username>",
         "/api/tokens/{token_id}": "/api/tokens/<token_id>",
         "/settings/blocklist/{rule_id}": "/settings/blocklist/<rule_id>",
         "/api/blocklist/{rule_id}": "/api/blocklist/<rule_id>",

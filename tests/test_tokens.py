@@ -4,7 +4,7 @@ import json
 import pytest
 
 from local_stack.template import table_properties
-from tests.conftest import ADMIN_USERNAME, REGION, TABLE_NAME, add_user, sign_in_as, token_for
+from tests.conftest import ADMIN_USERNAME, REGION, ROLE_PASSWORD, TABLE_NAME, add_user, sign_in_as, token_for
 from webapp.store import Store, hash_token
 
 
@@ -138,9 +138,10 @@ def test_token_items_layout(store, ddb):
     plaintext, token_id = store.tokens.create(ADMIN_USERNAME, "layout", scope="read")
     secret = ddb.get_item(TableName=TABLE_NAME, Key={"pk": {"S": f"token#{hash_token(plaintext)}"}, "sk": {"S": "token"}})["Item"]
     record = ddb.get_item(TableName=TABLE_NAME, Key={"pk": {"S": f"tokenid#{token_id}"}, "sk": {"S": "token"}})["Item"]
-    assert "list_pk" not in secret  # only the record is listed
-    assert record["list_pk"] == {"S": "tokens"}
-    assert record["list_sk"]["S"].startswith(f"{ADMIN_USERNAME}#")
+    # The record is in everyone's list, the secret item in its owner's; both sorted by creation time.
+    assert record["list_pk"] == {"S": "tokens_all"}
+    assert secret["list_pk"] == {"S": f"tokens_of#{ADMIN_USERNAME}"}
+    assert secret["list_sk"] == record["list_sk"] == {"S": f"{record['created_at']['S']}#{token_id}"}
     assert secret["scope"] == record["scope"] == {"S": "read"}
     assert "purge_at" in secret and "purge_at" in record
     assert plaintext not in repr(ddb.scan(TableName=TABLE_NAME)["Items"])
@@ -148,7 +149,7 @@ def test_token_items_layout(store, ddb):
 
 def test_the_token_page_shows_the_plaintext_once_and_revokes(client, store):
     sign_in_as(client, store, "editor")
-    response = client.post("/tokens", data={"name": "laptop", "scope": "write", "days": "7"})
+    response = client.post("/tokens", data={"name": "laptop", "scope": "write", "days": "7", "password": ROLE_PASSWORD})
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     page = response.get_data(as_text=True)
@@ -184,7 +185,7 @@ def test_list_pages_need_only_the_attributes_the_index_will_project(monkeypatch)
         store.tokens.resolve(plaintext)  # records last use
         index_item = client.query(TableName="include-test", IndexName="by_list",
                                   KeyConditionExpression="list_pk = :p",
-                                  ExpressionAttributeValues={":p": {"S": "tokens"}})["Items"][0]
+                                  ExpressionAttributeValues={":p": {"S": "tokens_all"}})["Items"][0]
         assert "last_used_at" not in index_item  # the index really holds only what INCLUDE names
         users = {u["username"]: u for u in store.users.list()}
         assert users["ann"]["role"] == "editor" and users["bob"]["disabled"] is True

@@ -100,8 +100,8 @@ def check_scope(scope, role):
     return scope
 
 
-def check_token_days(days):
-    """Return a token lifetime in whole days, 1 to TOKEN_MAX_DAYS; else raise ValueError."""
-    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= TOKEN_MAX_DAYS:
-        raise ValueError(f"Use a whole number of days from 1 to {TOKEN_MAX_DAYS}.")
+def check_token_days(days, max_days=TOKEN_MAX_DAYS):
+    """Return a token lifetime in whole days, 1 to max_days (at most TOKEN_MAX_DAYS); else raise ValueError."""
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= max_days:
+        raise ValueError(f"Use a whole number of days from 1 to {max_days}.")
     return days

@@ -1,15 +1,18 @@
 """Views of the JSON API for access: API tokens (everyone, their own) and users (admins)."""
-from flask import g, request, url_for
+from flask import current_app, g, request, url_for
 
 from webapp import access, audit
 from webapp.api import bp
 from webapp.api.auth import allowed, requires
 from webapp.api.responses import json_error
 from webapp.api.routes import _BadBody, _json_object  # one body parser for the whole API
-from webapp.exceptions import CallerNotAdmin, ChangeConflict, TokenNotFound, UserExists, UserNotFound
+from webapp.exceptions import CallerNotAdmin, ChangeConflict, InvalidCursor, TokenNotFound, UserExists, UserNotFound
 from webapp.store import get_store
+from webapp.store.tokens import MAX_PAGE_SIZE, TokenRefused
 
 _TOKEN_FIELDS = {"name", "scope", "expires_in_days"}
+# The store's names of a refused token's fields, as this API names them.
+_API_FIELDS = {"scope": "scope", "days": "expires_in_days"}
 _NEW_USER_FIELDS = {"username", "password", "role"}
 _USER_CHANGES = {"role", "disabled"}
 
@@ -17,15 +20,26 @@ _USER_CHANGES = {"role", "disabled"}
 @bp.get("/api/tokens")
 @requires(access.READ_LINKS)  # a read token may list its owner's tokens
 def list_tokens():
-    """The caller's tokens; admins get everyone's, or one user's with ?username=. Never a plaintext or hash."""
-    username = request.args.get("username")
-    if allowed(access.MANAGE_ANY_TOKEN):
-        tokens = get_store().tokens.list(username or None)
-    elif username and username != g.api_user:
-        return json_error(403, "Only admins may list other users' tokens.")
-    else:
-        tokens = get_store().tokens.list(g.api_user)
-    return {"tokens": tokens}
+    """One page of the caller's tokens, newest first; admins get everyone's, or one user's with ?username=.
+
+    {"tokens": [...], "next": cursor or null}: pass ?cursor=<next> for the next page. Never a plaintext or hash.
+    """
+    username = request.args.get("username") or None
+    if not allowed(access.MANAGE_ANY_TOKEN):
+        if username and username != g.api_user:
+            return json_error(403, "Only admins may list other users' tokens.")
+        username = g.api_user
+    raw_limit = request.args.get("limit", str(current_app.config["PAGE_SIZE"]))
+    # ASCII digits only: no signs, spaces, decimals or Unicode digits that int() rejects.
+    limit = int(raw_limit) if raw_limit.isascii() and raw_limit.isdigit() else 0
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        return json_error(422, f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}.", field="limit")
+    try:
+        tokens, next_cursor, _ = get_store().tokens.page(username, limit, request.args.get("cursor") or None)
+    except InvalidCursor:
+        return json_error(422, "cursor is not one this API handed out.", field="cursor")
+    # "next_cursor" as the link list names it, and "next", the name scripts look for first.
+    return {"tokens": tokens, "next": next_cursor, "next_cursor": next_cursor}
 
 
 @bp.post("/api/tokens")
@@ -46,12 +60,21 @@ def create_token():
         scope = access.check_scope(body.get("scope"), g.api_role)
     except ValueError as err:
         return json_error(422, str(err), field="scope")
+    days = body.get("expires_in_days")  # absent: the default, or the owner's shorter limit
+    if days is not None:
+        try:
+            access.check_token_days(days)
+        except ValueError as err:
+            return json_error(422, str(err), field="expires_in_days")
+    config = current_app.config
     try:
-        days = access.check_token_days(body.get("expires_in_days", access.TOKEN_DEFAULT_DAYS))
-    except ValueError as err:
-        return json_error(422, str(err), field="expires_in_days")
-    plaintext, token_id = get_store().tokens.create(g.api_user, name.strip(), scope=scope, days=days)
+        plaintext, token_id = get_store().tokens.create(
+            g.api_user, name.strip(), scope=scope, days=days,
+            max_live=config["TOKENS_PER_USER"], sso_max_days=config["SSO_TOKEN_MAX_DAYS"])
+    except TokenRefused as err:
+        return json_error(err.status, str(err), field=_API_FIELDS.get(err.field))
     token = get_store().tokens.get(token_id)
+    audit.record("token.create", target=g.api_user, token_id=token_id, scope=scope)
     body = {"token": plaintext, **token}
     return body, 201, {"Location": url_for("api.list_tokens"), "Cache-Control": "no-store"}
 
@@ -62,10 +85,23 @@ def revoke_token(token_id):
     """Revoke one of the caller's tokens (admins: anyone's); it answers 401 from then on."""
     owner = None if allowed(access.MANAGE_ANY_TOKEN) else g.api_user
     try:
-        get_store().tokens.revoke(token_id, owner=owner)
+        token = get_store().tokens.revoke(token_id, owner=owner)
     except TokenNotFound:
         return json_error(404, "There is no token with that id that you may revoke.")
+    audit.record("token.revoke", target=token["username"], token_id=token["id"], scope=token["scope"])
     return "", 204
+
+
+@bp.delete("/api/users/<username>/tokens")
+@requires(access.MANAGE_ANY_TOKEN)
+def revoke_user_tokens(username):
+    """Revoke every token of a user (admins, write tokens): {"revoked": <how many>}."""
+    store = get_store()
+    if store.users.get(username) is None:
+        return json_error(404, "There is no user with that name.")
+    count = store.tokens.revoke_all(username)
+    audit.record("token.revoke_all", target=username, count=count)
+    return {"revoked": count}
 
 
 @bp.get("/api/users")

@@ -1,7 +1,7 @@
 """Forms of the token pages."""
 from flask import g
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectField, StringField, SubmitField
+from wtforms import IntegerField, PasswordField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from webapp import access
@@ -15,6 +15,8 @@ class TokenForm(FlaskForm):
                                           (access.WRITE, "write: also create, disable and enable links")],
                         default=access.READ)
     days = IntegerField("Expires after (days)", default=access.TOKEN_DEFAULT_DAYS)
+    # Checked by the view (rate-limited like a sign-in): a write token outlives the session that made it.
+    password = PasswordField("Your password (for a write token)")
     submit = SubmitField("Create token")
 
     def validate_scope(self, field):
@@ -25,7 +27,7 @@ class TokenForm(FlaskForm):
             raise ValidationError(str(err)) from None
 
     def validate_days(self, field):
-        """A whole number of days within the maximum."""
+        """A whole number of days within the maximum (the store applies the shorter single sign-on limit)."""
         try:
             access.check_token_days(field.data)
         except ValueError as err:
