@@ -45,21 +45,18 @@ def create():
 
 
 def _check_password(form):
-    """None when the password is right; else the page refusing it. A guess counts like a failed sign-in.
-
-    Single sign-on users have no password here and are not asked: their tokens are short-lived instead.
-    """
-    store, config = get_store(), current_app.config
-    subject = f"account#{g.user}"
-    if not store.sign_ins.reserve(subject, config["SIGNIN_ACCOUNT_LIMIT"], config["SIGNIN_WINDOW_SECONDS"]):
+    """None when the password (or a current code) is right; else the page refusing it. A guess counts
+    like a failed sign-in. Single sign-on users have no password here and are not asked: their tokens
+    are short-lived instead."""
+    refused = reauth.attempt(g.user, form.password.data)
+    if refused == reauth.LOCKED:
         audit.record("token.create", target=g.user, outcome="locked", scope=form.scope.data)
         form.password.errors.append("Too many wrong passwords for this account. Try again later.")
         return _render_index(form), 429
-    if not reauth.confirm(g.user, form.password.data):
+    if refused:
         audit.record("token.create", target=g.user, outcome="failed", reason="wrong password", scope=form.scope.data)
         form.password.errors.append("A write token needs your password: that is not it.")
         return _render_index(form), 422
-    store.sign_ins.clear(subject, config["SIGNIN_WINDOW_SECONDS"])
     return None
 
 

@@ -16,6 +16,8 @@ class NewUserForm(FlaskForm):
     username = StringField("User name", validators=[DataRequired()])
     password = PasswordField("Password", validators=[DataRequired()])
     role = SelectField("Role", choices=_ROLE_CHOICES, default=access.VIEWER)
+    # Adding an admin asks the admin doing it to prove it is them again (webapp/auth/reauth.py).
+    confirm = PasswordField("Your password or a two-factor code (to add an admin)")
     submit = SubmitField("Add user")
 
     def validate_username(self, field):

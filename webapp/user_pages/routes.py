@@ -2,9 +2,10 @@
 from flask import abort, flash, g, redirect, render_template, url_for
 
 from webapp import access, audit
-from webapp.auth import permission_required
+from webapp.auth import permission_required, reauth
 from webapp.exceptions import CallerNotAdmin, ChangeConflict, UserExists, UserNotFound
 from webapp.store import get_store
+from webapp.store.users import OIDC
 from webapp.user_pages import bp
 from webapp.user_pages.forms import NewUserForm, RoleForm
 
@@ -26,6 +27,9 @@ def create():
     """Add a local account."""
     form = NewUserForm()
     if form.validate_on_submit():
+        refused = _confirm_admin(form)
+        if refused:
+            return refused
         try:
             get_store().users.create(form.username.data, form.password.data, role=form.role.data)
         except UserExists:
@@ -35,6 +39,22 @@ def create():
             flash(f"Added {form.username.data} as {form.role.data}.", "success")
             return redirect(url_for("users.index"), 303)
     return _render_index(form), 422
+
+
+def _confirm_admin(form):
+    """None unless a new admin is asked for and the creator's password or code is wrong (422) or locked (429).
+
+    Single sign-on admins have no password or code here; their provider vouched for them at sign-in.
+    """
+    if form.role.data != access.ADMIN or get_store().tokens.owner(g.user)["source"] == OIDC:
+        return None
+    refused = reauth.attempt(g.user, form.confirm.data)
+    if refused is None:
+        return None
+    audit.record("user.create", target=form.username.data, outcome=refused, role=form.role.data, reason="not confirmed")
+    form.confirm.errors.append("Too many wrong passwords for this account. Try again later." if refused == reauth.LOCKED
+                               else "Adding an admin needs your password or a current two-factor code: that is not it.")
+    return _render_index(form), 429 if refused == reauth.LOCKED else 422
 
 
 @bp.post("/users/<username>/role")
