@@ -56,6 +56,7 @@ class Faults:
 
     def __init__(self, *clients):
         self.calls = []  # operation names, in the order the calls were made
+        self.bodies = []  # and their JSON bodies, in the same order
         self.lost_calls = []  # indices of the calls that were applied and answered with a fault
         self.fail_at = set()
         self.fail_when = None
@@ -94,6 +95,7 @@ class Faults:
         with self._lock:
             index = len(self.calls)
             self.calls.append(model.name)
+            self.bodies.append(_body(params))
             chosen_next = self.next_failures.get(model.name, 0) > 0
             if chosen_next:
                 self.next_failures[model.name] -= 1
