@@ -21,6 +21,8 @@ CACHE_DIR = ROOT / ".cache" / "dynamodb-local"
 # The npm package that ships Amazon's DynamoDB Local jar; pinned so every machine runs the same emulator.
 NPM_PACKAGE = "amplify-dynamodb-simulator@2.9.30"
 LOOPBACK_LAUNCHER = Path(__file__).with_name("LoopbackLauncher.java")
+# DynamoDB Local's Java heap, in MB (see _start_dynamodb_local).
+HEAP_MB = 384
 REGION = "us-east-1"
 LOCAL_ACCESS_KEY = "local"
 
@@ -131,7 +133,11 @@ def _start_dynamodb_local(jar, data_dir, port):
         data_dir.mkdir(parents=True, exist_ok=True)
         storage, workdir = ["-dbPath", str(data_dir)], data_dir
     lib = jar.parent / "DynamoDBLocal_lib"
-    java = ["java", f"-Djava.library.path={lib}"]
+    # A fixed heap, touched at start: the JVM's default grows its heap lazily up to a quarter of the
+    # machine's memory, so its RSS rose by tens of MB under any load and said nothing about leaks. With
+    # the heap committed up front, RSS growth after start is native memory (the in-memory database,
+    # JIT code), and a heap leak shows as OutOfMemoryError, i.e. failed requests.
+    java = ["java", f"-Xms{HEAP_MB}m", f"-Xmx{HEAP_MB}m", "-XX:+AlwaysPreTouch", f"-Djava.library.path={lib}"]
     options = ["-port", str(port), *storage, "-disableTelemetry"]
     location = str(data_dir) if data_dir else "memory only: gone when it stops"
     # DynamoDB Local has no bind-address option and listens on every interface. The launcher,

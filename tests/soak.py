@@ -53,8 +53,9 @@ MAX_ERRORS_SHOWN = 10
 # the allocator, the JVM's heap and JIT, which grow for a while whatever the load), plus an
 # allowance per request answered after the warm-up, so a leak that keeps something of every
 # request fails a 5-second soak as surely as a 60-second one. The stack grows well under 1 KB a
-# request (results/soak.json); 2 KB lets a leak of a few KB a request fail a 60-second soak. The JVM
-# grows by tens of MB whatever happens, so DynamoDB Local gets a larger allowance.
+# request (results/soak.json); 2 KB lets a leak of a few KB a request fail a 60-second soak. DynamoDB
+# Local's heap is fixed and touched at start (local_stack/dynamodb.py), so its growth is native memory
+# (the in-memory database, which keeps every item written, and JIT code): a larger allowance.
 # Keys are prefixes of the process names used in main().
 MEMORY_ALLOWANCE = {"stack": (8.0, 2.0), "DynamoDB Local": (40.0, 4.0)}  # (MB, KB per request)
 
