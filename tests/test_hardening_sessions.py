@@ -41,13 +41,16 @@ def _session_items(ddb, username):
 # Defect 2: revocation is one write, whatever the number of sessions.
 
 
-def test_505_sign_ins_then_a_password_change_leave_no_old_session_working(store, monkeypatch):
+def test_505_sign_ins_then_a_password_change_leave_no_old_session_working(store, monkeypatch, record_figure):
     # No cap here: revocation must not depend on it.
     monkeypatch.setattr(sessions_module.Sessions, "_make_room", lambda *args: None, raising=False)
     session_ids = [store.sessions.create(ADMIN_USERNAME, LIFETIME) for _ in range(505)]
     assert all(store.sessions.load(ADMIN_USERNAME, sid, IDLE) for sid in session_ids[:3] + session_ids[-3:])
     store.users.set_password(ADMIN_USERNAME, "a-brand-new-passphrase")
-    assert [sid for sid in session_ids if store.sessions.load(ADMIN_USERNAME, sid, IDLE)] == []
+    surviving = [sid for sid in session_ids if store.sessions.load(ADMIN_USERNAME, sid, IDLE)]
+    assert surviving == []
+    record_figure("access.revocation.sessions", len(session_ids), basis="counted")
+    record_figure("access.revocation.surviving", len(surviving), basis="counted")
 
 
 @pytest.mark.parametrize(
@@ -175,7 +178,7 @@ def test_the_api_answers_409_when_the_admin_lost_their_role_meanwhile(client, st
 
 @pytest.mark.integration
 @pytest.mark.skipif(NO_JAVA, reason="DynamoDB Local needs Java 11+")
-def test_concurrent_demotion_through_the_api_leaves_an_admin(dynamodb_local, monkeypatch):
+def test_concurrent_demotion_through_the_api_leaves_an_admin(dynamodb_local, monkeypatch, record_figure):
     app = app_on_fresh_table(dynamodb_local, monkeypatch, make_app)
     store = app.extensions["store"]
     store.table.client = dynamodb_local.client(max_pool_connections=8)
@@ -208,6 +211,9 @@ def test_concurrent_demotion_through_the_api_leaves_an_admin(dynamodb_local, mon
     assert "not made" in refusal["error"]
     admins = [user for user in store.users.list() if user["role"] == "admin" and not user["disabled"]]
     assert len(admins) == 1
+    record_figure("access.demotion.statuses", " and ".join(str(status) for status, _ in sorted(results, key=lambda r: r[0])),
+                  basis="counted")
+    record_figure("access.demotion.admins_left", len(admins), basis="counted")
 
 
 # Defect 9: short idle limits.
