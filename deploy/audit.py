@@ -1,4 +1,4 @@
-"""The dependency audit: `python -m deploy.audit` (what `make audit` runs; `make test` runs it too).
+"""The dependency audit: `python -m deploy.audit` (what `make audit` and `.ci/run` run; `make test` checks its logic).
 
 pip-audit, from .venv-audit (requirements-audit.txt only), resolves each deployable's pinned
 requirements as pip would install them and asks PyPI's vulnerability data about every resulting
@@ -11,15 +11,14 @@ package and version:
 An audit that could not check a package fails, naming it: pip-audit itself reports "no known
 vulnerabilities" when the service is unreachable or does not know a version, and that must never pass.
 """
-import hashlib
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from deploy.package import ZAPPA_REQUIREMENT
+from deploy.scan import ensure_tool_venv
 
 ROOT = Path(__file__).resolve().parent.parent
 AUDIT_VENV = ROOT / ".venv-audit"
@@ -40,16 +39,7 @@ class AuditUnavailable(Exception):
 
 def ensure_audit_venv(venv=AUDIT_VENV):
     """Create or refresh .venv-audit from requirements-audit.txt; returns the pip-audit executable."""
-    wanted = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
-    stamp = venv / ".installed-stamp"
-    if not (stamp.exists() and stamp.read_text() == wanted):
-        if venv.exists():
-            shutil.rmtree(venv)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                        "-r", str(REQUIREMENTS)], check=True)
-        stamp.write_text(wanted)
-    return venv / "bin" / "pip-audit"
+    return ensure_tool_venv(venv, REQUIREMENTS, "pip-audit")
 
 
 def run_pip_audit(lines):

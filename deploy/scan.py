@@ -18,18 +18,24 @@ REQUIREMENTS = ROOT / "requirements-scan.txt"
 TEMPLATE = ROOT / "cloudformation.yaml"
 
 
-def ensure_scan_venv(venv=SCAN_VENV):
-    """Create or refresh .venv-scan from requirements-scan.txt; returns the checkov executable."""
-    wanted = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+def ensure_tool_venv(venv, requirements, executable):
+    """Create or refresh a tool's own venv from its requirements file (rebuilt when the file changes);
+    returns the path of the tool's executable. Used for checkov here and pip-audit (deploy/audit.py)."""
+    wanted = hashlib.sha256(requirements.read_bytes()).hexdigest()
     stamp = venv / ".installed-stamp"
     if not (stamp.exists() and stamp.read_text() == wanted):
         if venv.exists():
             shutil.rmtree(venv)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                        "-r", str(REQUIREMENTS)], check=True)
+                        "-r", str(requirements)], check=True)
         stamp.write_text(wanted)
-    return venv / "bin" / "checkov"
+    return venv / "bin" / executable
+
+
+def ensure_scan_venv(venv=SCAN_VENV):
+    """Create or refresh .venv-scan from requirements-scan.txt; returns the checkov executable."""
+    return ensure_tool_venv(venv, REQUIREMENTS, "checkov")
 
 
 def scan(template=TEMPLATE):
