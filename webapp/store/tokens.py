@@ -226,21 +226,8 @@ class Tokens:
             return [], None, None  # nobody has this name; DynamoDB would refuse an oversized key with a 500
         self._move_old_layout()
         list_pk = ALL_TOKENS_LIST if username is None else f"{USER_TOKENS_LIST_PREFIX}{username}"
-        condition, values = "list_pk = :p", {":p": list_pk}
-        if position:
-            condition += " AND list_sk < :s" if direction == "after" else " AND list_sk > :s"
-            values[":s"] = position
-        resp = self.table.call(
-            "query",
-            TableName=self.table.name,
-            IndexName=LIST_INDEX,
-            KeyConditionExpression=condition,
-            ExpressionAttributeValues=_marshal(values),
-            # Backwards (a previous page) reads oldest first from the position, then turns round.
-            ScanIndexForward=direction == "before",
-            Limit=limit + 1,  # one more than a page tells whether there is another page that way
-        )
-        items = [_unmarshal(item) for item in resp.get("Items", [])]
+        # One more than a page tells whether there is another page that way.
+        items = self._query_list(list_pk, position, limit + 1, newest_first=direction == "after")
         more = len(items) > limit
         if direction == "before" and not more:
             return self.page(username, limit)  # back at the newest: the first page, full
@@ -366,26 +353,31 @@ class Tokens:
         self._move_old_layout()
         count, position = 0, None
         while True:
-            condition, values = "list_pk = :p", {":p": f"{USER_TOKENS_LIST_PREFIX}{username}"}
-            if position:
-                condition += " AND list_sk < :s"
-                values[":s"] = position
-            resp = self.table.call(
-                "query",
-                TableName=self.table.name,
-                IndexName=LIST_INDEX,
-                KeyConditionExpression=condition,
-                ExpressionAttributeValues=_marshal(values),
-                ScanIndexForward=False,
-                Limit=MAX_PAGE_SIZE,
-            )
-            secrets_listed = [_unmarshal(item) for item in resp.get("Items", [])]
+            secrets_listed = self._query_list(f"{USER_TOKENS_LIST_PREFIX}{username}", position, MAX_PAGE_SIZE)
             if not secrets_listed:
                 return count
             self.table.batch_delete([_key(item["pk"], item["sk"]) for item in secrets_listed]
                                     + [_id_key(item["token_id"]) for item in secrets_listed])
             count += len(secrets_listed)
             position = secrets_listed[-1]["list_sk"]
+
+    def _query_list(self, list_pk, position, limit, newest_first=True):
+        """Up to `limit` entries of one token list of by_list, from past `position` (a list_sk) on:
+        older ones newest first, or (newest_first False, a previous page) newer ones oldest first."""
+        condition, values = "list_pk = :p", {":p": list_pk}
+        if position:
+            condition += " AND list_sk < :s" if newest_first else " AND list_sk > :s"
+            values[":s"] = position
+        resp = self.table.call(
+            "query",
+            TableName=self.table.name,
+            IndexName=LIST_INDEX,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=_marshal(values),
+            ScanIndexForward=not newest_first,
+            Limit=limit,
+        )
+        return [_unmarshal(item) for item in resp.get("Items", [])]
 
 
 def encode_cursor(direction, list_sk):
