@@ -1,6 +1,8 @@
 """Users: local accounts (scrypt password hashes) and single sign-on accounts, with a role each."""
 import functools
+import random
 import secrets
+import time
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -20,6 +22,11 @@ DISABLED_BY_SSO = "sso"
 PASSWORD_HASH_METHOD = "scrypt:131072:8:1"
 # A list page of users reads at most this many from the index; organisations have far fewer.
 MAX_LISTED_USERS = 1000
+# DynamoDB cancels a transaction that meets another one in flight on the same item, and two admins
+# changing each other can BOTH be cancelled that way; a retry after a short random pause lets one go
+# first, so the other then sees CallerNotAdmin. A change still meeting others after this is refused.
+ADMIN_CHANGE_ATTEMPTS = 4
+_CONFLICT_PAUSE_SECONDS = 0.05
 # The user's session generation: a session made under an older one is ended. Raising it ends every
 # session of the user in one write, whatever their number; the items left behind expire by TTL.
 SESSION_GEN = "session_gen"
@@ -307,17 +314,15 @@ class Users:
             "ExpressionAttributeNames": {"#r": "role"},
             "ExpressionAttributeValues": _marshal({":admin": access.ADMIN, ":no": False}),
         }
-        try:
-            self.table.call("transact_write_items", TransactItems=[{"ConditionCheck": check}, {"Update": update}])
-        except _TransactionCanceled as err:
-            caller, target = (list(err.reasons) + ["None", "None"])[:2]
-            if "TransactionConflict" in err.reasons:
-                raise ChangeConflict(admin) from None
-            if caller == "ConditionalCheckFailed":
-                raise CallerNotAdmin(admin) from None
-            if target == "ConditionalCheckFailed":
-                raise UserNotFound(update["Key"]["pk"]["S"].removeprefix(USER_PK_PREFIX)) from None
-            raise
+        for attempt in range(1, ADMIN_CHANGE_ATTEMPTS + 1):
+            try:
+                self.table.call("transact_write_items", TransactItems=[{"ConditionCheck": check}, {"Update": update}])
+                return
+            except _TransactionCanceled as err:
+                if "TransactionConflict" not in err.reasons or attempt == ADMIN_CHANGE_ATTEMPTS:
+                    _raise_admin_change_error(err, admin, update)
+            # A cancelled transaction wrote nothing, so trying again is safe.
+            time.sleep(random.uniform(0, _CONFLICT_PAUSE_SECONDS * attempt))
 
     def _get_user_item(self, username, consistent=False):
         if not _possible_username(username):
@@ -332,6 +337,18 @@ def _check_sso_binding(item, username, issuer, subject):
     """Raise IdentityMismatch when the item is bound to another issuer + subject (an unbound one passes)."""
     if "sso_subject" in item and (item.get("sso_issuer"), item["sso_subject"]) != (issuer, subject):
         raise IdentityMismatch(username)
+
+
+def _raise_admin_change_error(err, admin, update):
+    """The domain error of a cancelled admin change (_update_as_admin's transaction), by its parts' reasons."""
+    caller, target = (list(err.reasons) + ["None", "None"])[:2]
+    if "TransactionConflict" in err.reasons:
+        raise ChangeConflict(admin) from None
+    if caller == "ConditionalCheckFailed":
+        raise CallerNotAdmin(admin) from None
+    if target == "ConditionalCheckFailed":
+        raise UserNotFound(update["Key"]["pk"]["S"].removeprefix(USER_PK_PREFIX)) from None
+    raise err
 
 
 def hash_password(password):
