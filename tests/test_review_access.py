@@ -53,3 +53,56 @@ def test_a_change_that_keeps_meeting_other_transactions_is_refused_not_retried_f
     with pytest.raises(ChangeConflict):
         store.users.set_role("ben", "viewer", by="ann")
     assert 1 < len(tries) <= 5
+
+
+# The two-factor pending marker lives in the signed cookie for 5 minutes. A revocation meanwhile (the
+# victim changes the password, an admin ends the sessions) must void it too: otherwise an attacker who
+# phished the password finishes the second step, or enrols THEIR authenticator on the victim's account
+# when admins require two-factor, after the victim has already changed the password.
+
+
+def _require_two_factor(store):
+    store.settings.set("require_two_factor", True)
+
+
+def _totp_now(secret):
+    import pyotp
+
+    from webapp import clock
+
+    return pyotp.TOTP(secret).at(clock.utcnow())
+
+
+@pytest.mark.parametrize("revoke", [
+    lambda store: store.users.set_password("bob", "a-brand-new-long-passphrase"),
+    lambda store: store.sessions.end_all("bob"),
+])
+def test_a_pending_enrolment_dies_with_a_password_change(app, store, revoke):
+    from tests.conftest import ROLE_PASSWORD
+
+    _require_two_factor(store)
+    add_user(store, "bob", "editor")
+    attacker = app.test_client()
+    response = attacker.post("/login", data={"username": "bob", "password": ROLE_PASSWORD})
+    assert response.headers["Location"] == "/account/two-factor/setup"
+    revoke(store)  # the victim notices and changes the password (or an admin ends bob's sessions)
+    attacker.post("/account/two-factor/setup")
+    secret = store.two_factor.state("bob").pending_secret
+    attacker.post("/account/two-factor/enable", data={"code": _totp_now(secret) if secret else "000000"})
+    assert not store.two_factor.state("bob").enabled  # the attacker's phone is not bob's second factor
+    assert attacker.get("/", headers={"Accept": "text/html"}).status_code != 200
+
+
+def test_a_pending_second_step_dies_with_a_password_change(app, store, clock):
+    from tests.conftest import ROLE_PASSWORD
+
+    add_user(store, "bob", "editor")
+    secret = store.two_factor.start("bob")
+    assert store.two_factor.enable("bob", _totp_now(secret))
+    clock.advance(30)  # the setup's code is spent; the attacker has the phone's next one (shoulder, phishing page)
+    attacker = app.test_client()
+    response = attacker.post("/login", data={"username": "bob", "password": ROLE_PASSWORD})
+    assert response.headers["Location"] == "/login/two-factor"
+    store.users.set_password("bob", "a-brand-new-long-passphrase")  # the victim's change
+    attacker.post("/login/two-factor", data={"code": _totp_now(secret)})
+    assert attacker.get("/", headers={"Accept": "text/html"}).status_code != 200

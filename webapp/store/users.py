@@ -103,6 +103,11 @@ class Users:
         item = self._get_user_item(username)
         return user_from_item(item) if item else None
 
+    def generation(self, username):
+        """The user's session generation, read strongly consistent; None when there is no such user."""
+        item = self._get_user_item(username, consistent=True)
+        return session_generation(item) if item else None
+
     def verify_password(self, username, password):
         """True when the user exists, has a password, and it matches (disabled or not: the caller decides)."""
         return self._matching_item(username, password) is not None
