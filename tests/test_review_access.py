@@ -106,3 +106,48 @@ def test_a_pending_second_step_dies_with_a_password_change(app, store, clock):
     store.users.set_password("bob", "a-brand-new-long-passphrase")  # the victim's change
     attacker.post("/login/two-factor", data={"code": _totp_now(secret)})
     assert attacker.get("/", headers={"Accept": "text/html"}).status_code != 200
+
+
+# "Creating an admin ... asks for the password or the second factor again" (issue 15): without it a
+# stolen admin cookie adds an admin the thief knows the password of, which outlives every revocation
+# of the victim's sessions (a password change, sign out everywhere).
+
+STRONG = "plum-harbour-violin-42-quietly"
+
+
+def test_a_stolen_admin_session_cannot_add_an_admin_without_the_password(client, auth, store):
+    from tests.conftest import ADMIN_PASSWORD
+
+    auth.login()
+    response = client.post("/users", data={"username": "mallory", "password": STRONG, "role": "admin"})
+    assert response.status_code == 422
+    assert "needs your password" in response.get_data(as_text=True)
+    assert store.users.get("mallory") is None
+    wrong = client.post("/users", data={"username": "mallory", "password": STRONG, "role": "admin", "confirm": "guess"})
+    assert wrong.status_code == 422 and store.users.get("mallory") is None
+    right = client.post("/users", data={"username": "mallory", "password": STRONG, "role": "admin", "confirm": ADMIN_PASSWORD})
+    assert right.status_code == 303
+    assert store.users.get("mallory")["role"] == "admin"
+    # An editor or a viewer needs no password: they cannot manage users.
+    assert client.post("/users", data={"username": "erin", "password": STRONG, "role": "editor"}).status_code == 303
+
+
+def test_a_stolen_admin_session_cannot_promote_to_admin_without_the_password(app, client, auth, store):
+    from tests.conftest import ADMIN_PASSWORD
+
+    add_user(store, "ben", "editor")
+    auth.login()
+    assert client.post("/users/ben/role", data={"role": "admin"}).status_code == 422
+    assert store.users.get("ben")["role"] == "editor"
+    assert client.post("/users/ben/role", data={"role": "viewer"}).status_code == 303  # not to admin: no password
+    assert client.post("/users/ben/role", data={"role": "admin", "confirm": ADMIN_PASSWORD}).status_code == 303
+    assert store.users.get("ben")["role"] == "admin"
+
+
+def test_guessing_the_password_on_the_users_page_counts_like_failed_sign_ins(app, client, auth, store):
+    add_user(store, "ben", "editor")
+    auth.login()
+    for _ in range(app.config["SIGNIN_ACCOUNT_LIMIT"]):
+        assert client.post("/users/ben/role", data={"role": "admin", "confirm": "a-guess"}).status_code == 422
+    assert client.post("/users/ben/role", data={"role": "admin", "confirm": "another-guess"}).status_code == 429
+

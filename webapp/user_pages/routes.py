@@ -1,16 +1,19 @@
 """Views of the user pages (admins only)."""
-from flask import abort, flash, g, redirect, render_template, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, url_for
 
 from webapp import access, audit
-from webapp.auth import permission_required
+from webapp.auth import permission_required, reauth
 from webapp.exceptions import CallerNotAdmin, ChangeConflict, UserExists, UserNotFound
 from webapp.store import get_store
+from webapp.store.users import OIDC
 from webapp.user_pages import bp
 from webapp.user_pages.forms import NewUserForm, RoleForm
 
 # The answers to a change refused because the admin asking lost their rights, or met another change.
 NOT_ADMIN_ANYMORE = "You are no longer an enabled admin, so this change was not made."
 CHANGED_MEANWHILE = "Another admin changed these users at the same moment, so this change was not made. Reload and try again."
+NEEDS_CONFIRMATION = "Making an admin needs your password, or a current code from your app: that is neither."
+TOO_MANY_GUESSES = "Too many wrong passwords for this account. Try again later."
 
 
 @bp.get("/users")
@@ -26,6 +29,10 @@ def create():
     """Add a local account."""
     form = NewUserForm()
     if form.validate_on_submit():
+        refused = _reauthenticated(form.confirm.data, form.role.data, form.username.data)
+        if refused:
+            form.confirm.errors.append(refused[0])
+            return _render_index(form), refused[1]
         try:
             get_store().users.create(form.username.data, form.password.data, role=form.role.data)
         except UserExists:
@@ -45,6 +52,9 @@ def change_role(username):
     form = RoleForm()
     if not form.validate_on_submit():
         abort(422, "Choose one of the roles.")
+    refused = _reauthenticated(form.confirm.data, form.role.data, username)
+    if refused:
+        abort(refused[1], refused[0])
     _change(username, role=form.role.data)
     flash(f"{username} is now {form.role.data}, and was signed out.", "success")
     return redirect(url_for("users.index"), 303)
@@ -81,6 +91,26 @@ def end_sessions(username):
     audit.record("session.end_all", target=username)
     flash(f"Ended every session of {username}.", "success")
     return redirect(url_for("users.index"), 303)
+
+
+def _reauthenticated(secret, role, target):
+    """None when no admin is being made, or the signed-in admin proved it is them again; else (message, status).
+
+    The password or a current code, counted like a sign-in. Single sign-on admins have no password
+    here and are not asked, as for write tokens.
+    """
+    store, config = get_store(), current_app.config
+    if role != access.ADMIN or (store.tokens.owner(g.user) or {}).get("source") == OIDC:
+        return None
+    subject = f"account#{g.user}"
+    if not store.sign_ins.reserve(subject, config["SIGNIN_ACCOUNT_LIMIT"], config["SIGNIN_WINDOW_SECONDS"]):
+        audit.record("user.reauth", target=target, outcome="locked", role=role)
+        return TOO_MANY_GUESSES, 429
+    if not reauth.confirm(g.user, secret):
+        audit.record("user.reauth", target=target, outcome="failed", role=role)
+        return NEEDS_CONFIRMATION, 422
+    store.sign_ins.clear(subject, config["SIGNIN_WINDOW_SECONDS"])
+    return None
 
 
 def _render_index(form):
