@@ -151,3 +151,63 @@ def test_guessing_the_password_on_the_users_page_counts_like_failed_sign_ins(app
         assert client.post("/users/ben/role", data={"role": "admin", "confirm": "a-guess"}).status_code == 422
     assert client.post("/users/ben/role", data={"role": "admin", "confirm": "another-guess"}).status_code == 429
 
+
+# DynamoDB's default reads are eventually consistent: a read just after a write may come from a replica
+# that has not seen it yet. The session and token checks must read strongly consistent, or a password
+# change, a disable or a revoke does not hold on the very next request as they promise.
+
+
+def _lagging_replica(store, monkeypatch, operation):
+    """From now on, eventually consistent `operation` calls answer as the table was at this moment."""
+    real = getattr(store.table.client, operation)
+    snapshot = {}
+
+    def lagging(**kwargs):
+        strong = kwargs.get("ConsistentRead") or any(
+            spec.get("ConsistentRead") for spec in kwargs.get("RequestItems", {}).values())
+        key = repr(sorted(kwargs.items()))
+        if strong:
+            return real(**kwargs)
+        if key not in snapshot:
+            raise AssertionError(f"an eventually consistent {operation} nobody read before: {kwargs}")
+        return snapshot[key]
+
+    def remember(**kwargs):
+        snapshot[repr(sorted(kwargs.items()))] = real(**kwargs)
+        return snapshot[repr(sorted(kwargs.items()))]
+
+    return remember, lagging
+
+
+def test_a_session_ended_a_moment_ago_is_refused_even_by_a_lagging_replica(store, monkeypatch):
+    from tests.conftest import ADMIN_USERNAME
+
+    session_id = store.sessions.create(ADMIN_USERNAME, 3600)
+    remember, lagging = _lagging_replica(store, monkeypatch, "batch_get_item")
+    monkeypatch.setattr(store.table.client, "batch_get_item", remember)
+    assert store.sessions.load(ADMIN_USERNAME, session_id, 3600) is not None  # the replica saw this
+    store.users.set_password(ADMIN_USERNAME, "a-brand-new-long-passphrase")
+    monkeypatch.setattr(store.table.client, "batch_get_item", lagging)
+    assert store.sessions.load(ADMIN_USERNAME, session_id, 3600) is None
+
+
+@pytest.mark.parametrize("revoke", [
+    lambda store, token_id: store.tokens.revoke(token_id),
+    lambda store, token_id: store.users.set_disabled("ben", True),
+])
+def test_a_token_revoked_a_moment_ago_is_refused_even_by_a_lagging_replica(store, monkeypatch, clock, revoke):
+    add_user(store, "ben", "editor")
+    plaintext, token_id = store.tokens.create("ben", "lagging")
+    client = store.table.client
+    real_get, real_batch = client.get_item, client.batch_get_item
+    remember_get, lagging_get = _lagging_replica(store, monkeypatch, "get_item")
+    remember_batch, lagging_batch = _lagging_replica(store, monkeypatch, "batch_get_item")
+    monkeypatch.setattr(client, "get_item", remember_get)
+    monkeypatch.setattr(client, "batch_get_item", remember_batch)
+    assert store.tokens.resolve(plaintext) is not None  # (its last use is recorded now: no write below)
+    monkeypatch.setattr(client, "get_item", real_get)
+    monkeypatch.setattr(client, "batch_get_item", real_batch)
+    revoke(store, token_id)
+    monkeypatch.setattr(client, "get_item", lagging_get)
+    monkeypatch.setattr(client, "batch_get_item", lagging_batch)
+    assert store.tokens.resolve(plaintext) is None

@@ -133,7 +133,8 @@ class Sessions:
         if not username or not session_id:
             return None
         key = session_key(username, session_id)
-        items = {item["sk"]: item for item in self.table.batch_get([key, user_key(username)])}
+        # Strongly consistent: a replica that has not yet seen a revocation must not let the session through.
+        items = {item["sk"]: item for item in self.table.batch_get([key, user_key(username)], consistent=True)}
         session, user_item = items.get(key["sk"]["S"]), items.get("user")
         if session is None or user_item is None:
             return None
