@@ -211,3 +211,59 @@ def test_a_token_revoked_a_moment_ago_is_refused_even_by_a_lagging_replica(store
     monkeypatch.setattr(client, "get_item", lagging_get)
     monkeypatch.setattr(client, "batch_get_item", lagging_batch)
     assert store.tokens.resolve(plaintext) is None
+
+
+# Races that only a conditional write stops; each test lands the other request between the read and
+# the write (mutation testing showed nothing failed when these conditions were dropped).
+
+
+def test_touching_a_session_signed_out_a_moment_ago_does_not_bring_it_back(store, ddb, clock, monkeypatch):
+    from tests.conftest import ADMIN_USERNAME, TABLE_NAME
+    from webapp.store.sessions import session_key
+
+    session_id = store.sessions.create(ADMIN_USERNAME, 3600)
+    clock.advance(120)  # stale enough to be touched
+    real = store.table.batch_get
+
+    def read_then_sign_out(keys, consistent=False):
+        items = real(keys, consistent)
+        store.sessions.end(ADMIN_USERNAME, session_id)  # a sign-out in another tab lands here
+        return items
+
+    monkeypatch.setattr(store.table, "batch_get", read_then_sign_out)
+    store.sessions.load(ADMIN_USERNAME, session_id, 3600)
+    monkeypatch.undo()
+    # No half item (key and last_seen_at only) came back: it would break the sessions page and sign-in.
+    assert "Item" not in ddb.get_item(TableName=TABLE_NAME, Key=session_key(ADMIN_USERNAME, session_id))
+    assert store.sessions.list(ADMIN_USERNAME, 3600) == []
+
+
+def test_a_second_enable_from_a_stale_read_does_not_replace_the_factor(store, clock, monkeypatch):
+    add_user(store, "bob", "editor")
+    secret = store.two_factor.start("bob")
+    stale = store.two_factor._read("bob")  # another tab read the pending setup, then this one finished it
+    codes = store.two_factor.enable("bob", _totp_now(secret))
+    assert codes
+    monkeypatch.setattr(store.two_factor, "_read", lambda username: stale)
+    assert store.two_factor.enable("bob", _totp_now(secret)) is None
+    monkeypatch.undo()
+    assert store.two_factor.use_recovery_code("bob", codes[0])  # the codes shown first still work
+
+
+def test_an_admins_disable_landing_during_an_sso_sign_in_stands(store, monkeypatch):
+    username = "pat@example.org"
+    store.users.upsert_sso(username, "editor", "https://idp.example", "sub-1")
+    store.users.disable_sso(username, "https://idp.example", "sub-1")  # the provider dropped pat's groups
+    real, landed = store.users._get_user_item, []
+
+    def read_then_admin_disables(name, consistent=False):
+        item = real(name, consistent)
+        if not landed:
+            landed.append(True)
+            store.users.set_disabled(name, True)  # an admin's own disable: it is theirs now
+        return item
+
+    monkeypatch.setattr(store.users, "_get_user_item", read_then_admin_disables)
+    store.users.upsert_sso(username, "editor", "https://idp.example", "sub-1")  # pat is back in a group
+    monkeypatch.undo()
+    assert store.users.get(username)["disabled"] is True
