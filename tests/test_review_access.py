@@ -267,3 +267,49 @@ def test_an_admins_disable_landing_during_an_sso_sign_in_stands(store, monkeypat
     store.users.upsert_sso(username, "editor", "https://idp.example", "sub-1")  # pat is back in a group
     monkeypatch.undo()
     assert store.users.get(username)["disabled"] is True
+
+
+# Defect 7's rule, "conditional on the caller still being an enabled admin", holds for changes but not
+# for adding a user: an admin demoted (or disabled) while their request is in flight still added an
+# admin, keeping admin rights through that account.
+
+
+def test_an_admin_demoted_while_adding_an_admin_adds_nobody(app, store, monkeypatch):
+    from webapp import access
+
+    add_user(store, "ann", "admin")
+    add_user(store, "ben", "admin")
+    token, _ = store.tokens.create("ben", "race")
+    real, landed = access.check_username, []
+
+    def check_then_demotion_lands(name):
+        if not landed:  # ben's request passed the token and role checks; ann's demotion of ben lands now
+            landed.append(True)
+            store.users.set_role("ben", "viewer", by="ann")
+        return real(name)
+
+    monkeypatch.setattr(access, "check_username", check_then_demotion_lands)
+    response = app.test_client().post("/api/users", json={"username": "carl", "password": STRONG, "role": "admin"},
+                                      headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 409, response.get_json()
+    assert store.users.get("carl") is None
+
+
+def test_a_disabled_admin_cannot_add_a_user_through_the_store(store):
+    from webapp.exceptions import CallerNotAdmin, UserExists
+
+    add_user(store, "ben", "admin")
+    store.users.set_disabled("ben", True)
+    with pytest.raises(CallerNotAdmin):
+        store.users.create("carl", STRONG, role="admin", by="ben")
+    assert store.users.get("carl") is None
+    with pytest.raises(UserExists):
+        store.users.create("ben", STRONG, role="viewer", by="alice")
+    assert store.users.create("carl", STRONG, role="viewer", by="alice")["role"] == "viewer"
+
+
+def test_an_admin_adding_a_user_with_their_own_name_is_told_it_exists(app, store):
+    token, _ = store.tokens.create("alice", "own name")
+    response = app.test_client().post("/api/users", json={"username": "alice", "password": STRONG, "role": "viewer"},
+                                      headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 409 and response.get_json()["field"] == "username"

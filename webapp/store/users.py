@@ -52,8 +52,11 @@ class Users:
         # The sessions part, for whoever needs to end a user's sessions on their own.
         self.sessions = sessions
 
-    def create(self, username, password=None, role=access.ADMIN, source=LOCAL):
-        """Create a user; raise UserExists when the name is taken. Without a password, only SSO signs them in."""
+    def create(self, username, password=None, role=access.ADMIN, source=LOCAL, by=None):
+        """Create a user; raise UserExists when the name is taken. Without a password, only SSO signs them in.
+
+        With by (the admin asking), only while by is still an enabled admin, as for change().
+        """
         item = {
             "pk": f"{USER_PK_PREFIX}{username}",
             "sk": USER_SK,
@@ -67,7 +70,13 @@ class Users:
         }
         if password is not None:
             item["password_hash"] = hash_password(password)
-        self.table.put_new(item, UserExists(username))
+        if by is None:
+            self.table.put_new(item, UserExists(username))
+        elif by == username:
+            raise UserExists(username)  # the caller's own name; one transaction cannot check and put one item
+        else:
+            put = {"TableName": self.table.name, "Item": _marshal(item), "ConditionExpression": "attribute_not_exists(pk)"}
+            self._update_as_admin(by, put, action="Put")
         return user_from_item(item)
 
     def ensure(self, username, password, role=access.ADMIN):
@@ -304,9 +313,10 @@ class Users:
             raise UserNotFound(username) from None
         return user_from_item(_unmarshal_attributes(resp))
 
-    def _update_as_admin(self, admin, update):
-        """Apply update only while admin is an enabled admin: a ConditionCheck on admin's item in the same transaction."""
-        if update["Key"] == user_key(admin):
+    def _update_as_admin(self, admin, update, action="Update"):
+        """Apply update (or a Put, with action="Put") only while admin is an enabled admin: a ConditionCheck
+        on admin's item in the same transaction."""
+        if update.get("Key") == user_key(admin):
             raise ValueError("an admin's change of their own item cannot be checked against itself")
         check = {
             "TableName": self.table.name,
@@ -321,7 +331,7 @@ class Users:
         }
         for attempt in range(1, ADMIN_CHANGE_ATTEMPTS + 1):
             try:
-                self.table.call("transact_write_items", TransactItems=[{"ConditionCheck": check}, {"Update": update}])
+                self.table.call("transact_write_items", TransactItems=[{"ConditionCheck": check}, {action: update}])
                 return
             except _TransactionCanceled as err:
                 if "TransactionConflict" not in err.reasons or attempt == ADMIN_CHANGE_ATTEMPTS:
@@ -352,6 +362,8 @@ def _raise_admin_change_error(err, admin, update):
     if caller == "ConditionalCheckFailed":
         raise CallerNotAdmin(admin) from None
     if target == "ConditionalCheckFailed":
+        if "Item" in update:  # a Put of a new user: the name is taken
+            raise UserExists(update["Item"]["username"]["S"]) from None
         raise UserNotFound(update["Key"]["pk"]["S"].removeprefix(USER_PK_PREFIX)) from None
     raise err
 

@@ -34,9 +34,13 @@ def create():
             form.confirm.errors.append(refused[0])
             return _render_index(form), refused[1]
         try:
-            get_store().users.create(form.username.data, form.password.data, role=form.role.data)
+            get_store().users.create(form.username.data, form.password.data, role=form.role.data, by=g.user)
         except UserExists:
             form.username.errors.append("A user with this name already exists.")
+        except (CallerNotAdmin, ChangeConflict) as err:
+            audit.record("user.create", target=form.username.data, outcome="refused", reason=type(err).__name__,
+                         role=form.role.data)
+            abort(409, NOT_ADMIN_ANYMORE if isinstance(err, CallerNotAdmin) else CHANGED_MEANWHILE)
         else:
             audit.record("user.create", target=form.username.data, role=form.role.data)
             flash(f"Added {form.username.data} as {form.role.data}.", "success")
