@@ -313,3 +313,21 @@ def test_an_admin_adding_a_user_with_their_own_name_is_told_it_exists(app, store
     response = app.test_client().post("/api/users", json={"username": "alice", "password": STRONG, "role": "viewer"},
                                       headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 409 and response.get_json()["field"] == "username"
+
+
+# disabled_by: single sign-on may enable again only an account that it disabled itself. An admin who
+# disables such an account through the API (it is disabled already, so the API skipped the write)
+# must make the disable theirs, as the users page does, or the person's next SSO sign-in enables it.
+
+
+def test_an_admins_api_disable_of_an_sso_disabled_account_is_the_admins(app, store):
+    username, issuer = "pat@example.org", "https://idp.example"
+    store.users.upsert_sso(username, "editor", issuer, "sub-1")
+    store.users.disable_sso(username, issuer, "sub-1")  # the provider dropped pat's groups
+    token, _ = store.tokens.create("alice", "admin")
+    response = app.test_client().patch(f"/api/users/{username}", json={"disabled": True},
+                                       headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    user = store.users.upsert_sso(username, "editor", issuer, "sub-1")  # pat is back in a group
+    assert user["disabled"] is True
+    assert store.users.get(username)["disabled"] is True

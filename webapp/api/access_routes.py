@@ -164,6 +164,10 @@ def update_user(username):
     if user is None:
         return json_error(404, "There is no user with that name.")
     change = {field: body[field] for field in ("role", "disabled") if field in body and body[field] != user[field]}
+    if body.get("disabled") is True:
+        # Written even when disabled already: the disable becomes the admin's, which single sign-on never
+        # undoes (users.DISABLED_BY_SSO), as the users page's Disable button does.
+        change["disabled"] = True
     if not change:
         return user  # already so: nothing to write
     try:
