@@ -331,3 +331,27 @@ def test_an_admins_api_disable_of_an_sso_disabled_account_is_the_admins(app, sto
     user = store.users.upsert_sso(username, "editor", issuer, "sub-1")  # pat is back in a group
     assert user["disabled"] is True
     assert store.users.get(username)["disabled"] is True
+
+
+# The cap on live sessions (20 a user) was applied before each new session was written, from a read
+# that concurrent sign-ins had not reached yet: 60 sign-ins at once left 35 live sessions.
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(__import__("tests.support.dynamodb_local", fromlist=["NO_JAVA"]).NO_JAVA,
+                    reason="DynamoDB Local needs Java 11+")
+def test_sign_ins_at_the_same_moment_stay_within_the_session_cap(dynamodb_local, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.conftest import make_app
+    from tests.support.dynamodb_local import app_on_fresh_table
+    from webapp.store.sessions import MAX_SESSIONS_PER_USER
+
+    app = app_on_fresh_table(dynamodb_local, monkeypatch, make_app)
+    store = app.extensions["store"]
+    store.table.client = dynamodb_local.client(max_pool_connections=16)
+    store.users.create("ed", role="editor")
+    with ThreadPoolExecutor(16) as pool:
+        session_ids = list(pool.map(lambda _: store.sessions.create("ed", 3600), range(60)))
+    live = [sid for sid in session_ids if store.sessions.load("ed", sid, 3600)]
+    assert 0 < len(live) <= MAX_SESSIONS_PER_USER
