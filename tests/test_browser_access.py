@@ -46,7 +46,7 @@ def sign_in(page, username, password):
 def add_user(page, username, password, role):
     page.goto("/users")
     page.get_by_label("User name").fill(username)
-    page.get_by_label("Password").fill(password)
+    page.get_by_label("Password", exact=True).fill(password)
     page.get_by_label("Role").last.select_option(role)
     page.get_by_role("button", name="Add user").click()
     assert page.get_by_text(f"Added {username} as {role}.").is_visible()

@@ -12,7 +12,7 @@ def test_adding_an_admin_without_the_password_is_refused_and_writes_nothing(clie
     for confirm in ("", "not my password"):
         response = client.post("/users", data={**NEW_ADMIN, "confirm": confirm})
         assert response.status_code == 422
-        assert "needs your password or a current two-factor code" in response.get_data(as_text=True)
+        assert "needs your password, or a current code from your app" in response.get_data(as_text=True)
     assert store.users.get("root2") is None
 
 

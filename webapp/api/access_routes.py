@@ -131,9 +131,13 @@ def create_user():
         except ValueError as err:
             return json_error(422, f"{field}: {err}", field=field)
     try:
-        user = get_store().users.create(body["username"], body["password"], role=body["role"])
+        user = get_store().users.create(body["username"], body["password"], role=body["role"], by=g.api_user)
     except UserExists:
         return json_error(409, "A user with this name already exists.", field="username")
+    except (CallerNotAdmin, ChangeConflict) as err:
+        audit.record("user.create", target=body["username"], outcome="refused", reason=type(err).__name__, role=body["role"])
+        return json_error(409, "You are no longer an enabled admin, or another admin changed users at the same moment, "
+                               "so this user was not added.")
     audit.record("user.create", target=user["username"], role=user["role"])
     return user, 201, {"Location": url_for("api.list_users")}
 
@@ -160,6 +164,10 @@ def update_user(username):
     if user is None:
         return json_error(404, "There is no user with that name.")
     change = {field: body[field] for field in ("role", "disabled") if field in body and body[field] != user[field]}
+    if body.get("disabled") is True:
+        # Written even when disabled already: the disable becomes the admin's, which single sign-on never
+        # undoes (users.DISABLED_BY_SSO), as the users page's Disable button does.
+        change["disabled"] = True
     if not change:
         return user  # already so: nothing to write
     try:

@@ -59,7 +59,10 @@ def begin(username, target):
     purpose = g.get("second_step") or _second_step(username) or ENROL
     session.clear()  # whatever the browser held before, it is not signed in now
     expires = int(clock.utcnow().timestamp()) + PENDING_SECONDS
-    session[PENDING_KEY] = {"username": username, "purpose": purpose, "expires": expires, "next": target}
+    # The session generation: a revocation before the second step (a password change, an end of all
+    # sessions, a disable) voids the marker too, so it cannot finish a sign-in or enrol a factor.
+    generation = get_store().users.generation(username)
+    session[PENDING_KEY] = {"username": username, "purpose": purpose, "expires": expires, "next": target, "gen": generation}
     return redirect(url_for("auth.second_step" if purpose == VERIFY else "auth.two_factor_setup"), 303)
 
 
@@ -79,11 +82,12 @@ def two_factor_required():
 
 
 def _pending(purpose):
-    """The pending marker if it waits for this purpose and has not expired; an expired one is dropped."""
+    """The pending marker if it waits for this purpose, has not expired and was not revoked; else it is dropped."""
     marker = session.get(PENDING_KEY)
     if not isinstance(marker, dict) or marker.get("purpose") != purpose:
         return None
-    if marker.get("expires", 0) <= clock.utcnow().timestamp():
+    expired = marker.get("expires", 0) <= clock.utcnow().timestamp()
+    if expired or marker.get("gen") != get_store().users.generation(marker.get("username")):  # revoked meanwhile
         session.pop(PENDING_KEY, None)
         return None
     return marker

@@ -78,7 +78,6 @@ class Sessions:
         # Read before the session is written: a revocation in between leaves this session dead, never the reverse.
         generation = session_generation(_unmarshal(resp.get("Item", {})))
         now = clock.utcnow()
-        self._make_room(username, generation, now)
         session_id = secrets.token_urlsafe(32)
         expires = now + timedelta(seconds=lifetime_seconds)
         item = {
@@ -93,19 +92,25 @@ class Sessions:
             "purge_at": int(expires.timestamp()),
         }
         self.table.call("put_item", TableName=self.table.name, Item=_marshal(item))
+        # After the write, from a strongly consistent read: of sign-ins at the same moment, the last to
+        # read sees every session written before it, so together they never leave more than the cap.
+        self._make_room(username, generation, now, item["sk"])
         return session_id
 
-    def _make_room(self, username, generation, now):
-        """Delete the user's ended session items, and the least recently used live ones beyond the cap less one."""
-        items = self._items(username)
+    def _make_room(self, username, generation, now, keep_sk):
+        """Delete the user's ended session items, and the least recently used live ones beyond the cap
+        (never the one of keep_sk, the session just made)."""
+        items = self._items(username, consistent=True)
         live = [item for item in items if _live(item, generation, now)]
-        live.sort(key=lambda item: (item["last_seen_at"], item["created_at"]), reverse=True)
-        keep = {item["sk"] for item in live[:MAX_SESSIONS_PER_USER - 1]}
+        # The key last, so that concurrent sign-ins order ties alike and agree on which sessions stay.
+        live.sort(key=lambda item: (item["sk"] == keep_sk, item["last_seen_at"], item["created_at"], item["sk"]),
+                  reverse=True)
+        keep = {item["sk"] for item in live[:MAX_SESSIONS_PER_USER]}
         doomed = [_key(item["pk"], item["sk"]) for item in items if item["sk"] not in keep]
         if doomed:
             self.table.batch_delete(doomed)
 
-    def _items(self, username):
+    def _items(self, username, consistent=False):
         """The user's session items (at most MAX_SESSION_ITEMS_READ), with what the cap and the list need."""
         items, start = [], None
         while len(items) < MAX_SESSION_ITEMS_READ:
@@ -116,6 +121,7 @@ class Sessions:
                 KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
                 ExpressionAttributeValues=_marshal({":pk": f"{USER_PK_PREFIX}{username}", ":prefix": SESSION_SK_PREFIX}),
                 Limit=MAX_SESSION_ITEMS_READ - len(items),
+                ConsistentRead=consistent,
                 **kwargs,
             )
             items += [_unmarshal(item) for item in resp.get("Items", [])]
@@ -133,7 +139,8 @@ class Sessions:
         if not username or not session_id:
             return None
         key = session_key(username, session_id)
-        items = {item["sk"]: item for item in self.table.batch_get([key, user_key(username)])}
+        # Strongly consistent: a replica that has not yet seen a revocation must not let the session through.
+        items = {item["sk"]: item for item in self.table.batch_get([key, user_key(username)], consistent=True)}
         session, user_item = items.get(key["sk"]["S"]), items.get("user")
         if session is None or user_item is None:
             return None

@@ -65,13 +65,16 @@ class Table:
             # A read timeout or a refused connection once botocore's retries gave up: as transient as a throttle.
             raise StoreUnavailable(type(err).__name__) from err
 
-    def batch_get(self, keys):
-        """The items at these keys (at most 100), in one BatchGetItem plus retries of what it left over."""
+    def batch_get(self, keys, consistent=False):
+        """The items at these keys (at most 100), in one BatchGetItem plus retries of what it left over.
+
+        consistent: strongly consistent reads (twice the cost), for checks that must see a write just made.
+        """
         found, pending = [], list(keys)
         for _ in range(_BATCH_ATTEMPTS):
             if not pending:
                 break
-            resp = self.call("batch_get_item", RequestItems={self.name: {"Keys": pending}})
+            resp = self.call("batch_get_item", RequestItems={self.name: {"Keys": pending, "ConsistentRead": consistent}})
             found += [_unmarshal(item) for item in resp.get("Responses", {}).get(self.name, [])]
             pending = resp.get("UnprocessedKeys", {}).get(self.name, {}).get("Keys", [])
         if pending:

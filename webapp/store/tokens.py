@@ -177,14 +177,16 @@ class Tokens:
         """
         if not plaintext:
             return None
-        resp = self.table.call("get_item", TableName=self.table.name, Key=_secret_key(plaintext))
+        # Strongly consistent reads: a replica that has not yet seen a revoke or a disable must not let the token through.
+        resp = self.table.call("get_item", TableName=self.table.name, Key=_secret_key(plaintext), ConsistentRead=True)
         if "Item" not in resp:
             return None
         secret_item = _unmarshal(resp["Item"])
         if secret_item.get("scope") not in access.SCOPES or _expired(secret_item):
             return None
         record_key = _id_key(secret_item["token_id"])
-        items = {item["pk"]: item for item in self.table.batch_get([record_key, user_key(secret_item["username"])])}
+        items = {item["pk"]: item for item in self.table.batch_get([record_key, user_key(secret_item["username"])],
+                                                                   consistent=True)}
         record, user_item = items.get(record_key["pk"]["S"]), items.get(user_key(secret_item["username"])["pk"]["S"])
         if record is None or user_item is None:
             return None

@@ -1,6 +1,8 @@
 """Users: local accounts (scrypt password hashes) and single sign-on accounts, with a role each."""
 import functools
+import random
 import secrets
+import time
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -20,6 +22,11 @@ DISABLED_BY_SSO = "sso"
 PASSWORD_HASH_METHOD = "scrypt:131072:8:1"
 # A list page of users reads at most this many from the index; organisations have far fewer.
 MAX_LISTED_USERS = 1000
+# DynamoDB cancels a transaction that meets another one in flight on the same item, and two admins
+# changing each other can BOTH be cancelled that way; a retry after a short random pause lets one go
+# first, so the other then sees CallerNotAdmin. A change still meeting others after this is refused.
+ADMIN_CHANGE_ATTEMPTS = 4
+_CONFLICT_PAUSE_SECONDS = 0.05
 # The user's session generation: a session made under an older one is ended. Raising it ends every
 # session of the user in one write, whatever their number; the items left behind expire by TTL.
 SESSION_GEN = "session_gen"
@@ -45,8 +52,11 @@ class Users:
         # The sessions part, for whoever needs to end a user's sessions on their own.
         self.sessions = sessions
 
-    def create(self, username, password=None, role=access.ADMIN, source=LOCAL):
-        """Create a user; raise UserExists when the name is taken. Without a password, only SSO signs them in."""
+    def create(self, username, password=None, role=access.ADMIN, source=LOCAL, by=None):
+        """Create a user; raise UserExists when the name is taken. Without a password, only SSO signs them in.
+
+        With by (the admin asking), only while by is still an enabled admin, as for change().
+        """
         item = {
             "pk": f"{USER_PK_PREFIX}{username}",
             "sk": USER_SK,
@@ -60,7 +70,13 @@ class Users:
         }
         if password is not None:
             item["password_hash"] = hash_password(password)
-        self.table.put_new(item, UserExists(username))
+        if by is None:
+            self.table.put_new(item, UserExists(username))
+        elif by == username:
+            raise UserExists(username)  # the caller's own name; one transaction cannot check and put one item
+        else:
+            put = {"TableName": self.table.name, "Item": _marshal(item), "ConditionExpression": "attribute_not_exists(pk)"}
+            self._update_as_admin(by, put, action="Put")
         return user_from_item(item)
 
     def ensure(self, username, password, role=access.ADMIN):
@@ -95,6 +111,11 @@ class Users:
         """The user (without the password hash), or None."""
         item = self._get_user_item(username)
         return user_from_item(item) if item else None
+
+    def generation(self, username):
+        """The user's session generation, read strongly consistent; None when there is no such user."""
+        item = self._get_user_item(username, consistent=True)
+        return session_generation(item) if item else None
 
     def verify_password(self, username, password):
         """True when the user exists, has a password, and it matches (disabled or not: the caller decides)."""
@@ -292,9 +313,10 @@ class Users:
             raise UserNotFound(username) from None
         return user_from_item(_unmarshal_attributes(resp))
 
-    def _update_as_admin(self, admin, update):
-        """Apply update only while admin is an enabled admin: a ConditionCheck on admin's item in the same transaction."""
-        if update["Key"] == user_key(admin):
+    def _update_as_admin(self, admin, update, action="Update"):
+        """Apply update (or a Put, with action="Put") only while admin is an enabled admin: a ConditionCheck
+        on admin's item in the same transaction."""
+        if update.get("Key") == user_key(admin):
             raise ValueError("an admin's change of their own item cannot be checked against itself")
         check = {
             "TableName": self.table.name,
@@ -307,17 +329,15 @@ class Users:
             "ExpressionAttributeNames": {"#r": "role"},
             "ExpressionAttributeValues": _marshal({":admin": access.ADMIN, ":no": False}),
         }
-        try:
-            self.table.call("transact_write_items", TransactItems=[{"ConditionCheck": check}, {"Update": update}])
-        except _TransactionCanceled as err:
-            caller, target = (list(err.reasons) + ["None", "None"])[:2]
-            if "TransactionConflict" in err.reasons:
-                raise ChangeConflict(admin) from None
-            if caller == "ConditionalCheckFailed":
-                raise CallerNotAdmin(admin) from None
-            if target == "ConditionalCheckFailed":
-                raise UserNotFound(update["Key"]["pk"]["S"].removeprefix(USER_PK_PREFIX)) from None
-            raise
+        for attempt in range(1, ADMIN_CHANGE_ATTEMPTS + 1):
+            try:
+                self.table.call("transact_write_items", TransactItems=[{"ConditionCheck": check}, {action: update}])
+                return
+            except _TransactionCanceled as err:
+                if "TransactionConflict" not in err.reasons or attempt == ADMIN_CHANGE_ATTEMPTS:
+                    _raise_admin_change_error(err, admin, update)
+            # A cancelled transaction wrote nothing, so trying again is safe.
+            time.sleep(random.uniform(0, _CONFLICT_PAUSE_SECONDS * attempt))
 
     def _get_user_item(self, username, consistent=False):
         if not _possible_username(username):
@@ -332,6 +352,20 @@ def _check_sso_binding(item, username, issuer, subject):
     """Raise IdentityMismatch when the item is bound to another issuer + subject (an unbound one passes)."""
     if "sso_subject" in item and (item.get("sso_issuer"), item["sso_subject"]) != (issuer, subject):
         raise IdentityMismatch(username)
+
+
+def _raise_admin_change_error(err, admin, update):
+    """The domain error of a cancelled admin change (_update_as_admin's transaction), by its parts' reasons."""
+    caller, target = (list(err.reasons) + ["None", "None"])[:2]
+    if "TransactionConflict" in err.reasons:
+        raise ChangeConflict(admin) from None
+    if caller == "ConditionalCheckFailed":
+        raise CallerNotAdmin(admin) from None
+    if target == "ConditionalCheckFailed":
+        if "Item" in update:  # a Put of a new user: the name is taken
+            raise UserExists(update["Item"]["username"]["S"]) from None
+        raise UserNotFound(update["Key"]["pk"]["S"].removeprefix(USER_PK_PREFIX)) from None
+    raise err
 
 
 def hash_password(password):

@@ -16,8 +16,8 @@ class NewUserForm(FlaskForm):
     username = StringField("User name", validators=[DataRequired()])
     password = PasswordField("Password", validators=[DataRequired()])
     role = SelectField("Role", choices=_ROLE_CHOICES, default=access.VIEWER)
-    # Adding an admin asks the admin doing it to prove it is them again (webapp/auth/reauth.py).
-    confirm = PasswordField("Your password or a two-factor code (to add an admin)")
+    # Checked by the view (counted like a sign-in): a stolen session must not add an admin it controls.
+    confirm = PasswordField("Your password or a code from your app (to add an admin)")
     submit = SubmitField("Add user")
 
     def validate_username(self, field):
@@ -36,6 +36,7 @@ class RoleForm(FlaskForm):
     """Change a user's role."""
 
     role = SelectField("Role", choices=_ROLE_CHOICES)
+    confirm = PasswordField("Your password or a code from your app (to make an admin)")
     submit = SubmitField("Change role")
 
 

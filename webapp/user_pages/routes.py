@@ -12,6 +12,8 @@ from webapp.user_pages.forms import NewUserForm, RoleForm
 # The answers to a change refused because the admin asking lost their rights, or met another change.
 NOT_ADMIN_ANYMORE = "You are no longer an enabled admin, so this change was not made."
 CHANGED_MEANWHILE = "Another admin changed these users at the same moment, so this change was not made. Reload and try again."
+NEEDS_CONFIRMATION = "Making an admin needs your password, or a current code from your app: that is neither."
+TOO_MANY_GUESSES = "Too many wrong passwords for this account. Try again later."
 
 
 @bp.get("/users")
@@ -27,34 +29,23 @@ def create():
     """Add a local account."""
     form = NewUserForm()
     if form.validate_on_submit():
-        refused = _confirm_admin(form)
+        refused = _reauthenticated(form.confirm.data, form.role.data, form.username.data)
         if refused:
-            return refused
+            form.confirm.errors.append(refused[0])
+            return _render_index(form), refused[1]
         try:
-            get_store().users.create(form.username.data, form.password.data, role=form.role.data)
+            get_store().users.create(form.username.data, form.password.data, role=form.role.data, by=g.user)
         except UserExists:
             form.username.errors.append("A user with this name already exists.")
+        except (CallerNotAdmin, ChangeConflict) as err:
+            audit.record("user.create", target=form.username.data, outcome="refused", reason=type(err).__name__,
+                         role=form.role.data)
+            abort(409, NOT_ADMIN_ANYMORE if isinstance(err, CallerNotAdmin) else CHANGED_MEANWHILE)
         else:
             audit.record("user.create", target=form.username.data, role=form.role.data)
             flash(f"Added {form.username.data} as {form.role.data}.", "success")
             return redirect(url_for("users.index"), 303)
     return _render_index(form), 422
-
-
-def _confirm_admin(form):
-    """None unless a new admin is asked for and the creator's password or code is wrong (422) or locked (429).
-
-    Single sign-on admins have no password or code here; their provider vouched for them at sign-in.
-    """
-    if form.role.data != access.ADMIN or get_store().tokens.owner(g.user)["source"] == OIDC:
-        return None
-    refused = reauth.attempt(g.user, form.confirm.data)
-    if refused is None:
-        return None
-    audit.record("user.create", target=form.username.data, outcome=refused, role=form.role.data, reason="not confirmed")
-    form.confirm.errors.append("Too many wrong passwords for this account. Try again later." if refused == reauth.LOCKED
-                               else "Adding an admin needs your password or a current two-factor code: that is not it.")
-    return _render_index(form), 429 if refused == reauth.LOCKED else 422
 
 
 @bp.post("/users/<username>/role")
@@ -65,6 +56,9 @@ def change_role(username):
     form = RoleForm()
     if not form.validate_on_submit():
         abort(422, "Choose one of the roles.")
+    refused = _reauthenticated(form.confirm.data, form.role.data, username)
+    if refused:
+        abort(refused[1], refused[0])
     _change(username, role=form.role.data)
     flash(f"{username} is now {form.role.data}, and was signed out.", "success")
     return redirect(url_for("users.index"), 303)
@@ -101,6 +95,21 @@ def end_sessions(username):
     audit.record("session.end_all", target=username)
     flash(f"Ended every session of {username}.", "success")
     return redirect(url_for("users.index"), 303)
+
+
+def _reauthenticated(secret, role, target):
+    """None when no admin is being made, or the signed-in admin proved it is them again; else (message, status).
+
+    The password or a current code, counted like a sign-in. Single sign-on admins have no password
+    here and are not asked, as for write tokens.
+    """
+    if role != access.ADMIN or (get_store().tokens.owner(g.user) or {}).get("source") == OIDC:
+        return None
+    refused = reauth.attempt(g.user, secret)
+    if refused:
+        audit.record("user.reauth", target=target, outcome="locked" if refused == reauth.LOCKED else "failed", role=role)
+        return (TOO_MANY_GUESSES, 429) if refused == reauth.LOCKED else (NEEDS_CONFIRMATION, 422)
+    return None
 
 
 def _render_index(form):
