@@ -8,7 +8,8 @@ Blocklist rules, checked against the destination as url_guard.normalise_url retu
   rules accept (case, a trailing dot, Unicode or punycode, an IP address written as 127.1 or 0x7f000001);
 - a pattern rule is a shell-style glob ("https://example.net/phish/*": * any run of characters,
   ? one character, [abc] one of them), matched case-insensitively against the whole normalised URL
-  and against it with its %-escapes decoded. Globs, never regular expressions: an admin's typo cannot
+  and against it as a browser asks for it (no default port, "/" for no path, dot segments resolved),
+  each also with its %-escapes decoded. Globs, never regular expressions: an admin's typo cannot
   make every creation slow.
 The list is read from the table on every check (no cache), so a rule applies at once in every container.
 """
@@ -16,7 +17,7 @@ import json
 import urllib.request
 from fnmatch import fnmatchcase
 from http.client import HTTPException
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from flask import current_app
 
@@ -87,7 +88,8 @@ def describe(rule):
 def matching_rule(url, rules):
     """The first rule that blocks the destination url, or None."""
     host = url_guard.canonical_host(url)
-    spellings = {url.lower(), unquote(url).lower()}
+    requested = _as_requested(url)
+    spellings = {spelling.lower() for spelling in (url, unquote(url), requested, unquote(requested))}
     for rule in rules:
         if rule["kind"] == DOMAIN:
             if host == rule["value"] or host.endswith("." + rule["value"]):
@@ -95,6 +97,34 @@ def matching_rule(url, rules):
         elif any(fnmatchcase(spelling, rule["value"]) for spelling in spellings):
             return rule
     return None
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_DOT, _DOT_DOT = {".", "%2e"}, {"..", ".%2e", "%2e.", "%2e%2e"}
+
+
+def _as_requested(url):
+    """The url as a browser asks for it, so that a pattern cannot be dodged by another spelling of it:
+    without the scheme's default port, "/" for an empty path, dot segments ("/x/../", "%2e") resolved."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.removesuffix(f":{_DEFAULT_PORTS[parts.scheme]}")
+    return urlunsplit((parts.scheme, netloc, _without_dot_segments(parts.path), parts.query, parts.fragment))
+
+
+def _without_dot_segments(path):
+    """An absolute path with "." and ".." segments resolved as browsers do (WHATWG URL; RFC 3986 5.2.4)."""
+    kept, segments = [], path.split("/")[1:]
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        if segment.lower() in _DOT_DOT:
+            if kept:
+                kept.pop()
+        elif segment.lower() not in _DOT:
+            kept.append(segment)
+            continue
+        if last:
+            kept.append("")  # "/a/.." and "/a/." end in a slash
+    return "/" + "/".join(kept)
 
 
 def check_destination(url):
