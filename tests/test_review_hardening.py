@@ -46,3 +46,51 @@ def test_a_pattern_rule_is_not_dodged_by_another_spelling_of_the_same_url(patter
 def test_a_pattern_rule_still_blocks_nothing_else(url):
     rules = _rules(("pattern", "https://evil.example/*"), ("pattern", "https://example.net/phish/*"))
     assert abuse.matching_rule(_normalised(url), rules) is None
+
+
+# ------------------------------------------------------------------ the sign-in alarms
+
+
+def _metrics(capsys):
+    """The names of the embedded metrics printed since the last call."""
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    return [metric["Name"] for line in lines for directive in line["_aws"]["CloudWatchMetrics"] for metric in directive["Metrics"]]
+
+
+@pytest.mark.parametrize(("action", "outcome", "metric"), [
+    # Guessing the second factor once the password is known, or guessing passwords with a stolen session:
+    # the same attack as a failed sign-in, and the alarms are all that tells an operator.
+    ("signin.second_factor", "failed", "SignInFailures"),
+    ("signin.second_factor", "locked", "SignInLockouts"),
+    ("password.change", "failed", "SignInFailures"),
+    ("password.change", "locked", "SignInLockouts"),
+    ("token.create", "failed", "SignInFailures"),
+    ("mfa.disable", "locked", "SignInLockouts"),
+])
+def test_guessing_a_password_or_code_anywhere_counts_in_the_sign_in_alarms(app, capsys, action, outcome, metric):
+    from flask import g
+    from webapp import audit
+
+    with app.test_request_context("/"):
+        g.user = ADMIN_USERNAME
+        audit.record(action, target=ADMIN_USERNAME, outcome=outcome)
+    assert _metrics(capsys) == [metric]
+
+
+def test_a_disabled_accounts_sign_in_counts_as_a_failed_one(client, store, capsys):
+    store.users.create("dora", "doras-long-password-1", role="editor")
+    store.users.change("dora", disabled=True)
+    capsys.readouterr()
+    assert client.post("/login", data={"username": "dora", "password": "doras-long-password-1"}).status_code == 422
+    assert _metrics(capsys) == ["SignInFailures"]
+
+
+def test_a_password_change_refused_by_the_limit_is_a_lockout(app, client, auth, capsys):
+    assert auth.login().status_code == 303
+    for _ in range(app.config["SIGNIN_ACCOUNT_LIMIT"]):
+        client.post("/account/password", data={"current": "wrong", "new": "a-new-long-passphrase-9", "confirm": "a-new-long-passphrase-9"})
+    capsys.readouterr()
+    response = client.post("/account/password", data={"current": "wrong", "new": "a-new-long-passphrase-9",
+                                                      "confirm": "a-new-long-passphrase-9"})
+    assert response.status_code == 429
+    assert _metrics(capsys) == ["SignInLockouts"]

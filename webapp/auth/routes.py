@@ -177,7 +177,7 @@ def change_password():
         # The current password is a password guess too: a stolen session must not test guesses freely.
         config = current_app.config
         if not store.sign_ins.reserve(f"account#{g.user}", config["SIGNIN_ACCOUNT_LIMIT"], config["SIGNIN_WINDOW_SECONDS"]):
-            audit.record("password.change", target=g.user, outcome="refused", reason="too many failures")
+            audit.record("password.change", target=g.user, outcome="locked", reason="too many failures")
             form.current.errors.append("Too many wrong passwords for this account. Try again later.")
             return render_template("auth/password.html", form=form), 429
         if store.users.verify_password(g.user, form.current.data):
