@@ -94,3 +94,34 @@ def test_a_password_change_refused_by_the_limit_is_a_lockout(app, client, auth, 
                                                       "confirm": "a-new-long-passphrase-9"})
     assert response.status_code == 429
     assert _metrics(capsys) == ["SignInLockouts"]
+
+
+# ------------------------------------------------------------------ what the audit log misses
+
+
+def _trail(store, target):
+    from datetime import date, timedelta
+
+    records, _ = store.audit.list(first_day=date.today() - timedelta(days=2), last_day=date.today() + timedelta(days=1),
+                                  target=target)
+    return [(record["action"], record["actor"], record["via"], record["details"]) for record in records]
+
+
+def test_disabling_and_enabling_a_link_is_audited_on_the_page_and_the_api(client, auth, store, api_token):
+    link = store.links.create("https://example.com/kept", created_by=ADMIN_USERNAME)
+    assert auth.login().status_code == 303
+    assert client.post(f"/links/{link['id']}/disable").status_code == 303
+    assert client.post(f"/links/{link['id']}/enable").status_code == 303
+    assert client.patch(f"/api/links/{link['id']}", json={"is_active": False},
+                        headers={"Authorization": f"Bearer {api_token}"}).status_code == 200
+    assert _trail(store, link["id"]) == [
+        ("link.disable", ADMIN_USERNAME, "api", {}),
+        ("link.enable", ADMIN_USERNAME, "web", {}),
+        ("link.disable", ADMIN_USERNAME, "web", {}),
+    ]
+
+
+def test_signing_out_is_audited(client, auth, store):
+    assert auth.login().status_code == 303
+    assert auth.logout().status_code == 303
+    assert [action for action, *_ in _trail(store, ADMIN_USERNAME)] == ["session.end", "signin.ok"]

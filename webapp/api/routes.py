@@ -110,7 +110,9 @@ def update_link(short_id):
         return json_error(err.status, err.message)
     if set(body) != {"is_active"} or not isinstance(body["is_active"], bool):
         return json_error(422, 'Only "is_active" can be changed, and it must be true or false.', field="is_active")
-    return link_json(get_store().links.set_active(short_id, body["is_active"]))
+    link = get_store().links.set_active(short_id, body["is_active"])
+    audit.record("link.enable" if body["is_active"] else "link.disable", target=short_id)
+    return link_json(link)
 
 
 def _json_object():

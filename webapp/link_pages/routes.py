@@ -71,6 +71,7 @@ def detail(short_id):
 def disable(short_id):
     """Disable a link: it answers 410 but keeps its history."""
     get_store().links.set_active(short_id, False)
+    audit.record("link.disable", target=short_id)
     flash(f"Disabled {short_id}.", "success")
     return redirect(_back_to_list(), 303)
 
@@ -80,6 +81,7 @@ def disable(short_id):
 def enable(short_id):
     """Enable a disabled link again."""
     get_store().links.set_active(short_id, True)
+    audit.record("link.enable", target=short_id)
     flash(f"Enabled {short_id}.", "success")
     return redirect(_back_to_list(), 303)
 
