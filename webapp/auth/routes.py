@@ -162,6 +162,8 @@ def _sso_refused(message, status, username=None, outcome="refused", **details):
 @bp.post("/logout")
 def logout():
     """Sign out; a POST checked by CSRFProtect, so no other site can sign people out."""
+    if g.user is not None:
+        audit.record("session.end", target=g.user, reason="signed out")
     sign_out()
     flash("You have been signed out.", "info")
     return redirect(url_for("auth.login"), 303)
