@@ -4,6 +4,7 @@ import json
 import pytest
 
 from tests.conftest import ADMIN_USERNAME
+from tests.test_oidc import provider, sso_app, sso_sign_in  # noqa: F401 - provider and sso_app are fixtures
 from webapp import abuse, url_guard
 from webapp.store import audit as store_audit
 
@@ -125,3 +126,13 @@ def test_signing_out_is_audited(client, auth, store):
     assert auth.login().status_code == 303
     assert auth.logout().status_code == 303
     assert [action for action, *_ in _trail(store, ADMIN_USERNAME)] == ["session.end", "signin.ok"]
+
+
+def test_an_sso_sign_in_is_found_by_the_sign_in_filters(sso_app, provider):
+    """The alarms' descriptions send operators to the action filter "signin."; SSO sign-ins must be there too."""
+    from datetime import date, timedelta
+
+    assert sso_sign_in(sso_app.test_client(), provider, email="ed@example.org").status_code == 303
+    records, _ = sso_app.extensions["store"].audit.list(
+        first_day=date.today() - timedelta(days=1), last_day=date.today() + timedelta(days=1), action="signin.ok")
+    assert [(record["action"], record["via"], record["target"]) for record in records] == [("signin.ok", "sso", "ed@example.org")]

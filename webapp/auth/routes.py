@@ -137,7 +137,7 @@ def sso_callback():
     if user["disabled"]:
         return _sso_refused("This account is disabled. Ask an admin to enable it.", 403, username, reason="account disabled")
     sign_in(username)
-    audit.record("signin", target=username, actor=username, via=audit.SSO, role=identity.role)
+    audit.record("signin.ok", target=username, actor=username, via=audit.SSO, role=identity.role)
     return redirect(pending["next"], 303)
 
 
