@@ -136,3 +136,10 @@ def test_an_sso_sign_in_is_found_by_the_sign_in_filters(sso_app, provider):
     records, _ = sso_app.extensions["store"].audit.list(
         first_day=date.today() - timedelta(days=1), last_day=date.today() + timedelta(days=1), action="signin.ok")
     assert [(record["action"], record["via"], record["target"]) for record in records] == [("signin.ok", "sso", "ed@example.org")]
+
+
+@pytest.mark.parametrize("limit", ["\u00b2", "\u2460", "\u0661"])  # superscript two, circled one, Arabic-Indic one
+def test_the_audit_api_refuses_a_limit_in_other_digits(client, api_token, limit):
+    response = client.get("/api/audit", query_string={"limit": limit}, headers={"Authorization": f"Bearer {api_token}"})
+    assert response.status_code == 422
+    assert response.json == {"error": "limit must be a whole number from 1 to 100.", "field": "limit"}
