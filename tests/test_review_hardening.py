@@ -143,3 +143,15 @@ def test_the_audit_api_refuses_a_limit_in_other_digits(client, api_token, limit)
     response = client.get("/api/audit", query_string={"limit": limit}, headers={"Authorization": f"Bearer {api_token}"})
     assert response.status_code == 422
     assert response.json == {"error": "limit must be a whole number from 1 to 100.", "field": "limit"}
+
+
+# ------------------------------------------------------------------ security.txt on the short domain
+
+
+def test_a_head_request_for_the_short_domains_security_txt_reaches_the_function():
+    """GET /{short_id} has its HEAD twin; so must security.txt, or HEAD is API Gateway's 404 there
+    while the admin (Flask) answers it."""
+    from local_stack.http_api import route_key
+    from local_stack.template import http_api_routes
+
+    assert route_key("HEAD", "/.well-known/security.txt", http_api_routes()) == "HEAD /.well-known/security.txt"
