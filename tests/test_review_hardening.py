@@ -155,3 +155,19 @@ def test_a_head_request_for_the_short_domains_security_txt_reaches_the_function(
     from local_stack.template import http_api_routes
 
     assert route_key("HEAD", "/.well-known/security.txt", http_api_routes()) == "HEAD /.well-known/security.txt"
+
+
+@pytest.mark.parametrize("pattern", [
+    "http*://[!ew]*",  # every site whose name does not start with e or w
+    "https://*[!/]",  # every https URL that does not end in a slash
+    "*?" * 22,  # every URL longer than 22 characters
+    "*[!z]",  # everything not ending in z
+])
+def test_a_pattern_that_blocks_nearly_every_destination_is_refused(pattern):
+    with pytest.raises(ValueError, match="would block ordinary destinations"):
+        abuse.check_rule("pattern", pattern)
+
+
+def test_patterns_that_name_a_site_or_a_path_are_still_accepted():
+    for pattern in ("https://evil.example/*", "*/wp-login.php*", "http*://*.evil.example/*", "*://phish.example/*"):
+        assert abuse.check_rule("pattern", pattern) == pattern

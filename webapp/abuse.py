@@ -28,8 +28,12 @@ from webapp.store import get_store
 DOMAIN, PATTERN = "domain", "pattern"
 KINDS = (DOMAIN, PATTERN)
 PATTERN_MAX = 300
-# A pattern that matches these (reserved example names) would block nearly everything: "*", "http*".
-_ORDINARY_URLS = ("https://example.com/", "http://www.example.org/a/b.html?q=1#top")
+# A pattern that matches any of these would block nearly everything: "*", "http*", "http*://[!ew]*",
+# "https://*[!/]". Varied on purpose: hosts from several letters, with and without a path, a query,
+# a final slash; a pattern that names a site or a path matches none of them.
+_ORDINARY_URLS = ("https://example.com/", "http://www.example.org/a/b.html?q=1#top",
+                  "https://docs.python.org/3/library/fnmatch.html", "http://news.ycombinator.com/item?id=1",
+                  "https://mail.example.net", "https://go.dev/doc/")
 ALLOW, REFUSE = "allow", "refuse"  # what a failure of the reputation service does
 _REPLY_MAX = 16 * 1024
 _REASON_MAX = 200
