@@ -171,3 +171,36 @@ def test_a_pattern_that_blocks_nearly_every_destination_is_refused(pattern):
 def test_patterns_that_name_a_site_or_a_path_are_still_accepted():
     for pattern in ("https://evil.example/*", "*/wp-login.php*", "http*://*.evil.example/*", "*://phish.example/*"):
         assert abuse.check_rule("pattern", pattern) == pattern
+
+
+# ------------------------------------------------------------------ the creation limit
+
+
+def test_a_reservation_given_back_after_its_window_turned_over_frees_nothing_in_the_next(ddb, clock, monkeypatch):
+    """A create that meets a taken slug gives back its reservation; if the window turned over meanwhile,
+    taking one off the new window's count would let the user past the limit there."""
+    from tests.conftest import ADMIN_PASSWORD, make_app
+    from webapp.exceptions import SlugTaken
+
+    clock.now = clock.now.replace(minute=59, second=59, microsecond=0)
+    app = make_app(LINK_CREATE_LIMIT=1)
+    store = app.extensions["store"]
+    store.users.create(ADMIN_USERNAME, ADMIN_PASSWORD)
+    token, _ = store.tokens.create(ADMIN_USERNAME, "script")
+    client = app.test_client()
+    real_create = store.links.create
+
+    def slow_and_taken(url, **fields):
+        # The next window starts while this create is on its way, and a parallel create uses its one slot.
+        clock.advance(2)
+        with app.test_request_context("/"):
+            abuse.reserve_creation(ADMIN_USERNAME)
+        real_create("https://example.com/parallel", created_by=ADMIN_USERNAME)
+        raise SlugTaken("taken")
+
+    monkeypatch.setattr(store.links, "create", slow_and_taken)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.post("/api/links", json={"url": "https://example.com/a", "slug": "taken"}, headers=headers).status_code == 409
+    monkeypatch.setattr(store.links, "create", real_create)
+    response = client.post("/api/links", json={"url": "https://example.com/b"}, headers=headers)
+    assert response.status_code == 429  # the new window's one creation is used

@@ -148,14 +148,16 @@ def reserve_creation(username, token_id=None):
     """Count one link creation for the user (and the API token); raise CreationLimited past a limit.
 
     Called after every other check, just before the write: refused input does not use up the limit.
+    Return the reservation's window, for release_creation.
     """
     config, counters = current_app.config, get_store().link_creations
     window = config["LINK_CREATE_WINDOW_SECONDS"]
+    start = counters.window_start(window)
     reserved = []
     for subject, limit, whose in _subjects(username, token_id):
-        if not counters.reserve(subject, limit, window):
+        if not counters.reserve(subject, limit, window, start):
             for done in reserved:  # the user's count is given back when the token's limit refuses
-                counters.release(done, window)
+                counters.release(done, window, start)
             retry_after = counters.retry_after(window)
             audit.record("link.limited", outcome="refused", limit=whose, retry_after=retry_after)
             minutes = -(-retry_after // 60)
@@ -165,13 +167,14 @@ def reserve_creation(username, token_id=None):
                 retry_after,
             )
         reserved.append(subject)
+    return start
 
 
-def release_creation(username, token_id=None):
-    """Give back a reservation whose create wrote nothing (a taken slug)."""
+def release_creation(username, token_id=None, start=None):
+    """Give back a reservation whose create wrote nothing (a taken slug), to the window reserve_creation returned."""
     counters, window = get_store().link_creations, current_app.config["LINK_CREATE_WINDOW_SECONDS"]
     for subject, _limit, _whose in _subjects(username, token_id):
-        counters.release(subject, window)
+        counters.release(subject, window, start)
 
 
 _WHO = {"user": "You have", "token": "This API token has"}

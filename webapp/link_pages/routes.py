@@ -29,7 +29,7 @@ def new():
     if form.validate_on_submit():
         try:
             abuse.check_destination(form.url.data)
-            abuse.reserve_creation(g.user)
+            reserved = abuse.reserve_creation(g.user)
             link = get_store().links.create(
                 form.url.data,
                 created_by=g.user,
@@ -45,7 +45,7 @@ def new():
             flash(err.message, "error")
             return render_template("links/new.html", form=form), 429, {"Retry-After": str(err.retry_after)}
         except SlugTaken:
-            abuse.release_creation(g.user)
+            abuse.release_creation(g.user, start=reserved)
             form.slug.errors.append("That custom slug is already taken. Choose another one.")
         else:
             audit.record("link.create", target=link["id"], url=link["url"])
