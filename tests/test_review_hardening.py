@@ -204,3 +204,77 @@ def test_a_reservation_given_back_after_its_window_turned_over_frees_nothing_in_
     monkeypatch.setattr(store.links, "create", real_create)
     response = client.post("/api/links", json={"url": "https://example.com/b"}, headers=headers)
     assert response.status_code == 429  # the new window's one creation is used
+
+
+# ------------------------------------------------------------------ the reputation hook
+
+
+class _DrippingService:
+    """A reputation service on 127.0.0.1 that answers at once, then sends its body one byte at a time,
+    each well within the timeout, so no single read ever times out."""
+
+    def __init__(self, seconds):
+        import threading
+        import time
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.stopped = threading.Event()
+        stopped = self.stopped
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                body = b'{"verdict": "allow"}' + b" " * 200
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.flush()
+                ends = time.monotonic() + seconds
+                try:
+                    for byte in body:
+                        if stopped.is_set() or time.monotonic() > ends:
+                            return
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        stopped.wait(0.1)
+                except OSError:  # the app hung up, as it should
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/check"
+
+    def stop(self):
+        self.stopped.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def test_a_service_that_drips_its_answer_is_given_up_on_within_about_the_timeout(ddb):
+    """The timeout bounds each read, so a body sent a byte at a time held the create for as long as the
+    service liked (here 6 s for a 0.5 s timeout; 16 KB at that pace is half an hour, past Lambda's limit)."""
+    import time
+
+    from tests.conftest import ADMIN_PASSWORD, make_app
+
+    service = _DrippingService(seconds=6)
+    try:
+        app = make_app(REPUTATION_URL=service.url, REPUTATION_TIMEOUT_SECONDS=0.5, REPUTATION_ON_FAILURE="refuse")
+        store = app.extensions["store"]
+        store.users.create(ADMIN_USERNAME, ADMIN_PASSWORD)
+        token, _ = store.tokens.create(ADMIN_USERNAME, "script")
+        started = time.monotonic()
+        response = app.test_client().post("/api/links", json={"url": "https://example.com/slow"},
+                                          headers={"Authorization": f"Bearer {token}"})
+        elapsed = time.monotonic() - started
+    finally:
+        service.stop()
+    assert response.status_code == 503  # a failure, refused as the setting says
+    assert elapsed < 2

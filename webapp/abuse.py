@@ -14,6 +14,7 @@ Blocklist rules, checked against the destination as url_guard.normalise_url retu
 The list is read from the table on every check (no cache), so a rule applies at once in every container.
 """
 import json
+import threading
 import urllib.request
 from fnmatch import fnmatchcase
 from http.client import HTTPException
@@ -215,9 +216,7 @@ def _ask_reputation(url):
         method="POST",
     )
     try:
-        # The timeout bounds each connect and read, not the whole call: the answer is small.
-        with _OPENER.open(request, timeout=config["REPUTATION_TIMEOUT_SECONDS"]) as response:
-            raw = response.read(_REPLY_MAX + 1)
+        raw = _post(request, config["REPUTATION_TIMEOUT_SECONDS"])
         answer = json.loads(raw) if len(raw) <= _REPLY_MAX else None
         verdict = answer.get("verdict") if isinstance(answer, dict) else None
         if verdict not in (ALLOW, "block"):
@@ -237,6 +236,32 @@ def _ask_reputation(url):
             "This destination was refused by the reputation service" + (f": {reason}" if reason else "."),
             f"reputation service: {reason or 'block'}",
         )
+
+
+def _post(request, timeout):
+    """The service's answer (at most _REPLY_MAX + 1 bytes), within timeout seconds in all; raise OSError.
+
+    A socket's timeout bounds each read only: a service that sends its answer a byte at a time would
+    hold the create (and the Lambda) as long as it liked. So the call runs in a thread of its own,
+    waited for at most timeout; a thread given up on ends at its socket's next timeout or the end of the answer.
+    """
+    outcome = {}
+
+    def call():
+        try:
+            with _OPENER.open(request, timeout=timeout) as response:
+                outcome["raw"] = response.read(_REPLY_MAX + 1)
+        except (OSError, HTTPException, ValueError) as err:  # handed to the caller, as if raised there
+            outcome["error"] = err
+
+    worker = threading.Thread(target=call, name="reputation", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TimeoutError(f"no whole answer within {timeout} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["raw"]
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
