@@ -278,3 +278,119 @@ def test_a_service_that_drips_its_answer_is_given_up_on_within_about_the_timeout
         service.stop()
     assert response.status_code == 503  # a failure, refused as the setting says
     assert elapsed < 2
+
+
+# ------------------------------------------------------------------ checks no test pinned (surviving mutations)
+
+
+from tests.test_hardening_front import _failing_get_item, calls, redirect  # noqa: E402,F401 - fixtures
+from tests.test_redirect import event, put_link  # noqa: E402
+
+
+@pytest.mark.parametrize("status", [404, 410, 503])
+def test_a_head_request_gets_the_error_pages_headers_too(redirect, ddb, monkeypatch, status):
+    """A HEAD answer has no body, but a browser or cache may keep its headers for the GET that follows."""
+    if status == 410:
+        put_link(ddb, "abc1234", active=False)
+    if status == 503:
+        monkeypatch.setattr(redirect._client, "get_item", _failing_get_item)
+    response = redirect.lambda_handler(event(method="HEAD", headers={"accept": "text/html"}), None)
+    assert (response["statusCode"], response["body"]) == (status, "")
+    headers = response["headers"]
+    assert headers["Content-Security-Policy"] == redirect.ERROR_PAGE_HEADERS["Content-Security-Policy"]
+    assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("position", [
+    "2026-12-07~x",  # a day's end with more after it
+    "2026-12-07T10:00:00Z#" + "f" * 14 + "' OR 1",
+    "2026-12-07T10:00:00Z",  # a time with no sub-second part
+    "2026-12-07" + "~" * 50,
+])
+def test_a_forged_cursor_with_a_real_day_is_refused(client, api_token, position):
+    import base64
+
+    cursor = base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
+    response = client.get("/api/audit", query_string={"cursor": cursor, "from": "2026-01-01", "to": "2026-12-31"},
+                          headers={"Authorization": f"Bearer {api_token}"})
+    assert response.status_code == 422 and response.json["field"] == "cursor"
+
+
+def test_details_are_kept_three_levels_deep_and_no_deeper(app, store):
+    from flask import g
+    from webapp import audit
+
+    deep = {"a": {"b": {"c": {"d": {"e": "bottom"}}}}}
+    with app.test_request_context("/"):
+        g.user = ADMIN_USERNAME
+        event = audit.record("settings.change", target="site", changes=deep)
+    assert event["details"] == {"changes": {"a": {"b": {"c": str({"d": {"e": "bottom"}})}}}}
+
+
+class _Redirecting:
+    """Two services on 127.0.0.1: the configured one answers 302 to the other, which would allow.
+    (urllib follows a 302 to a POST as a GET without the body, and refuses a 307 to a POST itself.)"""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.asked_elsewhere = []
+        asked = self.asked_elsewhere
+
+        class Elsewhere(BaseHTTPRequestHandler):
+            def do_GET(self):
+                asked.append(self.path)
+                body = b'{"verdict": "allow"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.elsewhere = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+        target = f"http://127.0.0.1:{self.elsewhere.server_address[1]}/other"
+
+        class Configured(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                self.send_response(302)
+                self.send_header("Location", target)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.configured = ThreadingHTTPServer(("127.0.0.1", 0), Configured)
+        self.threads = [threading.Thread(target=server.serve_forever, daemon=True) for server in (self.elsewhere, self.configured)]
+        for thread in self.threads:
+            thread.start()
+        self.url = f"http://127.0.0.1:{self.configured.server_address[1]}/check"
+
+    def stop(self):
+        for server in (self.elsewhere, self.configured):
+            server.shutdown()
+            server.server_close()
+        for thread in self.threads:
+            thread.join(timeout=5)
+
+
+def test_the_reputation_service_cannot_send_the_check_elsewhere(ddb):
+    from tests.conftest import ADMIN_PASSWORD, make_app
+
+    services = _Redirecting()
+    try:
+        app = make_app(REPUTATION_URL=services.url, REPUTATION_TIMEOUT_SECONDS=2, REPUTATION_ON_FAILURE="refuse")
+        store = app.extensions["store"]
+        store.users.create(ADMIN_USERNAME, ADMIN_PASSWORD)
+        token, _ = store.tokens.create(ADMIN_USERNAME, "script")
+        response = app.test_client().post("/api/links", json={"url": "https://example.com/x"},
+                                          headers={"Authorization": f"Bearer {token}"})
+    finally:
+        services.stop()
+    assert response.status_code == 503  # a redirect is a failure, refused as set
+    assert services.asked_elsewhere == []
