@@ -394,3 +394,19 @@ def test_the_reputation_service_cannot_send_the_check_elsewhere(ddb):
         services.stop()
     assert response.status_code == 503  # a redirect is a failure, refused as set
     assert services.asked_elsewhere == []
+
+
+@pytest.mark.integration
+def test_the_local_stack_answers_head_for_security_txt_on_both_ports(tmp_path, monkeypatch):
+    """Through `python -m local_stack`, which routes only the template's route keys, as API Gateway does."""
+    from tests.stack_process import Stack
+
+    monkeypatch.delenv("SECURITY_CONTACT", raising=False)
+    stack = Stack("moto", tmp_path)
+    try:
+        for port in (stack.admin_port, stack.redirect_port):
+            status, headers, data = stack.request(port, "HEAD", "/.well-known/security.txt", token=None)
+            assert (status, data) == (200, b""), port
+            assert headers["Content-Type"] == "text/plain; charset=utf-8"
+    finally:
+        assert stack.stop() == 0
