@@ -108,15 +108,16 @@ def _trail(store, target):
     return [(record["action"], record["actor"], record["via"], record["details"]) for record in records]
 
 
-def test_disabling_and_enabling_a_link_is_audited_on_the_page_and_the_api(client, auth, store, api_token):
+def test_disabling_and_enabling_a_link_is_audited_on_the_page_and_the_api(client, auth, store):
     link = store.links.create("https://example.com/kept", created_by=ADMIN_USERNAME)
+    api_token, token_id = store.tokens.create(ADMIN_USERNAME, "tests")
     assert auth.login().status_code == 303
     assert client.post(f"/links/{link['id']}/disable").status_code == 303
     assert client.post(f"/links/{link['id']}/enable").status_code == 303
     assert client.patch(f"/api/links/{link['id']}", json={"is_active": False},
                         headers={"Authorization": f"Bearer {api_token}"}).status_code == 200
     assert _trail(store, link["id"]) == [
-        ("link.disable", ADMIN_USERNAME, "api", {}),
+        ("link.disable", ADMIN_USERNAME, "api", {"caller_token": token_id}),
         ("link.enable", ADMIN_USERNAME, "web", {}),
         ("link.disable", ADMIN_USERNAME, "web", {}),
     ]
@@ -410,3 +411,15 @@ def test_the_local_stack_answers_head_for_security_txt_on_both_ports(tmp_path, m
             assert headers["Content-Type"] == "text/plain; charset=utf-8"
     finally:
         assert stack.stop() == 0
+
+
+def test_an_api_action_names_the_token_that_made_it(client, store):
+    """A stolen token's actions must say which token to revoke: the user has up to 20."""
+    plaintext, token_id = store.tokens.create(ADMIN_USERNAME, "the stolen one", scope="write")
+    store.tokens.create(ADMIN_USERNAME, "another one", scope="write")
+    response = client.post("/api/users", json={"username": "newbie", "password": "a-long-new-passphrase-7", "role": "viewer"},
+                           headers={"Authorization": f"Bearer {plaintext}"})
+    assert response.status_code == 201, response.json
+    [(action, actor, via, details)] = _trail(store, "newbie")
+    assert (action, actor, via) == ("user.create", ADMIN_USERNAME, "api")
+    assert details["caller_token"] == token_id

@@ -53,6 +53,9 @@ def record(action, *, target=None, outcome="ok", actor=None, via=None, **details
     if has_request_context():
         actor = actor or g.get("api_user") or g.get("user")
         via = via or (API if g.get("api_user") else WEB)
+        if g.get("api_token_id"):
+            # Which of the caller's tokens: a stolen one's actions must say which to revoke.
+            details = {**details, "caller_token": g.api_token_id}
         address = client_address(request.environ)
         # A keyed hash, as the sign-in counters keep it: records never hold an IP address.
         client = address if address == UNKNOWN else client_digest(address, current_app.config["SECRET_KEY"])
