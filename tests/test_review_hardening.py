@@ -423,3 +423,16 @@ def test_an_api_action_names_the_token_that_made_it(client, store):
     [(action, actor, via, details)] = _trail(store, "newbie")
     assert (action, actor, via) == ("user.create", ADMIN_USERNAME, "api")
     assert details["caller_token"] == token_id
+
+
+@pytest.mark.parametrize("value", ["com", "COM.", "org", "xn--p1ai", "*"])
+def test_a_domain_rule_that_is_a_whole_top_level_domain_is_refused(value):
+    """As "*" is for patterns: "com" blocks every .com destination, surely a slip for "evil.com"."""
+    with pytest.raises(ValueError, match="Enter a domain like example.com|Enter a plain domain"):
+        abuse.check_rule("domain", value)
+
+
+@pytest.mark.parametrize(("value", "stored"), [("evil.com", "evil.com"), ("192.0.2.1", "192.0.2.1"),
+                                               ("2001:db8::1", "2001:db8::1"), ("3221225985", "192.0.2.1")])
+def test_domains_and_addresses_are_still_accepted(value, stored):
+    assert abuse.check_rule("domain", value) == stored

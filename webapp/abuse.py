@@ -73,9 +73,14 @@ def check_rule(kind, value):
         if "*" in value or "?" in value:
             raise ValueError("Enter a plain domain like example.com: it blocks its subdomains too.")
         try:
-            return url_guard.canonical_host(value)
+            host = url_guard.canonical_host(value)
         except InvalidUrl:
-            raise ValueError("Enter a domain like example.com (it blocks its subdomains too) or an IP address.") from None
+            host = None
+        # One label alone ("com") is a whole top-level domain: nearly every destination, as "*" is for patterns.
+        # (An IP address in any spelling is canonical by now, so it has its dots or colons.)
+        if host is None or not ("." in host or ":" in host):
+            raise ValueError("Enter a domain like example.com (it blocks its subdomains too) or an IP address.")
+        return host
     if not value.isascii():
         raise ValueError("Write the pattern in ASCII, with the host in punycode (xn--...), as destinations are stored.")
     value = value.lower()
