@@ -436,3 +436,37 @@ def test_a_domain_rule_that_is_a_whole_top_level_domain_is_refused(value):
                                                ("2001:db8::1", "2001:db8::1"), ("3221225985", "192.0.2.1")])
 def test_domains_and_addresses_are_still_accepted(value, stored):
     assert abuse.check_rule("domain", value) == stored
+
+
+from tests.test_abuse import reputation  # noqa: E402,F401 - the stand-in reputation service, a fixture
+
+
+def test_a_user_at_the_limit_cannot_make_the_app_ask_the_reputation_service(ddb, reputation):
+    """Each ask costs the operator (a paid quota, a rate limit at the service): past the limit, none is made."""
+    from tests.conftest import ADMIN_PASSWORD, make_app
+
+    app = make_app(LINK_CREATE_LIMIT=1, REPUTATION_URL=reputation.url, REPUTATION_TIMEOUT_SECONDS=2)
+    store = app.extensions["store"]
+    store.users.create(ADMIN_USERNAME, ADMIN_PASSWORD)
+    token, _ = store.tokens.create(ADMIN_USERNAME, "script")
+    client, headers = app.test_client(), {"Authorization": f"Bearer {token}"}
+    assert client.post("/api/links", json={"url": "https://example.com/0"}, headers=headers).status_code == 201
+    for n in range(1, 6):
+        assert client.post("/api/links", json={"url": f"https://example.com/{n}"}, headers=headers).status_code == 429
+    assert len(reputation.requests) == 1
+
+
+def test_a_refused_destination_still_does_not_use_up_the_limit(ddb, reputation):
+    from tests.conftest import ADMIN_PASSWORD, make_app
+
+    app = make_app(LINK_CREATE_LIMIT=1, REPUTATION_URL=reputation.url, REPUTATION_TIMEOUT_SECONDS=2)
+    store = app.extensions["store"]
+    store.users.create(ADMIN_USERNAME, ADMIN_PASSWORD)
+    store.blocklist.add("domain", "evil.example", created_by=ADMIN_USERNAME)
+    token, _ = store.tokens.create(ADMIN_USERNAME, "script")
+    client, headers = app.test_client(), {"Authorization": f"Bearer {token}"}
+    assert client.post("/api/links", json={"url": "https://evil.example/"}, headers=headers).status_code == 422
+    reputation.reply = (200, {"verdict": "block", "reason": "phishing"})
+    assert client.post("/api/links", json={"url": "https://example.com/bad"}, headers=headers).status_code == 422
+    reputation.reply = (200, {"verdict": "allow"})
+    assert client.post("/api/links", json={"url": "https://example.com/good"}, headers=headers).status_code == 201

@@ -1,7 +1,7 @@
 """Abuse controls on link creation: the destination blocklist, the reputation hook and the creation limits.
 
 Every path that stores a destination (create today; edit and import later) calls check_destination(),
-and every path that creates links calls reserve_creation() just before it writes.
+and every path that creates links calls admit_creation() (the limit, then the destination) just before it writes.
 
 Blocklist rules, checked against the destination as url_guard.normalise_url returns it:
 - a domain rule ("example.com") blocks that host and every subdomain of it, in any spelling the URL
@@ -150,10 +150,27 @@ def check_destination(url):
         raise
 
 
+def admit_creation(url, username, token_id=None):
+    """Reserve a creation (CreationLimited past a limit), then check the destination (DestinationRefused,
+    which gives the reservation back); return the reservation's window, for release_creation.
+
+    The limit first: a user past it must not make the app ask the reputation service (a paid quota,
+    or a rate limit at the service) as often as they like; a refused destination still counts nothing.
+    """
+    start = reserve_creation(username, token_id)
+    try:
+        check_destination(url)
+    except DestinationRefused:
+        release_creation(username, token_id, start)
+        raise
+    return start
+
+
 def reserve_creation(username, token_id=None):
     """Count one link creation for the user (and the API token); raise CreationLimited past a limit.
 
-    Called after every other check, just before the write: refused input does not use up the limit.
+    Called after the input checks (admit_creation: before the destination checks, which give it back):
+    refused input does not use up the limit.
     Return the reservation's window, for release_creation.
     """
     config, counters = current_app.config, get_store().link_creations

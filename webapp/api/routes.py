@@ -38,8 +38,7 @@ def create_link():
         slug = link_rules.optional_slug(body.get("slug"))
         title = link_rules.check_title(body.get("title"))
         expires_at = link_rules.parse_expiry(body.get("expires_at", link_rules.MISSING), default_days=config["DEFAULT_EXPIRY_DAYS"])
-        abuse.check_destination(url)
-        reserved = abuse.reserve_creation(g.api_user, g.api_token_id)
+        reserved = abuse.admit_creation(url, g.api_user, g.api_token_id)
         link = _create(url, reserved, slug=slug, title=title, expires_at=expires_at, id_length=config["ID_LENGTH"])
     except _BadBody as err:
         return json_error(err.status, err.message)

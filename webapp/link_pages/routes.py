@@ -28,8 +28,7 @@ def new():
     form = LinkForm()
     if form.validate_on_submit():
         try:
-            abuse.check_destination(form.url.data)
-            reserved = abuse.reserve_creation(g.user)
+            reserved = abuse.admit_creation(form.url.data, g.user)
             link = get_store().links.create(
                 form.url.data,
                 created_by=g.user,
