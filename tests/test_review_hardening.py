@@ -470,3 +470,42 @@ def test_a_refused_destination_still_does_not_use_up_the_limit(ddb, reputation):
     assert client.post("/api/links", json={"url": "https://example.com/bad"}, headers=headers).status_code == 422
     reputation.reply = (200, {"verdict": "allow"})
     assert client.post("/api/links", json={"url": "https://example.com/good"}, headers=headers).status_code == 201
+
+
+def test_parallel_creates_with_blocked_destinations_give_every_refused_reservation_back(dynamodb_local, monkeypatch):
+    """On DynamoDB Local (moto's conditional updates are not atomic across threads): blocked destinations
+    reserve and give back in the same burst as allowed ones; the allowed ones still stop exactly at the limit."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from tests.conftest import ADMIN_PASSWORD, make_app
+    from tests.support.dynamodb_local import app_on_fresh_table
+
+    threads, limit = 16, 5
+    app = app_on_fresh_table(dynamodb_local, monkeypatch, make_app, LINK_CREATE_LIMIT=limit)
+    store = app.extensions["store"]
+    store.users.create(ADMIN_USERNAME, ADMIN_PASSWORD)
+    store.blocklist.add("domain", "evil.example", created_by=ADMIN_USERNAME)
+    token, _ = store.tokens.create(ADMIN_USERNAME, "burst")
+    barrier = Barrier(threads)
+
+    def create(n):
+        barrier.wait(timeout=30)
+        host = "evil.example" if n % 2 else "example.com"
+        return n % 2, app.test_client().post("/api/links", json={"url": f"https://{host}/{n}"},
+                                             headers={"Authorization": f"Bearer {token}"}).status_code
+
+    with ThreadPoolExecutor(threads) as pool:
+        results = list(pool.map(create, range(threads)))
+    allowed = sorted(status for blocked, status in results if not blocked)
+    assert {status for blocked, status in results if blocked} <= {422, 429}
+    created = allowed.count(201)
+    # A blocked create holds a slot for a moment, so an allowed one may meet a full window meanwhile.
+    assert created == limit or (created < limit and 429 in allowed)
+    assert len(store.links.list(100)[0]) == created
+    # Afterwards every refused reservation has been given back: the counter holds exactly the links made.
+    counters = store.link_creations
+    window = app.config["LINK_CREATE_WINDOW_SECONDS"]
+    item = counters.table.call("get_item", TableName=counters.table.name, ConsistentRead=True,
+                               Key=counters._key(f"user#{ADMIN_USERNAME}", counters.window_start(window)))["Item"]
+    assert int(item["attempts"]["N"]) == created
