@@ -6,7 +6,6 @@ import pytest
 from tests.conftest import ADMIN_USERNAME
 from tests.test_oidc import provider, sso_app, sso_sign_in  # noqa: F401 - provider and sso_app are fixtures
 from webapp import abuse, url_guard
-from webapp.store import audit as store_audit
 
 
 def _rules(*pairs):
@@ -284,7 +283,7 @@ def test_a_service_that_drips_its_answer_is_given_up_on_within_about_the_timeout
 # ------------------------------------------------------------------ checks no test pinned (surviving mutations)
 
 
-from tests.test_hardening_front import _failing_get_item, calls, redirect  # noqa: E402,F401 - fixtures
+from tests.test_hardening_front import _failing_get_item, redirect  # noqa: E402,F401 - redirect is a fixture
 from tests.test_redirect import event, put_link  # noqa: E402
 
 
