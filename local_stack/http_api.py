@@ -1,6 +1,6 @@
 """A small stand-in for API Gateway's HTTP API: each request becomes a payload 2.0 event for a Lambda handler.
 
-It routes like the real one: only the template's route keys (GET and HEAD on /{short_id}, GET /)
+It routes like the real one: only the template's route keys (GET and HEAD on /{short_id}, GET /, ...)
 reach the handler, and anything else gets API Gateway's own 404. A request body is limited like
 API Gateway's (10 MB), and a Content-Length that is not a number is a 400, never a crash or a hang.
 """

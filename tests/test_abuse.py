@@ -54,6 +54,11 @@ def _items(ddb, prefix):
             if item["pk"]["S"].startswith(prefix)]
 
 
+def _counts(ddb):
+    """The link-creation counters' values (the limit is reserved before the destination is checked)."""
+    return [int(item["attempts"]["N"]) for item in _items(ddb, "linklimit#")]
+
+
 def _links(ddb):
     return sorted(item["url"]["S"] for item in ddb.scan(TableName=TABLE_NAME, ConsistentRead=True)["Items"]
                   if item["sk"]["S"] == "link")
@@ -274,7 +279,7 @@ def test_the_page_refuses_a_blocked_destination_naming_the_rule(client, auth, bl
     response = _page_create(client, "https://Login.EVIL.example./account")
     assert response.status_code == 422
     assert "This destination is blocked by the rule domain evil.example." in response.get_data(as_text=True)
-    assert _links(ddb) == [] and _items(ddb, "linklimit#") == []  # nothing written, not even a count
+    assert _links(ddb) == [] and _counts(ddb) == [0]  # no link, and its reservation given back
     assert ("link.blocked", {"outcome": "refused", "url": "https://login.evil.example/account",
                              "rule": "domain evil.example"}) in audited
 
@@ -284,7 +289,7 @@ def test_the_api_refuses_a_blocked_destination_naming_the_rule(client, api_token
     assert response.status_code == 422
     assert response.json == {"error": "This destination is blocked by the rule pattern https://example.net/phish/*.",
                              "field": "url"}
-    assert _links(ddb) == [] and _items(ddb, "linklimit#") == []
+    assert _links(ddb) == [] and _counts(ddb) == [0, 0]  # the user's and the token's reservations given back
 
 
 def test_a_rule_applies_at_once_and_stops_when_removed(client, api_token, store):

@@ -129,7 +129,7 @@ def test_the_supported_resources_all_come_up(stack):
                        "DeadLetterQueueAlarm", "AggregatorErrorsAlarm", "ClickDelayAlarm", "ClickStreamThrottleAlarm",
                        "SkippedBatchRecordLostAlarm", "SubscriptionDeliveryErrorsAlarm", "SubscriptionThrottlingAlarm",
                        "AggregatorNotInvokedAlarm", "RecordsLostAlarm", "RecordsSkippedAlarm",
-                       "SignInFailuresAlarm", "SignInLockoutsAlarm", "SecurityTxtRoute",
+                       "SignInFailuresAlarm", "SignInLockoutsAlarm", "SecurityTxtRoute", "HeadSecurityTxtRoute",
                        "SignInWebAcl", "SignInWebAclAssociation"}
     assert {"TableName", "AdminPolicyArn", "AdminRoleArn", "DeadLetterQueueUrl", "AggregatorFunctionName"} <= set(outputs)
 

@@ -353,7 +353,8 @@ def test_http_api_routes_go_to_the_redirect_function():
     assert integration["PayloadFormatVersion"] == "2.0"
     assert integration["IntegrationUri"] == {"Fn::GetAtt": ["RedirectFunction", "Arn"]}
     routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in resources_of_type("AWS::ApiGatewayV2::Route").values()}
-    assert set(routes) == {"GET /{short_id}", "HEAD /{short_id}", "GET /", "GET /.well-known/security.txt"}
+    assert set(routes) == {"GET /{short_id}", "HEAD /{short_id}", "GET /", "GET /.well-known/security.txt",
+                           "HEAD /.well-known/security.txt"}
     assert all(r["Target"] == {"Fn::Sub": "integrations/${RedirectIntegration}"} for r in routes.values())
     stage = RESOURCES["DefaultStage"]["Properties"]
     assert stage["StageName"] == "$default" and stage["AutoDeploy"] is True

@@ -195,7 +195,7 @@ def test_every_sso_outcome_is_audited(sso_app, provider, caplog):
         sso_sign_in(sso_app.test_client(), provider, email=EMAIL, groups=["shortener-editors"], email_verified="true")
     events = _audit_events(caplog)
     assert [(e["action"], e["outcome"], e.get("reason"), e["target"], e["via"]) for e in events[:4]] == [
-        ("signin", "ok", None, EMAIL, "sso"),
+        ("signin.ok", "ok", None, EMAIL, "sso"),
         ("signin.failed", "refused", "identity mismatch", EMAIL, "sso"),
         ("user.disable", "ok", "no mapped role", EMAIL, "sso"),
         ("signin.failed", "refused", "no mapped role", EMAIL, "sso"),

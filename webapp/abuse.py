@@ -1,22 +1,24 @@
 """Abuse controls on link creation: the destination blocklist, the reputation hook and the creation limits.
 
 Every path that stores a destination (create today; edit and import later) calls check_destination(),
-and every path that creates links calls reserve_creation() just before it writes.
+and every path that creates links calls admit_creation() (the limit, then the destination) just before it writes.
 
 Blocklist rules, checked against the destination as url_guard.normalise_url returns it:
 - a domain rule ("example.com") blocks that host and every subdomain of it, in any spelling the URL
   rules accept (case, a trailing dot, Unicode or punycode, an IP address written as 127.1 or 0x7f000001);
 - a pattern rule is a shell-style glob ("https://example.net/phish/*": * any run of characters,
   ? one character, [abc] one of them), matched case-insensitively against the whole normalised URL
-  and against it with its %-escapes decoded. Globs, never regular expressions: an admin's typo cannot
+  and against it as a browser asks for it (no default port, "/" for no path, dot segments resolved),
+  each also with its %-escapes decoded. Globs, never regular expressions: an admin's typo cannot
   make every creation slow.
 The list is read from the table on every check (no cache), so a rule applies at once in every container.
 """
 import json
+import threading
 import urllib.request
 from fnmatch import fnmatchcase
 from http.client import HTTPException
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from flask import current_app
 
@@ -27,8 +29,12 @@ from webapp.store import get_store
 DOMAIN, PATTERN = "domain", "pattern"
 KINDS = (DOMAIN, PATTERN)
 PATTERN_MAX = 300
-# A pattern that matches these (reserved example names) would block nearly everything: "*", "http*".
-_ORDINARY_URLS = ("https://example.com/", "http://www.example.org/a/b.html?q=1#top")
+# A pattern that matches any of these would block nearly everything: "*", "http*", "http*://[!ew]*",
+# "https://*[!/]". Varied on purpose: hosts from several letters, with and without a path, a query,
+# a final slash; a pattern that names a site or a path matches none of them.
+_ORDINARY_URLS = ("https://example.com/", "http://www.example.org/a/b.html?q=1#top",
+                  "https://docs.python.org/3/library/fnmatch.html", "http://news.ycombinator.com/item?id=1",
+                  "https://mail.example.net", "https://go.dev/doc/")
 ALLOW, REFUSE = "allow", "refuse"  # what a failure of the reputation service does
 _REPLY_MAX = 16 * 1024
 _REASON_MAX = 200
@@ -67,9 +73,14 @@ def check_rule(kind, value):
         if "*" in value or "?" in value:
             raise ValueError("Enter a plain domain like example.com: it blocks its subdomains too.")
         try:
-            return url_guard.canonical_host(value)
+            host = url_guard.canonical_host(value)
         except InvalidUrl:
-            raise ValueError("Enter a domain like example.com (it blocks its subdomains too) or an IP address.") from None
+            host = None
+        # One label alone ("com") is a whole top-level domain: nearly every destination, as "*" is for patterns.
+        # (An IP address in any spelling is canonical by now, so it has its dots or colons.)
+        if host is None or not ("." in host or ":" in host):
+            raise ValueError("Enter a domain like example.com (it blocks its subdomains too) or an IP address.")
+        return host
     if not value.isascii():
         raise ValueError("Write the pattern in ASCII, with the host in punycode (xn--...), as destinations are stored.")
     value = value.lower()
@@ -87,7 +98,8 @@ def describe(rule):
 def matching_rule(url, rules):
     """The first rule that blocks the destination url, or None."""
     host = url_guard.canonical_host(url)
-    spellings = {url.lower(), unquote(url).lower()}
+    requested = _as_requested(url)
+    spellings = {spelling.lower() for spelling in (url, unquote(url), requested, unquote(requested))}
     for rule in rules:
         if rule["kind"] == DOMAIN:
             if host == rule["value"] or host.endswith("." + rule["value"]):
@@ -95,6 +107,34 @@ def matching_rule(url, rules):
         elif any(fnmatchcase(spelling, rule["value"]) for spelling in spellings):
             return rule
     return None
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_DOT, _DOT_DOT = {".", "%2e"}, {"..", ".%2e", "%2e.", "%2e%2e"}
+
+
+def _as_requested(url):
+    """The url as a browser asks for it, so that a pattern cannot be dodged by another spelling of it:
+    without the scheme's default port, "/" for an empty path, dot segments ("/x/../", "%2e") resolved."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.removesuffix(f":{_DEFAULT_PORTS[parts.scheme]}")
+    return urlunsplit((parts.scheme, netloc, _without_dot_segments(parts.path), parts.query, parts.fragment))
+
+
+def _without_dot_segments(path):
+    """An absolute path with "." and ".." segments resolved as browsers do (WHATWG URL; RFC 3986 5.2.4)."""
+    kept, segments = [], path.split("/")[1:]
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        if segment.lower() in _DOT_DOT:
+            if kept:
+                kept.pop()
+        elif segment.lower() not in _DOT:
+            kept.append(segment)
+            continue
+        if last:
+            kept.append("")  # "/a/.." and "/a/." end in a slash
+    return "/" + "/".join(kept)
 
 
 def check_destination(url):
@@ -110,18 +150,37 @@ def check_destination(url):
         raise
 
 
+def admit_creation(url, username, token_id=None):
+    """Reserve a creation (CreationLimited past a limit), then check the destination (DestinationRefused,
+    which gives the reservation back); return the reservation's window, for release_creation.
+
+    The limit first: a user past it must not make the app ask the reputation service (a paid quota,
+    or a rate limit at the service) as often as they like; a refused destination still counts nothing.
+    """
+    start = reserve_creation(username, token_id)
+    try:
+        check_destination(url)
+    except DestinationRefused:
+        release_creation(username, token_id, start)
+        raise
+    return start
+
+
 def reserve_creation(username, token_id=None):
     """Count one link creation for the user (and the API token); raise CreationLimited past a limit.
 
-    Called after every other check, just before the write: refused input does not use up the limit.
+    Called after the input checks (admit_creation: before the destination checks, which give it back):
+    refused input does not use up the limit.
+    Return the reservation's window, for release_creation.
     """
     config, counters = current_app.config, get_store().link_creations
     window = config["LINK_CREATE_WINDOW_SECONDS"]
+    start = counters.window_start(window)
     reserved = []
     for subject, limit, whose in _subjects(username, token_id):
-        if not counters.reserve(subject, limit, window):
+        if not counters.reserve(subject, limit, window, start):
             for done in reserved:  # the user's count is given back when the token's limit refuses
-                counters.release(done, window)
+                counters.release(done, window, start)
             retry_after = counters.retry_after(window)
             audit.record("link.limited", outcome="refused", limit=whose, retry_after=retry_after)
             minutes = -(-retry_after // 60)
@@ -131,13 +190,14 @@ def reserve_creation(username, token_id=None):
                 retry_after,
             )
         reserved.append(subject)
+    return start
 
 
-def release_creation(username, token_id=None):
-    """Give back a reservation whose create wrote nothing (a taken slug)."""
+def release_creation(username, token_id=None, start=None):
+    """Give back a reservation whose create wrote nothing (a taken slug), to the window reserve_creation returned."""
     counters, window = get_store().link_creations, current_app.config["LINK_CREATE_WINDOW_SECONDS"]
     for subject, _limit, _whose in _subjects(username, token_id):
-        counters.release(subject, window)
+        counters.release(subject, window, start)
 
 
 _WHO = {"user": "You have", "token": "This API token has"}
@@ -178,9 +238,7 @@ def _ask_reputation(url):
         method="POST",
     )
     try:
-        # The timeout bounds each connect and read, not the whole call: the answer is small.
-        with _OPENER.open(request, timeout=config["REPUTATION_TIMEOUT_SECONDS"]) as response:
-            raw = response.read(_REPLY_MAX + 1)
+        raw = _post(request, config["REPUTATION_TIMEOUT_SECONDS"])
         answer = json.loads(raw) if len(raw) <= _REPLY_MAX else None
         verdict = answer.get("verdict") if isinstance(answer, dict) else None
         if verdict not in (ALLOW, "block"):
@@ -200,6 +258,32 @@ def _ask_reputation(url):
             "This destination was refused by the reputation service" + (f": {reason}" if reason else "."),
             f"reputation service: {reason or 'block'}",
         )
+
+
+def _post(request, timeout):
+    """The service's answer (at most _REPLY_MAX + 1 bytes), within timeout seconds in all; raise OSError.
+
+    A socket's timeout bounds each read only: a service that sends its answer a byte at a time would
+    hold the create (and the Lambda) as long as it liked. So the call runs in a thread of its own,
+    waited for at most timeout; a thread given up on ends at its socket's next timeout or the end of the answer.
+    """
+    outcome = {}
+
+    def call():
+        try:
+            with _OPENER.open(request, timeout=timeout) as response:
+                outcome["raw"] = response.read(_REPLY_MAX + 1)
+        except (OSError, HTTPException, ValueError) as err:  # handed to the caller, as if raised there
+            outcome["error"] = err
+
+    worker = threading.Thread(target=call, name="reputation", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TimeoutError(f"no whole answer within {timeout} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["raw"]
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):

@@ -34,7 +34,12 @@ NOT_STORED_MARKER = "AUDIT_NOT_STORED"
 # Sign-in failures and lockouts also become CloudWatch metrics (embedded metric format), which
 # cloudformation.yaml's SignInFailuresAlarm and SignInLockoutsAlarm watch.
 METRICS_NAMESPACE = "Shortener"
-METRIC_OF_ACTION = {"signin.failed": "SignInFailures", "signin.locked": "SignInLockouts"}
+METRIC_OF_ACTION = {"signin.failed": "SignInFailures", "signin.locked": "SignInLockouts",
+                    "signin.disabled": "SignInFailures"}
+# Every other check of a password or a code (the second factor, a password change, the password or code
+# asked again) records a wrong guess as outcome "failed" and a limit's refusal as "locked": the same
+# attack, so the same alarms.
+METRIC_OF_OUTCOME = {"failed": "SignInFailures", "locked": "SignInLockouts"}
 
 
 def record(action, *, target=None, outcome="ok", actor=None, via=None, **details):
@@ -48,6 +53,9 @@ def record(action, *, target=None, outcome="ok", actor=None, via=None, **details
     if has_request_context():
         actor = actor or g.get("api_user") or g.get("user")
         via = via or (API if g.get("api_user") else WEB)
+        if g.get("api_token_id"):
+            # Which of the caller's tokens: a stolen one's actions must say which to revoke.
+            details = {**details, "caller_token": g.api_token_id}
         address = client_address(request.environ)
         # A keyed hash, as the sign-in counters keep it: records never hold an IP address.
         client = address if address == UNKNOWN else client_digest(address, current_app.config["SECRET_KEY"])
@@ -62,7 +70,7 @@ def record(action, *, target=None, outcome="ok", actor=None, via=None, **details
     }
     # JSON on one line: a newline in any value is escaped, so no value can forge a log line.
     current_app.logger.info("audit %s", _json(event))
-    metric = METRIC_OF_ACTION.get(event["action"])
+    metric = METRIC_OF_ACTION.get(event["action"]) or METRIC_OF_OUTCOME.get(event["outcome"])
     if metric:
         emit_metric(metric)
     try:

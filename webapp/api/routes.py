@@ -38,9 +38,8 @@ def create_link():
         slug = link_rules.optional_slug(body.get("slug"))
         title = link_rules.check_title(body.get("title"))
         expires_at = link_rules.parse_expiry(body.get("expires_at", link_rules.MISSING), default_days=config["DEFAULT_EXPIRY_DAYS"])
-        abuse.check_destination(url)
-        abuse.reserve_creation(g.api_user, g.api_token_id)
-        link = _create(url, slug=slug, title=title, expires_at=expires_at, id_length=config["ID_LENGTH"])
+        reserved = abuse.admit_creation(url, g.api_user, g.api_token_id)
+        link = _create(url, reserved, slug=slug, title=title, expires_at=expires_at, id_length=config["ID_LENGTH"])
     except _BadBody as err:
         return json_error(err.status, err.message)
     except InvalidLink as err:
@@ -55,12 +54,12 @@ def create_link():
     return link_json(link), 201, {"Location": url_for("api.get_link", short_id=link["id"])}
 
 
-def _create(url, **fields):
+def _create(url, reserved, **fields):
     """Store the link; a create that wrote nothing (a taken slug) gives back its reserved count."""
     try:
         return get_store().links.create(url, created_by=g.api_user, **fields)
     except SlugTaken:
-        abuse.release_creation(g.api_user, g.api_token_id)
+        abuse.release_creation(g.api_user, g.api_token_id, reserved)
         raise
 
 
@@ -110,7 +109,9 @@ def update_link(short_id):
         return json_error(err.status, err.message)
     if set(body) != {"is_active"} or not isinstance(body["is_active"], bool):
         return json_error(422, 'Only "is_active" can be changed, and it must be true or false.', field="is_active")
-    return link_json(get_store().links.set_active(short_id, body["is_active"]))
+    link = get_store().links.set_active(short_id, body["is_active"])
+    audit.record("link.enable" if body["is_active"] else "link.disable", target=short_id)
+    return link_json(link)
 
 
 def _json_object():

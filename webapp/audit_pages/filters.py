@@ -63,6 +63,7 @@ def _limit(args):
     value = args.get("limit")
     if value is None or value == "":
         return PAGE_SIZE
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE_SIZE:
+    # ASCII digits only: "²" passes isdigit() but int() refuses it (a 500), and "١" is not how anyone writes 1 here.
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_PAGE_SIZE:
         raise BadFilter("limit", f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}.")
     return int(value)

@@ -137,7 +137,7 @@ def sso_callback():
     if user["disabled"]:
         return _sso_refused("This account is disabled. Ask an admin to enable it.", 403, username, reason="account disabled")
     sign_in(username)
-    audit.record("signin", target=username, actor=username, via=audit.SSO, role=identity.role)
+    audit.record("signin.ok", target=username, actor=username, via=audit.SSO, role=identity.role)
     return redirect(pending["next"], 303)
 
 
@@ -162,6 +162,8 @@ def _sso_refused(message, status, username=None, outcome="refused", **details):
 @bp.post("/logout")
 def logout():
     """Sign out; a POST checked by CSRFProtect, so no other site can sign people out."""
+    if g.user is not None:
+        audit.record("session.end", target=g.user, reason="signed out")
     sign_out()
     flash("You have been signed out.", "info")
     return redirect(url_for("auth.login"), 303)
@@ -177,7 +179,7 @@ def change_password():
         # The current password is a password guess too: a stolen session must not test guesses freely.
         config = current_app.config
         if not store.sign_ins.reserve(f"account#{g.user}", config["SIGNIN_ACCOUNT_LIMIT"], config["SIGNIN_WINDOW_SECONDS"]):
-            audit.record("password.change", target=g.user, outcome="refused", reason="too many failures")
+            audit.record("password.change", target=g.user, outcome="locked", reason="too many failures")
             form.current.errors.append("Too many wrong passwords for this account. Try again later.")
             return render_template("auth/password.html", form=form), 429
         if store.users.verify_password(g.user, form.current.data):

@@ -28,8 +28,7 @@ def new():
     form = LinkForm()
     if form.validate_on_submit():
         try:
-            abuse.check_destination(form.url.data)
-            abuse.reserve_creation(g.user)
+            reserved = abuse.admit_creation(form.url.data, g.user)
             link = get_store().links.create(
                 form.url.data,
                 created_by=g.user,
@@ -45,7 +44,7 @@ def new():
             flash(err.message, "error")
             return render_template("links/new.html", form=form), 429, {"Retry-After": str(err.retry_after)}
         except SlugTaken:
-            abuse.release_creation(g.user)
+            abuse.release_creation(g.user, start=reserved)
             form.slug.errors.append("That custom slug is already taken. Choose another one.")
         else:
             audit.record("link.create", target=link["id"], url=link["url"])
@@ -71,6 +70,7 @@ def detail(short_id):
 def disable(short_id):
     """Disable a link: it answers 410 but keeps its history."""
     get_store().links.set_active(short_id, False)
+    audit.record("link.disable", target=short_id)
     flash(f"Disabled {short_id}.", "success")
     return redirect(_back_to_list(), 303)
 
@@ -80,6 +80,7 @@ def disable(short_id):
 def enable(short_id):
     """Enable a disabled link again."""
     get_store().links.set_active(short_id, True)
+    audit.record("link.enable", target=short_id)
     flash(f"Enabled {short_id}.", "success")
     return redirect(_back_to_list(), 303)
 

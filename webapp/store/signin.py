@@ -34,9 +34,10 @@ class RateLimits:
         self.table = table
         self.pk_prefix = pk_prefix
 
-    def reserve(self, subject, limit, window_seconds):
-        """Count one event for the subject (e.g. "account#<name>"); False when its limit is reached."""
-        start = _window(window_seconds)
+    def reserve(self, subject, limit, window_seconds, start=None):
+        """Count one event for the subject (e.g. "account#<name>") in the window that holds now (or
+        the one starting at start); False when its limit is reached."""
+        start = _window(window_seconds) if start is None else start
         return self._change_attempts(
             subject,
             start,
@@ -45,12 +46,20 @@ class RateLimits:
             {":one": 1, ":limit": limit, ":purge": start + 2 * window_seconds},
         )
 
-    def release(self, subject, window_seconds):
-        """Give back a reserved event that should not count (a sign-in that succeeded, a create that wrote nothing)."""
-        # False when the window turned over since the reservation: nothing left to give back.
+    def release(self, subject, window_seconds, start=None):
+        """Give back a reserved event that should not count (a sign-in that succeeded, a create that wrote nothing).
+
+        start: the window the event was reserved in. Given back to the window that holds now instead,
+        a reservation made just before a window turned over would free a slot in the next one.
+        """
+        start = _window(window_seconds) if start is None else start
         self._change_attempts(
-            subject, _window(window_seconds), "ADD attempts :minus", "attempts > :zero", {":minus": -1, ":zero": 0}
+            subject, start, "ADD attempts :minus", "attempts > :zero", {":minus": -1, ":zero": 0}
         )
+
+    def window_start(self, window_seconds):
+        """The start (epoch seconds) of the window that holds now: reserve and release in the same one."""
+        return _window(window_seconds)
 
     def _change_attempts(self, subject, start, update, condition, values):
         """One conditional update of a window's counter; False when the condition did not hold."""
