@@ -58,7 +58,8 @@ def _request(method, path, extra=b""):
 
 
 def test_the_routes_are_the_templates():
-    assert http_api_routes() == {"GET /{short_id}", "HEAD /{short_id}", "GET /", "GET /.well-known/security.txt"}
+    assert http_api_routes() == {"GET /{short_id}", "HEAD /{short_id}", "GET /", "GET /.well-known/security.txt",
+                                 "HEAD /.well-known/security.txt"}
 
 
 @pytest.mark.parametrize(
