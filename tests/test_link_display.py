@@ -101,6 +101,16 @@ def test_a_host_that_could_pass_for_another_stays_punycode(host):
     assert filters.display_url(f"https://{host}/x") == f"https://{host}/x"
 
 
+def test_a_look_alike_host_stays_punycode_in_the_list_and_on_its_page(client, auth, store):
+    url = "https://xn--pple-43d.com/login"  # "аpple.com" with a Cyrillic "а"
+    _create(store, "spoof", url=url)
+    auth.login()
+    assert f'title="{url}">{url}</a>' in _row(client.get("/").get_data(as_text=True), "spoof")
+    detail = client.get("/links/spoof").get_data(as_text=True)
+    assert f'class="url">{url}</a>' in detail
+    assert "аpple" not in detail
+
+
 @pytest.mark.parametrize(
     "host",
     [
