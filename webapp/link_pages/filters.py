@@ -9,7 +9,9 @@ from webapp.link_pages import bp
 
 # Scripts that may share one label, after UTS #39's "highly restrictive" level: one script, or Latin
 # with the scripts a Japanese, Chinese or Korean name mixes. Anything else mixing scripts (Latin "a"
-# beside Cyrillic "р") is how a look-alike host hides, so that host is shown in punycode.
+# beside Cyrillic "р") is how a look-alike host hides, so that host is shown in punycode. A name
+# wholly in one look-alike script ("аррӏе" in Cyrillic) needs Unicode's confusables data, which the
+# stdlib lacks: for that case the list's hover and the link's page also show the stored punycode.
 _SCRIPT_SETS = (
     frozenset({"LATIN", "HAN", "HIRAGANA", "KATAKANA"}),
     frozenset({"LATIN", "HAN", "BOPOMOFO"}),
