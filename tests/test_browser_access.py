@@ -68,7 +68,7 @@ def test_admin_adds_an_editor_who_creates_a_link_and_a_viewer_who_cannot_edit(ne
     editor.get_by_label("Destination URL").fill("https://example.com/from-eddie")
     editor.get_by_label("Custom slug").fill("from-eddie")
     editor.get_by_role("button", name=re.compile("Create")).click()
-    assert editor.get_by_text(f"http://127.0.0.1:{stack.redirect_port}/from-eddie").first.is_visible()
+    assert editor.get_by_text(f"127.0.0.1:{stack.redirect_port}/from-eddie", exact=True).first.is_visible()
 
     viewer = new_page()
     sign_in(viewer, "vera", "veras-password")

@@ -196,7 +196,7 @@ def test_list_shows_rows_with_status_and_clicks(client, auth, store, ddb):
     rows = {m.group(1): m.group(0) for m in re.finditer(r'<tr class="status-\w+">.*?sho\.rt/(\w+)".*?</tr>', html, re.S)}
     assert set(rows) == {"live", "off", "old"}
     assert '<span class="badge active">active</span>' in rows["live"]
-    assert re.search(r"data-label=\"Clicks\"[^>]*><div>1234</div>", rows["live"])
+    assert re.search(r"data-label=\"Clicks\"[^>]*><div>1,234</div>", rows["live"])
     assert "Live one" in rows["live"]
     assert '<span class="badge disabled">disabled</span>' in rows["off"]
     assert ">Enable</button>" in rows["off"]
