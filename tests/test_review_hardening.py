@@ -460,6 +460,8 @@ def test_a_refused_destination_still_does_not_use_up_the_limit(ddb, reputation):
 
     app = make_app(LINK_CREATE_LIMIT=1, REPUTATION_URL=reputation.url, REPUTATION_TIMEOUT_SECONDS=2)
     store = app.extensions["store"]
+    # One connection per thread: with botocore's default pool of 10, requests queue for a connection.
+    store.table.client = dynamodb_local.client(max_pool_connections=threads)
     store.users.create(ADMIN_USERNAME, ADMIN_PASSWORD)
     store.blocklist.add("domain", "evil.example", created_by=ADMIN_USERNAME)
     token, _ = store.tokens.create(ADMIN_USERNAME, "script")
@@ -471,6 +473,7 @@ def test_a_refused_destination_still_does_not_use_up_the_limit(ddb, reputation):
     assert client.post("/api/links", json={"url": "https://example.com/good"}, headers=headers).status_code == 201
 
 
+@pytest.mark.integration
 def test_parallel_creates_with_blocked_destinations_give_every_refused_reservation_back(dynamodb_local, monkeypatch):
     """On DynamoDB Local (moto's conditional updates are not atomic across threads): blocked destinations
     reserve and give back in the same burst as allowed ones; the allowed ones still stop exactly at the limit."""
@@ -483,6 +486,8 @@ def test_parallel_creates_with_blocked_destinations_give_every_refused_reservati
     threads, limit = 16, 5
     app = app_on_fresh_table(dynamodb_local, monkeypatch, make_app, LINK_CREATE_LIMIT=limit)
     store = app.extensions["store"]
+    # One connection per thread: with botocore's default pool of 10, requests queue for a connection.
+    store.table.client = dynamodb_local.client(max_pool_connections=threads)
     store.users.create(ADMIN_USERNAME, ADMIN_PASSWORD)
     store.blocklist.add("domain", "evil.example", created_by=ADMIN_USERNAME)
     token, _ = store.tokens.create(ADMIN_USERNAME, "burst")
