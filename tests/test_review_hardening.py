@@ -460,8 +460,6 @@ def test_a_refused_destination_still_does_not_use_up_the_limit(ddb, reputation):
 
     app = make_app(LINK_CREATE_LIMIT=1, REPUTATION_URL=reputation.url, REPUTATION_TIMEOUT_SECONDS=2)
     store = app.extensions["store"]
-    # One connection per thread: with botocore's default pool of 10, requests queue for a connection.
-    store.table.client = dynamodb_local.client(max_pool_connections=threads)
     store.users.create(ADMIN_USERNAME, ADMIN_PASSWORD)
     store.blocklist.add("domain", "evil.example", created_by=ADMIN_USERNAME)
     token, _ = store.tokens.create(ADMIN_USERNAME, "script")
