@@ -17,6 +17,7 @@ LOGIN = "login"  # anonymous visitors of a page are sent to sign in (303 to /log
 PAGES = [
     ("GET", "/", None, (LOGIN, 200, 200, 200)),
     ("GET", "/links/new", None, (LOGIN, 403, 200, 200)),
+    ("GET", "/links/export.csv", None, (LOGIN, 200, 200, 200)),
     ("POST", "/links/new", {"url": "https://example.com/new", "expiry": "never"}, (LOGIN, 403, 303, 303)),
     ("GET", "/links/matrix", None, (LOGIN, 200, 200, 200)),
     ("GET", "/links/matrix/qr.svg", None, (LOGIN, 200, 200, 200)),
@@ -70,6 +71,7 @@ API = [
     ("POST", "/api/links", {"url": "https://example.com/api"}, (401, 403, 201, 201)),
     ("POST", "/shorten", {"url": "https://example.com/api"}, (401, 403, 201, 201)),
     ("GET", "/api/links", None, (401, 200, 200, 200)),
+    ("GET", "/api/links/export", None, (401, 200, 200, 200)),
     ("GET", "/api/links/matrix", None, (401, 200, 200, 200)),
     ("GET", "/api/links/matrix/stats", None, (401, 200, 200, 200)),
     ("GET", "/api/links/matrix/qr", None, (401, 200, 200, 200)),

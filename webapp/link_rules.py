@@ -21,7 +21,7 @@ TITLE_MAX = 200
 # because people read them case-insensitively.
 RESERVED_SLUGS = frozenset(
     {
-        "about", "account", "admin", "api", "assets", "auth", "dashboard", "favicon.ico",
+        "about", "account", "admin", "api", "assets", "auth", "dashboard", "export", "favicon.ico",
         "health", "healthz", "help", "links", "login", "logout", "new", "robots.txt",
         "settings", "shorten", "signin", "signout", "sitemap.xml", "static", "stats",
         "status", "well-known", "www",

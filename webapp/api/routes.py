@@ -3,7 +3,7 @@ import json
 
 from flask import current_app, g, request, url_for
 
-from webapp import abuse, access, audit, link_rules, url_guard
+from webapp import abuse, access, audit, csv_export, link_rules, url_guard
 from webapp.api import bp
 from webapp.api.auth import requires
 from webapp.api.responses import json_error, link_json
@@ -77,6 +77,13 @@ def list_links():
     except InvalidCursor:
         return json_error(422, "cursor is not one this API handed out.", field="cursor")
     return {"links": [link_json(link) for link in page], "next_cursor": next_cursor}
+
+
+@bp.get("/api/links/export")
+@requires(access.READ_LINKS)
+def export_links():
+    """Every link as CSV (text/csv), newest first."""
+    return csv_export.csv_response()
 
 
 @bp.get("/api/links/<short_id>")

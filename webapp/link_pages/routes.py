@@ -1,7 +1,7 @@
 """Views of the link pages."""
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 
-from webapp import abuse, access, audit, clock, stats
+from webapp import abuse, access, audit, clock, csv_export, stats
 from webapp.auth import permission_required
 from webapp.exceptions import InvalidCursor, SlugTaken
 from webapp.link_pages import bp
@@ -19,6 +19,13 @@ def index():
     except InvalidCursor:
         abort(400, "That page link is not valid. Start again from the first page.")
     return render_template("links/index.html", links=page, cursor=cursor, next_cursor=next_cursor)
+
+
+@bp.get("/links/export.csv")
+@permission_required(access.READ_LINKS)
+def export_csv():
+    """Download every link as CSV, newest first."""
+    return csv_export.csv_response()
 
 
 @bp.route("/links/new", methods=["GET", "POST"])
