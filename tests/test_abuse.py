@@ -2,12 +2,13 @@
 blocklist and its admin page and API, and the reputation hook, stood in for by a local HTTP server."""
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, TABLE_NAME, make_app, token_for
 from tests.support.dynamodb_local import NO_JAVA, app_on_fresh_table
+from tests.support.loopback_server import LoopbackServer
 from webapp import abuse, url_guard
 
 
@@ -453,18 +454,12 @@ class _Reputation:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/check"
+        self.service = LoopbackServer(Handler)
+        self.url = self.service.url("/check")
 
     def stop(self):
         self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-        assert not self.thread.is_alive()
+        self.service.stop()
 
 
 @pytest.fixture

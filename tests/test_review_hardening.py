@@ -4,6 +4,7 @@ import json
 import pytest
 
 from tests.conftest import ADMIN_USERNAME
+from tests.support.loopback_server import LoopbackServer
 from tests.test_oidc import provider, sso_app, sso_sign_in  # noqa: F401 - provider and sso_app are fixtures
 from webapp import abuse, url_guard
 
@@ -216,7 +217,7 @@ class _DrippingService:
     def __init__(self, seconds):
         import threading
         import time
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
 
         self.stopped = threading.Event()
         stopped = self.stopped
@@ -244,17 +245,12 @@ class _DrippingService:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/check"
+        self.service = LoopbackServer(Handler)
+        self.url = self.service.url("/check")
 
     def stop(self):
         self.stopped.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        self.service.stop()
 
 
 def test_a_service_that_drips_its_answer_is_given_up_on_within_about_the_timeout(ddb):
@@ -332,8 +328,7 @@ class _Redirecting:
     (urllib follows a 302 to a POST as a GET without the body, and refuses a 307 to a POST itself.)"""
 
     def __init__(self):
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
 
         self.asked_elsewhere = []
         asked = self.asked_elsewhere
@@ -351,8 +346,8 @@ class _Redirecting:
             def log_message(self, *args):
                 pass
 
-        self.elsewhere = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
-        target = f"http://127.0.0.1:{self.elsewhere.server_address[1]}/other"
+        self.elsewhere = LoopbackServer(Elsewhere)
+        target = self.elsewhere.url("/other")
 
         class Configured(BaseHTTPRequestHandler):
             def do_POST(self):
@@ -365,18 +360,12 @@ class _Redirecting:
             def log_message(self, *args):
                 pass
 
-        self.configured = ThreadingHTTPServer(("127.0.0.1", 0), Configured)
-        self.threads = [threading.Thread(target=server.serve_forever, daemon=True) for server in (self.elsewhere, self.configured)]
-        for thread in self.threads:
-            thread.start()
-        self.url = f"http://127.0.0.1:{self.configured.server_address[1]}/check"
+        self.configured = LoopbackServer(Configured)
+        self.url = self.configured.url("/check")
 
     def stop(self):
-        for server in (self.elsewhere, self.configured):
-            server.shutdown()
-            server.server_close()
-        for thread in self.threads:
-            thread.join(timeout=5)
+        for service in (self.elsewhere, self.configured):
+            service.stop()
 
 
 def test_the_reputation_service_cannot_send_the_check_elsewhere(ddb):
