@@ -36,6 +36,18 @@ class InvalidExpiry(InvalidLink):
     field = "expires_at"
 
 
+class InvalidTags(InvalidLink):
+    """The tags are not acceptable."""
+
+    field = "tags"
+
+
+class InvalidNote(InvalidLink):
+    """The note is not acceptable."""
+
+    field = "note"
+
+
 class InvalidCursor(ValueError):
     """A page cursor that this app did not hand out."""
 
@@ -50,6 +62,14 @@ class SlugTaken(StoreError):
 
 class LinkNotFound(StoreError):
     """No link has this id."""
+
+
+class VersionConflict(StoreError):
+    """The link changed since the version the caller edited; nothing was written. Carries the current link."""
+
+    def __init__(self, current):
+        super().__init__(current["id"])
+        self.current = current
 
 
 class UserExists(StoreError):

@@ -6,7 +6,7 @@ import unicodedata
 from datetime import date, datetime, time, timedelta, timezone
 
 from webapp import clock
-from webapp.exceptions import InvalidExpiry, InvalidSlug, InvalidTitle
+from webapp.exceptions import InvalidExpiry, InvalidNote, InvalidSlug, InvalidTags, InvalidTitle
 from webapp.url_guard import UNSAFE_CHARS_RE
 
 ID_ALPHABET = string.ascii_letters + string.digits
@@ -16,6 +16,9 @@ SLUG_MIN, SLUG_MAX = 3, 64
 # (whose keys stop at 2,048 bytes). The redirect side stops at the same length.
 ID_MAX = SLUG_MAX
 TITLE_MAX = 200
+# Tags are labels to filter by, not prose: a few short words each.
+TAGS_MAX, TAG_MAX = 10, 32
+NOTE_MAX = 1000
 
 # Paths the admin app or the redirect side may use, compared case-insensitively
 # because people read them case-insensitively.
@@ -86,6 +89,43 @@ def check_title(title):
             "(bidi controls, zero-width characters, soft hyphens)."
         )
     return title or None
+
+
+def check_tags(tags):
+    """Return the tags as a sorted list of distinct lowercase strings ([] for none), or raise InvalidTags.
+
+    Accepts a list of strings (the API) or one comma-separated string (the form). Lowercase, so that
+    "Launch" and "launch" are one tag to filter by; a tag is letters, digits, spaces, '-', '_' and '.'.
+    """
+    if tags is None:
+        return []
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise InvalidTags("tags must be a list of text labels.")
+    cleaned = sorted({" ".join(tag.split()).lower() for tag in tags} - {""})
+    if len(cleaned) > TAGS_MAX:
+        raise InvalidTags(f"A link can have at most {TAGS_MAX} tags.")
+    for tag in cleaned:
+        if len(tag) > TAG_MAX:
+            raise InvalidTags(f"Each tag can be at most {TAG_MAX} characters long.")
+        if not all(char.isalnum() or char in " -_." for char in tag):
+            raise InvalidTags(f"The tag '{tag}' may only use letters, digits, spaces, '-', '_' and '.'.")
+    return cleaned
+
+
+def check_note(note):
+    """Return the note stripped (None when empty), or raise InvalidNote. Line breaks are allowed."""
+    if note is None:
+        return None
+    if not isinstance(note, str):
+        raise InvalidNote("The note must be text.")
+    note = note.replace("\r\n", "\n").strip()
+    if len(note) > NOTE_MAX:
+        raise InvalidNote(f"The note can be at most {NOTE_MAX} characters long.")
+    if any(char != "\n" and _is_invisible(char) for char in note):
+        raise InvalidNote("The note cannot contain tabs or control characters, including invisible ones.")
+    return note or None
 
 
 def _is_invisible(char):

@@ -8,8 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from webapp import clock, link_rules
-from webapp.exceptions import IdSpaceExhausted, InvalidCursor, LinkNotFound, SlugTaken
-from webapp.store.table import LIST_INDEX, _ConditionFailed, _key, _marshal, _unmarshal
+from webapp.exceptions import (IdSpaceExhausted, InvalidCursor, LinkNotFound, SlugTaken, StoreUnavailable,
+                               VersionConflict)
+from webapp.store import link_index
+from webapp.store.table import LIST_INDEX, _ConditionFailed, _key, _marshal, _TransactionCanceled, _unmarshal
 
 LINK_SK = "link"
 # Written by the aggregator (aggregator/layout.py; tests/test_layout_contract.py pins both sides):
@@ -22,7 +24,13 @@ _DAY_COUNTER_PREFIXES = {"ref#": "referrers", "cc#": "countries", "dev#": "devic
 # id: a burst of creates spreads over them instead of hot-keying one, and a page merges them.
 # Changing the number re-keys every link, so it is fixed.
 LIST_PK_PREFIX, LIST_SHARDS = "links#", 8
+# An archived link moves to "archived#0".."archived#7": out of the default list at no cost to it,
+# and listed by the archived filter the same way.
+ARCHIVED_PK_PREFIX = "archived#"
 _RANDOM_ID_ATTEMPTS = 5
+_EDIT_ATTEMPTS = 5
+# What an edit may change (webapp/link_rules.py checks each value first).
+EDITABLE = frozenset({"url", "title", "tags", "note", "expires_at", "is_active", "archived", "forward_query"})
 
 
 def default_regions():
@@ -30,9 +38,27 @@ def default_regions():
     return [os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"]
 
 
-def list_shard(short_id):
+def list_shard(short_id, archived=False):
     """The by_list partition key of a link."""
-    return f"{LIST_PK_PREFIX}{zlib.crc32(short_id.encode('utf-8')) % LIST_SHARDS}"
+    prefix = ARCHIVED_PK_PREFIX if archived else LIST_PK_PREFIX
+    return f"{prefix}{zlib.crc32(short_id.encode('utf-8')) % LIST_SHARDS}"
+
+
+def _present(fields):
+    """The fields worth storing: None, "" and [] are left out (DynamoDB needs no empty attribute)."""
+    return {name: value for name, value in fields.items() if value not in (None, "", [])}
+
+
+def _edited(item, changes):
+    """The link item with these changes applied; defaults (forward_query true, not archived) are not stored."""
+    new = {name: value for name, value in item.items() if name not in changes}
+    new.update(_present(changes))
+    if new.get("forward_query") is True:
+        del new["forward_query"]
+    if new.get("archived") is False:
+        del new["archived"]
+    new["list_pk"] = list_shard(item["pk"], new.get("archived", False))
+    return new
 
 
 class Links:
@@ -47,35 +73,50 @@ class Links:
         """The regions whose counters this store sums."""
         return list(self.regions or default_regions())
 
-    def create(self, url, *, created_by, slug=None, title=None, expires_at=None, id_length=7):
-        """Store a new link and return it; a custom slug that is taken raises SlugTaken."""
+    def create(self, url, *, created_by, slug=None, title=None, expires_at=None, id_length=7,
+               tags=(), note=None, forward_query=True, extra=None):
+        """Store a new link and return it; a custom slug that is taken raises SlugTaken.
+
+        extra: more attributes for the link item (an import job marks the links it made).
+        """
+        fields = {"url": url, "created_by": created_by, "title": title, "expires_at": expires_at,
+                  "tags": list(tags), "note": note, "forward_query": forward_query, **(extra or {})}
         if slug:
-            return self._put_link(slug, url, created_by, title, expires_at)
+            return self._put_link(slug, fields)
         for _ in range(_RANDOM_ID_ATTEMPTS):
             try:
-                return self._put_link(link_rules.new_id(id_length), url, created_by, title, expires_at)
+                return self._put_link(link_rules.new_id(id_length), fields)
             except SlugTaken:
                 continue  # a random id collided: try a fresh one, never overwrite
         raise IdSpaceExhausted(f"No free id after {_RANDOM_ID_ATTEMPTS} attempts")
 
-    def _put_link(self, short_id, url, created_by, title, expires_at):
-        """Conditionally put one link item; raise SlugTaken when the id exists."""
+    def _put_link(self, short_id, fields):
+        """Conditionally put one link item and its index entries; raise SlugTaken when the id exists."""
         created_at = clock.format_timestamp(clock.utcnow())
         item = {
             "pk": short_id,
             "sk": LINK_SK,
             "list_pk": list_shard(short_id),
             "list_sk": f"{created_at}#{short_id}",
-            "url": url,
             "created_at": created_at,
-            "created_by": created_by,
             "is_active": True,
+            "version": 1,
         }
-        if title:
-            item["title"] = title
-        if expires_at:
-            item["expires_at"] = expires_at
-        self.table.put_new(item, SlugTaken(short_id))
+        item.update(_present(fields))
+        if item.get("forward_query") is True:
+            del item["forward_query"]  # absent means true, as the redirect reads it
+        new_entries = link_index.entries(item)
+        if not new_entries:
+            self.table.put_new(item, SlugTaken(short_id))
+            return _link(item)
+        parts = [{"Put": {"TableName": self.table.name, "Item": _marshal(item), "ConditionExpression": "attribute_not_exists(pk)"}}]
+        parts += [{"Put": {"TableName": self.table.name, "Item": _marshal(entry)}} for entry in new_entries]
+        try:
+            self.table.call("transact_write_items", TransactItems=parts)
+        except _TransactionCanceled as err:
+            if err.reasons[0] == "ConditionalCheckFailed":
+                raise SlugTaken(short_id) from None
+            raise StoreUnavailable("transaction conflict on a new link") from None
         return _link(item)
 
     def get(self, short_id):
@@ -142,21 +183,68 @@ class Links:
                 found.setdefault(item["pk"], []).append(item)
         return found
 
-    def set_active(self, short_id, active):
+    def set_active(self, short_id, active, *, by=None):
         """Enable or disable a link and return it; raise LinkNotFound when it does not exist."""
+        return self.update(short_id, {"is_active": bool(active)}, by=by)[1]
+
+    def update(self, short_id, changes, *, by, expected_version=None):
+        """Change some fields of a link; return (before, after) as public links (the same when nothing changed).
+
+        changes: {field: new value} of EDITABLE fields, already checked by the link rules; None or []
+        removes a field. Each write is conditional on the version it was read at, so two edits never
+        lose one another: without expected_version a concurrent edit makes this read again and
+        re-apply the changes (each field is set, not computed, so that is safe); with it (the version
+        an edit form or an API client saw) a concurrent edit raises VersionConflict and writes nothing.
+        """
+        unknown = set(changes) - EDITABLE
+        if unknown:
+            raise ValueError(f"not editable: {sorted(unknown)}")
         _known_shape(short_id)
+        for _ in range(_EDIT_ATTEMPTS):
+            item = self._read_item(short_id)
+            version = item.get("version", 0)
+            if expected_version is not None and expected_version != version:
+                raise VersionConflict(_link(item))
+            new = _edited(item, changes)
+            if new == item:
+                return _link(item), _link(item)
+            new.update(version=version + 1, updated_at=clock.format_timestamp(clock.utcnow()))
+            if by:
+                new["updated_by"] = by
+            if self._write_edit(item, new):
+                return _link(item), _link(new)
+        raise StoreUnavailable(f"{short_id} kept changing under {_EDIT_ATTEMPTS} edits in a row")
+
+    def _read_item(self, short_id):
+        """The stored link item, read consistently (an edit must start from the latest version)."""
+        resp = self.table.call("get_item", TableName=self.table.name, Key=_key(short_id, LINK_SK), ConsistentRead=True)
+        if "Item" not in resp:
+            raise LinkNotFound(short_id)
+        return _unmarshal(resp["Item"])
+
+    def _write_edit(self, old, new):
+        """Replace the link item if it is still at old's version, with its index entries; False if it was not."""
+        condition = {
+            "ConditionExpression": "attribute_exists(pk) AND " + (
+                "version = :v" if "version" in old else "attribute_not_exists(version)"),
+        }
+        if "version" in old:
+            condition["ExpressionAttributeValues"] = {":v": {"N": str(old["version"])}}
+        old_entries = {(e["pk"], e["sk"]): e for e in link_index.entries(old)}
+        new_entries = {(e["pk"], e["sk"]): e for e in link_index.entries(new)}
+        puts = [entry for key, entry in new_entries.items() if old_entries.get(key) != entry]
+        deletes = [key for key in old_entries if key not in new_entries]
         try:
-            self.table.call(
-                "update_item",
-                TableName=self.table.name,
-                Key=_key(short_id, LINK_SK),
-                UpdateExpression="SET is_active = :a",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":a": {"BOOL": bool(active)}},
-            )
-        except _ConditionFailed:
-            raise LinkNotFound(short_id) from None
-        return self.get(short_id)
+            if not puts and not deletes:
+                self.table.call("put_item", TableName=self.table.name, Item=_marshal(new), **condition)
+                return True
+            parts = [{"Put": {"TableName": self.table.name, "Item": _marshal(new), **condition}}]
+            parts += [{"Put": {"TableName": self.table.name, "Item": _marshal(entry)}} for entry in puts]
+            parts += [{"Delete": {"TableName": self.table.name, "Key": _key(*key)}} for key in deletes]
+            self.table.call("transact_write_items", TransactItems=parts)
+            return True
+        except (_ConditionFailed, _TransactionCanceled):
+            return False  # another edit landed first (or was landing): read again
 
     def daily_stats(self, short_id, days=30):
         """The link's per-day click stats for the last `days` UTC days, oldest first, all regions summed.
@@ -232,6 +320,13 @@ def _link(item, counters=()):
         "created_by": item.get("created_by"),
         "expires_at": item.get("expires_at"),
         "is_active": item.get("is_active", True),
+        "tags": list(item.get("tags", [])),
+        "note": item.get("note"),
+        "forward_query": item.get("forward_query", True),
+        "archived": item.get("archived", False),
+        "version": item.get("version", 0),
+        "updated_at": item.get("updated_at"),
+        "updated_by": item.get("updated_by"),
         "click_count": sum(counter.get("clicks", 0) for counter in counters),
         "bot_count": sum(counter.get("bots", 0) for counter in counters),
         "last_clicked_at": max((c["last_clicked_at"] for c in counters if c.get("last_clicked_at")), default=None),

@@ -172,6 +172,8 @@ def _marshal(item):
             out[name] = {"N": str(value)}
         elif isinstance(value, str):
             out[name] = {"S": value}
+        elif isinstance(value, list) and all(isinstance(entry, str) for entry in value):
+            out[name] = {"L": [{"S": entry} for entry in value]}  # a link's tags
         else:
             raise TypeError(f"cannot store {type(value).__name__} in attribute {name}")
     return out
@@ -186,6 +188,8 @@ def _unmarshal(item):
             out[name] = int(raw) if raw.lstrip("-").isdigit() else float(raw)
         elif kind == "SS":
             out[name] = set(raw)
+        elif kind == "L":
+            out[name] = [entry["S"] for entry in raw]
         else:
             out[name] = raw
     return out
