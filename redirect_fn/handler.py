@@ -207,7 +207,7 @@ def _error_bodies(title, message):
         "<meta name=viewport content='width=device-width,initial-scale=1'>"
         f"<title>{title}</title>"
         "<body style='font-family:system-ui,sans-serif;max-width:32rem;margin:15vh auto;padding:0 1rem;color:#222'>"
-        f"<h1>{title}</h1><p>{message}</p></body></html>"
+        f"<main><h1>{title}</h1><p>{message}</p></main></body></html>"
     )
     return page, json.dumps({"error": message})
 
