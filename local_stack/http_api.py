@@ -8,7 +8,7 @@ import base64
 import json
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from local_stack.template import http_api_routes
 
@@ -75,9 +75,22 @@ def to_event(method, target, headers, body=b"", source_ip="127.0.0.1", route=Non
         "pathParameters": {"short_id": short_id} if short_id and "{short_id}" in route else {},
         "isBase64Encoded": bool(body),
     }
+    if parts.query:
+        event["queryStringParameters"] = query_parameters(parts.query)
     if body:
         event["body"] = base64.b64encode(body).decode()
     return event
+
+
+def query_parameters(query):
+    """Payload 2.0's queryStringParameters: decoded, a repeated name's values joined with commas.
+
+    API Gateway leaves the field out when there is no query; rawQueryString keeps it as sent.
+    """
+    params = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        params[name] = f"{params[name]},{value}" if name in params else value
+    return params
 
 
 def make_server(handler, port, host="127.0.0.1", routes=None):
@@ -96,7 +109,10 @@ def make_server(handler, port, host="127.0.0.1", routes=None):
             body = self._read_body()
             if body is None:
                 return None
-            result = handler(to_event(self.command, self.path, self.headers.items(), body, route=route), None)
+            # http.server reads the request line as Latin-1; API Gateway reads UTF-8. Bytes that are not
+            # UTF-8 stay as lone surrogates, which the redirect refuses with a 400.
+            target = self.path.encode("latin-1").decode("utf-8", "surrogateescape")
+            result = handler(to_event(self.command, target, self.headers.items(), body, route=route), None)
             payload = result.get("body") or ""
             data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
             self.send_response(result.get("statusCode", 200))

@@ -1,5 +1,8 @@
 """The hot path: GET /{short_id} -> 302, served from an in-container cache and one GetItem.
 
+The visitor's query string is merged into the destination's (as Shlink does), unless the link
+turns that off with forward_query.
+
 Only the standard library and botocore are imported (a bare client, not boto3's
 session or resource layer): everything here is paid again on every cold start. Nothing is
 ever written to DynamoDB; each click prints one short JSON line, which a log subscription
@@ -11,7 +14,7 @@ import os
 import re
 import sys
 import time
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote_plus, urlencode, urlsplit
 
 import botocore.session
 from botocore.config import Config
@@ -28,7 +31,21 @@ ROOT_REDIRECT_URL = os.environ.get("ROOT_REDIRECT_URL")
 USER_AGENT_MAX = 256
 # The link item's sort key and the attributes read from it (webapp/store/links.py writes them).
 LINK_SK = "link"
-LINK_ATTRIBUTES = ("url", "is_active", "expires_at")
+LINK_ATTRIBUTES = ("url", "is_active", "expires_at", "forward_query")
+# The visitor's query string is forwarded up to this size (UTF-8 bytes), and the merged Location up
+# to this length: beyond either, 414. Browsers and servers commonly accept about 8 KB of URL.
+QUERY_MAX_BYTES = 2048
+LOCATION_MAX_BYTES = 8192
+# A raw control character (CR, LF, NUL, DEL, C1) in a query is refused with a 400: nothing a real
+# browser sends, and never to be copied into a header. Escaped ones (%0D%0A) pass on still escaped.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# What a forwarded query keeps as is: RFC 3986's query characters, and "%" so that the visitor's
+# escapes reach the destination untouched. Anything else (space, quotes, "#", "<", non-ASCII...) is
+# percent-encoded as UTF-8, so the Location is always printable ASCII.
+_QUERY_SAFE = "!$&'()*+,;=:@/?%"
+# A "%" that starts no valid escape (%zz, a trailing %) is sent on as %25, a literal "%": the same
+# bytes reach the destination, in a valid URL (webapp/url_guard.py treats destinations alike).
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 HOST_MAX = 253  # the longest DNS name
 # Set only when a CloudFront front adds the header x-shortener-front with this value; then, and
 # only then, its CloudFront-Viewer-Country header is believed.
@@ -63,22 +80,25 @@ _cache = {}
 
 def lambda_handler(event, context):
     """Answer one HTTP API request (payload 2.0, or 1.0 as in the recipe's integration)."""
-    method, path, headers = _parse_event(event)
+    method, path, headers, query = _parse_event(event)
     if path == "/" and ROOT_REDIRECT_URL:
         return {"statusCode": 302, "headers": {"Location": ROOT_REDIRECT_URL, "Cache-Control": "no-store"}, "body": ""}
     if path == SECURITY_TXT_PATH:
         return _security_txt(method, headers)
     short_id = path[1:] if path.startswith("/") else path
     now = time.time()
-    status, location = resolve(short_id, now)
-    # Only a followed, live link is a click: HEAD, 404, 410 and 503 print nothing.
+    status, location = resolve(short_id, now, query)
+    # Only a followed, live link is a click: HEAD, 400, 404, 410, 414 and 503 print nothing.
     if status == 302 and method == "GET":
         _log_click(short_id, headers)
     return _response(status, location, method, headers)
 
 
-def resolve(short_id, now):
-    """Return (status, location) for a short id: 302, 404, 410 or 503."""
+def resolve(short_id, now, query=""):
+    """Return (status, location) for a short id and the visitor's query: 302, 400, 404, 410, 414 or 503.
+
+    The query is looked at only for a live link that forwards it; None is one that cannot be read.
+    """
     if not _VALID_ID.fullmatch(short_id):
         return 404, None
     try:
@@ -93,7 +113,48 @@ def resolve(short_id, now):
     # Timestamps are stored as fixed-width UTC strings, so string order is time order.
     if expires_at is not None and expires_at <= time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)):
         return 410, None
+    if query != "" and link["forward_query"]:
+        return _forwarded(link["url"], query)
     return 302, link["url"]
+
+
+def _forwarded(url, query):
+    """(302, url with the query merged in), or (400 or 414, None) for a query that cannot go on."""
+    if query is None:
+        return 400, None
+    try:
+        size = len(query.encode())
+    except UnicodeEncodeError:  # a lone surrogate: not text any browser sends
+        return 400, None
+    if size > QUERY_MAX_BYTES:
+        return 414, None
+    if _CONTROL.search(query):
+        return 400, None
+    location = merge_query(url, quote(_STRAY_PERCENT.sub("%25", query), safe=_QUERY_SAFE))
+    # ASCII by now (the admin stores destinations encoded), so characters are bytes.
+    if len(location) > LOCATION_MAX_BYTES:
+        return 414, None
+    return 302, location
+
+
+def merge_query(url, query):
+    """url with an encoded query merged into its own, as Shlink does: a name in both takes the query's values.
+
+    The destination's other parameters keep their order, the query's follow, and the fragment
+    stays last. Names are compared decoded (utm%5Fsource is utm_source); values pass as they are.
+    """
+    forwarded = [pair for pair in query.split("&") if pair]
+    if not forwarded:
+        return url
+    rest, hash_mark, fragment = url.partition("#")
+    base, _, own = rest.partition("?")
+    names = {_name(pair) for pair in forwarded}
+    kept = [pair for pair in own.split("&") if pair and _name(pair) not in names]
+    return f"{base}?{'&'.join(kept + forwarded)}{hash_mark}{fragment}"
+
+
+def _name(pair):
+    return unquote_plus(pair.partition("=")[0])
 
 
 class _Unavailable(Exception):
@@ -133,6 +194,7 @@ def _get_link(short_id):
         "url": item["url"]["S"],
         "active": item.get("is_active", {"BOOL": True})["BOOL"],
         "expires_at": item.get("expires_at", {}).get("S"),
+        "forward_query": item.get("forward_query", {}).get("BOOL", True),  # absent: forward
     }
 
 
@@ -140,11 +202,30 @@ def _parse_event(event):
     if event.get("version") == "2.0":
         method = event["requestContext"]["http"]["method"]
         path = event.get("rawPath") or "/"
+        # As the visitor sent it; queryStringParameters is decoded and joins repeated names with commas.
+        query = event.get("rawQueryString") or ""
     else:
         method = event.get("httpMethod", "GET")
         path = event.get("path") or "/"
+        query = _v1_query(event)
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    return method.upper(), path, headers
+    return method.upper(), path, headers, query
+
+
+def _v1_query(event):
+    """Payload 1.0 has only decoded parameters: encode them again, every value of a repeated name kept.
+
+    None when they cannot be encoded (a lone surrogate), which a forwarding link answers with 400.
+    """
+    params = event.get("multiValueQueryStringParameters")
+    if params:
+        pairs = [(name, value) for name, values in params.items() for value in values]
+    else:
+        pairs = list((event.get("queryStringParameters") or {}).items())
+    try:
+        return urlencode(pairs, quote_via=quote)
+    except UnicodeEncodeError:
+        return None
 
 
 def _log_click(short_id, headers):
@@ -207,15 +288,20 @@ def _error_bodies(title, message):
         "<meta name=viewport content='width=device-width,initial-scale=1'>"
         f"<title>{title}</title>"
         "<body style='font-family:system-ui,sans-serif;max-width:32rem;margin:15vh auto;padding:0 1rem;color:#222'>"
-        f"<h1>{title}</h1><p>{message}</p></body></html>"
+        f"<main><h1>{title}</h1><p>{message}</p></main></body></html>"
     )
     return page, json.dumps({"error": message})
 
 
 # Built once per container. Browsers (Accept: text/html) get a page, scripts get JSON.
 _ERROR_BODIES = {
+    400: _error_bodies("Link cannot be followed", "The query string on this short link holds characters that cannot "
+                                                  "be forwarded. Remove it and try again."),
     404: _error_bodies("Link not found", "This short link does not exist. Check it for typos."),
     410: _error_bodies("Link no longer available", "This short link has expired or was disabled by its owner."),
+    414: _error_bodies("Link too long", f"The query string on this short link is too long to forward (over "
+                                        f"{QUERY_MAX_BYTES:,} bytes, or over {LOCATION_MAX_BYTES:,} with the "
+                                        "destination). Shorten or remove it and try again."),
     503: _error_bodies("Try again shortly", "The link service is briefly unavailable. Please retry in a moment."),
 }
 # The error pages have no script, image or form, only inline style attributes: a page that can do
@@ -232,6 +318,9 @@ _CACHE_CONTROL = {
     302: f"private, max-age={int(LINK_CACHE_SECONDS)}",
     404: f"private, max-age={int(MISSING_CACHE_SECONDS)}",
     410: f"private, max-age={int(LINK_CACHE_SECONDS)}",
+    # Answers about one visitor's query: not worth keeping.
+    400: "no-store",
+    414: "no-store",
     503: "no-store",
 }
 

@@ -309,7 +309,7 @@ def test_the_error_page_policy_allows_exactly_what_the_page_uses(redirect):
     """Inline style attributes only: no script, stylesheet, image, frame or form to allow."""
     parser = _Elements()
     parser.feed(redirect.lambda_handler(event("missing1", headers={"accept": "text/html"}), None)["body"])
-    assert parser.styled and parser.tags <= {"html", "meta", "title", "body", "h1", "p"}
+    assert parser.styled and parser.tags <= {"html", "meta", "title", "body", "main", "h1", "p"}
     assert "style-src 'unsafe-inline'" in redirect.ERROR_PAGE_HEADERS["Content-Security-Policy"]
 
 

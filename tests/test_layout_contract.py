@@ -208,7 +208,7 @@ def test_the_redirect_reads_the_link_item_the_store_writes(store, redirect):
     assert request["Key"] == {"pk": {"S": "contract-1"}, "sk": {"S": store_module.LINK_SK}}
     projected = {request.get("ExpressionAttributeNames", {}).get(name.strip(), name.strip())
                  for name in request["ProjectionExpression"].split(",")}
-    assert projected == {"url", "is_active", "expires_at"}
+    assert projected == {"url", "is_active", "expires_at", "forward_query"}  # forward_query: absent means true
     # Each projected attribute is one the store writes on a link item, under that name.
     raw = store.table.client.get_item(TableName=TABLE_NAME, Key={"pk": {"S": "contract-1"}, "sk": {"S": store_module.LINK_SK}})["Item"]
     assert {"url", "is_active"} <= set(raw)

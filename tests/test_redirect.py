@@ -152,7 +152,7 @@ def test_get_item_fetches_only_what_it_needs(redirect, ddb):
     redirect.lambda_handler(event(), None)
     names = seen[0]["ExpressionAttributeNames"]
     projected = [names[p.strip()] for p in seen[0]["ProjectionExpression"].split(",")]
-    assert projected == ["url", "is_active", "expires_at"]
+    assert projected == ["url", "is_active", "expires_at", "forward_query"]
     assert seen[0]["Key"] == {"pk": {"S": "abc1234"}, "sk": {"S": "link"}}
 
 
