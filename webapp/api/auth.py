@@ -1,7 +1,7 @@
 """Bearer-token authentication for the API, and the permission check every API view declares."""
 import functools
 
-from flask import g, request
+from flask import current_app, g, request
 
 from webapp import access
 from webapp.api import bp
@@ -11,8 +11,8 @@ from webapp.store import get_store
 
 @bp.before_request
 def require_token():
-    """Every API call needs a valid token; CORS preflights carry none, so they pass."""
-    if request.method == "OPTIONS":
+    """Every API call needs a valid token; CORS preflights carry none, so they pass, as do public views."""
+    if request.method == "OPTIONS" or getattr(current_app.view_functions.get(request.endpoint), "public", False):
         return None
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     caller = get_store().tokens.resolve(token.strip()) if scheme.lower() == "bearer" else None
@@ -22,6 +22,12 @@ def require_token():
     g.api_user, g.api_role, g.api_scope = caller["username"], caller["role"], caller["scope"]
     g.api_token_id = caller["token_id"]  # link creations are limited per token too (webapp.abuse)
     return None
+
+
+def public(view):
+    """Serve this API view without a token: only what anyone may read (the API's own description)."""
+    view.public = True
+    return view
 
 
 def allowed(permission):
