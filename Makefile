@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast soak bench package scan audit smoke replay-dlq clean user token
+.PHONY: run test test-fast soak bench package scan audit smoke replay-dlq clean user token screenshots
 
 # The local stack's settings, read by `make run` and by `make user`/`make token`, so the account
 # commands reach the database of a stack started with the same values (see Settings in the README).
@@ -21,6 +21,12 @@ $(STAMP): requirements.txt requirements-aggregator.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# axe-core, for the accessibility checks of tests/test_accessibility.py, as pinned in package-lock.json.
+NODE_STAMP := node_modules/.installed-stamp
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
 	touch $@
 
 ## run: the whole product on 127.0.0.1 (admin :5000, short links :8080). Ctrl-C stops it.
@@ -46,7 +52,7 @@ token: $(STAMP)
 	$(LOCAL_ENV) $(BIN)/flask --app webapp.wsgi create-token "$(NAME)" --name "$(or $(LABEL),script)"
 
 ## test: the whole suite (unit, integration on the local stack, browser, deploy checks).
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest
 
 ## test-fast: everything not marked slow (no packaging, local stack, DynamoDB Local, browser, checkov, pip-audit
@@ -92,5 +98,10 @@ replay-dlq: $(STAMP)
 	@test -n "$(QUEUE_URL)" -a -n "$(FUNCTION)" || { echo "usage: make replay-dlq QUEUE_URL=... FUNCTION=..."; exit 2; }
 	$(BIN)/python -m deploy.replay_dlq --queue-url "$(QUEUE_URL)" --function "$(FUNCTION)"
 
+## screenshots: the README tour's pictures (docs/screenshots/*.png), taken in Chromium from a fresh local stack
+##   with example links; run it again after changing a page.
+screenshots: $(STAMP)
+	$(BIN)/python docs/screenshots.py
+
 clean:
-	rm -rf $(VENV) .venv-* .cache build dist .pytest_cache
+	rm -rf $(VENV) .venv-* .cache build dist .pytest_cache node_modules

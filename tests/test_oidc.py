@@ -57,7 +57,7 @@ def _signed_in_as(client):
     page = client.get("/", headers={"Accept": "text/html"})
     if page.status_code != 200:
         return None
-    return page.get_data(as_text=True).split('aria-label="Signed in as"')[1].split(">")[1].split("<")[0]
+    return page.get_data(as_text=True).split('<strong class="user">')[1].split("<")[0]
 
 
 def test_the_sign_in_page_offers_sso(sso_client):

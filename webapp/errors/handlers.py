@@ -2,11 +2,23 @@
 from flask import current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.http import HTTP_STATUS_CODES
 
 from webapp.errors import bp
 from webapp.exceptions import IdSpaceExhausted, LinkNotFound, StoreUnavailable
 
 _API_PREFIXES = ("/api/", "/shorten")
+# The error page's heading, in words for people; any other status gets HTTP's own phrase.
+_TITLES = {
+    400: "That request could not be used",
+    403: "Not allowed",
+    404: "Page not found",
+    405: "Not allowed here",
+    413: "Too large",
+    429: "Too many requests",
+    500: "Something went wrong",
+    503: "Busy, try again shortly",
+}
 
 
 def wants_json():
@@ -23,7 +35,8 @@ def error_response(status, message, headers=None):
         response = jsonify(error=message)
     else:
         response = current_app.response_class(
-            render_template("errors/error.html", status=status, message=message)
+            render_template("errors/error.html", status=status, message=message,
+                            title=_TITLES.get(status) or HTTP_STATUS_CODES.get(status, "Error"))
         )
     response.status_code = status
     response.headers.extend(headers or {})
