@@ -4,7 +4,7 @@ import getpass
 import click
 from flask.cli import with_appcontext
 
-from webapp import abuse, access, audit, link_edits, link_rules
+from webapp import abuse, access, audit, link_edits
 from webapp.exceptions import InvalidLink, LinkNotFound, UserExists, UserNotFound
 from webapp.store import get_store
 
@@ -167,9 +167,9 @@ def edit_link_command(short_id, url, title, tags, note, expires, archive, disabl
     if disable is not None:
         raw["is_active"] = not disable
     try:
-        changes = link_edits.check_changes(raw)
         if expires is not None:
-            changes["expires_at"] = _expiry(expires)
+            raw["expires_at"] = _expiry(expires)
+        changes = link_edits.check_changes(raw)
         link, diff = link_edits.edit(short_id, changes, by=_operator(), via=audit.CLI)
     except LinkNotFound:
         raise click.ClickException(f"Link {short_id!r} does not exist.") from None
@@ -188,10 +188,11 @@ _OPTION = {"expires_at": "expires", "archived": "archive", "is_active": "disable
 
 
 def _expiry(value):
-    """--expires: never, Nd (N days from now), or what the API takes (a date or an ISO 8601 date-time)."""
+    """--expires as the API's expires_at: never is null, Nd the moment N days from now, else the text
+    (a date or an ISO 8601 date-time, checked with the API's rule)."""
     value = value.strip()
     if value.lower() == "never":
         return None
     if value[-1:].lower() == "d" and value[:-1].isascii() and value[:-1].isdigit():
         return link_edits.expiry_in_days(int(value[:-1]))
-    return link_rules.parse_expiry(value)
+    return value
