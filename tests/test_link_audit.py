@@ -76,7 +76,10 @@ def test_every_kind_of_change_is_audited_with_old_and_new_values(app, client, au
     assert (entry["action"], entry["actor"], entry["via"], entry["changes"]) == (action, actor, via, changes)
     assert entry["at"].endswith("Z")
     if via == "api":
-        assert entry["token"]  # which token: a stolen one's changes say which to revoke
+        # Which token, by id and name: a stolen one's changes say which to revoke.
+        assert entry["token"] and entry["token_name"] == "tests"
+    else:
+        assert "token" not in entry
 
 
 @pytest.mark.parametrize("via", ["web", "api"])

@@ -2,10 +2,10 @@
 write it with the store's version check, and record what changed (old and new) in the audit log."""
 from datetime import date, timedelta
 
-from flask import current_app
+from flask import current_app, g, has_request_context
 
 from webapp import abuse, audit, clock, link_rules, url_guard
-from webapp.exceptions import InvalidLink
+from webapp.exceptions import InvalidLink, TokenNotFound
 from webapp.store import get_store
 from webapp.store.links import EDITABLE
 
@@ -81,7 +81,7 @@ def edit(short_id, changes, *, by, expected_version=None, via=None):
     before, after = store.links.update(short_id, changes, by=by, expected_version=expected_version)
     diff = differences(before, after)
     if diff:
-        audit.record(action_for(diff), target=short_id, actor=by, via=via, changes=diff)
+        audit.record(action_for(diff), target=short_id, actor=by, via=via, changes=diff, **_token_name())
     return after, diff
 
 
@@ -100,7 +100,18 @@ def record_create(link, *, actor=None, via=None):
                if link[name] not in (None, [], "") and name not in _FLAGS}
     if not link["forward_query"]:
         created["forward_query"] = {"old": None, "new": False}
-    audit.record("link.create", target=link["id"], actor=actor, via=via, url=link["url"], changes=created)
+    audit.record("link.create", target=link["id"], actor=actor, via=via, url=link["url"], changes=created, **_token_name())
+
+
+def _token_name():
+    """{"token_name": ...} of the API token making this change, so the trail can say which by name
+    (audit.record keeps its id): one read, on API changes only, and the name stays after a revoke."""
+    if not (has_request_context() and g.get("api_token_id")):
+        return {}
+    try:
+        return {"token_name": get_store().tokens.get(g.api_token_id)["name"]}
+    except TokenNotFound:  # revoked between its check and now: the id alone is still recorded
+        return {}
 
 
 def differences(before, after):
@@ -137,4 +148,5 @@ def trail_entry(record):
              "changes": details.get("changes") if isinstance(details.get("changes"), dict) else {}}
     if details.get("caller_token"):
         entry["token"] = details["caller_token"]
+        entry["token_name"] = details.get("token_name")
     return entry
