@@ -3,7 +3,7 @@ import json
 
 from flask import current_app, g, request, url_for
 
-from webapp import abuse, access, audit, csv_export, link_edits, link_rules, url_guard
+from webapp import abuse, access, csv_export, link_edits, link_rules, url_guard
 from webapp.api import bp
 from webapp.api.auth import requires
 from webapp.api.responses import json_error, link_json
