@@ -206,3 +206,18 @@ def test_the_trail_is_shown_on_the_links_page(client, auth, store, bearer):
     assert auth.login().status_code == 303
     page = client.get("/links/trail").get_data(as_text=True)
     assert "link.edit" in page and "<del>Before</del>" in page and "<ins>&lt;b&gt;After&lt;/b&gt;</ins>" in page
+
+
+def test_a_long_change_in_any_script_keeps_its_record(client, store, bearer):
+    """Audit details stop at a few KB, and JSON escapes each non-Latin character to 6 bytes: long old and
+    new notes are cut to fit, rather than the whole change being dropped from the record."""
+    _create(store, note="é" * 1000, url="https://example.com/" + "a" * 1500)
+    response = client.patch("/api/links/trail", json={"note": "ж" * 1000, "title": "Short", "url": "https://example.com/b"},
+                            headers=bearer)
+    assert response.status_code == 200
+    [entry] = _entries(client, bearer)["entries"]
+    changes = entry["changes"]
+    assert set(changes) == {"note", "title", "url"}
+    assert changes["title"] == {"old": None, "new": "Short"}
+    assert changes["note"]["old"].startswith("ééé") and changes["note"]["old"].endswith("…")
+    assert changes["note"]["new"].startswith("жжж") and changes["url"]["new"] == "https://example.com/b"

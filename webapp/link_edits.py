@@ -1,5 +1,6 @@
 """Editing a link, one path for the pages, the API and the CLI: check each new value with the link rules,
 write it with the store's version check, and record what changed (old and new) in the audit log."""
+import json
 from datetime import date, timedelta
 
 from flask import current_app, g, has_request_context
@@ -17,6 +18,11 @@ _FLAGS = ("is_active", "archived", "forward_query")
 _FLAG_ACTIONS = {"is_active": ("link.enable", "link.disable"), "archived": ("link.archive", "link.unarchive")}
 EXPIRY_DAYS_MAX = 3650
 TRAIL_PAGE = 20
+# An audit record's details stop at audit.MAX_DETAILS_JSON bytes, past which whole entries are dropped:
+# the changes are cut to fit this share of it first (long notes and URLs in non-Latin scripts, which
+# JSON escapes to 6 bytes a character), so a record never loses them altogether.
+CHANGES_JSON_MAX = 3000
+_CUT_STEPS = (200, 60, 16)
 SOON_DAYS = 7  # the list flags links that expire within this many days
 
 
@@ -81,7 +87,7 @@ def edit(short_id, changes, *, by, expected_version=None, via=None):
     before, after = store.links.update(short_id, changes, by=by, expected_version=expected_version)
     diff = differences(before, after)
     if diff:
-        audit.record(action_for(diff), target=short_id, actor=by, via=via, changes=diff, **_token_name())
+        audit.record(action_for(diff), target=short_id, actor=by, via=via, changes=_fitted(diff), **_token_name())
     return after, diff
 
 
@@ -100,7 +106,27 @@ def record_create(link, *, actor=None, via=None):
                if link[name] not in (None, [], "") and name not in _FLAGS}
     if not link["forward_query"]:
         created["forward_query"] = {"old": None, "new": False}
-    audit.record("link.create", target=link["id"], actor=actor, via=via, url=link["url"], changes=created, **_token_name())
+    audit.record("link.create", target=link["id"], actor=actor, via=via, url=link["url"], changes=_fitted(created), **_token_name())
+
+
+def _fitted(changes):
+    """The changes as the audit record keeps them: whole when they fit CHANGES_JSON_MAX, else with
+    every text cut shorter (marked with audit.CUT) until they do."""
+    for limit in (None, *_CUT_STEPS):
+        fitted = changes if limit is None else {name: {side: _cut(value, limit) for side, value in change.items()}
+                                                for name, change in changes.items()}
+        if len(json.dumps(fitted).encode("utf-8")) <= CHANGES_JSON_MAX:
+            return fitted
+    return fitted
+
+
+def _cut(value, limit):
+    """A text (or each text of a list) of at most limit characters, marked when cut."""
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit - 1] + audit.CUT
+    if isinstance(value, list):
+        return [_cut(item, limit) for item in value]
+    return value
 
 
 def _token_name():
