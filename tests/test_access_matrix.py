@@ -66,6 +66,15 @@ PAGES = [
     ("GET", "/settings/blocklist", None, (LOGIN, 403, 403, 200)),
     ("POST", "/settings/blocklist", {"kind": "domain", "value": "Blocked.Example"}, (LOGIN, 403, 403, 303)),
     ("POST", "/settings/blocklist/{rule_id}/remove", {}, (LOGIN, 403, 403, 303)),
+    # Editing and archiving links (tests/test_link_edit.py covers them in depth); disable and archive ask
+    # first on a GET confirmation page.
+    ("GET", "/links/matrix/edit", None, (LOGIN, 403, 200, 200)),
+    ("POST", "/links/matrix/edit", {"url": "https://example.com/edited", "title": "", "tags": "", "note": "",
+                                    "forward_query": "y", "expiry": "keep", "version": "1"}, (LOGIN, 403, 303, 303)),
+    ("GET", "/links/matrix/disable", None, (LOGIN, 403, 200, 200)),
+    ("GET", "/links/matrix/archive", None, (LOGIN, 403, 200, 200)),
+    ("POST", "/links/matrix/archive", {}, (LOGIN, 403, 303, 303)),
+    ("POST", "/links/matrix/unarchive", {}, (LOGIN, 403, 303, 303)),
 ]
 API = [
     ("POST", "/api/links", {"url": "https://example.com/api"}, (401, 403, 201, 201)),
@@ -89,6 +98,7 @@ API = [
     ("DELETE", "/api/blocklist/{rule_id}", None, (401, 403, 403, 204)),
     ("DELETE", "/api/users/target/sessions", None, (401, 403, 403, 204)),
     ("GET", "/api/openapi.json", None, (200, 200, 200, 200)),  # the API's description needs no token
+    ("GET", "/api/links/matrix/audit", None, (401, 200, 200, 200)),
 ]
 
 
@@ -144,6 +154,19 @@ def _link_created(url):
 def _link_active(active):
     def check(before, after, actor, world, client):
         assert after[("matrix", "link")]["is_active"] == {"BOOL": active}
+    return check
+
+
+def _link_edited(before, after, actor, world, client):
+    link = after[("matrix", "link")]
+    assert link["url"] == {"S": "https://example.com/edited"} and link["updated_by"] == {"S": actor}
+
+
+def _link_archived(archived):
+    def check(before, after, actor, world, client):
+        link = after[("matrix", "link")]
+        assert link.get("archived") == ({"BOOL": True} if archived else None)
+        assert link["list_pk"]["S"].startswith("archived#" if archived else "links#")
     return check
 
 
@@ -272,11 +295,15 @@ EFFECTS = {
     ("POST", "/api/blocklist"): _rule_added,
     ("DELETE", "/api/blocklist/{rule_id}"): _world_rule_removed,
     ("DELETE", "/api/users/target/sessions"): _target_sessions_ended,
+    ("POST", "/links/matrix/edit"): _link_edited,
+    ("POST", "/links/matrix/archive"): _link_archived(True),
+    ("POST", "/links/matrix/unarchive"): _link_archived(False),
 }
 # Writes whose effect is a change back: the world is arranged so that the change shows.
 ARRANGE = {
     ("POST", "/links/matrix/enable"): _disable_link,
     ("POST", "/users/target/enable"): _disable_target,
+    ("POST", "/links/matrix/unarchive"): lambda ddb: _set(ddb, ("matrix", "link"), "archived", {"BOOL": True}),
 }
 REFUSED = {LOGIN, 401, 403, 404, 422}
 

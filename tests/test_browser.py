@@ -104,6 +104,7 @@ def test_create_copy_follow_count_and_disable(page, stack, tmp_path):
     # Disable from the list: the row says so, and the short link answers 410 within the cache window.
     row = page.locator("tr", has_text="browser-test")
     row.get_by_role("button", name="Disable").click()
+    page.get_by_role("button", name="Yes, disable browser-test").click()  # disabling asks first
     row = page.locator("tr", has_text="browser-test")
     assert row.locator(".badge").inner_text().strip().lower() == "disabled"
 

@@ -116,10 +116,11 @@ def test_disabling_and_enabling_a_link_is_audited_on_the_page_and_the_api(client
     assert client.post(f"/links/{link['id']}/enable").status_code == 303
     assert client.patch(f"/api/links/{link['id']}", json={"is_active": False},
                         headers={"Authorization": f"Bearer {api_token}"}).status_code == 200
+    off, on = {"changes": {"is_active": {"old": True, "new": False}}}, {"changes": {"is_active": {"old": False, "new": True}}}
     assert _trail(store, link["id"]) == [
-        ("link.disable", ADMIN_USERNAME, "api", {"caller_token": token_id}),
-        ("link.enable", ADMIN_USERNAME, "web", {}),
-        ("link.disable", ADMIN_USERNAME, "web", {}),
+        ("link.disable", ADMIN_USERNAME, "api", {"caller_token": token_id, "token_name": "tests", **off}),
+        ("link.enable", ADMIN_USERNAME, "web", on),
+        ("link.disable", ADMIN_USERNAME, "web", off),
     ]
 
 

@@ -31,6 +31,9 @@ def create_app(test_config=None):
         # Regions whose click counters are summed (a global table has one per replica); empty: this region.
         CLICK_REGIONS=[],
         STATS_DAYS=30,
+        # The redirect's link cache (its LINK_CACHE_SECONDS, the stack's LinkCacheSeconds): how long an
+        # edit may take to reach every redirect; the edit page says so.
+        LINK_CACHE_SECONDS=10,
         MAX_CONTENT_LENGTH=64 * 1024,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

@@ -1,11 +1,11 @@
-"""Flask CLI commands: users (create, role, disable, enable, password) and API tokens."""
+"""Flask CLI commands: users (create, role, disable, enable, password), API tokens, and editing a link."""
 import getpass
 
 import click
 from flask.cli import with_appcontext
 
-from webapp import access, audit
-from webapp.exceptions import UserExists, UserNotFound
+from webapp import abuse, access, audit, link_edits
+from webapp.exceptions import InvalidLink, LinkNotFound, UserExists, UserNotFound
 from webapp.store import get_store
 
 MIN_PASSWORD_LENGTH = access.MIN_PASSWORD_LENGTH
@@ -15,7 +15,7 @@ _ROLE = click.Choice(access.ROLES)
 def init_app(app):
     """Register the commands on the app's CLI."""
     for command in (create_user_command, set_role_command, disable_user_command, enable_user_command,
-                    set_password_command, reset_two_factor_command, create_token_command):
+                    set_password_command, reset_two_factor_command, create_token_command, edit_link_command):
         app.cli.add_command(command)
 
 
@@ -147,3 +147,52 @@ def create_token_command(username, name, scope, days):
     _record("token.create", target=username, token_id=token_id, name=name, scope=scope, days=days)
     click.echo(f"Token {token_id} ({name}, {scope}, expires in {days} days) for {username}. It is shown only this once:")
     click.echo(plaintext)
+
+
+@click.command("edit-link")
+@click.argument("short_id")
+@click.option("--url", help="A new destination.")
+@click.option("--title", help='A new title ("" removes it).')
+@click.option("--tags", help='Comma-separated tags, replacing the link\'s ("" removes them).')
+@click.option("--note", help='A new note ("" removes it).')
+@click.option("--expires", help="never, a date (2030-01-31), an ISO 8601 date-time, or Nd for N days from now (30d).")
+@click.option("--archive/--unarchive", default=None, help="Hide the link from the list (it still redirects), or bring it back.")
+@click.option("--disable/--enable", default=None, help="Make the link answer 410, or redirect again.")
+@with_appcontext
+def edit_link_command(short_id, url, title, tags, note, expires, archive, disable):
+    """Change a link's fields; the change is audited through the CLI, with old and new values."""
+    raw = {name: value for name, value in (("url", url), ("title", title), ("tags", tags), ("note", note)) if value is not None}
+    if archive is not None:
+        raw["archived"] = archive
+    if disable is not None:
+        raw["is_active"] = not disable
+    try:
+        if expires is not None:
+            raw["expires_at"] = _expiry(expires)
+        changes = link_edits.check_changes(raw)
+        link, diff = link_edits.edit(short_id, changes, by=_operator(), via=audit.CLI)
+    except LinkNotFound:
+        raise click.ClickException(f"Link {short_id!r} does not exist.") from None
+    except InvalidLink as err:
+        raise click.BadParameter(err.message, param_hint=f"--{_OPTION.get(err.field, err.field or 'options')}") from None
+    except abuse.DestinationRefused as err:
+        raise click.BadParameter(err.message, param_hint="--url") from None
+    if not diff:
+        click.echo(f"Nothing changed in {short_id}.")
+    for name, change in diff.items():
+        click.echo(f"{name}: {change['old']!r} -> {change['new']!r}")
+    click.echo(f"{short_id} is at version {link['version']}.")
+
+
+_OPTION = {"expires_at": "expires", "archived": "archive", "is_active": "disable"}
+
+
+def _expiry(value):
+    """--expires as the API's expires_at: never is null, Nd the moment N days from now, else the text
+    (a date or an ISO 8601 date-time, checked with the API's rule)."""
+    value = value.strip()
+    if value.lower() == "never":
+        return None
+    if value[-1:].lower() == "d" and value[:-1].isascii() and value[:-1].isdigit():
+        return link_edits.expiry_in_days(int(value[:-1]))
+    return value

@@ -30,4 +30,11 @@ def link_json(link):
         "click_count": link["click_count"],
         "bot_count": link["bot_count"],
         "last_clicked_at": link["last_clicked_at"],
+        "tags": link["tags"],
+        "note": link["note"],
+        "forward_query": link["forward_query"],
+        "archived": link["archived"],
+        "version": link["version"],
+        "updated_at": link["updated_at"],
+        "updated_by": link["updated_by"],
     }

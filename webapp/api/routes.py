@@ -3,14 +3,15 @@ import json
 
 from flask import current_app, g, request, url_for
 
-from webapp import abuse, access, audit, csv_export, link_rules, url_guard
+from webapp import abuse, access, csv_export, link_edits, link_rules, url_guard
 from webapp.api import bp
 from webapp.api.auth import requires
 from webapp.api.responses import json_error, link_json
-from webapp.exceptions import InvalidCursor, InvalidLink, SlugTaken
+from webapp.exceptions import InvalidCursor, InvalidLink, SlugTaken, VersionConflict
 from webapp.store import get_store
 
-_CREATE_FIELDS = {"url", "slug", "title", "expires_at"}
+_CREATE_FIELDS = {"url", "slug", "title", "expires_at", "tags", "note", "forward_query"}
+MAX_AUDIT_PAGE = 100
 MAX_PAGE_SIZE = 100
 MAX_STATS_DAYS = 366
 
@@ -27,7 +28,7 @@ class _BadBody(Exception):
 @bp.post("/shorten")
 @requires(access.WRITE_LINKS)
 def create_link():
-    """Create a short link from {"url", "slug"?, "title"?, "expires_at"?}."""
+    """Create a short link from {"url", "slug"?, "title"?, "expires_at"?, "tags"?, "note"?, "forward_query"?}."""
     try:
         body = _json_object()
         unknown = set(body) - _CREATE_FIELDS
@@ -38,8 +39,14 @@ def create_link():
         slug = link_rules.optional_slug(body.get("slug"))
         title = link_rules.check_title(body.get("title"))
         expires_at = link_rules.parse_expiry(body.get("expires_at", link_rules.MISSING), default_days=config["DEFAULT_EXPIRY_DAYS"])
+        tags = link_rules.check_tags(body.get("tags"))
+        note = link_rules.check_note(body.get("note"))
+        forward_query = body.get("forward_query", True)
+        if not isinstance(forward_query, bool):
+            return json_error(422, "forward_query must be true or false.", field="forward_query")
         reserved = abuse.admit_creation(url, g.api_user, g.api_token_id)
-        link = _create(url, reserved, slug=slug, title=title, expires_at=expires_at, id_length=config["ID_LENGTH"])
+        link = _create(url, reserved, slug=slug, title=title, expires_at=expires_at, id_length=config["ID_LENGTH"],
+                       tags=tags, note=note, forward_query=forward_query)
     except _BadBody as err:
         return json_error(err.status, err.message)
     except InvalidLink as err:
@@ -50,8 +57,8 @@ def create_link():
         return json_error(429, err.message, {"Retry-After": str(err.retry_after)})
     except SlugTaken:
         return json_error(409, "That custom slug is already taken.", field="slug")
-    audit.record("link.create", target=link["id"], url=link["url"])
-    return link_json(link), 201, {"Location": url_for("api.get_link", short_id=link["id"])}
+    link_edits.record_create(link)
+    return link_json(link), 201, {"Location": url_for("api.get_link", short_id=link["id"]), "ETag": _etag(link)}
 
 
 def _create(url, reserved, **fields):
@@ -89,8 +96,9 @@ def export_links():
 @bp.get("/api/links/<short_id>")
 @requires(access.READ_LINKS)
 def get_link(short_id):
-    """One link with its click counts."""
-    return link_json(get_store().links.get(short_id))
+    """One link with its click counts; its ETag is its version, for If-Match on PATCH."""
+    link = get_store().links.get(short_id)
+    return link_json(link), {"ETag": _etag(link)}
 
 
 @bp.get("/api/links/<short_id>/stats")
@@ -109,16 +117,56 @@ def link_stats(short_id):
 @bp.patch("/api/links/<short_id>")
 @requires(access.WRITE_LINKS)
 def update_link(short_id):
-    """Enable or disable a link with {"is_active": true|false}."""
+    """Change any of url, title, tags, note, expires_at, is_active, archived, forward_query; If-Match: "<version>" optional."""
     try:
         body = _json_object()
+        expected_version = _if_match()
+        changes = link_edits.check_changes(body)
+        link, _ = link_edits.edit(short_id, changes, by=g.api_user, expected_version=expected_version)
     except _BadBody as err:
         return json_error(err.status, err.message)
-    if set(body) != {"is_active"} or not isinstance(body["is_active"], bool):
-        return json_error(422, 'Only "is_active" can be changed, and it must be true or false.', field="is_active")
-    link = get_store().links.set_active(short_id, body["is_active"])
-    audit.record("link.enable" if body["is_active"] else "link.disable", target=short_id)
-    return link_json(link)
+    except InvalidLink as err:
+        return json_error(422, err.message, field=err.field)
+    except abuse.DestinationRefused as err:
+        return json_error(err.status, err.message, field="url")
+    except VersionConflict as err:
+        current = err.current
+        return json_error(412, f"The link is at version {current['version']} (changed by {current['updated_by'] or 'someone'} "
+                               f"at {current['updated_at']}), not the one in If-Match; nothing was changed. "
+                               "GET it again and re-apply your change.", {"ETag": _etag(current)})
+    return link_json(link), {"ETag": _etag(link)}
+
+
+@bp.get("/api/links/<short_id>/audit")
+@requires(access.READ_LINKS)
+def link_audit(short_id):
+    """A link's changes, newest first: {"entries": [{"at", "actor", "via", "action", "changes"}], "next_cursor"}."""
+    raw_limit = request.args.get("limit", str(link_edits.TRAIL_PAGE))
+    limit = int(raw_limit) if raw_limit.isascii() and raw_limit.isdigit() else 0
+    if not 1 <= limit <= MAX_AUDIT_PAGE:
+        return json_error(422, f"limit must be a whole number from 1 to {MAX_AUDIT_PAGE}.", field="limit")
+    link = get_store().links.get(short_id)
+    try:
+        records, next_cursor = link_edits.trail(link, limit, request.args.get("cursor") or None)
+    except InvalidCursor:
+        return json_error(422, "cursor is not one this API handed out.", field="cursor")
+    return {"entries": [link_edits.trail_entry(record) for record in records], "next_cursor": next_cursor}
+
+
+def _etag(link):
+    """A link's entity tag: its version, quoted."""
+    return f'"{link["version"]}"'
+
+
+def _if_match():
+    """The version named by If-Match ("<version>"), or None without one (or with *); raise _BadBody(412) otherwise."""
+    header = request.headers.get("If-Match")
+    if header is None or header.strip() == "*":
+        return None
+    tag = header.strip()
+    if len(tag) < 3 or tag[0] != '"' or tag[-1] != '"' or not tag[1:-1].isascii() or not tag[1:-1].isdigit() or len(tag) > 20:
+        raise _BadBody(412, 'If-Match must be one ETag of this link, as GET gave it: "<version>".')
+    return int(tag[1:-1])
 
 
 def _json_object():

@@ -1,12 +1,14 @@
 """Views of the link pages."""
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 
-from webapp import abuse, access, audit, clock, csv_export, stats
+from webapp import abuse, access, clock, csv_export, link_edits, stats
 from webapp.auth import permission_required
-from webapp.exceptions import InvalidCursor, SlugTaken
+from webapp.exceptions import InvalidCursor, SlugTaken, VersionConflict
 from webapp.link_pages import bp
-from webapp.link_pages.forms import LinkForm
+from webapp.link_pages.forms import EditLinkForm, LinkForm
 from webapp.store import get_store
+
+bp.add_app_template_filter(link_edits.days_left, "days_left")  # the list's "expires in 3 days" flag
 
 
 @bp.get("/")
@@ -43,6 +45,9 @@ def new():
                 title=form.title.data,
                 expires_at=form.expires_at,
                 id_length=current_app.config["ID_LENGTH"],
+                tags=form.tags.data,
+                note=form.note.data,
+                forward_query=bool(form.forward_query.data),
             )
         except abuse.DestinationRefused as err:
             form.url.errors.append(err.message)
@@ -54,7 +59,7 @@ def new():
             abuse.release_creation(g.user, start=reserved)
             form.slug.errors.append("That custom slug is already taken. Choose another one.")
         else:
-            audit.record("link.create", target=link["id"], url=link["url"])
+            link_edits.record_create(link)
             flash("Short link created.", "success")
             return redirect(url_for("links.detail", short_id=link["id"]), 303)
     status = 422 if form.errors else 200
@@ -64,20 +69,71 @@ def new():
 @bp.get("/links/<short_id>")
 @permission_required(access.READ_LINKS)
 def detail(short_id):
-    """Show one link with its short URL ready to copy, and its clicks over the last 30 days."""
+    """Show one link with its short URL ready to copy, its clicks over the last 30 days and its trail."""
     store = get_store()
     link = store.links.get(short_id)
     window = current_app.config["STATS_DAYS"]
     summary = stats.summarise(store.links.daily_stats(short_id, window), clock.utcnow().date(), window)
-    return render_template("links/detail.html", link=link, stats=summary)
+    trail_cursor = request.args.get("trail") or None
+    try:
+        trail, next_trail = link_edits.trail(link, cursor=trail_cursor)
+    except InvalidCursor:
+        abort(400, "That page of the link's history is not valid. Start again from the link's page.")
+    return render_template("links/detail.html", link=link, stats=summary,
+                           trail=[link_edits.trail_entry(record) for record in trail],
+                           trail_cursor=trail_cursor, next_trail=next_trail)
+
+
+@bp.route("/links/<short_id>/edit", methods=["GET", "POST"])
+@permission_required(access.WRITE_LINKS)
+def edit(short_id):
+    """Show the edit form and save the changes, unless the link changed since the form was shown."""
+    link = get_store().links.get(short_id)
+    form = EditLinkForm() if request.method == "POST" else EditLinkForm(data=_form_data(link))
+    status, conflict = 200, None
+    if form.validate_on_submit():
+        try:
+            link, diff = link_edits.edit(short_id, form.changes(link), by=g.user, expected_version=int(form.version.data))
+        except abuse.DestinationRefused as err:
+            form.url.errors.append(err.message)
+            status = err.status
+        except VersionConflict as err:
+            # Nothing was written. The form keeps what was typed; its version becomes the current
+            # one, so saving again (after reading the current values) is a deliberate overwrite.
+            conflict = link = err.current
+            form.version.data = str(conflict["version"])
+            status = 409
+        else:
+            flash(f"Saved {short_id}." if diff else f"Nothing changed in {short_id}.", "success")
+            return redirect(url_for("links.detail", short_id=short_id), 303)
+    elif form.errors:
+        status = 422
+    return render_template("links/edit.html", form=form, link=link, conflict=conflict,
+                           cache_seconds=current_app.config["LINK_CACHE_SECONDS"]), status
+
+
+def _form_data(link):
+    """The edit form's initial values: the link as it is now."""
+    return {"url": link["url"], "title": link["title"] or "", "tags": ", ".join(link["tags"]),
+            "note": link["note"] or "", "forward_query": link["forward_query"], "version": str(link["version"])}
+
+
+@bp.get("/links/<short_id>/disable")
+@bp.get("/links/<short_id>/archive")
+@permission_required(access.WRITE_LINKS)
+def confirm(short_id):
+    """Ask before disabling or archiving a link: a page whose button makes the change (no JavaScript needed)."""
+    link = get_store().links.get(short_id)
+    action = request.path.rsplit("/", 1)[1]
+    return render_template("links/confirm.html", link=link, action=action,
+                           cursor=request.args.get("cursor") or None)
 
 
 @bp.post("/links/<short_id>/disable")
 @permission_required(access.WRITE_LINKS)
 def disable(short_id):
     """Disable a link: it answers 410 but keeps its history."""
-    get_store().links.set_active(short_id, False)
-    audit.record("link.disable", target=short_id)
+    link_edits.edit(short_id, {"is_active": False}, by=g.user)
     flash(f"Disabled {short_id}.", "success")
     return redirect(_back_to_list(), 303)
 
@@ -86,10 +142,27 @@ def disable(short_id):
 @permission_required(access.WRITE_LINKS)
 def enable(short_id):
     """Enable a disabled link again."""
-    get_store().links.set_active(short_id, True)
-    audit.record("link.enable", target=short_id)
+    link_edits.edit(short_id, {"is_active": True}, by=g.user)
     flash(f"Enabled {short_id}.", "success")
     return redirect(_back_to_list(), 303)
+
+
+@bp.post("/links/<short_id>/archive")
+@permission_required(access.WRITE_LINKS)
+def archive(short_id):
+    """Archive a link: it leaves the default list and still redirects."""
+    link_edits.edit(short_id, {"archived": True}, by=g.user)
+    flash(f"Archived {short_id}. It still redirects; the archived filter finds it.", "success")
+    return redirect(_back_to_list(), 303)
+
+
+@bp.post("/links/<short_id>/unarchive")
+@permission_required(access.WRITE_LINKS)
+def unarchive(short_id):
+    """Bring an archived link back to the list."""
+    link_edits.edit(short_id, {"archived": False}, by=g.user)
+    flash(f"Unarchived {short_id}.", "success")
+    return redirect(url_for("links.detail", short_id=short_id), 303)
 
 
 def _back_to_list():

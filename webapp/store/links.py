@@ -3,6 +3,8 @@ import base64
 import binascii
 import json
 import os
+import random
+import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -28,7 +30,10 @@ LIST_PK_PREFIX, LIST_SHARDS = "links#", 8
 # and listed by the archived filter the same way.
 ARCHIVED_PK_PREFIX = "archived#"
 _RANDOM_ID_ATTEMPTS = 5
-_EDIT_ATTEMPTS = 5
+# Each round of concurrent edits lets at least one through, so N editors at once need up to N rounds;
+# a short random pause between rounds spreads the retries so they do not collide again in step.
+_EDIT_ATTEMPTS = 12
+_EDIT_PAUSE_SECONDS = 0.02
 # What an edit may change (webapp/link_rules.py checks each value first).
 EDITABLE = frozenset({"url", "title", "tags", "note", "expires_at", "is_active", "archived", "forward_query"})
 
@@ -200,7 +205,9 @@ class Links:
         if unknown:
             raise ValueError(f"not editable: {sorted(unknown)}")
         _known_shape(short_id)
-        for _ in range(_EDIT_ATTEMPTS):
+        for attempt in range(_EDIT_ATTEMPTS):
+            if attempt:
+                time.sleep(random.uniform(0, _EDIT_PAUSE_SECONDS * attempt))
             item = self._read_item(short_id)
             version = item.get("version", 0)
             if expected_version is not None and expected_version != version:
