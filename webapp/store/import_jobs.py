@@ -56,7 +56,9 @@ class ImportJobs:
         job = {
             "pk": pk, "sk": JOB_SK, "owner": owner, "via": via, "status": RUNNING, "total": total,
             "chunks": chunks, "chunk_rows": chunk_rows, "next_chunk": 0, "created": 0, "failed": 0,
-            "input_parts": len(parts), "slot": slot, "heartbeat": 0, "created_at": clock.format_timestamp(now), "purge_at": purge,
+            "input_parts": len(parts), "slot": slot,
+            # Submitted counts as alive: a poll must not start a second runner before the first one began.
+            "heartbeat": int(now.timestamp()), "created_at": clock.format_timestamp(now), "purge_at": purge,
         }
         self.table.put_new(job, StoreError(f"import job {job_id} exists"))
         return _public(job)
@@ -94,14 +96,14 @@ class ImportJobs:
                 return items
 
     def lease(self, job_id, runner, stale_seconds):
-        """Make runner the job's one runner if it has none alive (never run, or its heartbeat is older than
-        stale_seconds); return the job, or None when it is done or another runner is alive."""
+        """Make runner the job's one runner if it has none alive (none yet, or one whose heartbeat is older
+        than stale_seconds); return the job, or None when it is done or another runner is alive."""
         now = _epoch()
         try:
             resp = self.table.call(
                 "update_item", TableName=self.table.name, Key=job_key(job_id),
                 UpdateExpression="SET runner = :r, heartbeat = :now",
-                ConditionExpression="attribute_exists(pk) AND #s <> :done AND heartbeat < :stale",
+                ConditionExpression="attribute_exists(pk) AND #s <> :done AND (attribute_not_exists(runner) OR heartbeat < :stale)",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues=_marshal({":r": runner, ":now": now, ":done": DONE, ":stale": now - stale_seconds}),
                 ReturnValues="ALL_NEW",
