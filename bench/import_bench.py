@@ -165,9 +165,11 @@ def summarise(rows, size, job, submitted, elapsed, meter, transactions):
 
 
 def _kind(key):
-    """What a key is, for the report: link, audit shard, audit trail index, list index, import job, slot."""
-    for prefix, kind in (("index:audit#target#", "audit trail index key"), ("index:links#", "list index key"),
-                         ("index:", "other index key"), ("audit#", "audit log shard"), ("import#", "import job"),
+    """What a key is, for the report: link, audit shard, audit trail index, list index, import job or file part, slot."""
+    if key.startswith("import#") and "#input#" in key:
+        return "import file part"
+    for prefix, kind in (("import#", "import job"), ("index:audit#target#", "audit trail index key"), ("index:links#", "list index key"),
+                         ("index:", "other index key"), ("audit#", "audit log shard"),
                          ("importslot#", "import slot"), ("linklimit#", "creation counter")):
         if key.startswith(prefix):
             return kind

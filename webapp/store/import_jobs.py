@@ -3,10 +3,11 @@ per-user slots that bound how many imports run at once.
 
 Layout:
 - pk "import#<job id>": sk "job" (owner, status, counts, next_chunk, the runner's lease: runner and
-  heartbeat), sk "input#<nnn>" (the file's text in parts of at most INPUT_PART_CHARS, so a background
-  run can read it back: an asynchronous Lambda invocation takes only 256 KB), sk "result#<nnnnn>" (one
-  chunk's row results, JSON). Written once per chunk, so a job's writes are spread over time and its
-  own key takes a few writes a second at most.
+  heartbeat) and sk "result#<nnnnn>" (one chunk's row results, JSON), written once per chunk, so the
+  job's key takes a few small writes a second.
+- pk "import#<job id>#input#<nnn>", sk "input": the file's text in parts of at most INPUT_PART_CHARS,
+  so a background run can read it back (an asynchronous Lambda invocation takes only 256 KB). Each part
+  has its own key: a 2 MB file is some 2,000 write units in a second, twice one key's limit.
 - pk "importslot#<user>", sk "slot#<i>" for i < the per-user limit: which job holds the slot, until
   when (epoch seconds). A job holds one while it runs and refreshes it with each chunk, so a dead job's
   slot frees itself once it is stale.
@@ -51,7 +52,7 @@ class ImportJobs:
         pk = f"{JOB_PK_PREFIX}{job_id}"
         parts = [text[start:start + INPUT_PART_CHARS] for start in range(0, len(text), INPUT_PART_CHARS)] or [""]
         for number, part in enumerate(parts):
-            item = {"pk": pk, "sk": f"{INPUT_SK_PREFIX}{number:03d}", "text": part, "purge_at": purge}
+            item = {**_plain(_input_key(job_id, number)), "text": part, "purge_at": purge}
             self.table.put_new(item, StoreError(f"import job {job_id} exists"))
         job = {
             "pk": pk, "sk": JOB_SK, "owner": owner, "via": via, "status": RUNNING, "total": total,
@@ -70,8 +71,12 @@ class ImportJobs:
 
     def input_text(self, job):
         """The file's text, from its parts."""
-        items = self._query(job["id"], INPUT_SK_PREFIX, f"{INPUT_SK_PREFIX}~")
-        return "".join(item["text"] for item in items)
+        keys = [_input_key(job["id"], number) for number in range(job["input_parts"])]
+        parts = {}
+        for start in range(0, len(keys), 100):  # BatchGetItem takes at most 100 keys
+            for item in self.table.batch_get(keys[start:start + 100], consistent=True):
+                parts[item["pk"]] = item["text"]
+        return "".join(parts[key["pk"]["S"]] for key in keys)
 
     def results(self, job_id, first_chunk=0, chunks=None):
         """The row results of `chunks` chunks (all when None) from first_chunk, in row order."""
@@ -205,6 +210,11 @@ class ImportJobs:
     @staticmethod
     def _slot_key(owner, slot):
         return _key(f"{SLOT_PK_PREFIX}{owner}", f"{SLOT_SK_PREFIX}{slot}")
+
+
+def _input_key(job_id, number):
+    """The table key of one part of a job's file."""
+    return _key(f"{JOB_PK_PREFIX}{job_id}#{INPUT_SK_PREFIX}{number:03d}", INPUT_SK_PREFIX.rstrip("#"))
 
 
 def _plain(key):
