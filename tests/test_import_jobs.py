@@ -194,3 +194,63 @@ def test_any_file_gives_every_row_one_result_and_changes_no_existing_link(app, s
     assert len(made) == job["created"] == len(links) - len(existing)
     assert set(made) == set(links) - set(existing)
     assert {key: links[key] for key in existing} == existing
+
+
+# On DynamoDB Local: real conditional writes and transactions, the background thread of local mode.
+
+def _poll_until_done(client, headers, location, seconds=300):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        body = client.get(location, headers=headers).get_json()
+        if body["status"] == "done":
+            return body
+        time.sleep(0.5)
+    raise AssertionError(f"the import did not finish in {seconds} s: {body}")
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(__import__("tests.support.dynamodb_local", fromlist=["NO_JAVA"]).NO_JAVA,
+                    reason="DynamoDB Local needs Java 11+")
+def test_a_background_job_killed_half_way_is_resumed_by_polling_on_dynamodb_local(dynamodb_local, monkeypatch):
+    import threading
+    import time
+
+    from tests.conftest import make_app, token_for
+    from tests.support.dynamodb_local import app_on_fresh_table
+
+    app = app_on_fresh_table(dynamodb_local, monkeypatch, make_app, IMPORT_SYNC_ROWS=100, IMPORT_STALE_SECONDS=1)
+    store = app.extensions["store"]
+    headers = {"Authorization": f"Bearer {token_for(store, 'editor')}"}
+    client = app.test_client()
+    real_start = import_runner.start_background
+
+    def dies_after_chunk_2(job_id):
+        flask_app = app
+
+        def run():
+            with flask_app.app_context(), pytest.raises(RuntimeError):
+                import_runner.run(job_id, fail_after_chunk=2)
+
+        thread = threading.Thread(target=run)
+        app.extensions["import_threads"].append(thread)
+        thread.start()
+
+    monkeypatch.setattr(import_runner, "start_background", dies_after_chunk_2)
+    body = "url,slug\n" + "".join(f"https://example.com/{n},{'s-' + str(n) if n % 5 == 0 else ''}\n" for n in range(600))
+    response = client.post("/api/links/import", data=body.encode(), content_type="text/csv", headers=headers)
+    assert response.status_code == 202
+    location = response.headers["Location"]
+    for thread in app.extensions["import_threads"]:
+        thread.join(timeout=120)
+    half = client.get(location, headers=headers).get_json()
+    assert (half["status"], half["processed"]) == ("running", 300)
+    monkeypatch.setattr(import_runner, "start_background", real_start)
+    time.sleep(2.1)  # the dead runner's heartbeat goes stale
+    done = _poll_until_done(client, headers, location)
+    assert (done["created"], done["failed"], done["processed"]) == (600, 0, 600)
+    ids = [r["short_id"] for r in done["results"]]  # 600 rows: one page
+    assert len(ids) == len(set(ids)) == 600
+    for short_id in ids[::50]:
+        assert store.links.get(short_id)["created_by"] == "editor1"
