@@ -58,10 +58,10 @@ class TransactionMeter:
         self.requests = Counter()
         self.units = 0.0
         self.by_second = defaultdict(Counter)  # second -> key -> units
-        self._events.register("before-call.dynamodb", self._count)
+        self._events.register("provide-client-params.dynamodb", self._count)
 
     def close(self):
-        self._events.unregister("before-call.dynamodb", self._count)
+        self._events.unregister("provide-client-params.dynamodb", self._count)
 
     def _count(self, model, params, **_):
         charges = []
