@@ -151,6 +151,7 @@ def summarise(rows, size, job, submitted, elapsed, meter, transactions):
     for key, units in totals.items():
         by_kind[_kind(key)] += units
     return {
+        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "rows": rows, "bytes": size, "job_status": job["status"], "created": job["created"], "failed": job["failed"],
         "submit_seconds": submitted, "seconds": elapsed, "rows_per_second": rows / elapsed if elapsed else None,
         "requests": dict(sorted(transactions.requests.items())), "request_total": sum(transactions.requests.values()),
@@ -227,6 +228,7 @@ def section(record):
         " AWS's rule applied per part for transactions (2 per KB) and batches, which it does not report usably.",
         "The busiest key: write units booked to each partition key (table and by_list index) in each second of the"
         " run, the highest of all.",
+        f"Measured on {record['measured_at']}.",
     ]
     table_rows = [
         ["Rows", f"{rows:,} ({record['created']:,} created, {record['failed']:,} failed)"],
