@@ -193,10 +193,10 @@ def targets(record):
                f"{record['created']:,} created, {record['failed']:,} failed, job {record['job_status']}",
                record["job_status"] == "done" and record["created"] == record["rows"]),
         Target(f"Bulk import, busiest key's write units/s ≤ {KEY_WRITE_LIMIT:,}",
-               f"{number(record['peak_units_per_second'])} on a {record['peak_key_kind']}",
+               f"{number(record['peak_units_per_second'])} on one key ({record['peak_key_kind']})",
                record["peak_units_per_second"] <= KEY_WRITE_LIMIT),
         Target(f"Bulk import at {STATED_RATE:,} rows/s, busiest key's write units/s ≤ {KEY_WRITE_LIMIT:,} (modelled)",
-               f"{number(record['at_stated'])} on a {record['top_total_key_kind']}", record["at_stated"] <= KEY_WRITE_LIMIT),
+               f"{number(record['at_stated'])} on one key ({record['top_total_key_kind']})", record["at_stated"] <= KEY_WRITE_LIMIT),
     ]
 
 
@@ -237,10 +237,10 @@ def section(record):
         ["DynamoDB requests", f"{number(record['request_total'])} ("
                               + ", ".join(f"{op} {count:,}" for op, count in record["requests"].items()) + ")"],
         ["Write units", f"{number(record['write_units'])} ({number(record['write_units'] / max(rows, 1), 2)} a row)"],
-        ["Busiest key", f"{number(record['peak_units_per_second'])} write units in one second, on a {record['peak_key_kind']}"
+        ["Busiest key", f"{number(record['peak_units_per_second'])} write units in one second, on one key ({record['peak_key_kind']})"
                         f" (limit {KEY_WRITE_LIMIT:,})"],
         [f"Busiest key at {STATED_RATE:,} rows/s (modelled)",
-         f"{number(record['at_stated'])} write units/s on a {record['top_total_key_kind']}: its share of the whole"
+         f"{number(record['at_stated'])} write units/s on one key ({record['top_total_key_kind']}): its share of the whole"
          f" import's units ({number(record['top_total_units'])} of {number(record['write_units'])}) at that rate"],
     ]
     kinds = [[kind, number(units), number(units / max(rows, 1), 2)] for kind, units in record["units_by_kind"].items()]

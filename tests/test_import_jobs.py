@@ -254,3 +254,25 @@ def test_a_background_job_killed_half_way_is_resumed_by_polling_on_dynamodb_loca
     assert len(ids) == len(set(ids)) == 600
     for short_id in ids[::50]:
         assert store.links.get(short_id)["created_by"] == "editor1"
+
+
+@pytest.mark.integration
+@pytest.mark.bench
+@pytest.mark.skipif(__import__("tests.support.dynamodb_local", fromlist=["NO_JAVA"]).NO_JAVA,
+                    reason="DynamoDB Local needs Java 11+")
+def test_the_import_benchmark_counts_every_write_of_the_create_path(dynamodb_local, monkeypatch):
+    """bench/import_bench.py at a small size: every row created, transactions counted, the section renders."""
+    from bench import import_bench, record
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
+    result = record.plain(import_bench.run_import(dynamodb_local.endpoint, 150))
+    assert (result["job_status"], result["created"], result["failed"]) == ("done", 150, 0)
+    assert result["requests"]["TransactWriteItems"] >= 2  # a chunk's results and progress, then the end
+    kinds = result["units_by_kind"]
+    assert kinds["link"] == kinds["list index key"] == 150 and kinds["audit log shard"] >= 150
+    assert kinds["import job"] > 0  # the transactions' parts are counted, not only single-item writes
+    assert result["write_units"] == pytest.approx(sum(kinds.values()))
+    section = import_bench.section(result)
+    assert all(line.endswith("met.") for line in section.targets)
+    assert set(import_bench.figures(result)) >= {"import.seconds", "import.requests", "import.write_units", "import.peak_key_wcu"}
