@@ -24,10 +24,13 @@ import time
 from collections import Counter, defaultdict
 
 from bench.capacity import CapacityMeter, item_size
-from bench.context import Skip
+from bench.handlers import patched_env
+from local_stack.dynamodb import client_for
+from local_stack.template import create_table
 from bench.record import figure
 from bench.report import Section, number
 from bench.targets import Target
+from webapp import create_app, import_runner
 
 KEY = "import"
 TITLE = "Bulk import"
@@ -91,24 +94,16 @@ class TransactionMeter:
                 self.by_second[second][key] += units
 
 
-def run_import(endpoint, rows, monkeypatch_env=True):
+def run_import(endpoint, rows):
     """Import `rows` rows into a fresh table on `endpoint`; the measurements."""
-    import os
-
-    from local_stack.template import create_table
-    from local_stack.dynamodb import client_for
-    from webapp import create_app, import_runner
-
-    if monkeypatch_env:
-        for name, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local"),
-                            ("AWS_DEFAULT_REGION", "us-east-1")):
-            os.environ.setdefault(name, value)
     table = f"{TABLE}-{time.time_ns() // 1_000_000}"
     create_table(client_for(endpoint), table)
-    app = create_app({"TESTING": True, "TABLE_NAME": table, "SHORT_BASE_URL": BASE, "SECRET_KEY": "bench",
-                      "DYNAMODB_ENDPOINT_URL": endpoint, "SESSION_COOKIE_SECURE": False})
+    with patched_env({"AWS_DEFAULT_REGION": "us-east-1"}):  # the store's own client needs a region to be made
+        app = create_app({"TESTING": True, "TABLE_NAME": table, "SHORT_BASE_URL": BASE, "SECRET_KEY": "bench",
+                          "DYNAMODB_ENDPOINT_URL": endpoint, "SESSION_COOKIE_SECURE": False})
     app.logger.setLevel("WARNING")  # not one audit line per row on the bench's output
-    client = app.extensions["store"].table.client
+    # Every part of the store shares its table's client: DynamoDB Local's, with room for the import's threads.
+    client = app.extensions["store"].table.client = client_for(endpoint, max_pool_connections=16)
     started = time.monotonic()
     clock = lambda: int(time.monotonic() - started)  # noqa: E731 - the second a write is booked to
     meter = CapacityMeter(client, clock=clock)
@@ -179,11 +174,7 @@ def _kind(key):
 
 def measure(ctx):
     """The 10,000-row import (ctx.sizes["import_rows"]) on DynamoDB Local."""
-    try:
-        engine = ctx.dynamodb_local()
-    except Skip:
-        raise
-    return run_import(engine.endpoint, ctx.sizes["import_rows"])
+    return run_import(ctx.dynamodb_local().endpoint, ctx.sizes["import_rows"])
 
 
 def targets(record):

@@ -7,8 +7,9 @@ transaction. A runner that dies leaves its heartbeat to age: after IMPORT_STALE_
 resume the job (the Resume button, POST .../resume, or simply polling it), and the new runner starts
 at the first chunk not saved. Rows of that chunk that were created already are recognised, not made
 twice: every link an import makes carries import_job and import_row, a row with a slug finds its own
-link under its slug, and a row without one gets ids derived from the job and the row (never random),
-so it finds its own link under the same id.
+link under its slug, and a row without one gets ids derived from the job and the row (never random:
+an HMAC under a key the job keeps, so a restart with another SECRET_KEY derives the same ones), so it
+finds its own link under the same id.
 
 Where a job runs in the background:
 - on Lambda (AWS_LAMBDA_FUNCTION_NAME is set): an asynchronous invocation of this same function, which
@@ -95,7 +96,8 @@ def submit(data, *, owner, via):
     if slot is None:
         raise TooManyImports(owner)
     chunks = -(-len(rows) // CHUNK_ROWS)
-    jobs.create(job_id, owner=owner, via=via, text=text, total=len(rows), chunks=chunks, chunk_rows=CHUNK_ROWS, slot=slot)
+    jobs.create(job_id, owner=owner, via=via, text=text, total=len(rows), chunks=chunks, chunk_rows=CHUNK_ROWS, slot=slot,
+                id_length=config["ID_LENGTH"])
     if len(rows) <= config["IMPORT_SYNC_ROWS"]:
         return run(job_id, deadline=time.monotonic() + REQUEST_SECONDS)
     start_background(job_id)
@@ -225,7 +227,7 @@ def _run_chunk(job, rows, outcome):
 
 def _create_row(job, number, link, rules):
     """Create one row's link (never overwriting one), or say why not; a failing row never raises."""
-    config, store = current_app.config, get_store()
+    store = get_store()
     who = {"actor": job["owner"], "via": job["via"]}
     try:
         abuse.check_destination(link.url, rules=rules, **who)
@@ -235,7 +237,7 @@ def _create_row(job, number, link, rules):
     if link.slug:
         candidates = [link.slug]
     else:
-        candidates = [csv_import.derived_id(config["SECRET_KEY"], job["id"], number, attempt, config["ID_LENGTH"])
+        candidates = [csv_import.derived_id(job["id_key"], job["id"], number, attempt, job["id_length"])
                       for attempt in range(csv_import.DERIVED_ID_ATTEMPTS)]
     try:
         for short_id in filter(None, candidates):

@@ -14,6 +14,7 @@ Layout:
 Every item carries purge_at (the table's TTL attribute): jobs are kept JOB_DAYS days.
 """
 import json
+import secrets
 from datetime import timedelta
 
 from webapp import clock
@@ -43,7 +44,7 @@ class ImportJobs:
     def __init__(self, table):
         self.table = table
 
-    def create(self, job_id, *, owner, via, text, total, chunks, chunk_rows, slot):
+    def create(self, job_id, *, owner, via, text, total, chunks, chunk_rows, slot, id_length):
         """Store the file's text and the job (after its input, so a job item means a complete input).
 
         slot: the owner's slot the submitting request claimed for it (claim_slot)."""
@@ -58,6 +59,9 @@ class ImportJobs:
             "pk": pk, "sk": JOB_SK, "owner": owner, "via": via, "status": RUNNING, "total": total,
             "chunks": chunks, "chunk_rows": chunk_rows, "next_chunk": 0, "created": 0, "failed": 0,
             "input_parts": len(parts), "slot": slot,
+            # The key of the ids derived for rows without a slug: the job's own, so a resume after a restart
+            # (local mode makes a new SECRET_KEY each start) derives the same ids.
+            "id_key": secrets.token_hex(16), "id_length": id_length,
             # Submitted counts as alive: a poll must not start a second runner before the first one began.
             "heartbeat": int(now.timestamp()), "created_at": clock.format_timestamp(now), "purge_at": purge,
         }
