@@ -19,7 +19,8 @@ ROWS = (
 
 def test_upload_a_csv_see_the_results_and_download_them(page, tmp_path):  # noqa: F811
     sign_in(page)
-    page.goto("/links/import")
+    page.get_by_role("link", name="Import", exact=True).click()
+    page.wait_for_url(re.compile(r"/links/import$"))
     upload = tmp_path / "links.csv"
     upload.write_text(ROWS, encoding="utf-8")
     page.get_by_label("CSV file").set_input_files(str(upload))
