@@ -276,3 +276,40 @@ def test_the_import_benchmark_counts_every_write_of_the_create_path(dynamodb_loc
     section = import_bench.section(result)
     assert all(line.endswith("met.") for line in section.targets)
     assert set(import_bench.figures(result)) >= {"import.seconds", "import.requests", "import.write_units", "import.peak_key_wcu"}
+
+
+def test_on_lambda_a_large_file_is_handed_to_an_asynchronous_invocation_of_the_same_function(app, ddb, monkeypatch):
+    """On Lambda the background is an async self-invocation that Zappa's handler routes by its "command" key."""
+    import importlib
+    import sys
+    import types
+
+    invocations = []
+
+    class FakeLambda:
+        def invoke(self, **kwargs):
+            invocations.append(kwargs)
+            return {"StatusCode": 202}
+
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "linkshortener-prod")
+    monkeypatch.setattr(import_runner, "_LAMBDA_CLIENT", FakeLambda())
+    job = _submit(app, _csv([(f"https://example.com/{n}", "", "", "", "") for n in range(30)]), IMPORT_SYNC_ROWS=10)
+    assert job["status"] == "running" and app.extensions["import_threads"] == []
+    (call,) = invocations
+    assert (call["FunctionName"], call["InvocationType"]) == ("linkshortener-prod", "Event")
+    event = json.loads(call["Payload"])
+    assert event == {"command": import_runner.LAMBDA_COMMAND, "job_id": job["id"]}
+    # What Zappa's handler does with it: import the command's function and call it with (event, context).
+    module, _, name = event["command"].rpartition(".")
+    handler = getattr(importlib.import_module(module), name)
+    # The Lambda's app module (webapp/wsgi.py builds the app from the environment): this test's app instead.
+    monkeypatch.setitem(sys.modules, "webapp.wsgi", types.SimpleNamespace(app=app))
+
+    class Context:
+        @staticmethod
+        def get_remaining_time_in_millis():
+            return 60_000
+
+    handler(event, Context())
+    with app.app_context():
+        assert app.extensions["store"].import_jobs.get(job["id"])["created"] == 30
