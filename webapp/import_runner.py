@@ -195,12 +195,13 @@ def run(job_id, deadline=None, fail_after_chunk=None):
 def _checked(rows):
     """{row number: Checked or (message, field)}: each row by the link rules, then duplicates within the file."""
     config = current_app.config
+    now = clock.utcnow()  # one instant for every row: identical rows get identical default expiries
     outcome = {}
     for row in rows:
         try:
             outcome[row.number] = csv_import.check_row(
                 row, short_base_url=config["SHORT_BASE_URL"], extra_loop_hosts=config["EXTRA_LOOP_HOSTS"],
-                default_days=config["DEFAULT_EXPIRY_DAYS"])
+                default_days=config["DEFAULT_EXPIRY_DAYS"], now=now)
         except InvalidLink as err:
             outcome[row.number] = (err.message, err.field)
     good = {number: value for number, value in outcome.items() if isinstance(value, csv_import.Checked)}
