@@ -185,3 +185,24 @@ def test_a_running_job_page_reloads_itself_and_shows_progress(app, client, store
 def test_viewers_cannot_open_the_import_page(client, store):
     sign_in_as(client, store, "viewer")
     assert client.get("/links/import").status_code == 403
+
+
+def test_the_resume_button_restarts_a_dead_job_and_its_page_then_shows_the_results(app, client, store, ddb, monkeypatch):
+    app.config["IMPORT_SYNC_ROWS"] = 1
+    started = []
+    monkeypatch.setattr(import_runner, "start_background", started.append)
+    sign_in_as(client, store, "editor")
+    location = client.post("/links/import", data={"file": (io.BytesIO(_body(3)), "a.csv")},
+                           content_type="multipart/form-data").headers["Location"]
+    job_id = location.rsplit("/", 1)[1]
+    response = client.post(f"{location}/resume")
+    assert response.status_code == 303 and started == [job_id]  # the submit's start only: still counted as alive
+    assert "still running" in client.get(location).get_data(as_text=True)  # the flash
+    ddb.update_item(TableName="links-test", Key=job_key(job_id), UpdateExpression="SET heartbeat = :z",
+                    ExpressionAttributeValues={":z": {"N": "0"}})
+    assert client.post(f"{location}/resume").status_code == 303
+    assert started == [job_id, job_id]
+    with app.test_request_context():
+        import_runner.run(job_id)
+    page = client.get(location).get_data(as_text=True)
+    assert "3 created" in page and "Download the results" in page
