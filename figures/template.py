@@ -12,13 +12,14 @@ def _actions(statement):
 
 
 def admin_policy_actions(template=None):
-    """{"table": [...], "by_list": [...], "ssm": [...]}: the AdminPolicy's actions, in the template's order."""
+    """{"table": [...], "by_list": [...], "ssm": [...], "lambda": [...]}: the AdminPolicy's actions, in the template's order."""
     template = template or load_template()
     statements = template["Resources"]["AdminPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    grouped = {"table": [], "by_list": [], "ssm": []}
+    grouped = {"table": [], "by_list": [], "ssm": [], "lambda": []}
     for statement in statements:
         resource = str(statement["Resource"])
-        group = "ssm" if "ssm" in resource else "by_list" if "/index/by_list" in resource else "table"
+        group = ("ssm" if "ssm" in resource else "by_list" if "/index/by_list" in resource
+                 else "lambda" if ":lambda:" in resource else "table")
         grouped[group] += _actions(statement)
     return grouped
 
@@ -33,7 +34,7 @@ def derive(template=None):
     """The template's figures, keyed as documents quote them."""
     grouped = admin_policy_actions(template)
     return {
-        f"admin_policy.{group}": figures.figure(actions, _listed(actions, prefix=group == "ssm"), basis="counted")
+        f"admin_policy.{group}": figures.figure(actions, _listed(actions, prefix=group in ("ssm", "lambda")), basis="counted")
         for group, actions in grouped.items()
     }
 

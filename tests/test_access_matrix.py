@@ -9,6 +9,7 @@ import hashlib
 import pytest
 
 from tests.conftest import ROLE_PASSWORD, TABLE_NAME, add_user, sign_in_as, token_for
+from webapp import import_runner
 
 ROLES = ("anonymous", "viewer", "editor", "admin")
 LOGIN = "login"  # anonymous visitors of a page are sent to sign in (303 to /login?next=...)
@@ -18,6 +19,11 @@ PAGES = [
     ("GET", "/", None, (LOGIN, 200, 200, 200)),
     ("GET", "/links/new", None, (LOGIN, 403, 200, 200)),
     ("GET", "/links/export.csv", None, (LOGIN, 200, 200, 200)),
+    ("GET", "/links/import", None, (LOGIN, 403, 200, 200)),
+    ("POST", "/links/import", {}, (LOGIN, 403, 422, 422)),  # no file: refused, nothing stored
+    ("GET", "/links/import/{job_id}", None, (LOGIN, 403, 404, 200)),  # alice's job: its owner and admins
+    ("POST", "/links/import/{job_id}/resume", {}, (LOGIN, 403, 404, 303)),  # done: nothing to resume
+    ("GET", "/links/import/{job_id}/results.csv", None, (LOGIN, 403, 404, 200)),
     ("POST", "/links/new", {"url": "https://example.com/new", "expiry": "never"}, (LOGIN, 403, 303, 303)),
     ("GET", "/links/matrix", None, (LOGIN, 200, 200, 200)),
     ("GET", "/links/matrix/qr.svg", None, (LOGIN, 200, 200, 200)),
@@ -81,6 +87,10 @@ API = [
     ("POST", "/shorten", {"url": "https://example.com/api"}, (401, 403, 201, 201)),
     ("GET", "/api/links", None, (401, 200, 200, 200)),
     ("GET", "/api/links/export", None, (401, 200, 200, 200)),
+    ("POST", "/api/links/import", {"url": "https://example.com/"}, (401, 403, 415, 415)),  # JSON, not text/csv
+    ("GET", "/api/links/import/{job_id}", None, (401, 403, 404, 200)),
+    ("POST", "/api/links/import/{job_id}/resume", None, (401, 403, 404, 409)),
+    ("GET", "/api/links/import/{job_id}/results.csv", None, (401, 403, 404, 200)),
     ("GET", "/api/links/matrix", None, (401, 200, 200, 200)),
     ("GET", "/api/links/matrix/stats", None, (401, 200, 200, 200)),
     ("GET", "/api/links/matrix/qr", None, (401, 200, 200, 200)),
@@ -119,7 +129,11 @@ def world(app, store):
     rule_id = store.blocklist.add("domain", "world.example", created_by="alice")["id"]
     with target.session_transaction() as session:
         session_digest = hashlib.sha256(session["sid"].encode()).hexdigest()
-    return {"token_id": token_id, "token": token, "target": target, "rule_id": rule_id, "session_digest": session_digest}
+    with app.test_request_context():
+        # alice's import, whose one row fails: a job to look at, and no link beside "matrix".
+        job_id = import_runner.submit(b"url\nftp://example.com/imported\n", owner="alice", via="web")["id"]
+    return {"token_id": token_id, "token": token, "target": target, "rule_id": rule_id, "session_digest": session_digest,
+            "job_id": job_id}
 
 
 # What an allowed write must have done. Each check gets the table before and after the request
@@ -283,6 +297,10 @@ EFFECTS = {
     ("POST", "/login/two-factor"): _unchanged,
     ("POST", "/settings/security"): _two_factor_required,
     ("POST", "/api/links"): _link_created("https://example.com/api"),
+    ("POST", "/links/import"): _unchanged,  # 422 for everyone here: no file
+    ("POST", "/links/import/{job_id}/resume"): _unchanged,  # the job is done
+    ("POST", "/api/links/import"): _unchanged,  # 415: a JSON body
+    ("POST", "/api/links/import/{job_id}/resume"): _unchanged,  # 409: the job is done
     ("POST", "/shorten"): _link_created("https://example.com/api"),
     ("PATCH", "/api/links/matrix"): _link_active(False),
     ("POST", "/api/tokens"): _token_created("ci"),
@@ -403,6 +421,8 @@ def _rule_of(path):
         "/api/tokens/{token_id}": "/api/tokens/<token_id>",
         "/settings/blocklist/{rule_id}": "/settings/blocklist/<rule_id>",
         "/api/blocklist/{rule_id}": "/api/blocklist/<rule_id>",
+        "/links/import/{job_id}": "/links/import/<job_id>",
+        "/api/links/import/{job_id}": "/api/links/import/<job_id>",
     }
     for concrete, rule in sorted(replacements.items(), key=lambda item: -len(item[0])):
         if path.startswith(concrete):

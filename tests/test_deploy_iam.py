@@ -256,7 +256,7 @@ def test_every_service_policy_is_one_the_role_has():
 def test_the_derivation_finds_every_client_of_the_code():
     """Each deployable's clients, as the code creates them: a new client shows up here first."""
     assert {role: clients(parse(folders))[1] for role, folders in ROLE_SOURCES.items()} == {
-        "RedirectRole": {"dynamodb"}, "AggregatorRole": {"dynamodb", "kinesis"}, "AdminRole": {"dynamodb", "ssm"}}
+        "RedirectRole": {"dynamodb"}, "AggregatorRole": {"dynamodb", "kinesis"}, "AdminRole": {"dynamodb", "lambda", "ssm"}}
 
 
 OPERATOR_SOURCES = ("deploy/replay_dlq.py",)

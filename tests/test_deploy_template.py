@@ -215,6 +215,8 @@ def admin_calls():
                 needed[f"index/{name}"] = {"dynamodb:Query"}
     if "ssm:GetParameter" in derived:
         needed["secret"] = {"ssm:GetParameter"}
+    if "lambda:InvokeFunction" in derived:  # a background import invokes the admin function itself
+        needed["own-function"] = {"lambda:InvokeFunction"}
     return needed
 
 
@@ -230,6 +232,8 @@ def admin_grants():
                 key = resource["Fn::Sub"].removeprefix("${LinksTable.Arn}/")
             elif "Fn::Sub" in resource and ":parameter${SecretKeyParameterName}" in resource["Fn::Sub"]:
                 key = "secret"
+            elif "Fn::Sub" in resource and resource["Fn::Sub"].endswith(":lambda:${AWS::Region}:${AWS::AccountId}:function:${AdminFunctionName}"):
+                key = "own-function"
             else:
                 raise AssertionError(f"AdminPolicy grants on an unexpected resource: {resource}")
             granted.setdefault(key, set()).update(as_list(statement["Action"]))

@@ -77,6 +77,9 @@ def create_app(test_config=None):
 
     store.init_app(app)
     abuse.init_app(app)
+    from webapp import import_runner
+
+    import_runner.init_app(app)  # before CSRFProtect: its hook must see the import routes' larger body limit
     oidc.init_app(app)
     cli.init_app(app)
     headers.init_app(app)

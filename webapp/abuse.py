@@ -137,16 +137,20 @@ def _without_dot_segments(path):
     return "/" + "/".join(kept)
 
 
-def check_destination(url):
+def check_destination(url, rules=None, **who):
     """Refuse (DestinationRefused, recorded in the audit log) a normalised destination that the
-    blocklist or the reputation service blocks; return None when it may be stored."""
+    blocklist or the reputation service blocks; return None when it may be stored.
+
+    rules: the blocklist as already read (an import reads it once per chunk of rows); who: the audit
+    record's actor and via, for a caller outside a request (an import running in the background).
+    """
     try:
-        rule = matching_rule(url, get_store().blocklist.list())
+        rule = matching_rule(url, get_store().blocklist.list() if rules is None else rules)
         if rule is not None:
             raise DestinationRefused(f"This destination is blocked by the rule {describe(rule)}.", describe(rule))
         _ask_reputation(url)
     except DestinationRefused as err:
-        audit.record("link.blocked", outcome="refused", url=url, rule=err.rule)
+        audit.record("link.blocked", outcome="refused", url=url, rule=err.rule, **who)
         raise
 
 

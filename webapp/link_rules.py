@@ -25,7 +25,7 @@ NOTE_MAX = 1000
 RESERVED_SLUGS = frozenset(
     {
         "about", "account", "admin", "api", "assets", "auth", "dashboard", "export", "favicon.ico",
-        "health", "healthz", "help", "links", "login", "logout", "new", "robots.txt",
+        "health", "healthz", "help", "import", "links", "login", "logout", "new", "robots.txt",
         "settings", "shorten", "signin", "signout", "sitemap.xml", "static", "stats",
         "status", "well-known", "www",
     }

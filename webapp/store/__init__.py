@@ -22,6 +22,7 @@ from webapp.store.links import (  # noqa: F401 - re-exported
     list_shard,
 )
 from webapp.store.blocklist import Blocklist
+from webapp.store.import_jobs import ImportJobs
 from webapp.store.mfa import TwoFactor
 from webapp.store.sessions import Sessions
 from webapp.store.settings import Settings
@@ -46,6 +47,7 @@ class Store:
         self.settings = Settings(self.table)
         self.link_creations = LinkCreations(self.table)
         self.blocklist = Blocklist(self.table)
+        self.import_jobs = ImportJobs(self.table)
 
 
 def init_app(app):
