@@ -55,6 +55,18 @@ def test_update_changes_only_the_given_fields_and_counts_versions(store):
     assert store.links.get("edited")["version"] == 2
 
 
+def test_an_edit_answers_with_the_links_click_counts(store, ddb):
+    _create(store)
+    # The aggregator's counter item, as aggregator/layout.py keys it (tests/test_layout_contract.py pins it).
+    region = store.links.click_regions()[0]
+    ddb.put_item(TableName=store.table.name, Item={"pk": {"S": "edited"}, "sk": {"S": f"clicks#{region}"},
+                                                   "clicks": {"N": "5"}, "bots": {"N": "2"}})
+    before, after = store.links.update("edited", {"title": "Counted"}, by="bob")
+    assert (before["click_count"], after["click_count"], after["bot_count"]) == (5, 5, 2)
+    unchanged, same = store.links.update("edited", {"title": "Counted"}, by="bob")
+    assert (unchanged["click_count"], same["click_count"]) == (5, 5)
+
+
 def test_update_with_a_stale_version_writes_nothing(store):
     _create(store)
     store.links.update("edited", {"title": "First"}, by="bob")

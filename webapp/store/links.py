@@ -214,12 +214,15 @@ class Links:
                 raise VersionConflict(_link(item))
             new = _edited(item, changes)
             if new == item:
-                return _link(item), _link(item)
+                counters = self._counters([short_id]).get(short_id, [])
+                return _link(item, counters), _link(item, counters)
             new.update(version=version + 1, updated_at=clock.format_timestamp(clock.utcnow()))
             if by:
                 new["updated_by"] = by
             if self._write_edit(item, new):
-                return _link(item), _link(new)
+                # The counts are the aggregator's items, which no edit touches: read once, shown on both.
+                counters = self._counters([short_id]).get(short_id, [])
+                return _link(item, counters), _link(new, counters)
         raise StoreUnavailable(f"{short_id} kept changing under {_EDIT_ATTEMPTS} edits in a row")
 
     def _read_item(self, short_id):
