@@ -237,7 +237,8 @@ class _Reader:
 
     def finished(self):
         """True when every shard has been read to its end and every entry read was taken."""
-        return all(position is None for position in (self.positions.get(n, "") for n in self.buffers)) and not any(self.buffers.values())
+        every_shard_done = all(self.positions.get(n, "") is None for n in self.buffers)
+        return every_shard_done and not any(self.buffers.values())
 
     def _fill(self, wanted):
         """Read every shard whose buffer is empty and that has more; False when the budget forbids it."""
