@@ -272,8 +272,9 @@ def section(record):
     notes = [
         f"Proportional to the results: a query with {record['matches']} matches among {last['n']:,} links costs"
         f" {number(min(q['requests'] for q in three))} to {number(max(q['requests'] for q in three))} requests"
-        f" ({record['shards']} Queries for a word, tag, owner, disabled or expired filter, 8 for archived,"
-        " then one BatchGetItem of the candidates and one of their counters) and reads"
+        f" ({record['shards']} Queries for a word, tag, owner, disabled or expired filter, then one BatchGetItem"
+        " of the candidates and one of their counters; for archived, 8 Queries of the by_list keys, whose items"
+        " are the candidates, and the counters) and reads"
         f" {number(max(q['items_read'] for q in three))} items at most, at every size. A Scan would read all"
         f" {last['n']:,} links and their entries.",
         f"Bounded when many match: a first page of {record['page']} reads at most {record['read_factor']}× the page in index"

@@ -255,27 +255,3 @@ def test_a_plain_query_is_the_default_list():
     assert parse_query({}, "alice").is_default()
     assert parse_query({"q": "Launch-Day", "mine": "1"}, "alice") == LinkQuery(words=("launch", "day"), owner="alice")
 
-
-# The benchmark's targets (bench/targets.py), judged on hand-made records.
-
-def _record(requests=(18, 18), ok=True, top=272.0):
-    from bench import targets
-
-    results = [{"n": n, "queries": {"word": {"requests": r, "ok": ok, "three": True},
-                                    "page": {"requests": 18, "ok": True, "three": False}}}
-               for n, r in zip((1000, 100_000), requests)]
-    model = {"links": 10_000, "rate": 1000, "top_key": "find#co#7", "top_wcu_per_second": top}
-    return targets, {"results": results, "matches": 3, "model": model}
-
-
-@pytest.mark.parametrize("requests, ok, met", [((18, 18), True, True), ((18, 40), True, False),
-                                               ((30, 30), True, False), ((18, 18), False, False)])
-def test_the_search_target_asks_for_the_same_few_requests_and_the_right_results(requests, ok, met):
-    targets, record = _record(requests, ok)
-    assert targets.search_bounded(record).met is met
-
-
-@pytest.mark.parametrize("top, met", [(272.0, True), (500.0, True), (501.0, False)])
-def test_the_busiest_key_target_is_half_the_partition_limit(top, met):
-    targets, record = _record(top=top)
-    assert targets.search_busiest_key(record).met is met
