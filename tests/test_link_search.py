@@ -36,7 +36,7 @@ class RequestCounter:
         return taken
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def populated():
     """Two moto tables of the benchmark's links (most share www.example.com; 3 in each group match), 500 and
     2,000 links, each link with its index entries: {size: (store, counter)}."""
@@ -60,55 +60,79 @@ def _find(store, counter, args, limit=20):
     return [link["id"] for link in page], cursor, counter.take()
 
 
-@pytest.mark.parametrize("name, args, group", [q for q in bench_search.QUERIES if q[2] in bench_search.GROUPS])
-def test_a_search_or_filter_with_three_matches_costs_the_same_few_requests_at_any_size(populated, name, args, group):
-    costs = []
-    for size in SIZES:
-        store, counter = populated[size]
-        ids, cursor, cost = _find(store, counter, args)
-        assert ids == bench_search.expected(size)[group] and cursor is None, name
-        costs.append(cost)
-    # One Query per shard of the driver, one BatchGetItem of the candidates, one of their counters.
-    requests, items = costs[0]
-    assert costs[0] == costs[1], f"{name}: {costs} at {SIZES} links"
-    assert requests <= link_index.SHARDS + 2 and items <= 2 * bench_search.MATCHES
+class TestAtTwoSizes:
+    """The benchmark's links at 500 and 2,000 (the class scopes the moto tables, so no other test sees them)."""
+
+    @pytest.mark.parametrize("name, args, group", [q for q in bench_search.QUERIES if q[2] in bench_search.GROUPS])
+    def test_a_search_or_filter_with_three_matches_costs_the_same_few_requests_at_any_size(self, populated, name, args, group):
+        costs = []
+        for size in SIZES:
+            store, counter = populated[size]
+            ids, cursor, cost = _find(store, counter, args)
+            assert ids == bench_search.expected(size)[group] and cursor is None, name
+            costs.append(cost)
+        # One Query per shard of the driver, one BatchGetItem of the candidates, one of their counters.
+        requests, items = costs[0]
+        assert costs[0] == costs[1], f"{name}: {costs} at {SIZES} links"
+        assert requests <= link_index.SHARDS + 2 and items <= 2 * bench_search.MATCHES
 
 
-def test_a_first_page_of_a_common_word_is_bounded_at_any_size(populated):
-    costs = []
-    for size in SIZES:
-        store, counter = populated[size]
-        ids, cursor, cost = _find(store, counter, {"q": "example"})
-        assert len(ids) == 20 and ids[0] == bench_search.link_id(size - 1) and cursor
-        costs.append(cost)
-    assert costs[0] == costs[1]
-    assert costs[0][1] <= READ_FACTOR * 20 + 20  # index items within the cap, plus the page's link items
+    def test_a_first_page_of_a_common_word_is_bounded_at_any_size(self, populated):
+        costs = []
+        for size in SIZES:
+            store, counter = populated[size]
+            ids, cursor, cost = _find(store, counter, {"q": "example"})
+            assert len(ids) == 20 and ids[0] == bench_search.link_id(size - 1) and cursor
+            costs.append(cost)
+        assert costs[0] == costs[1]
+        assert costs[0][1] <= READ_FACTOR * 20 + 20  # index items within the cap, plus the page's link items
 
 
-def test_active_reads_the_default_list_and_stays_bounded(populated):
-    costs = []
-    for size in SIZES:
-        store, counter = populated[size]
-        ids, _, cost = _find(store, counter, {"status": "active"})
-        assert len(ids) == 20
-        costs.append(cost)
-    assert costs[0] == costs[1]
+    def test_active_reads_the_default_list_and_stays_bounded(self, populated):
+        costs = []
+        for size in SIZES:
+            store, counter = populated[size]
+            ids, _, cost = _find(store, counter, {"status": "active"})
+            assert len(ids) == 20
+            costs.append(cost)
+        assert costs[0] == costs[1]
 
 
-def test_pages_of_a_search_cover_every_match_once_newest_first(populated):
-    store, _ = populated[500]
-    query = parse_query({"q": "blog"}, None)
-    seen, cursor, pages = [], None, 0
-    while True:
-        page, cursor = store.link_search.find(query, 50, cursor)
-        seen += [link["id"] for link in page]
-        pages += 1
-        if cursor is None:
-            break
-        assert pages < 100
-    unarchived = 500 - bench_search.MATCHES
-    assert len(seen) == len(set(seen)) == unarchived
-    assert seen == sorted(seen, reverse=True)  # ids grow with created_at in the benchmark's links
+    def test_pages_of_a_search_cover_every_match_once_newest_first(self, populated):
+        store, _ = populated[500]
+        query = parse_query({"q": "blog"}, None)
+        seen, cursor, pages = [], None, 0
+        while True:
+            page, cursor = store.link_search.find(query, 50, cursor)
+            seen += [link["id"] for link in page]
+            pages += 1
+            if cursor is None:
+                break
+            assert pages < 100
+        unarchived = 500 - bench_search.MATCHES
+        assert len(seen) == len(set(seen)) == unarchived
+        assert seen == sorted(seen, reverse=True)  # ids grow with created_at in the benchmark's links
+
+
+    def test_a_cap_on_index_items_read_ends_a_page_early_with_a_cursor(self, populated):
+        """Every blog link is a candidate for "blog" but none has a second word "zz": each request reads at most
+        READ_FACTOR x limit entries, then hands back a cursor, so no request reads the whole index."""
+        store, counter = populated[500]
+        query = parse_query({"q": "blog zz"}, None)
+        counter.take()
+        page, cursor = store.link_search.find(query, 5)
+        requests, items = counter.take()
+        assert page == [] and cursor
+        assert items <= READ_FACTOR * 5 + 2 * link_index.SHARDS + 5 * 2
+
+
+    def test_a_cursor_of_another_query_is_refused(self, populated):
+        store, _ = populated[500]
+        _, cursor = store.link_search.find(parse_query({"q": "example"}, None), 5)
+        with pytest.raises(InvalidCursor):
+            store.link_search.find(parse_query({"q": "blog"}, None), 5, cursor)
+        with pytest.raises(InvalidCursor):
+            store.link_search.find(parse_query({"q": "blog"}, None), 5, "bm90IGpzb24")
 
 
 def test_a_prefix_matching_several_words_of_a_link_lists_it_once(store):
@@ -121,27 +145,6 @@ def test_a_prefix_matching_several_words_of_a_link_lists_it_once(store):
         if cursor is None:
             break
     assert sorted(seen) == sorted([link["id"], other["id"]])
-
-
-def test_a_cap_on_index_items_read_ends_a_page_early_with_a_cursor(populated):
-    """Every blog link is a candidate for "blog" but none has a second word "zz": each request reads at most
-    READ_FACTOR x limit entries, then hands back a cursor, so no request reads the whole index."""
-    store, counter = populated[500]
-    query = parse_query({"q": "blog zz"}, None)
-    counter.take()
-    page, cursor = store.link_search.find(query, 5)
-    requests, items = counter.take()
-    assert page == [] and cursor
-    assert items <= READ_FACTOR * 5 + 2 * link_index.SHARDS + 5 * 2
-
-
-def test_a_cursor_of_another_query_is_refused(populated):
-    store, _ = populated[500]
-    _, cursor = store.link_search.find(parse_query({"q": "example"}, None), 5)
-    with pytest.raises(InvalidCursor):
-        store.link_search.find(parse_query({"q": "blog"}, None), 5, cursor)
-    with pytest.raises(InvalidCursor):
-        store.link_search.find(parse_query({"q": "blog"}, None), 5, "bm90IGpzb24")
 
 
 # Entries: what a link writes, and the bound that keeps an edit within one transaction.
