@@ -250,8 +250,11 @@ class _Reader:
             return False
         # A few items per shard: matches spread evenly over shards, so about wanted / shards each.
         per_shard = max(2, min(room // len(empty), -(-2 * wanted // len(self.buffers)) + 1))
-        with ThreadPoolExecutor(max_workers=len(empty)) as pool:
-            pages = list(pool.map(lambda n: self._query(n, per_shard), empty))
+        if len(empty) == 1:  # the usual refill once reading has started: no pool for one Query
+            pages = [self._query(empty[0], per_shard)]
+        else:
+            with ThreadPoolExecutor(max_workers=len(empty)) as pool:
+                pages = list(pool.map(lambda n: self._query(n, per_shard), empty))
         for n, (items, more) in zip(empty, pages):
             self.read += len(items)
             self.buffers[n].extend(items)
