@@ -1,5 +1,6 @@
 """Search and filters (webapp/store/link_search.py over webapp/store/link_index.py): what they find, and
 that each costs DynamoDB requests in proportion to its results, never to the number of links."""
+import threading
 from collections import Counter
 
 import boto3
@@ -23,16 +24,20 @@ class RequestCounter:
 
     def __init__(self, client):
         self.ops, self.items = Counter(), 0
+        self._lock = threading.Lock()  # a search queries its shards from several threads
         client.meta.events.register("after-call.dynamodb", self._count)
 
     def _count(self, model, parsed, **_):
-        self.ops[model.name] += 1
-        self.items += parsed.get("Count", 0) + sum(len(v) for v in (parsed.get("Responses") or {}).values())
+        items = parsed.get("Count", 0) + sum(len(v) for v in (parsed.get("Responses") or {}).values())
+        with self._lock:
+            self.ops[model.name] += 1
+            self.items += items
 
     def take(self):
         """(requests, items read) since the last take."""
-        taken = (sum(self.ops.values()), self.items)
-        self.ops, self.items = Counter(), 0
+        with self._lock:
+            taken = (sum(self.ops.values()), self.items)
+            self.ops, self.items = Counter(), 0
         return taken
 
 
@@ -133,6 +138,21 @@ class TestAtTwoSizes:
             store.link_search.find(parse_query({"q": "blog"}, None), 5, cursor)
         with pytest.raises(InvalidCursor):
             store.link_search.find(parse_query({"q": "blog"}, None), 5, "bm90IGpzb24")
+
+    @pytest.mark.parametrize("args, position", [({"status": "active"}, "2026-01-01T00:00:00Z#"),
+                                                ({"q": "blog"}, "other#x#abc1234"),
+                                                ({"tag": "blog"}, "no id here")])
+    def test_a_forged_cursor_with_a_bad_position_is_refused_before_any_query(self, populated, args, position):
+        import base64
+        import json
+
+        store, counter = populated[500]
+        query = parse_query(args, None)
+        raw = json.dumps({"f": query.fingerprint(), "p": {"0": position}}).encode()
+        counter.take()
+        with pytest.raises(InvalidCursor):
+            store.link_search.find(query, 5, base64.urlsafe_b64encode(raw).decode().rstrip("="))
+        assert counter.take() == (0, 0)
 
 
 def test_a_prefix_matching_several_words_of_a_link_lists_it_once(store):

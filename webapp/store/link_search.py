@@ -305,7 +305,13 @@ def _decode(cursor, query, driver):
         raise InvalidCursor(cursor)
     shards = {str(n) for n in range(len(driver.pks))}
     positions = data["p"]
-    if not set(positions) <= shards or not all(
-            pos is None or (isinstance(pos, str) and 0 < len(pos) <= 300) for pos in positions.values()):
+    if not set(positions) <= shards or not all(pos is None or _position_of(driver, pos) for pos in positions.values()):
         raise InvalidCursor(cursor)
     return {int(n): pos for n, pos in positions.items()}
+
+
+def _position_of(driver, pos):
+    """True when pos is a sort key this driver's entries can have: it becomes a Query's ExclusiveStartKey,
+    and DynamoDB refuses a malformed key (an empty id, say) with an error, not an empty page."""
+    return (isinstance(pos, str) and len(pos) <= 300 and "#" in pos
+            and link_rules.is_short_id(pos.rpartition("#")[2]) and pos.startswith(driver.prefix or ""))
