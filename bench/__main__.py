@@ -16,8 +16,8 @@ import traceback
 from pathlib import Path
 
 from bench import (
-    admin_list, backlog, baseline, cold_start, cost, end_to_end, hot_link, import_bench, record, report, shards, spread,
-    targets, warm,
+    admin_list, backlog, baseline, cold_start, cost, end_to_end, hot_link, import_bench, record, report, search, shards,
+    spread, targets, warm,
 )
 from bench.context import Context, Skip
 from figures import duration
@@ -25,7 +25,7 @@ from figures import duration
 ROOT = Path(__file__).resolve().parent.parent
 # Report order. Shards and backlog read the spread results (the shard count its rate needs);
 # cost reads the warm, hot-link, spread and shards results: each comes after what it reads.
-MODULES = (cold_start, warm, hot_link, spread, shards, backlog, cost, admin_list, import_bench, end_to_end)
+MODULES = (cold_start, warm, hot_link, spread, shards, backlog, cost, admin_list, import_bench, end_to_end, search)
 
 FULL = {
     "cold_runs": 25,
@@ -38,6 +38,8 @@ FULL = {
     "backlog": {"links": 100_000, "batches": 3, "records": 50},
     "admin": {"sizes": (1_000, 10_000, 100_000), "query_reps": 30, "scan_reps": (10, 5, 3), "burst": 10_000},
     "import_rows": 10_000,
+    # Links per table (one table per size), timed calls per query.
+    "search": {"sizes": (1_000, 100_000), "reps": 10},
     "e2e_seconds": 10,
 }
 QUICK = {
@@ -49,6 +51,7 @@ QUICK = {
     "backlog": {"links": 1_000, "batches": 2, "records": 5},
     "admin": {"sizes": (100, 500), "query_reps": 3, "scan_reps": (2, 1), "burst": 200},
     "import_rows": 600,
+    "search": {"sizes": (200, 1_000), "reps": 2},
     "e2e_seconds": 1,
 }
 

@@ -14,7 +14,8 @@ import pytest
 
 from bench import __main__ as bench_main
 from bench import (
-    admin_list, backlog, baseline, cold_start, cost, end_to_end, hot_link, record, report, shards, spread, targets, warm,
+    admin_list, backlog, baseline, cold_start, cost, end_to_end, hot_link, record, report, search, shards, spread, targets,
+    warm,
 )
 from bench.context import LINK, OUR_TABLE, RECIPE_TABLE, Context, Skip
 from figures import BASES
@@ -46,6 +47,7 @@ SMOKE = {
     "shards": {"links": 40, "counts": (1, 3)},
     "backlog": {"links": 300, "batches": 2, "records": 2},
     "admin": {"sizes": (60, 120), "query_reps": 2, "scan_reps": (1, 1), "burst": 40},
+    "search": {"sizes": (120, 240), "reps": 1, "import_links": 1000},
     "e2e_seconds": 0.5,
     "e2e_warmup_seconds": 0.3,
 }
@@ -276,6 +278,16 @@ def test_admin_list_is_bounded_and_shows_counts(ctx):
     assert sum(burst["per_key"].values()) == 40  # one index write per create, on one of the 8 keys
     assert set(burst["per_key"]) <= {f"links#{n}" for n in range(LIST_SHARDS)}
     assert verdicts[0].met is True
+
+
+def test_search_and_filters_cost_the_same_requests_at_every_size(ctx):
+    _needs_dynamodb_local(ctx)
+    result, verdicts, _ = staged(search, search.measure(ctx))
+    assert [r["n"] for r in result["results"]] == [120, 240]
+    for r in result["results"]:
+        assert all(q["ok"] for q in r["queries"].values()), r["queries"]
+    assert result["model"]["links"] == 1000 and result["model"]["top_key"].startswith("find#")
+    assert [t.met for t in verdicts] == [True, True]
 
 
 @pytest.fixture(scope="module")

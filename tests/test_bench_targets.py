@@ -272,6 +272,30 @@ def test_end_to_end_counted():
     assert targets.end_to_end_counted(changed(E2E, ("ours", "dlq"), 1)).met is False
 
 
+# --- 10. Search and filters -------------------------------------------------------------------
+def _search_size(n, requests=18, ok=True):
+    return {"n": n, "queries": {"word": {"requests": requests, "ok": ok, "three": True},
+                                "common word": {"requests": 18, "ok": True, "three": False}}}
+
+
+SEARCH = {
+    "matches": 3,
+    "results": [_search_size(1000), _search_size(100_000)],
+    "model": {"links": 10_000, "rate": 1000, "top_key": "find#co#7", "top_wcu_per_second": 272.0},
+}
+
+
+def test_search_bounded():
+    assert_met_then_missed(targets.search_bounded, SEARCH, ("results", 1), _search_size(100_000, requests=19))
+    assert targets.search_bounded(changed(SEARCH, ("results", 0), _search_size(1000, ok=False))).met is False
+    many = changed(SEARCH, ("results",), [_search_size(1000, requests=30), _search_size(100_000, requests=30)])
+    assert targets.search_bounded(many).met is False
+
+
+def test_search_busiest_key():
+    assert_met_then_missed(targets.search_busiest_key, SEARCH, ("model", "top_wcu_per_second"), 501.0)
+
+
 def test_every_benchmark_with_targets_is_covered_here():
     """A new target function needs its own test above."""
     tested = {name.removeprefix("test_") for name in globals() if name.startswith("test_")}

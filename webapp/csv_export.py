@@ -1,4 +1,4 @@
-"""All links as a CSV file, newest first, streamed one page at a time."""
+"""The links as a CSV file, newest first, filtered as the list is, streamed one page at a time."""
 import csv
 import io
 
@@ -6,6 +6,7 @@ from flask import Response, current_app, stream_with_context
 
 from webapp import link_rules
 from webapp.store import get_store
+from webapp.store.link_search import LinkQuery
 
 COLUMNS = (
     "id", "short_url", "url", "title", "created_at", "created_by", "expires_at",
@@ -16,22 +17,23 @@ PAGE_SIZE = 100
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def csv_response():
-    """A streamed attachment of every link, so memory stays one page whatever the number of links."""
-    rows = _rows(current_app.config["SHORT_BASE_URL"])
+def csv_response(query=None):
+    """A streamed attachment of the links a LinkQuery finds (every unarchived link when None), so memory
+    stays one page whatever the number of links."""
+    rows = _rows(current_app.config["SHORT_BASE_URL"], query or LinkQuery())
     headers = {"Content-Disposition": 'attachment; filename="links.csv"', "Cache-Control": "no-store"}
     return Response(stream_with_context(rows), content_type="text/csv; charset=utf-8", headers=headers)
 
 
-def _rows(short_base_url):
-    """The header line, then one CSV line per link, paging through the store until the last page."""
+def _rows(short_base_url, query):
+    """The header line, then one CSV line per link, paging through the search until the last page."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(COLUMNS)
     cursor = None
     while True:
         yield _take(buffer)
-        page, cursor = get_store().links.list(PAGE_SIZE, cursor)
+        page, cursor = get_store().link_search.find(query, PAGE_SIZE, cursor)
         for link in page:
             writer.writerow(_row(link, short_base_url))
         if cursor is None:

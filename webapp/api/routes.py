@@ -8,7 +8,7 @@ from webapp.api import bp
 from webapp.api.auth import requires
 from webapp.api.responses import json_error, link_json
 from webapp.exceptions import InvalidCursor, InvalidLink, SlugTaken, VersionConflict
-from webapp.store import get_store
+from webapp.store import get_store, link_search
 
 _CREATE_FIELDS = {"url", "slug", "title", "expires_at", "tags", "note", "forward_query"}
 MAX_AUDIT_PAGE = 100
@@ -73,14 +73,18 @@ def _create(url, reserved, **fields):
 @bp.get("/api/links")
 @requires(access.READ_LINKS)
 def list_links():
-    """One page of links, newest first: {"links": [...], "next_cursor": "..." or null}."""
+    """One page of links, newest first, searched and filtered by q, tag, status, mine and sort:
+    {"links": [...], "next_cursor": "..." or null}."""
     raw_limit = request.args.get("limit", str(current_app.config["PAGE_SIZE"]))
     # ASCII digits only: no signs, spaces, decimals or Unicode digits that int() rejects.
     limit = int(raw_limit) if raw_limit.isascii() and raw_limit.isdigit() else 0
     if not 1 <= limit <= MAX_PAGE_SIZE:
         return json_error(422, f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}.", field="limit")
     try:
-        page, next_cursor = get_store().links.list(limit, request.args.get("cursor") or None)
+        query = link_search.parse_query(request.args, g.api_user)
+        page, next_cursor = get_store().link_search.find(query, limit, request.args.get("cursor") or None)
+    except link_search.InvalidQuery as err:
+        return json_error(422, err.message, field=err.field)
     except InvalidCursor:
         return json_error(422, "cursor is not one this API handed out.", field="cursor")
     return {"links": [link_json(link) for link in page], "next_cursor": next_cursor}
@@ -89,8 +93,12 @@ def list_links():
 @bp.get("/api/links/export")
 @requires(access.READ_LINKS)
 def export_links():
-    """Every link as CSV (text/csv), newest first."""
-    return csv_export.csv_response()
+    """The links as CSV (text/csv), newest first, filtered as the list is (q, tag, status, mine)."""
+    try:
+        query = link_search.parse_query(request.args, g.api_user)
+    except link_search.InvalidQuery as err:
+        return json_error(422, err.message, field=err.field)
+    return csv_export.csv_response(query)
 
 
 @bp.get("/api/links/<short_id>")

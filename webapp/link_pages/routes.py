@@ -6,7 +6,7 @@ from webapp.auth import permission_required
 from webapp.exceptions import InvalidCursor, SlugTaken, VersionConflict
 from webapp.link_pages import bp
 from webapp.link_pages.forms import EditLinkForm, LinkForm
-from webapp.store import get_store
+from webapp.store import get_store, link_search
 
 bp.add_app_template_filter(link_edits.days_left, "days_left")  # the list's "expires in 3 days" flag
 
@@ -14,20 +14,34 @@ bp.add_app_template_filter(link_edits.days_left, "days_left")  # the list's "exp
 @bp.get("/")
 @permission_required(access.READ_LINKS)
 def index():
-    """List links, newest first, one page at a time."""
+    """List links, newest first, one page at a time; searched and filtered by the GET form (q, tag, status, mine, sort)."""
     cursor = request.args.get("cursor") or None
+    shown = {"cursor": cursor, "filters": _filters(), "statuses": link_search.STATUSES, "error": None}
     try:
-        page, next_cursor = get_store().links.list(current_app.config["PAGE_SIZE"], cursor)
+        query = link_search.parse_query(request.args, g.user)
+    except link_search.InvalidQuery as err:  # shown next to its field, with no links
+        return render_template("links/index.html", links=[], next_cursor=None, **dict(shown, error=err)), 422
+    try:
+        page, next_cursor = get_store().link_search.find(query, current_app.config["PAGE_SIZE"], cursor)
     except InvalidCursor:
         abort(400, "That page link is not valid. Start again from the first page.")
-    return render_template("links/index.html", links=page, cursor=cursor, next_cursor=next_cursor)
+    return render_template("links/index.html", links=page, next_cursor=next_cursor, **shown)
 
 
 @bp.get("/links/export.csv")
 @permission_required(access.READ_LINKS)
 def export_csv():
-    """Download every link as CSV, newest first."""
-    return csv_export.csv_response()
+    """Download the links as CSV, newest first, filtered as the list was (q, tag, status, mine)."""
+    try:
+        query = link_search.parse_query(request.args, g.user)
+    except link_search.InvalidQuery as err:
+        abort(422, err.message)
+    return csv_export.csv_response(query)
+
+
+def _filters():
+    """The list's search and filter arguments as given, for the export link and the pager."""
+    return {name: request.args[name] for name in ("q", "tag", "status", "mine", "sort") if request.args.get(name)}
 
 
 @bp.route("/links/new", methods=["GET", "POST"])

@@ -23,6 +23,7 @@ from webapp.store.links import (  # noqa: F401 - re-exported
 )
 from webapp.store.blocklist import Blocklist
 from webapp.store.import_jobs import ImportJobs
+from webapp.store.link_search import LinkSearch
 from webapp.store.mfa import TwoFactor
 from webapp.store.sessions import Sessions
 from webapp.store.settings import Settings
@@ -38,6 +39,7 @@ class Store:
     def __init__(self, table_name, client=None, endpoint_url=None, regions=None):
         self.table = Table(table_name, client=client, endpoint_url=endpoint_url)
         self.links = Links(self.table, regions=regions)
+        self.link_search = LinkSearch(self.links)
         self.sessions = Sessions(self.table)
         self.users = Users(self.table, self.sessions)
         self.tokens = Tokens(self.table, self.users)
