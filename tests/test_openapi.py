@@ -90,7 +90,7 @@ def test_the_description_states_the_codes_own_bounds():
     from webapp import abuse, access, audit, link_rules, qr, url_guard
     from webapp.api import routes
     from webapp.audit_pages import filters
-    from webapp.store import tokens
+    from webapp.store import link_search, tokens
 
     schemas, parameters = SPEC["components"]["schemas"], SPEC["components"]["parameters"]
     paths = SPEC["paths"]
@@ -115,6 +115,14 @@ def test_the_description_states_the_codes_own_bounds():
         "password length": (schemas["NewUser"]["properties"]["password"]["minLength"], access.MIN_PASSWORD_LENGTH),
         "blocklist kinds": (schemas["BlocklistKind"]["enum"], list(abuse.KINDS)),
         "blocklist value": (schemas["NewBlocklistRule"]["properties"]["value"]["maxLength"], abuse.PATTERN_MAX),
+        "search length": (parameters["SearchQ"]["schema"]["maxLength"], link_search.Q_MAX),
+        "tag filter length": (parameters["TagFilter"]["schema"]["maxLength"], link_rules.TAG_MAX),
+        "status filter": (parameters["StatusFilter"]["schema"]["enum"], ["", *link_search.STATUSES]),
+        "sorts": (parameters["LinkSort"]["schema"]["enum"], ["", *link_search.SORTS]),
+        "tags per link": (schemas["Link"]["properties"]["tags"]["maxItems"], link_rules.TAGS_MAX),
+        "tag length": (schemas["Link"]["properties"]["tags"]["items"]["maxLength"], link_rules.TAG_MAX),
+        "note length": (schemas["NewLink"]["properties"]["note"]["maxLength"], link_rules.NOTE_MAX),
+        "trail page": (query[("/api/links/{short_id}/audit", "limit")]["maximum"], routes.MAX_AUDIT_PAGE),
     }
     assert {name: pair for name, pair in stated.items() if pair[0] != pair[1]} == {}
 
