@@ -15,7 +15,8 @@ _ROLE = click.Choice(access.ROLES)
 def init_app(app):
     """Register the commands on the app's CLI."""
     for command in (create_user_command, set_role_command, disable_user_command, enable_user_command,
-                    set_password_command, reset_two_factor_command, create_token_command, edit_link_command):
+                    set_password_command, reset_two_factor_command, create_token_command, edit_link_command,
+                    reindex_links_command):
         app.cli.add_command(command)
 
 
@@ -196,3 +197,17 @@ def _expiry(value):
     if value[-1:].lower() == "d" and value[:-1].isascii() and value[:-1].isdigit():
         return link_edits.expiry_in_days(int(value[:-1]))
     return value
+
+
+@click.command("reindex-links")
+@with_appcontext
+def reindex_links_command():
+    """Write the search and filter entries of every link (once, for links made before search existed)."""
+    from webapp.store.link_reindex import reindex
+
+    def progress(links, entries):
+        click.echo(f"{links:,} links, {entries:,} entries so far")
+
+    links, entries = reindex(get_store().table, progress=progress)
+    _record("links.reindex", links=links, entries=entries)
+    click.echo(f"Indexed {links:,} links ({entries:,} entries).")

@@ -83,8 +83,15 @@ class Table:
 
     def batch_delete(self, keys):
         """Delete these keys, 25 per BatchWriteItem (DynamoDB's limit), retrying what is left over."""
-        for start in range(0, len(keys), _BATCH_WRITE_MAX):
-            pending = [{"DeleteRequest": {"Key": key}} for key in keys[start:start + _BATCH_WRITE_MAX]]
+        self._batch_write([{"DeleteRequest": {"Key": key}} for key in keys])
+
+    def batch_put(self, items):
+        """Put these marshalled items (overwriting), 25 per BatchWriteItem, retrying what is left over."""
+        self._batch_write([{"PutRequest": {"Item": item}} for item in items])
+
+    def _batch_write(self, requests):
+        for start in range(0, len(requests), _BATCH_WRITE_MAX):
+            pending = requests[start:start + _BATCH_WRITE_MAX]
             for _ in range(_BATCH_ATTEMPTS):
                 if not pending:
                     break
