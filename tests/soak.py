@@ -43,7 +43,8 @@ from figures import DOCUMENTS, figure, render, write as write_figures
 from local_stack.dynamodb import java_major_version
 
 # Share of SOAK_RATE per kind of traffic; redirects are most of what a shortener serves.
-MIX = {"redirect": 0.70, "create": 0.06, "api_list": 0.06, "html_list": 0.04, "views": 0.10, "toggle": 0.04}
+MIX = {"redirect": 0.70, "create": 0.06, "api_list": 0.06, "html_list": 0.04, "views": 0.06, "toggle": 0.04,
+       "edit": 0.02, "search": 0.02}
 CURL = "curl/8.5.0"
 FULL_SECONDS = 60  # `make soak`, as CI runs it; only a soak this long writes results/soak.json
 SEED_LINKS = 40
@@ -324,6 +325,31 @@ class Soak:
         self.expect("views", "GET /api/links/<id>", status, {200})
         status, _, _ = api.request("GET", f"/api/links/{short_id}/stats?days=7")
         self.expect("views", "GET /api/links/<id>/stats", status, {200})
+
+    def step_edit(self, state):
+        """Edit a live link's title and tags (never its destination, which the redirect threads check)."""
+        api = state.setdefault("client", self.api())
+        state["n"] = state.get("n", 0) + 1
+        with self.live_lock:
+            short_id, _ = random.choice(self.live)
+        title, tags = f"soak edit {state['n']}", ["soak", f"edit-{state['n'] % 5}"]
+        status, _, data = api.request("PATCH", f"/api/links/{short_id}", {"title": title, "tags": tags})
+        if self.expect("edit", "PATCH /api/links/<id> (title, tags)", status, {200}):
+            link = json.loads(data)
+            if (link["title"], link["tags"]) != (title, tags):
+                self.tally.error(f"edit: /api/links/{short_id} kept {link['title']!r} {link['tags']!r}")
+
+    def step_search(self, state):
+        """Search by word prefix and filter by tag: every answer is 200 and matches what was asked."""
+        api = state.setdefault("client", self.api())
+        state["n"] = state.get("n", 0) + 1
+        path = "/api/links?q=soa&limit=20" if state["n"] % 2 else "/api/links?tag=soak&limit=20"
+        status, _, data = api.request("GET", path)
+        if self.expect("search", f"GET {path}", status, {200}):
+            links = json.loads(data)["links"]
+            wrong = [link["short_id"] for link in links if "soak" not in (link["title"] or "") + " ".join(link["tags"])]
+            if wrong:
+                self.tally.error(f"search: {path} gave links that do not match: {wrong[:3]}")
 
     def step_redirect(self, state):
         client = state.setdefault("client", Client(self.stack.redirect_port))

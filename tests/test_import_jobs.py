@@ -213,7 +213,7 @@ def _poll_until_done(client, headers, location, seconds=300):
 @pytest.mark.integration
 @pytest.mark.skipif(__import__("tests.support.dynamodb_local", fromlist=["NO_JAVA"]).NO_JAVA,
                     reason="DynamoDB Local needs Java 11+")
-def test_a_background_job_killed_half_way_is_resumed_by_polling_on_dynamodb_local(dynamodb_local, monkeypatch):
+def test_a_background_job_killed_half_way_is_resumed_by_polling_on_dynamodb_local(dynamodb_local, monkeypatch, record_figure):
     import threading
     import time
 
@@ -254,6 +254,9 @@ def test_a_background_job_killed_half_way_is_resumed_by_polling_on_dynamodb_loca
     assert len(ids) == len(set(ids)) == 600
     for short_id in ids[::50]:
         assert store.links.get(short_id)["created_by"] == "editor1"
+    record_figure("links.import_resume.rows", len(ids), basis="counted")
+    record_figure("links.import_resume.killed_at", half["processed"], basis="counted")
+    record_figure("links.import_resume.distinct_links", len(set(ids)), basis="counted")
 
 
 @pytest.mark.integration

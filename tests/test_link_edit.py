@@ -133,11 +133,13 @@ def test_parallel_edits_of_one_link_lose_nothing(app, store):
 
 @pytest.mark.integration
 @pytest.mark.skipif(NO_JAVA, reason="DynamoDB Local needs Java 11+")
-def test_parallel_edits_of_one_link_lose_nothing_on_dynamodb_local(dynamodb_local, monkeypatch):
+def test_parallel_edits_of_one_link_lose_nothing_on_dynamodb_local(dynamodb_local, monkeypatch, record_figure):
     app = app_on_fresh_table(dynamodb_local, monkeypatch, make_app)
     store = app.extensions["store"]
     _create(store, slug="contended")
     _assert_no_lost_update(store, "contended", _parallel_edits(app, "contended"))
+    record_figure("links.parallel_edits.editors", EDITORS, basis="counted")
+    record_figure("links.parallel_edits.final_version", store.links.get("contended")["version"], basis="counted")
 
 
 # The edit page
