@@ -157,8 +157,32 @@ def _bad_sign_in(page):
     assert page.locator(".error, .flash.error").first.is_visible()
 
 
+def _bad_edit(page):
+    page.get_by_label("Destination URL").fill("javascript:alert(1)")
+    page.get_by_role("button", name=re.compile("Save")).click()
+    assert page.locator(".error").first.is_visible()
+
+
+def _imported(page):
+    page.get_by_label("CSV file").set_input_files(files=[{
+        "name": "links.csv", "mimeType": "text/csv",
+        "buffer": b"url,slug,title\nhttps://example.com/a11y-import,,Imported\nnot a url,,Refused\n"}])
+    page.get_by_role("button", name=re.compile("Import")).click()
+    page.wait_for_url(re.compile(r"/links/import/[\w-]+$"))
+    assert page.locator("table").first.is_visible()
+
+
 ADMIN_PAGES = {
     "links": ("/", None),
+    "links searched and filtered": ("/?q=spring&status=active&sort=clicks", None),
+    "archived links": ("/?status=archived", None),
+    "bad filter": ("/?status=nonsense", None),
+    "edit link": ("/links/spring-news/edit", None),
+    "edit link with errors": ("/links/spring-news/edit", _bad_edit),
+    "confirm disable": ("/links/spring-news/disable", None),
+    "confirm archive": ("/links/spring-news/archive", None),
+    "import": ("/links/import", None),
+    "import results": ("/links/import", _imported),
     "link detail": ("/links/spring-news", None),
     "new link": ("/links/new", None),
     "new link with errors": ("/links/new", _bad_link),
