@@ -7,6 +7,7 @@ links and clicks; and photographs the main pages in Chromium at a fixed size.
 import http.client
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -34,15 +35,19 @@ START_SECONDS = 180
 
 EXAMPLE_LINKS = [
     {"url": "https://www.example.com/blog/2026/spring-launch?utm_campaign=spring", "slug": "launch",
-     "title": "Spring launch announcement"},
+     "title": "Spring launch announcement", "tags": ["campaign", "spring"]},
     {"url": "https://shop.example.net/collections/garden/outdoor-furniture/teak-benches-and-tables-for-small-patios",
-     "slug": "garden-sale", "title": "Garden sale"},
+     "slug": "garden-sale", "title": "Garden sale", "tags": ["campaign", "shop"]},
     {"url": "https://bücher.example/neuerscheinungen", "slug": "buecher",
      "title": "New books (an international domain)"},
     {"url": "https://docs.example.org/guides/getting-started", "slug": "docs", "title": "Getting started guide",
      "expires_at": None},
     {"url": "https://events.example.com/webinar/2025-autumn", "slug": "webinar", "title": "Autumn webinar recording"},
 ]
+# An import with one row of each outcome, for the results page.
+IMPORT_CSV = (b"url,slug,title,tags\nhttps://www.example.com/autumn,autumn,Autumn campaign,campaign\n"
+              b"https://www.example.com/winter,,Winter campaign,campaign\nnot a link,,Typo,\n"
+              b"https://www.example.com/again,launch,Taken slug,\n")
 # Clicks per link, from a few kinds of visitor, so the counts and the stats breakdowns show something.
 CLICKS = {"launch": 23, "garden-sale": 9, "buecher": 4, "docs": 2}
 REFERRERS = ["https://news.example.com/", "https://mail.example.org/", None]
@@ -111,6 +116,8 @@ def fill(stack):
         status, reply = stack.api("POST", "/api/links", body)
         assert status == 201, reply
     assert stack.api("PATCH", "/api/links/webinar", {"is_active": False})[0] == 200
+    # An edit, so the link's page shows a trail with old and new values.
+    assert stack.api("PATCH", "/api/links/launch", {"note": "Shared in the March newsletter."})[0] == 200
     assert stack.api("POST", "/api/users", {"username": "maria", "password": secrets.token_urlsafe(16),
                                             "role": "editor"})[0] == 201
     for short_id, count in CLICKS.items():
@@ -153,6 +160,15 @@ def photograph(stack):
         page.get_by_label("Custom slug").fill("no")  # too short: the error shows beside the field
         page.get_by_role("button", name="Create").click()
         shot(page, "new-link")
+        page.goto("/?q=camp&tag=campaign")
+        shot(page, "search")
+        page.goto("/links/launch/edit")
+        shot(page, "edit-link")
+        page.goto("/links/import")
+        page.get_by_label("CSV file").set_input_files(files=[{"name": "links.csv", "mimeType": "text/csv", "buffer": IMPORT_CSV}])
+        page.get_by_role("button", name="Import").click()
+        page.wait_for_url(re.compile(r"/links/import/[\w-]+$"))
+        shot(page, "import")
         page.goto("/tokens")
         page.get_by_label("Name").fill("Nightly report")
         page.get_by_role("button", name="Create token").click()
