@@ -6,9 +6,9 @@ for the page's counter items. Requests, items read and read units come from Dyna
 ScannedCount and ConsumedCapacity. The recipe has no list; a table keyed only on `short_id`
 (the recipe's) would need a Scan of every item for the same page, which is the comparison.
 
-Burst: 10,000 links created through the store's `links.create` (one conditional TransactWriteItems each,
-with the link's index entries, from 8 threads), with the write units per index key (bench/capacity.py), to
-show how the creates spread over the list's 8 index keys.
+Burst: 10,000 links created through the store's `links.create` (one conditional PutItem each, then its
+search entries in BatchWriteItem, from 8 threads), with the write units per index key (bench/capacity.py),
+to show how the creates spread over the list's 8 index keys.
 """
 
 import time
@@ -157,9 +157,8 @@ def measure_burst(client, creates, threads=8):
         "per_key": dict(sorted(per_key.items())),
         "table_units": sum(meter.table_wcu.values()),
         "index_units": sum(meter.index_wcu.values()),
-        # A create is one PutItem, or one TransactWriteItems when the link has index entries (link_index).
-        "puts": meter.ops.get("PutItem", 0) + meter.ops.get("TransactWriteItems", 0),
-        "write_op": "TransactWriteItems" if meter.ops.get("TransactWriteItems") else "PutItem",
+        # A create is one conditional PutItem of the link (its search entries follow in BatchWriteItem).
+        "puts": meter.ops.get("PutItem", 0),
         "max_table_pk_units": max(meter.table_wcu.values(), default=0),
     }
 
@@ -304,11 +303,7 @@ def section(record):
 
 
 def _burst_how(burst):
-    """How the burst was written: one PutItem a create, or (since links have index entries) one transaction."""
-    if burst.get("write_op", "PutItem") == "PutItem":  # a record measured before links had index entries
-        return (f"Burst: {burst['creates']:,} links created through `store.links.create` (random ids, one conditional"
-                f" PutItem each) from 8 threads in {burst['seconds']:,.1f} s on DynamoDB Local; write units per"
-                f" `{LIST_INDEX}` key from `ReturnConsumedCapacity=INDEXES`.")
+    """How the burst was written."""
     return (f"Burst: {burst['creates']:,} links created through `store.links.create` (random ids, one conditional"
-            f" TransactWriteItems each, with the link's index entries) from 8 threads in {burst['seconds']:,.1f} s on"
-            f" DynamoDB Local; write units per `{LIST_INDEX}` key charged by AWS's rule per part (bench/capacity.py).")
+            f" PutItem each, then the link's search entries in BatchWriteItem) from 8 threads in {burst['seconds']:,.1f} s"
+            f" on DynamoDB Local; write units per `{LIST_INDEX}` key from `ReturnConsumedCapacity=INDEXES`.")

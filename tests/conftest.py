@@ -41,6 +41,28 @@ def shared_botocore_loader():
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_moto_request_at_a_time():
+    """moto's DynamoDB is not thread-safe: a transaction deep-copies the whole table, and a put from another
+    thread during the copy fails it ("dictionary changed size during iteration"). DynamoDB serves each
+    request atomically, so moto is made to take one request at a time. (Races between requests stay as
+    they are; the concurrency tests run on DynamoDB Local, which models them.)"""
+    import threading
+
+    from moto.dynamodb.responses import DynamoHandler
+
+    lock = threading.RLock()
+    real = DynamoHandler.call_action
+
+    def call_action(self):
+        with lock:
+            return real(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DynamoHandler, "call_action", call_action)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def no_retry_pause(monkeypatch):
     """The in-process event source mapping retries at once: the tests count retries, not seconds."""

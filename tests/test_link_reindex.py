@@ -61,3 +61,22 @@ def test_a_reindex_writes_every_entry_the_link_should_have(app, store, ddb):
     item = store.links._read_item("oldone")
     for entry in link_index.entries(item):
         assert "Item" in ddb.get_item(TableName=store.table.name, Key={"pk": {"S": entry["pk"]}, "sk": {"S": entry["sk"]}})
+
+
+def test_a_create_whose_entries_fail_keeps_the_link_and_a_reindex_makes_it_findable(app, store):
+    import pytest
+
+    from webapp.exceptions import StoreUnavailable
+
+    def throttled(items):
+        raise StoreUnavailable("ProvisionedThroughputExceededException")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store.table, "batch_put", throttled)
+        link = store.links.create("https://example.com/kept", slug="kept-link", title="Throttled entries",
+                                  created_by=ADMIN_USERNAME)
+    assert link["id"] == "kept-link"
+    assert store.links.get("kept-link")["title"] == "Throttled entries"
+    assert _found(store, words=("throttled",)) == []
+    assert app.test_cli_runner().invoke(args=["reindex-links"]).exit_code == 0
+    assert _found(store, words=("throttled",)) == ["kept-link"]
