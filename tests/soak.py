@@ -332,7 +332,7 @@ class Soak:
         state["n"] = state.get("n", 0) + 1
         with self.live_lock:
             short_id, _ = random.choice(self.live)
-        title, tags = f"soak edit {state['n']}", ["soak", f"edit-{state['n'] % 5}"]
+        title, tags = f"soak edit {state['n']}", [f"edit-{state['n'] % 5}", "soak"]  # as stored: sorted
         status, _, data = api.request("PATCH", f"/api/links/{short_id}", {"title": title, "tags": tags})
         if self.expect("edit", "PATCH /api/links/<id> (title, tags)", status, {200}):
             link = json.loads(data)
