@@ -77,7 +77,8 @@ def parse_query(args, user):
     found = tuple(dict.fromkeys(link_index.words(q)))
     if len(found) > Q_WORDS_MAX:
         raise InvalidQuery("q", f"q can have at most {Q_WORDS_MAX} words.")
-    if found and max(len(word) for word in found) < link_index.WORD_MIN:
+    # Only blanks is no search; anything else must hold a word to search for ("!!!" is not the whole list).
+    if q.strip() and not any(len(word) >= link_index.WORD_MIN for word in found):
         raise InvalidQuery("q", f"Search for a word of at least {link_index.WORD_MIN} letters or digits.")
     tag = args.get("tag", "")
     if tag:
