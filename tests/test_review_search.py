@@ -166,3 +166,76 @@ def test_the_export_ignores_the_page_wide_click_sort(client, store, ddb, clock):
     response = client.get("/links/export.csv?q=report&sort=clicks")
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True), newline="")))
     assert [row[0] for row in rows[1:]] == [newer["id"], older["id"]]
+
+
+# Every part of a query is checked again on the link: the driver is only one part of it.
+
+def test_a_word_search_with_a_tag_leaves_out_a_link_without_the_tag(client, headers, store):
+    tagged = store.links.create("https://example.com/launch", created_by="alice", tags=["promo"])
+    store.links.create("https://example.com/launch-2", created_by="alice", tags=["other"])
+    store.links.create("https://example.com/launch-3", created_by="alice")
+    response = client.get("/api/links?q=launch&tag=promo", headers=headers)
+    assert [link["short_id"] for link in response.json["links"]] == [tagged["id"]]
+
+
+def test_a_full_link_keeps_its_owner_and_state_entries_under_the_cap():
+    """The cap cuts words, never the owner, tag or state entries the filters read."""
+    item = {"pk": "abc1234", "sk": "link", "created_at": "2026-01-02T03:04:05Z", "created_by": "alice", "is_active": True,
+            "url": "https://a.example/" + "/".join(f"path{n}" for n in range(60)), "title": " ".join(f"w{n}" for n in range(60)),
+            "tags": [f"tag{n}" for n in range(10)], "expires_at": "2030-01-01T00:00:00Z"}
+    n = link_index.shard("abc1234")
+    pks = {entry["pk"] for entry in link_index.entries(item)}
+    assert {f"{link_index.OWNER_PK}alice#{n}", f"{link_index.EXPIRES_PK}{n}"} <= pks
+    assert len(link_index.entries(dict(item, is_active=False))) <= link_index.MAX_ENTRIES
+    assert f"{link_index.DISABLED_PK}{n}" in {entry["pk"] for entry in link_index.entries(dict(item, is_active=False))}
+
+
+def test_a_link_with_a_long_title_and_path_is_found_by_its_slug_tags_and_host(store):
+    link = store.links.create("https://shop.example.org/" + "/".join(f"part{n}" for n in range(60)), created_by="alice",
+                              slug="spring-sale", title=" ".join(f"word{n}" for n in range(60)), tags=["flash deal", "q3"])
+    for q in ("spring", "sale", "spring-sale", "flash", "deal", "q3", "shop", "example.org", "word0"):
+        assert _ids(store.link_search.find(parse_query({"q": q}, None))) == [link["id"]], q
+
+
+def test_an_empty_page_cut_short_by_the_read_cap_does_not_say_nothing_matches(client, auth, app, store):
+    """status=active when most links are disabled: a page reads at most READ_FACTOR x its size entries, so
+    it can come back empty with a cursor; "No links match" would be false, since the next page finds one."""
+    app.config["PAGE_SIZE"] = 1
+    active = store.links.create("https://example.com/kept", created_by="alice")
+    for n in range(12):
+        store.links.set_active(store.links.create(f"https://example.com/{n}", created_by="alice")["id"], False)
+    auth.login()
+    page = client.get("/?status=active").get_data(as_text=True)
+    assert active["id"] not in page and "No links match this search." not in page
+    assert "No match among the links searched so far." in page and 'rel="next"' in page
+
+
+def _slug_per_shard(shards, shard_of, prefix):
+    """One slug per shard number, found by trying prefix-0, prefix-1, ..."""
+    found, n = {}, 0
+    while len(found) < shards:
+        slug = f"{prefix}-{n}"
+        found.setdefault(shard_of(slug), slug)
+        n += 1
+    return [found[shard] for shard in range(shards)]
+
+
+@pytest.mark.parametrize("status", ["archived", "active", "disabled"])
+def test_a_status_filter_reads_every_shard(store, status):
+    """One link on each list shard (by_list keys) and index shard: a driver that skipped one would miss its link."""
+    from webapp.store.links import LIST_SHARDS, list_shard
+
+    slugs = _slug_per_shard(LIST_SHARDS, lambda slug: int(list_shard(slug).rpartition("#")[2]), "each")
+    slugs += [slug for slug in _slug_per_shard(link_index.SHARDS, link_index.shard, "every") if slug not in slugs]
+    made = [store.links.create(f"https://example.com/{slug}", created_by="alice", slug=slug)["id"] for slug in slugs]
+    change = {"archived": {"archived": True}, "disabled": {"is_active": False}, "active": {}}[status]
+    for short_id in made:
+        if change:
+            store.links.update(short_id, change, by="alice")
+    found, cursor = [], None
+    while True:
+        page, cursor = store.link_search.find(LinkQuery(status=status), 100, cursor)
+        found += [link["id"] for link in page]
+        if cursor is None:
+            break
+    assert sorted(found) == sorted(made)
