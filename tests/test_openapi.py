@@ -307,3 +307,19 @@ def test_answers_of_issue_16s_operations_match_the_description(client, bearer):
         statuses.append(response.status_code)
         OFFLINE_SCHEMA[template][method].validate_response(response)
     assert statuses == [200, 200, 200, 422, 200, 422, 412, 412, 200, 200, 200, 200]
+
+
+def test_every_header_a_link_answer_sends_is_described(client, bearer):
+    """ETag (for If-Match), Location and Retry-After: an answer that carries one names it in its response."""
+    calls = [
+        ("POST", "/shorten", "/shorten", {"url": "https://example.com/h1"}, {}),
+        ("POST", "/api/links", "/api/links", {"url": "https://example.com/h2", "slug": "spec-head"}, {}),
+        ("GET", "/api/links/{short_id}", "/api/links/spec-head", None, {}),
+        ("PATCH", "/api/links/{short_id}", "/api/links/spec-head", {"title": "T"}, {}),
+        ("PATCH", "/api/links/{short_id}", "/api/links/spec-head", {"title": "U"}, {"If-Match": '"1"'}),  # 412
+    ]
+    for method, template, url, body, extra in calls:
+        response = client.open(url, method=method, headers={**bearer, **extra}, json=body)
+        described = SPEC["paths"][template][method.lower()]["responses"][str(response.status_code)].get("headers", {})
+        sent = {name for name in ("ETag", "Location", "Retry-After") if name in response.headers}
+        assert sent <= set(described), (method, url, response.status_code, sent - set(described))
