@@ -239,3 +239,12 @@ def test_a_status_filter_reads_every_shard(store, status):
         if cursor is None:
             break
     assert sorted(found) == sorted(made)
+
+
+def test_a_link_with_the_exact_word_comes_before_longer_words_even_when_it_has_both(store, clock):
+    """README: the exact word first, then longer words alphabetically. A link with "launch" and "launchpad"
+    is listed once, at its exact word, ahead of a newer link with only "launchpad"."""
+    both = store.links.create("https://example.com/a", created_by="alice", title="Launch launchpad")
+    clock.advance(60)
+    longer = store.links.create("https://example.com/b", created_by="alice", title="Launchpad")
+    assert _ids(store.link_search.find(parse_query({"q": "launch"}, None))) == [both["id"], longer["id"]]
