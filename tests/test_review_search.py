@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tests.conftest import TABLE_NAME, put_counter, sign_in_as
+from tests.conftest import TABLE_NAME, make_app, put_counter, sign_in_as
+from tests.support.dynamodb_local import NO_JAVA, app_on_fresh_table
 from webapp.store import link_index
 from webapp.store.link_search import InvalidQuery, LinkQuery, parse_query
 from webapp.store.table import _unmarshal
@@ -248,3 +249,35 @@ def test_a_link_with_the_exact_word_comes_before_longer_words_even_when_it_has_b
     clock.advance(60)
     longer = store.links.create("https://example.com/b", created_by="alice", title="Launchpad")
     assert _ids(store.link_search.find(parse_query({"q": "launch"}, None))) == [both["id"], longer["id"]]
+
+
+# On DynamoDB Local, where a Query's ExclusiveStartKey must fit its key condition (moto does not check).
+
+@pytest.mark.integration
+@pytest.mark.skipif(NO_JAVA, reason="DynamoDB Local needs Java 11+")
+def test_every_drivers_cursor_pages_on_dynamodb_local_and_a_forged_one_is_refused(dynamodb_local, monkeypatch, clock):
+    from webapp.exceptions import InvalidCursor
+
+    store = app_on_fresh_table(dynamodb_local, monkeypatch, make_app).extensions["store"]
+    clock.now = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    made = []
+    for n in range(5):
+        link = store.links.create(f"https://example.com/report/{n}", created_by="alice", title=f"Report {n}",
+                                  tags=["weekly"], expires_at=f"2030-01-0{n + 2}T00:00:00Z")
+        made.append(link["id"])
+        clock.advance(1)
+    store.links.update(made[0], {"archived": True}, by="alice")
+    clock.now = datetime(2030, 2, 1, tzinfo=timezone.utc)
+    queries = {LinkQuery(status="expired"): made[1:], LinkQuery(words=("report",), status="archived"): made[:1],
+               LinkQuery(words=("rep",)): made[1:], LinkQuery(tag="weekly"): made[1:], LinkQuery(status="archived"): made[:1],
+               LinkQuery(owner="alice"): made[1:]}
+    for query, expected in queries.items():
+        found, cursor = [], None
+        for _ in range(len(made) + 1):
+            page, cursor = store.link_search.find(query, 1, cursor)
+            found += [link["id"] for link in page]
+            if cursor is None:
+                break
+        assert sorted(found) == sorted(expected), query
+    with pytest.raises(InvalidCursor):
+        store.link_search.find(LinkQuery(status="expired"), 1, _forged(LinkQuery(status="expired"), {"0": "2030-03-01T00:00:00Z#abcdefg"}))
