@@ -198,12 +198,15 @@ def test_a_link_with_a_long_title_and_path_is_found_by_its_slug_tags_and_host(st
         assert _ids(store.link_search.find(parse_query({"q": q}, None))) == [link["id"]], q
 
 
-def test_an_empty_page_cut_short_by_the_read_cap_does_not_say_nothing_matches(client, auth, app, store):
+def test_an_empty_page_cut_short_by_the_read_cap_does_not_say_nothing_matches(client, auth, app, store, clock):
     """status=active when most links are disabled: a page reads at most READ_FACTOR x its size entries, so
     it can come back empty with a cursor; "No links match" would be false, since the next page finds one."""
     app.config["PAGE_SIZE"] = 1
     active = store.links.create("https://example.com/kept", created_by="alice")
-    for n in range(12):
+    clock.advance(60)  # the active link is the oldest, last in the list's order
+    # 20 newer disabled links over 8 list shards: some shard holds 3 or more, so the first read (2 a shard)
+    # leaves one unread, and the budget (10 entries) stops the page before the active link, whatever the ids.
+    for n in range(20):
         store.links.set_active(store.links.create(f"https://example.com/{n}", created_by="alice")["id"], False)
     auth.login()
     page = client.get("/?status=active").get_data(as_text=True)
