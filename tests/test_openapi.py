@@ -273,3 +273,53 @@ def test_the_running_api_answers_as_described(case, stack):
     """The local stack's admin user and its write token; schemathesis' positive and negative cases per operation."""
     case.call_and_validate(base_url=f"http://127.0.0.1:{stack.admin_port}",
                            headers={"Authorization": f"Bearer {TOKEN}"}, checks=CHECKS, timeout=10)
+
+
+def test_answers_of_issue_16s_operations_match_the_description(client, bearer):
+    """Search and filter pages of links with every optional field set and unset, the export, PATCH's 412
+    (stale and malformed If-Match), a link's audit trail and an import: each answer validated."""
+    made = client.post("/api/links", headers=bearer, json={
+        "url": "https://example.com/full", "slug": "spec-full", "title": "Full", "tags": ["promo", "q1"],
+        "note": "line one\nline two", "expires_at": "2099-01-01", "forward_query": False}).get_json()
+    client.post("/api/links", headers=bearer, json={"url": "https://example.com/bare", "expires_at": None})
+    client.patch("/api/links/spec-full", headers=bearer, json={"title": None, "archived": True})
+    imported = client.post("/api/links/import", headers=bearer, content_type="text/csv",
+                           data="url,slug\nhttps://example.com/i,spec-imported\nnot a url,\n")
+    assert imported.status_code in (200, 201, 202), imported.get_data(as_text=True)
+    OFFLINE_SCHEMA["/api/links/import"]["POST"].validate_response(imported)
+    calls = [
+        ("GET", "/api/links", "/api/links?q=example&status=archived&tag=promo&sort=clicks&mine=1", None, {}),
+        ("GET", "/api/links", "/api/links?q=example&limit=1", None, {}),
+        ("GET", "/api/links", "/api/links?status=expired", None, {}),
+        ("GET", "/api/links", "/api/links?q=a", None, {}),  # 422
+        ("GET", "/api/links/export", "/api/links/export?tag=promo&status=archived", None, {}),
+        ("GET", "/api/links/export", "/api/links/export?status=nope", None, {}),  # 422
+        ("PATCH", "/api/links/{short_id}", "/api/links/spec-full", {"note": None}, {"If-Match": '"1"'}),  # 412
+        ("PATCH", "/api/links/{short_id}", "/api/links/spec-full", {"note": None}, {"If-Match": "W/1"}),  # 412
+        ("PATCH", "/api/links/{short_id}", "/api/links/spec-full", {"tags": "a, b"}, {"If-Match": f'"{made["version"] + 1}"'}),
+        ("GET", "/api/links/{short_id}/audit", "/api/links/spec-full/audit?limit=1", None, {}),
+        ("GET", "/api/links/{short_id}/audit", "/api/links/spec-full/audit", None, {}),
+        ("GET", "/api/links/import/{job_id}", imported.headers["Location"], None, {}),
+    ]
+    statuses = []
+    for method, template, url, body, extra in calls:
+        response = client.open(url, method=method, headers={**bearer, **extra}, json=body)
+        statuses.append(response.status_code)
+        OFFLINE_SCHEMA[template][method].validate_response(response)
+    assert statuses == [200, 200, 200, 422, 200, 422, 412, 412, 200, 200, 200, 200]
+
+
+def test_every_header_a_link_answer_sends_is_described(client, bearer):
+    """ETag (for If-Match), Location and Retry-After: an answer that carries one names it in its response."""
+    calls = [
+        ("POST", "/shorten", "/shorten", {"url": "https://example.com/h1"}, {}),
+        ("POST", "/api/links", "/api/links", {"url": "https://example.com/h2", "slug": "spec-head"}, {}),
+        ("GET", "/api/links/{short_id}", "/api/links/spec-head", None, {}),
+        ("PATCH", "/api/links/{short_id}", "/api/links/spec-head", {"title": "T"}, {}),
+        ("PATCH", "/api/links/{short_id}", "/api/links/spec-head", {"title": "U"}, {"If-Match": '"1"'}),  # 412
+    ]
+    for method, template, url, body, extra in calls:
+        response = client.open(url, method=method, headers={**bearer, **extra}, json=body)
+        described = SPEC["paths"][template][method.lower()]["responses"][str(response.status_code)].get("headers", {})
+        sent = {name for name in ("ETag", "Location", "Retry-After") if name in response.headers}
+        assert sent <= set(described), (method, url, response.status_code, sent - set(described))

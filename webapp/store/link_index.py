@@ -20,13 +20,14 @@ The entries, each a base-table item with only pk and sk (no GSI; read with Query
 The shard is crc32(id) % SHARDS, so 10,000 links that share a word ("www", "com", a company's
 domain) spread their writes over SHARDS keys (bench/search.py models the busiest one).
 
-Words are lowercase runs of letters and digits (so "example.com" is "example" and "com"; a
+Words are lowercase runs of letters and digits, after NFKC (so "example.com" is "example" and "com"; a
 punycode host label is also indexed as its Unicode form), cut to WORD_MAX characters. Words of
 one character are not indexed (a search needs 2). At most MAX_WORDS words are kept, in this
 order: slug, tags, host, title, path; words past the cap (the end of a long title or path) are
 dropped from the index, though a search still matches them once another word has found the link.
 """
 import re
+import unicodedata
 import zlib
 
 MAX_ENTRIES = 48
@@ -41,8 +42,12 @@ _INVERT = str.maketrans("0123456789", "9876543210")
 
 
 def words(text):
-    """The lowercase words of a text, in order, repeats kept (what searches and the index both use)."""
-    return _WORD_RE.findall(text.casefold()) if text else []
+    """The lowercase words of a text, in order, repeats kept (what searches and the index both use).
+
+    NFKC first, so that a title pasted in decomposed form ("cafe" + U+0301, as macOS file names are) or
+    in full-width letters is found by the same word typed the usual way.
+    """
+    return _WORD_RE.findall(unicodedata.normalize("NFKC", text).casefold()) if text else []
 
 
 def link_words(link_item):

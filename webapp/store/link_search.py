@@ -77,7 +77,8 @@ def parse_query(args, user):
     found = tuple(dict.fromkeys(link_index.words(q)))
     if len(found) > Q_WORDS_MAX:
         raise InvalidQuery("q", f"q can have at most {Q_WORDS_MAX} words.")
-    if found and max(len(word) for word in found) < link_index.WORD_MIN:
+    # Only blanks is no search; anything else must hold a word to search for ("!!!" is not the whole list).
+    if q.strip() and not any(len(word) >= link_index.WORD_MIN for word in found):
         raise InvalidQuery("q", f"Search for a word of at least {link_index.WORD_MIN} letters or digits.")
     tag = args.get("tag", "")
     if tag:
@@ -148,7 +149,9 @@ def _driver(query, now):
     if query.status == "disabled":
         return _Driver("disabled", tuple(f"{link_index.DISABLED_PK}{n}" for n in shards))
     if query.status == "expired":
-        return _Driver("expired", tuple(f"{link_index.EXPIRES_PK}{n}" for n in shards), below=now)
+        # expires_at <= now is expired (link_rules.link_status): "$" follows the "#" after expires_at in
+        # the sort key, so a link expiring this very second is read too.
+        return _Driver("expired", tuple(f"{link_index.EXPIRES_PK}{n}" for n in shards), below=f"{now}$")
     if query.owner:
         return _Driver(f"owner:{query.owner}", tuple(f"{link_index.OWNER_PK}{query.owner}#{n}" for n in shards))
     prefix = ARCHIVED_PK_PREFIX if query.status == "archived" else LIST_PK_PREFIX
@@ -312,6 +315,8 @@ def _decode(cursor, query, driver):
 
 def _position_of(driver, pos):
     """True when pos is a sort key this driver's entries can have: it becomes a Query's ExclusiveStartKey,
-    and DynamoDB refuses a malformed key (an empty id, say) with an error, not an empty page."""
+    and DynamoDB refuses a malformed key (an empty id, say) or one outside the key condition (begins_with,
+    sk < below) with a ValidationException, not an empty page."""
     return (isinstance(pos, str) and len(pos) <= 300 and "#" in pos
-            and link_rules.is_short_id(pos.rpartition("#")[2]) and pos.startswith(driver.prefix or ""))
+            and link_rules.is_short_id(pos.rpartition("#")[2]) and pos.startswith(driver.prefix or "")
+            and (driver.below is None or pos < driver.below))
