@@ -31,6 +31,7 @@ from bench.record import figure
 from bench.report import Section, number
 from bench.targets import Target
 from webapp import create_app, import_runner
+from webapp.store import link_index
 
 KEY = "import"
 TITLE = "Bulk import"
@@ -161,12 +162,15 @@ def summarise(rows, size, job, submitted, elapsed, meter, transactions):
 
 
 def _kind(key):
-    """What a key is, for the report: link, audit shard, audit trail index, list index, import job or file part, slot."""
+    """What a key is, for the report: link, search entry, audit shard, audit trail index, list index, import job or
+    file part, slot."""
     if key.startswith("import#") and "#input#" in key:
         return "import file part"
     for prefix, kind in (("import#", "import job"), ("index:audit#target#", "audit trail index key"), ("index:links#", "list index key"),
                          ("index:", "other index key"), ("audit#", "audit log shard"),
-                         ("importslot#", "import slot"), ("linklimit#", "creation counter")):
+                         ("importslot#", "import slot"), ("linklimit#", "creation counter"),
+                         *((prefix, "search entry") for prefix in (link_index.WORD_PK, link_index.TAG_PK, link_index.OWNER_PK,
+                                                                  link_index.DISABLED_PK, link_index.EXPIRES_PK))):
         if key.startswith(prefix):
             return kind
     return "link"
