@@ -1,10 +1,12 @@
 """The items that let links be found by word, tag, owner and state without a Scan.
 
 Contract with webapp/store/links.py: entries(link_item) gives the index items of one stored link item
-(plain dicts with at least pk and sk). The store writes them in the same transaction as the link
-itself, and on an edit puts the entries that are new or changed and deletes the ones that are gone,
-so the index never disagrees with a link. A link has at most MAX_ENTRIES of them, so that a create
-or an edit (the link, its new entries and its old ones) fits one TransactWriteItems of 100 items.
+(plain dicts with at least pk and sk). The store puts a new link's entries right after the link
+(BatchWriteItem), and on an edit, in the same transaction as the link, puts the entries that are new
+or changed and deletes the ones that are gone. Searches re-check every link they find, so an entry
+that a stopped create never wrote, or a stale one, never gives a wrong result (`flask reindex-links`
+writes what is missing). A link has at most MAX_ENTRIES of them, so that an edit (the link, its new
+entries and its old ones) fits one TransactWriteItems of 100 items.
 
 The entries, each a base-table item with only pk and sk (no GSI; read with Query):
 - one per distinct word of the link (its slug, tags, destination host labels, title, path):
