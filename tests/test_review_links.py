@@ -1,0 +1,73 @@
+"""An outside review of link editing and CSV import: each test is an attack or a failure AWS documents,
+and failed before the fix it comes with."""
+import json
+from datetime import date, timedelta
+
+import pytest
+from botocore.exceptions import ReadTimeoutError
+
+from tests.conftest import ADMIN_USERNAME, add_user, token_for
+from tests.support.faults import Faults
+from webapp import audit
+
+
+def _create(store, slug="rev", **kwargs):
+    kwargs.setdefault("created_by", ADMIN_USERNAME)
+    return store.links.create(kwargs.pop("url", "https://example.com/start"), slug=slug, **kwargs)
+
+
+def _records(store, target):
+    records, _ = store.audit.list(first_day=date.today() - timedelta(days=1), last_day=date.today() + timedelta(days=1),
+                                  target=target, limit=100)
+    return records
+
+
+def _bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def long_named_token(store):
+    """A write token whose name is 100 characters outside the BMP: 1,200 bytes once JSON-escaped."""
+    add_user(store, "tok", "editor")
+    plaintext, _ = store.tokens.create("tok", "😀" * 100, scope="write")
+    return plaintext
+
+
+# The audit record's size: changes in other scripts, and a long token name, never push out the changes
+# or the token that made them (audit.bounded_details drops whole entries past MAX_DETAILS_JSON).
+
+ASTRAL_TAGS = ["𝐀" * 31 + chr(0x1D41A + i) for i in range(10)]  # letters, so valid tags: 32 characters each
+
+
+def test_a_large_edit_in_another_script_keeps_its_changes_and_its_token(client, store, long_named_token):
+    _create(store, tags=ASTRAL_TAGS, title="𝐀" * 200, note="𝐀" * 1000)
+    new_tags = [tag.replace("𝐀", "𝐁") for tag in ASTRAL_TAGS]
+    response = client.patch("/api/links/rev", json={"tags": new_tags, "title": "𝐁" * 200, "note": "𝐁" * 1000},
+                            headers=_bearer(long_named_token))
+    assert response.status_code == 200
+    [record] = _records(store, "rev")
+    details = record["details"]
+    assert "details_dropped" not in details
+    assert set(details["changes"]) == {"tags", "title", "note"}
+    assert details["caller_token"] and details["token_name"].startswith("😀")
+    assert details["changes"]["title"]["old"].startswith("𝐀") and details["changes"]["title"]["new"].startswith("𝐁")
+
+
+def test_a_create_by_a_long_named_token_keeps_which_token(client, store, long_named_token):
+    body = {"url": "https://example.com/a", "note": "😀" * 240, "slug": "bigone", "expires_at": None}
+    assert client.post("/api/links", json=body, headers=_bearer(long_named_token)).status_code == 201
+    [record] = _records(store, "bigone")
+    details = record["details"]
+    assert "details_dropped" not in details
+    assert details["caller_token"] and details["token_name"] and details["url"] == "https://example.com/a"
+    assert details["changes"]["note"]["new"].startswith("😀")
+
+
+def test_changes_too_large_for_any_cut_still_name_every_field(app):
+    from webapp import link_edits
+
+    changes = {name: {"old": "𝐀" * 1000, "new": "𝐁" * 1000} for name in link_edits.FIELDS}
+    fitted = link_edits._fitted(changes, 400)
+    assert set(fitted) == set(link_edits.FIELDS)
+    assert len(json.dumps(fitted).encode("utf-8")) <= 400
