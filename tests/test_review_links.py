@@ -71,3 +71,32 @@ def test_changes_too_large_for_any_cut_still_name_every_field(app):
     fitted = link_edits._fitted(changes, 400)
     assert set(fitted) == set(link_edits.FIELDS)
     assert len(json.dumps(fitted).encode("utf-8")) <= 400
+
+
+# A write whose answer is lost (botocore's read timeout after DynamoDB applied it).
+
+def test_an_edit_whose_answer_was_lost_is_done_and_audited_once(client, store, api_token):
+    _create(store, title="Old")
+    faults = Faults(store.table.client).lose_responses(ReadTimeoutError)
+    faults.fail_next("TransactWriteItems")
+    try:
+        response = client.patch("/api/links/rev", json={"title": "New"}, headers=_bearer(api_token))
+    finally:
+        faults.remove()
+    assert faults.lost_calls, "the edit's write was not the one lost"
+    assert response.status_code == 200 and response.json["title"] == "New" and response.json["version"] == 2
+    # The client, told it worked, does not retry; had it retried, nothing would change (and nothing be recorded).
+    assert client.patch("/api/links/rev", json={"title": "New"}, headers=_bearer(api_token)).status_code == 200
+    assert [record["details"]["changes"] for record in _records(store, "rev")] == [{"title": {"old": "Old", "new": "New"}}]
+
+
+def test_an_edit_refused_before_it_was_sent_is_503_and_records_nothing(client, store, api_token):
+    _create(store, title="Old")
+    faults = Faults(store.table.client)
+    faults.fail_next("TransactWriteItems")  # throttled: never applied
+    try:
+        response = client.patch("/api/links/rev", json={"title": "New"}, headers=_bearer(api_token))
+    finally:
+        faults.remove()
+    assert response.status_code == 503
+    assert store.links.get("rev")["title"] == "Old" and _records(store, "rev") == []

@@ -255,6 +255,20 @@ class Links:
             return True
         except (_ConditionFailed, _TransactionCanceled):
             return False  # another edit landed first (or was landing): read again
+        except StoreUnavailable:
+            # A write whose answer was lost (a read timeout) may have landed: if the link is now exactly
+            # what this edit wrote, it did, and the edit is done (so it is audited, once); else it failed.
+            if self._holds(new):
+                return True
+            raise
+
+    def _holds(self, item):
+        """True when the stored link is this very item (its version and updated_at included); False when
+        it is not, or cannot be read now."""
+        try:
+            return self._read_item(item["pk"]) == item
+        except (StoreUnavailable, LinkNotFound):
+            return False
 
     def daily_stats(self, short_id, days=30):
         """The link's per-day click stats for the last `days` UTC days, oldest first, all regions summed.
