@@ -100,3 +100,36 @@ def test_an_edit_refused_before_it_was_sent_is_503_and_records_nothing(client, s
         faults.remove()
     assert response.status_code == 503
     assert store.links.get("rev")["title"] == "Old" and _records(store, "rev") == []
+
+
+def _import(client, token, body):
+    return client.post("/api/links/import", data=body.encode(), content_type="text/csv", headers=_bearer(token))
+
+
+@pytest.mark.parametrize("slug", ["lost-one", ""])
+def test_an_import_row_whose_answer_was_lost_is_created_once(client, store, slug):
+    token = token_for(store, "editor")
+    faults = Faults(store.table.client).lose_responses(ReadTimeoutError)
+    faults.fail_next("TransactWriteItems")  # the row's create: the job's own items are written otherwise
+    try:
+        response = _import(client, token, f"url,slug\nhttps://example.com/a,{slug}\n")
+    finally:
+        faults.remove()
+    assert faults.lost_calls
+    [result] = response.json["results"]
+    assert result["status"] == "created", result
+    assert (response.json["created"], response.json["failed"]) == (1, 0)
+    link = store.links.get(result["short_id"])
+    assert link["url"] == "https://example.com/a" and (not slug or link["id"] == slug)
+
+
+def test_an_import_row_refused_before_it_was_sent_says_so(client, store):
+    token = token_for(store, "editor")
+    faults = Faults(store.table.client)
+    faults.fail_next("TransactWriteItems")
+    try:
+        response = _import(client, token, "url,slug\nhttps://example.com/a,busy-one\n")
+    finally:
+        faults.remove()
+    [result] = response.json["results"]
+    assert result["status"] == "error" and "busy" in result["error"]
