@@ -9,6 +9,7 @@ from botocore.exceptions import ReadTimeoutError
 from tests.conftest import ADMIN_USERNAME, add_user, token_for
 from tests.support.faults import Faults
 from webapp import audit
+from webapp.exceptions import VersionConflict
 
 
 def _create(store, slug="rev", **kwargs):
@@ -100,6 +101,36 @@ def test_an_edit_refused_before_it_was_sent_is_503_and_records_nothing(client, s
         faults.remove()
     assert response.status_code == 503
     assert store.links.get("rev")["title"] == "Old" and _records(store, "rev") == []
+
+
+# The version condition, without threads (the parallel tests need moto to race, which it does not always):
+# another edit lands between an edit's read and its write.
+
+def _read_stale_once(monkeypatch, store, stale):
+    real = store.links._read_item
+    reads = iter([stale])
+    monkeypatch.setattr(store.links, "_read_item", lambda short_id: next(reads, None) or real(short_id))
+
+
+def test_an_edit_that_read_before_another_landed_keeps_the_others_change(store, monkeypatch):
+    _create(store, title="A")
+    stale = store.links._read_item("rev")
+    store.links.update("rev", {"note": "Theirs"}, by="carol")
+    _read_stale_once(monkeypatch, store, stale)
+    _, after = store.links.update("rev", {"title": "Mine"}, by="bob")
+    link = store.links.get("rev")
+    assert (link["title"], link["note"], link["version"]) == ("Mine", "Theirs", 3) == (after["title"], after["note"], after["version"])
+
+
+def test_an_edit_at_a_version_overtaken_after_its_read_writes_nothing(store, monkeypatch):
+    _create(store, title="A")
+    stale = store.links._read_item("rev")
+    store.links.update("rev", {"note": "Theirs"}, by="carol")
+    _read_stale_once(monkeypatch, store, stale)
+    with pytest.raises(VersionConflict):
+        store.links.update("rev", {"title": "Mine"}, by="bob", expected_version=1)
+    link = store.links.get("rev")
+    assert (link["title"], link["note"], link["version"]) == ("A", "Theirs", 2)
 
 
 def _import(client, token, body):
