@@ -133,6 +133,23 @@ def test_an_edit_at_a_version_overtaken_after_its_read_writes_nothing(store, mon
     assert (link["title"], link["note"], link["version"]) == ("A", "Theirs", 2)
 
 
+# Eventual consistency: store.links.get is a Query without ConsistentRead, and may answer a version behind.
+
+def _stale_reads(monkeypatch, store, link):
+    monkeypatch.setattr(store.links, "get", lambda short_id: dict(link))
+
+
+def test_a_stale_read_never_skips_the_destination_check(client, store, api_token, monkeypatch):
+    _create(store, url="https://www.blocked.example/")  # made before the rule
+    stale = store.links.get("rev")
+    store.links.update("rev", {"url": "https://example.com/good"}, by="carol")
+    store.blocklist.add("domain", "blocked.example", created_by=ADMIN_USERNAME)
+    _stale_reads(monkeypatch, store, stale)
+    response = client.patch("/api/links/rev", json={"url": "https://www.blocked.example/"}, headers=_bearer(api_token))
+    assert response.status_code == 422 and response.json["field"] == "url"
+    assert store.links._read_item("rev")["url"] == "https://example.com/good"
+
+
 def _import(client, token, body):
     return client.post("/api/links/import", data=body.encode(), content_type="text/csv", headers=_bearer(token))
 

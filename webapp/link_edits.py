@@ -83,10 +83,13 @@ def edit(short_id, changes, *, by, expected_version=None, via=None):
     A new destination is checked against the blocklist and the reputation service first
     (abuse.DestinationRefused); a stale expected_version raises VersionConflict; either writes nothing.
     """
-    store = get_store()
-    if "url" in changes and changes["url"] != store.links.get(short_id)["url"]:
-        abuse.check_destination(changes["url"])
-    before, after = store.links.update(short_id, changes, by=by, expected_version=expected_version)
+
+    def check(current):
+        # Against the link as the write finds it (a consistent read), not an earlier, maybe stale, one.
+        if "url" in changes and changes["url"] != current["url"]:
+            abuse.check_destination(changes["url"])
+
+    before, after = get_store().links.update(short_id, changes, by=by, expected_version=expected_version, check=check)
     diff = differences(before, after)
     if diff:
         _record(action_for(diff), short_id, diff, actor=by, via=via)

@@ -192,7 +192,7 @@ class Links:
         """Enable or disable a link and return it; raise LinkNotFound when it does not exist."""
         return self.update(short_id, {"is_active": bool(active)}, by=by)[1]
 
-    def update(self, short_id, changes, *, by, expected_version=None):
+    def update(self, short_id, changes, *, by, expected_version=None, check=None):
         """Change some fields of a link; return (before, after) as public links (the same when nothing changed).
 
         changes: {field: new value} of EDITABLE fields, already checked by the link rules; None or []
@@ -200,6 +200,8 @@ class Links:
         lose one another: without expected_version a concurrent edit makes this read again and
         re-apply the changes (each field is set, not computed, so that is safe); with it (the version
         an edit form or an API client saw) a concurrent edit raises VersionConflict and writes nothing.
+        check: called with the stored link (public shape) that a write is about to replace, read
+        consistently; an exception it raises stops the edit with nothing written.
         """
         unknown = set(changes) - EDITABLE
         if unknown:
@@ -216,6 +218,8 @@ class Links:
             if new == item:
                 counters = self._counters([short_id]).get(short_id, [])
                 return _link(item, counters), _link(item, counters)
+            if check:
+                check(_link(item))
             new.update(version=version + 1, updated_at=clock.format_timestamp(clock.utcnow()))
             if by:
                 new["updated_by"] = by
