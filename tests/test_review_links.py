@@ -150,6 +150,20 @@ def test_a_stale_read_never_skips_the_destination_check(client, store, api_token
     assert store.links._read_item("rev")["url"] == "https://example.com/good"
 
 
+def test_a_stale_read_never_drops_a_change_typed_in_the_edit_form(client, auth, store, monkeypatch):
+    _create(store, title="A")
+    stale = store.links.get("rev")
+    store.links.update("rev", {"title": "B"}, by="carol")
+    shown = store.links.get("rev")  # the form the user sees: version 2, title B
+    assert auth.login().status_code == 303
+    _stale_reads(monkeypatch, store, stale)
+    form = {"url": shown["url"], "title": "A", "tags": "", "note": "", "forward_query": "y", "expiry": "keep",
+            "version": str(shown["version"])}
+    assert client.post("/links/rev/edit", data=form).status_code == 303
+    item = store.links._read_item("rev")
+    assert (item["title"], item["version"]) == ("A", 3)
+
+
 def _import(client, token, body):
     return client.post("/api/links/import", data=body.encode(), content_type="text/csv", headers=_bearer(token))
 
