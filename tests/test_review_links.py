@@ -164,6 +164,21 @@ def test_a_stale_read_never_drops_a_change_typed_in_the_edit_form(client, auth, 
     assert (item["title"], item["version"]) == ("A", 3)
 
 
+@pytest.mark.parametrize("slug", ["lost-api", None])
+def test_a_create_whose_answer_was_lost_is_created_once_and_audited(client, store, api_token, slug):
+    faults = Faults(store.table.client).lose_responses(ReadTimeoutError)
+    faults.fail_next("TransactWriteItems")
+    try:
+        response = client.post("/api/links", json={"url": "https://example.com/a", "slug": slug}, headers=_bearer(api_token))
+    finally:
+        faults.remove()
+    assert faults.lost_calls
+    assert response.status_code == 201, response.json
+    links, _ = store.links.list(limit=10)
+    assert [link["id"] for link in links] == [response.json["short_id"]]
+    assert [record["action"] for record in _records(store, response.json["short_id"])] == ["link.create"]
+
+
 def _import(client, token, body):
     return client.post("/api/links/import", data=body.encode(), content_type="text/csv", headers=_bearer(token))
 

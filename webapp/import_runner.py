@@ -240,7 +240,6 @@ def _create_row(job, number, link, rules):
     else:
         candidates = [csv_import.derived_id(job["id_key"], job["id"], number, attempt, job["id_length"])
                       for attempt in range(csv_import.DERIVED_ID_ATTEMPTS)]
-    busy = csv_import.failed(number, "The database was busy; this row was not imported. Import it again.")
     try:
         for short_id in filter(None, candidates):
             try:
@@ -252,15 +251,10 @@ def _create_row(job, number, link, rules):
                     audit.record("link.create", target=short_id, url=link.url, import_job=job["id"], resumed=True, **who)
                     return csv_import.created(number, short_id)
                 continue
-            except StoreUnavailable:
-                # The write may have landed before its answer was lost (a read timeout): then the link is
-                # this row's, and saying "not imported, import it again" would make a second one.
-                if store.import_jobs.link_mark(short_id) != (job["id"], number):
-                    return busy
             audit.record("link.create", target=short_id, url=link.url, import_job=job["id"], **who)
             return csv_import.created(number, short_id)
     except StoreUnavailable:
-        return busy
+        return csv_import.failed(number, "The database was busy; this row was not imported. Import it again.")
     if link.slug:
         return csv_import.failed(number, f"The slug {link.slug} is already taken; the existing link was left as it is.", "slug")
     return csv_import.failed(number, "No free id was found for this row. Import it again.")

@@ -110,10 +110,23 @@ class Links:
         item.update(_present(fields))
         if item.get("forward_query") is True:
             del item["forward_query"]  # absent means true, as the redirect reads it
+        try:
+            self._write_new(item)
+        except StoreUnavailable:
+            # A write whose answer was lost (a read timeout) may have landed: if this very item (its
+            # created_at included) is stored, it did, and the link exists, once; else the create failed.
+            if self._holds(item):
+                return _link(item)
+            raise
+        return _link(item)
+
+    def _write_new(self, item):
+        """Put a new link item and its index entries, in one transaction when it has some; SlugTaken if the id exists."""
+        short_id = item["pk"]
         new_entries = link_index.entries(item)
         if not new_entries:
             self.table.put_new(item, SlugTaken(short_id))
-            return _link(item)
+            return
         parts = [{"Put": {"TableName": self.table.name, "Item": _marshal(item), "ConditionExpression": "attribute_not_exists(pk)"}}]
         parts += [{"Put": {"TableName": self.table.name, "Item": _marshal(entry)}} for entry in new_entries]
         try:
@@ -122,7 +135,6 @@ class Links:
             if err.reasons[0] == "ConditionalCheckFailed":
                 raise SlugTaken(short_id) from None
             raise StoreUnavailable("transaction conflict on a new link") from None
-        return _link(item)
 
     def get(self, short_id):
         """The link with this id and its click counts, or raise LinkNotFound.
