@@ -179,6 +179,24 @@ def test_a_create_whose_answer_was_lost_is_created_once_and_audited(client, stor
     assert [record["action"] for record in _records(store, response.json["short_id"])] == ["link.create"]
 
 
+def test_a_links_trail_shows_no_record_of_a_user_of_the_same_name(client, store, api_token):
+    """An editor names a link after a user (any slug is free to take): its trail must not become a window
+    on that user's audit records (role changes, sign-in failures), which only admins may read."""
+    from flask import g
+
+    add_user(store, "victim", "viewer")
+    with client.application.test_request_context():
+        g.user = ADMIN_USERNAME
+        audit.record("user.role", target="victim", role="editor")
+        audit.record("signin.failed", target="victim", actor="victim", outcome="failed")
+    viewer = token_for(store, "viewer")
+    assert client.post("/api/links", json={"url": "https://example.com/a", "slug": "victim"},
+                       headers=_bearer(api_token)).status_code == 201
+    response = client.get("/api/links/victim/audit", headers=_bearer(viewer))
+    assert response.status_code == 200
+    assert [entry["action"] for entry in response.json["entries"]] == ["link.create"]
+
+
 def _import(client, token, body):
     return client.post("/api/links/import", data=body.encode(), content_type="text/csv", headers=_bearer(token))
 

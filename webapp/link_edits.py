@@ -18,6 +18,9 @@ _FLAGS = ("is_active", "archived", "forward_query")
 _FLAG_ACTIONS = {"is_active": ("link.enable", "link.disable"), "archived": ("link.archive", "link.unarchive")}
 EXPIRY_DAYS_MAX = 3650
 TRAIL_PAGE = 20
+# A trail holds only the link actions: records of other kinds may target the same name (a user, a
+# blocklist rule), and a link's readers must not see them (the audit log is for admins).
+TRAIL_ACTIONS = "link."
 # An audit record's details stop at audit.MAX_DETAILS_JSON bytes, past which whole entries are dropped
 # (the last ones first: the caller's token, then the changes): the changes are cut to fit this share of
 # it, and to what the record's other details leave (a token's 100-character name, a create's URL), first
@@ -181,12 +184,13 @@ def trail(link, limit=TRAIL_PAGE, cursor=None):
     """One page of a link's audit records, newest first, and the next cursor (store.audit.list).
 
     The months read run from the link's creation to today (plus one day, for a clock a little ahead).
+    Only link actions (TRAIL_ACTIONS): any slug is free to take, so a link may share its id with a user.
     """
     created = link.get("created_at") or ""
     first_day = date.fromisoformat(created[:10]) if created[:10] else clock.utcnow().date()
     last_day = clock.utcnow().date() + timedelta(days=1)
     return get_store().audit.list(first_day=min(first_day, last_day), last_day=last_day, target=link["id"],
-                                  limit=limit, cursor=cursor)
+                                  action=TRAIL_ACTIONS, limit=limit, cursor=cursor)
 
 
 def trail_entry(record):
