@@ -7,7 +7,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from tests.conftest import ADMIN_USERNAME, add_user, token_for
-from tests.support.faults import Faults
+from tests.support.faults import Faults, Outage
 from webapp import audit
 from webapp.exceptions import VersionConflict
 
@@ -177,6 +177,40 @@ def test_a_create_whose_answer_was_lost_is_created_once_and_audited(client, stor
     links, _ = store.links.list(limit=10)
     assert [link["id"] for link in links] == [response.json["short_id"]]
     assert [record["action"] for record in _records(store, response.json["short_id"])] == ["link.create"]
+
+
+# botocore resends a request whose answer timed out (Outage with lost=True applies the first send and
+# drops its answer): the resend then fails the condition of the very write that landed.
+
+def _resent(monkeypatch, store, operation):
+    outage = Outage(monkeypatch, store.table.client, operations={operation}, lost=True)
+    outage.kind, outage.first_sends = "read-timeout", True
+    return outage
+
+
+def test_an_edit_that_botocore_resent_is_done_not_a_conflict(client, store, api_token, monkeypatch):
+    _create(store)
+    outage = _resent(monkeypatch, store, "PutItem")  # a note is in no index entry: the edit is one PutItem
+    try:
+        response = client.patch("/api/links/rev", json={"note": "N"}, headers={**_bearer(api_token), "If-Match": '"1"'})
+    finally:
+        outage.end()
+    assert outage.failed_sends
+    assert response.status_code == 200 and response.json["version"] == 2
+    assert [record["details"]["changes"] for record in _records(store, "rev")] == [{"note": {"old": None, "new": "N"}}]
+
+
+def test_a_create_that_botocore_resent_is_created_not_taken(client, store, api_token, monkeypatch):
+    # DynamoDB itself makes a resent transaction idempotent (botocore's ClientRequestToken); moto does not,
+    # and a PutItem never is: the store must see its own item either way.
+    outage = _resent(monkeypatch, store, "TransactWriteItems")
+    try:
+        response = client.post("/api/links", json={"url": "https://example.com/x", "slug": "mine"}, headers=_bearer(api_token))
+    finally:
+        outage.end()
+    assert outage.failed_sends
+    assert response.status_code == 201
+    assert [record["action"] for record in _records(store, "mine")] == ["link.create"]
 
 
 def test_a_links_trail_shows_no_record_of_a_user_of_the_same_name(client, store, api_token):

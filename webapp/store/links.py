@@ -112,9 +112,10 @@ class Links:
             del item["forward_query"]  # absent means true, as the redirect reads it
         try:
             self._write_new(item)
-        except StoreUnavailable:
-            # A write whose answer was lost (a read timeout) may have landed: if this very item (its
-            # created_at included) is stored, it did, and the link exists, once; else the create failed.
+        except (SlugTaken, StoreUnavailable):
+            # A write whose answer was lost (a read timeout) may have landed, and botocore resends it, which
+            # then finds the id taken: if this very item (its created_at included) is stored, the create
+            # landed, once; else the id is someone else's, or the create failed.
             if self._holds(item):
                 return _link(item)
             raise
@@ -270,7 +271,9 @@ class Links:
             self.table.call("transact_write_items", TransactItems=parts)
             return True
         except (_ConditionFailed, _TransactionCanceled):
-            return False  # another edit landed first (or was landing): read again
+            # Another edit landed first (or was landing): read again. Unless it was this one: botocore resends
+            # a request whose answer timed out, and a resent PutItem fails its own version condition.
+            return self._holds(new)
         except StoreUnavailable:
             # A write whose answer was lost (a read timeout) may have landed: if the link is now exactly
             # what this edit wrote, it did, and the edit is done (so it is audited, once); else it failed.
