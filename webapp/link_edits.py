@@ -18,11 +18,16 @@ _FLAGS = ("is_active", "archived", "forward_query")
 _FLAG_ACTIONS = {"is_active": ("link.enable", "link.disable"), "archived": ("link.archive", "link.unarchive")}
 EXPIRY_DAYS_MAX = 3650
 TRAIL_PAGE = 20
-# An audit record's details stop at audit.MAX_DETAILS_JSON bytes, past which whole entries are dropped:
-# the changes are cut to fit this share of it first (long notes and URLs in non-Latin scripts, which
-# JSON escapes to 6 bytes a character), so a record never loses them altogether.
+# A trail holds only the link actions: records of other kinds may target the same name (a user, a
+# blocklist rule), and a link's readers must not see them (the audit log is for admins).
+TRAIL_ACTIONS = "link."
+# An audit record's details stop at audit.MAX_DETAILS_JSON bytes, past which whole entries are dropped
+# (the last ones first: the caller's token, then the changes): the changes are cut to fit this share of
+# it, and to what the record's other details leave (a token's 100-character name, a create's URL), first
+# (long notes, titles and tags in other scripts, which JSON escapes to 6 or 12 bytes a character), so a
+# record never loses them, nor which token made them.
 CHANGES_JSON_MAX = 3000
-_CUT_STEPS = (200, 60, 16)
+_CUT_STEPS = (200, 60, 16, 4)
 SOON_DAYS = 7  # the list flags links that expire within this many days
 
 
@@ -81,13 +86,16 @@ def edit(short_id, changes, *, by, expected_version=None, via=None):
     A new destination is checked against the blocklist and the reputation service first
     (abuse.DestinationRefused); a stale expected_version raises VersionConflict; either writes nothing.
     """
-    store = get_store()
-    if "url" in changes and changes["url"] != store.links.get(short_id)["url"]:
-        abuse.check_destination(changes["url"])
-    before, after = store.links.update(short_id, changes, by=by, expected_version=expected_version)
+
+    def check(current):
+        # Against the link as the write finds it (a consistent read), not an earlier, maybe stale, one.
+        if "url" in changes and changes["url"] != current["url"]:
+            abuse.check_destination(changes["url"])
+
+    before, after = get_store().links.update(short_id, changes, by=by, expected_version=expected_version, check=check)
     diff = differences(before, after)
     if diff:
-        audit.record(action_for(diff), target=short_id, actor=by, via=via, changes=_fitted(diff), **_token_name())
+        _record(action_for(diff), short_id, diff, actor=by, via=via)
     return after, diff
 
 
@@ -106,18 +114,35 @@ def record_create(link, *, actor=None, via=None):
                if link[name] not in (None, [], "") and name not in _FLAGS}
     if not link["forward_query"]:
         created["forward_query"] = {"old": None, "new": False}
-    audit.record("link.create", target=link["id"], actor=actor, via=via, url=link["url"], changes=_fitted(created), **_token_name())
+    _record("link.create", link["id"], created, actor=actor, via=via, url=link["url"])
 
 
-def _fitted(changes):
-    """The changes as the audit record keeps them: whole when they fit CHANGES_JSON_MAX, else with
-    every text cut shorter (marked with audit.CUT) until they do."""
-    for limit in (None, *_CUT_STEPS):
-        fitted = changes if limit is None else {name: {side: _cut(value, limit) for side, value in change.items()}
-                                                for name, change in changes.items()}
-        if len(json.dumps(fitted).encode("utf-8")) <= CHANGES_JSON_MAX:
+def _record(action, short_id, changes, *, actor, via, **details):
+    """Audit a link's changes, cut to the room the record's other details leave them."""
+    details.update(_token_name())
+    others = dict(details)
+    if has_request_context() and g.get("api_token_id"):
+        others["caller_token"] = g.api_token_id  # audit.record adds it
+    # The changes' own key and separators: '"changes": ' and ', '.
+    room = audit.MAX_DETAILS_JSON - _json_size(audit.bounded_details(others)) - len('"changes": , ')
+    audit.record(action, target=short_id, actor=actor, via=via, changes=_fitted(changes, min(CHANGES_JSON_MAX, room)),
+                 **details)
+
+
+def _fitted(changes, limit=CHANGES_JSON_MAX):
+    """The changes as the audit record keeps them: whole when they fit in limit bytes of JSON, else with
+    every text cut shorter (marked with audit.CUT) until they do; at worst only which fields changed."""
+    for length in (None, *_CUT_STEPS):
+        fitted = changes if length is None else {name: {side: _cut(value, length) for side, value in change.items()}
+                                                 for name, change in changes.items()}
+        if _json_size(fitted) <= limit:
             return fitted
-    return fitted
+    return {name: {"old": audit.CUT, "new": audit.CUT} for name in changes}
+
+
+def _json_size(value):
+    """Bytes of a value as the audit record measures it (ASCII JSON, as audit._json writes it)."""
+    return len(json.dumps(value, sort_keys=True, default=str).encode("utf-8"))
 
 
 def _cut(value, limit):
@@ -159,12 +184,13 @@ def trail(link, limit=TRAIL_PAGE, cursor=None):
     """One page of a link's audit records, newest first, and the next cursor (store.audit.list).
 
     The months read run from the link's creation to today (plus one day, for a clock a little ahead).
+    Only link actions (TRAIL_ACTIONS): any slug is free to take, so a link may share its id with a user.
     """
     created = link.get("created_at") or ""
     first_day = date.fromisoformat(created[:10]) if created[:10] else clock.utcnow().date()
     last_day = clock.utcnow().date() + timedelta(days=1)
     return get_store().audit.list(first_day=min(first_day, last_day), last_day=last_day, target=link["id"],
-                                  limit=limit, cursor=cursor)
+                                  action=TRAIL_ACTIONS, limit=limit, cursor=cursor)
 
 
 def trail_entry(record):

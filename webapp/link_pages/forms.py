@@ -107,13 +107,15 @@ class EditLinkForm(_LinkFields):
         if field.data != "keep":
             self._chosen_expiry(field.data)
 
-    def changes(self, link):
-        """{field: new value} for the fields whose value differs from the link's."""
+    def changes(self):
+        """{field: new value} for every field of the form. All of them, not those that differ from the link
+        read by this request: that read may be a version behind (eventually consistent), and would then
+        drop a change; the version check makes the store compare them with the version the form showed."""
         new = {"url": self.url.data, "title": self.title.data, "tags": self.tags.data, "note": self.note.data,
                "forward_query": bool(self.forward_query.data)}
         if self.expiry.data != "keep":
             new["expires_at"] = self._chosen_expiry(self.expiry.data)
-        return {name: value for name, value in new.items() if value != link[name]}
+        return new
 
 
 def _check(rule, *args):

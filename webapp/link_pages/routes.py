@@ -107,7 +107,7 @@ def edit(short_id):
     status, conflict = 200, None
     if form.validate_on_submit():
         try:
-            link, diff = link_edits.edit(short_id, form.changes(link), by=g.user, expected_version=int(form.version.data))
+            link, diff = link_edits.edit(short_id, form.changes(), by=g.user, expected_version=int(form.version.data))
         except abuse.DestinationRefused as err:
             form.url.errors.append(err.message)
             status = err.status

@@ -111,7 +111,14 @@ class Links:
         item.update(_present(fields))
         if item.get("forward_query") is True:
             del item["forward_query"]  # absent means true, as the redirect reads it
-        self.table.put_new(item, SlugTaken(short_id))
+        try:
+            self.table.put_new(item, SlugTaken(short_id))
+        except (SlugTaken, StoreUnavailable):
+            # A write whose answer was lost (a read timeout) may have landed, and botocore resends it, which
+            # then finds the id taken: if this very item (its created_at included) is stored, the create
+            # landed, once; else the id is someone else's, or the create failed.
+            if not self._holds(item):
+                raise
         # The entries follow the link rather than share a transaction with it: a transaction costs twice the
         # write units (an import of 10,000 links writes some 470,000 entries), and a link whose entries were
         # not all written (the function stopped between the two) is still listed, redirected and counted; a
@@ -191,7 +198,7 @@ class Links:
         """Enable or disable a link and return it; raise LinkNotFound when it does not exist."""
         return self.update(short_id, {"is_active": bool(active)}, by=by)[1]
 
-    def update(self, short_id, changes, *, by, expected_version=None):
+    def update(self, short_id, changes, *, by, expected_version=None, check=None):
         """Change some fields of a link; return (before, after) as public links (the same when nothing changed).
 
         changes: {field: new value} of EDITABLE fields, already checked by the link rules; None or []
@@ -199,6 +206,8 @@ class Links:
         lose one another: without expected_version a concurrent edit makes this read again and
         re-apply the changes (each field is set, not computed, so that is safe); with it (the version
         an edit form or an API client saw) a concurrent edit raises VersionConflict and writes nothing.
+        check: called with the stored link (public shape) that a write is about to replace, read
+        consistently; an exception it raises stops the edit with nothing written.
         """
         unknown = set(changes) - EDITABLE
         if unknown:
@@ -215,6 +224,8 @@ class Links:
             if new == item:
                 counters = self._counters([short_id]).get(short_id, [])
                 return _link(item, counters), _link(item, counters)
+            if check:
+                check(_link(item))
             new.update(version=version + 1, updated_at=clock.format_timestamp(clock.utcnow()))
             if by:
                 new["updated_by"] = by
@@ -253,7 +264,23 @@ class Links:
             self.table.call("transact_write_items", TransactItems=parts)
             return True
         except (_ConditionFailed, _TransactionCanceled):
-            return False  # another edit landed first (or was landing): read again
+            # Another edit landed first (or was landing): read again. Unless it was this one: botocore resends
+            # a request whose answer timed out, and a resent PutItem fails its own version condition.
+            return self._holds(new)
+        except StoreUnavailable:
+            # A write whose answer was lost (a read timeout) may have landed: if the link is now exactly
+            # what this edit wrote, it did, and the edit is done (so it is audited, once); else it failed.
+            if self._holds(new):
+                return True
+            raise
+
+    def _holds(self, item):
+        """True when the stored link is this very item (its version and updated_at included); False when
+        it is not, or cannot be read now."""
+        try:
+            return self._read_item(item["pk"]) == item
+        except (StoreUnavailable, LinkNotFound):
+            return False
 
     def daily_stats(self, short_id, days=30):
         """The link's per-day click stats for the last `days` UTC days, oldest first, all regions summed.
