@@ -167,7 +167,7 @@ def test_a_stale_read_never_drops_a_change_typed_in_the_edit_form(client, auth, 
 @pytest.mark.parametrize("slug", ["lost-api", None])
 def test_a_create_whose_answer_was_lost_is_created_once_and_audited(client, store, api_token, slug):
     faults = Faults(store.table.client).lose_responses(ReadTimeoutError)
-    faults.fail_next("TransactWriteItems")
+    faults.fail_next("PutItem")
     try:
         response = client.post("/api/links", json={"url": "https://example.com/a", "slug": slug}, headers=_bearer(api_token))
     finally:
@@ -203,7 +203,7 @@ def test_an_edit_that_botocore_resent_is_done_not_a_conflict(client, store, api_
 def test_a_create_that_botocore_resent_is_created_not_taken(client, store, api_token, monkeypatch):
     # DynamoDB itself makes a resent transaction idempotent (botocore's ClientRequestToken); moto does not,
     # and a PutItem never is: the store must see its own item either way.
-    outage = _resent(monkeypatch, store, "TransactWriteItems")
+    outage = _resent(monkeypatch, store, "PutItem")
     try:
         response = client.post("/api/links", json={"url": "https://example.com/x", "slug": "mine"}, headers=_bearer(api_token))
     finally:
@@ -235,11 +235,24 @@ def _import(client, token, body):
     return client.post("/api/links/import", data=body.encode(), content_type="text/csv", headers=_bearer(token))
 
 
+def _the_first_link_put():
+    """A Faults.fail_when that chooses the first PutItem of a link item (a create), and nothing after it."""
+    chosen = []
+
+    def when(operation, body):
+        if operation == "PutItem" and body["Item"]["sk"] == {"S": "link"} and not chosen:
+            chosen.append(body["Item"]["pk"]["S"])
+            return True
+        return False
+
+    return when
+
+
 @pytest.mark.parametrize("slug", ["lost-one", ""])
 def test_an_import_row_whose_answer_was_lost_is_created_once(client, store, slug):
     token = token_for(store, "editor")
     faults = Faults(store.table.client).lose_responses(ReadTimeoutError)
-    faults.fail_next("TransactWriteItems")  # the row's create: the job's own items are written otherwise
+    faults.fail_when = _the_first_link_put()  # the row's create, not the job's own items
     try:
         response = _import(client, token, f"url,slug\nhttps://example.com/a,{slug}\n")
     finally:
@@ -255,7 +268,7 @@ def test_an_import_row_whose_answer_was_lost_is_created_once(client, store, slug
 def test_an_import_row_refused_before_it_was_sent_says_so(client, store):
     token = token_for(store, "editor")
     faults = Faults(store.table.client)
-    faults.fail_next("TransactWriteItems")
+    faults.fail_when = _the_first_link_put()
     try:
         response = _import(client, token, "url,slug\nhttps://example.com/a,busy-one\n")
     finally:
