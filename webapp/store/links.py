@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import random
+import secrets
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -107,6 +108,9 @@ class Links:
             "created_at": created_at,
             "is_active": True,
             "version": 1,
+            # Tells this create's item from an identical one made in the same second by another request, when
+            # a lost answer makes it read back whether its own write landed (_holds).
+            "create_id": secrets.token_hex(8),
         }
         item.update(_present(fields))
         if item.get("forward_query") is True:
