@@ -82,11 +82,16 @@ DEEP = ["[" * 1000 + "]" * 1000, '{"url":' * 1000 + "1" + "}" * 1000, '{"url": 1
 
 @pytest.fixture
 def items(ddb):
-    """How many items the table holds now, leaving out the link-creation counters and the audit records
-    (tests/test_abuse.py and tests/test_audit.py cover them)."""
-    return lambda: ddb.scan(TableName=TABLE_NAME, Select="COUNT",
-                            FilterExpression="NOT begins_with(pk, :counter) AND NOT begins_with(pk, :audit)",
-                            ExpressionAttributeValues={":counter": {"S": "linklimit#"}, ":audit": {"S": "audit#"}})["Count"]
+    """How many items the table holds now, leaving out the link-creation counters, the audit records and the
+    links' search entries (tests/test_abuse.py, tests/test_audit.py and tests/test_link_search.py cover them)."""
+    from webapp.store import link_index
+
+    left_out = ("linklimit#", "audit#", link_index.WORD_PK, link_index.TAG_PK, link_index.OWNER_PK,
+                link_index.DISABLED_PK, link_index.EXPIRES_PK)
+    condition = " AND ".join(f"NOT begins_with(pk, :p{n})" for n in range(len(left_out)))
+    values = {f":p{n}": {"S": prefix} for n, prefix in enumerate(left_out)}
+    return lambda: ddb.scan(TableName=TABLE_NAME, Select="COUNT", FilterExpression=condition,
+                            ExpressionAttributeValues=values)["Count"]
 
 
 def _assert_refused_cleanly(response, before, after):
