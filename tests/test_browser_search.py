@@ -39,6 +39,8 @@ def test_search_filter_and_export_what_is_shown(page):
     # Disable the other link, then pick the Disabled filter: only it is listed.
     page.goto("/")
     page.locator("tr", has_text="plain-page").get_by_role("button", name="Disable").click()
+    page.get_by_role("button", name="Yes, disable plain-page").click()  # disabling asks first
+    page.wait_for_url(re.compile(r"/(\?.*)?$"))
     page.get_by_label("Status").select_option("disabled")
     page.get_by_role("button", name="Search").click()
     page.wait_for_url(re.compile(r"status=disabled"))
