@@ -124,7 +124,7 @@ class Links:
             if not self._holds(item):
                 raise
         # The entries follow the link rather than share a transaction with it: a transaction costs twice the
-        # write units (an import of 10,000 links writes some 470,000 entries), and a link whose entries were
+        # write units (a link has up to 48 entries, link_index.MAX_ENTRIES), and a link whose entries were
         # not all written (the function stopped between the two) is still listed, redirected and counted; a
         # search re-checks every link it finds, and `flask reindex-links` or the link's next edit writes them.
         try:
