@@ -63,6 +63,19 @@ def one_moto_request_at_a_time():
         yield
 
 
+@pytest.fixture
+def table_requests(store):
+    """Every DynamoDB request the store makes from now on: [(operation, params)]."""
+    seen = []
+
+    def record(params, model, **kwargs):
+        seen.append((model.name, params))
+
+    store.table.client.meta.events.register("provide-client-params.dynamodb", record)
+    yield seen
+    store.table.client.meta.events.unregister("provide-client-params.dynamodb", record)
+
+
 @pytest.fixture(autouse=True)
 def no_retry_pause(monkeypatch):
     """The in-process event source mapping retries at once: the tests count retries, not seconds."""

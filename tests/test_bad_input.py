@@ -29,19 +29,6 @@ def headers(api_token):
     return {"Authorization": f"Bearer {api_token}"}
 
 
-@pytest.fixture
-def table_requests(store):
-    """Every DynamoDB request the store makes from now on: [(operation, params)]."""
-    seen = []
-
-    def record(params, model, **kwargs):
-        seen.append((model.name, params))
-
-    store.table.client.meta.events.register("provide-client-params.dynamodb", record)
-    yield seen
-    store.table.client.meta.events.unregister("provide-client-params.dynamodb", record)
-
-
 def _asked_about(requests, value):
     return [name for name, params in requests if value in json.dumps(params)]
 

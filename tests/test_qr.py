@@ -28,19 +28,6 @@ def headers(store):
     return {"Authorization": f"Bearer {token_for(store, 'viewer')}"}  # a read-scope token
 
 
-@pytest.fixture
-def table_requests(store):
-    """Every DynamoDB request the store makes from now on: [(operation, params)]."""
-    seen = []
-
-    def record(params, model, **kwargs):
-        seen.append((model.name, params))
-
-    store.table.client.meta.events.register("provide-client-params.dynamodb", record)
-    yield seen
-    store.table.client.meta.events.unregister("provide-client-params.dynamodb", record)
-
-
 def _grid_of(text):
     """The dark modules of the QR code segno makes of this text, as the app is set to make them."""
     return [[bool(bit) for bit in row] for row in segno.make(text, error="m", micro=False).matrix]
