@@ -509,7 +509,18 @@ def _report(path, started):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=BUILD_DIR, help="output folder (default: build/)")
+    parser.add_argument("--admin-only", action="store_true",
+                        help="only OUT/admin.zip, for `zappa deploy STAGE -z` / `zappa update STAGE -z`")
+    parser.add_argument("--settings", type=Path, default=ZAPPA_SETTINGS,
+                        help="with --admin-only: the Zappa settings file (default: zappa_settings.json)")
+    parser.add_argument("--stage", default=ADMIN_STAGE, help=f"with --admin-only: the Zappa stage (default: {ADMIN_STAGE})")
     args = parser.parse_args(argv)
+    if args.admin_only:
+        path = build_admin(args.out.resolve() / "admin.zip", stage=args.stage, settings_file=args.settings)
+        print(f"{path}: for Lambda {lambda_target(args.settings, args.stage)}")
+        return
+    if (args.settings, args.stage) != (ZAPPA_SETTINGS, ADMIN_STAGE):
+        parser.error("--settings and --stage go with --admin-only")
     started = time.perf_counter()
     built = build_all(args.out.resolve())
     # Only the default build is the one the README describes.

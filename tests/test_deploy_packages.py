@@ -543,6 +543,20 @@ def test_the_check_accepts_manylinux_x86_64_for_cpython_313_and_the_stable_abi(t
         package.verify_lambda_zip(path, package.LambdaTarget("3.13", "aarch64", (2, 34)))
 
 
+def test_package_command_builds_only_the_admin_from_another_settings_file(tmp_path, monkeypatch, capsys):
+    built = []
+    monkeypatch.setattr(package, "build_admin", lambda output, stage, settings_file: built.append(
+        (output, stage, settings_file)) or output)
+    monkeypatch.setattr(package, "build_all", lambda out: pytest.fail("built everything"))
+    settings = tmp_path / "zappa_settings.deploy.json"
+    settings.write_text((ROOT / "zappa_settings.json").read_text())
+    package.main(["--admin-only", "--settings", str(settings), "--stage", "dev", "--out", str(tmp_path)])
+    assert built == [(tmp_path.resolve() / "admin.zip", "dev", settings)]
+    with pytest.raises(SystemExit):
+        package.main(["--settings", str(settings)])  # a whole build is of zappa_settings.json only
+    assert "--settings and --stage go with --admin-only" in capsys.readouterr().err
+
+
 def fake_site(site, name, version, tags, files):
     """A distribution installed in a site-packages folder: its files, METADATA, WHEEL and RECORD."""
     dist_info = f"{name}-{version}.dist-info"
