@@ -10,6 +10,8 @@
   the laptop, so every distribution whose wheel does not fit Lambda (its `runtime` and `architecture`
   in zappa_settings.json) is then swapped for the manylinux wheel pip picks for Lambda, and every
   compiled file in the zip is checked: a build that would ship a foreign binary stops (SystemExit).
+  `python -m deploy.package --admin-only --settings FILE --stage STAGE` builds only that zip, from
+  another settings file, for `zappa deploy STAGE -z` / `zappa update STAGE -z`.
 
 The zips are reproducible: sorted entries, fixed timestamps, so the same code gives the same key.
 """
@@ -517,7 +519,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.admin_only:
         path = build_admin(args.out.resolve() / "admin.zip", stage=args.stage, settings_file=args.settings)
-        print(f"{path}: for Lambda {lambda_target(args.settings, args.stage)}")
+        target = lambda_target(args.settings, args.stage)
+        print(f"{path}: checked for Lambda (Linux {target.machine}, CPython {target.python})")
         return
     if (args.settings, args.stage) != (ZAPPA_SETTINGS, ADMIN_STAGE):
         parser.error("--settings and --stage go with --admin-only")
