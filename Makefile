@@ -70,7 +70,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 ## package: every deploy artifact, with no AWS account (it installs from PyPI): build/redirect.zip, build/aggregator.zip, their S3 keys
-## (build/code-keys.txt, build/s3/) and build/admin.zip (`zappa package prod`, from .venv-package).
+## (build/code-keys.txt, build/s3/) and build/admin.zip (`zappa package prod`, from .venv-package, with every compiled
+## distribution swapped for its manylinux wheel for the settings' runtime and architecture; it stops if a binary would not load).
 package: $(STAMP)
 	$(BIN)/python -m deploy.package
 

@@ -10,6 +10,7 @@ import functools
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -213,7 +214,7 @@ def test_zappa_stages_share_one_definition():
         assert config["aws_region"] and config["s3_bucket"]
         assert config["manage_roles"] is False and config["role_arn"], "the stack's AdminRole, not Zappa's default"
         assert config["binary_support"] is True
-        assert config["use_precompiled_packages"] is False
+        assert config["use_precompiled_packages"] is False, "deploy/package.py swaps wheels itself, and checks them"
         assert config["debug"] is False, "Zappa's debug puts tracebacks in 500 bodies and logs raw events"
         assert isinstance(config["keep_warm"], bool)
         assert set(config["environment_variables"]) == {
@@ -339,14 +340,286 @@ def test_admin_package_holds_the_app_and_no_dev_tools(admin_zip):
 
 
 def test_admin_package_extensions_match_the_runtime(admin_zip):
-    version = package.runtime_python_version().replace(".", "")
-    arch = stage_settings("prod").get("architecture", "x86_64")
-    extensions = [n for n in zipfile.ZipFile(admin_zip).namelist() if n.endswith(".so")]
-    assert extensions, "MarkupSafe's speedups at least"
-    for name in extensions:
-        assert f".cpython-{version}-{arch}-linux-gnu.so" in name or ".abi3.so" in name, name
-    bytecode = [n for n in zipfile.ZipFile(admin_zip).namelist() if n.endswith(".pyc")]
-    assert all(f".cpython-{version}." in n for n in bytecode), "bytecode of another Python is dead weight"
+    target = package.lambda_target()
+    assert package.verify_lambda_zip(admin_zip, target) == admin_zip
+    names = zipfile.ZipFile(admin_zip).namelist()
+    # What start-up needs (OIDC -> joserfc -> cryptography -> cffi), as Lambda's x86_64 CPython 3.13 loads it.
+    for needed in (f"_cffi_backend.cpython-{target.cp_tag[2:]}-{target.machine}-linux-gnu.so",
+                   "cryptography/hazmat/bindings/_rust.abi3.so"):
+        assert needed in names, needed
+        assert elf_machine(zipfile.ZipFile(admin_zip).read(needed)) == target.machine
+    compiled = package.compiled_distributions(admin_zip)
+    assert {"cffi", "cryptography", "MarkupSafe"} <= set(compiled), compiled
+    for wheel in [n for n in names if n.endswith(".dist-info/WHEEL")]:
+        tags = re.findall(r"^Tag: (\S+)$", zipfile.ZipFile(admin_zip).read(wheel).decode(), re.M)
+        assert any(tag.endswith("-any") or f"manylinux" in tag and tag.endswith(target.machine) for tag in tags), wheel
+    bytecode = [n for n in names if n.endswith(".pyc")]
+    assert all(f".cpython-{target.cp_tag[2:]}." in n for n in bytecode), "bytecode of another Python is dead weight"
+
+
+def test_admin_package_built_on_a_foreign_host_gets_lambda_wheels(package_venv, tmp_path):
+    """A laptop whose venv holds macOS builds of cffi and MarkupSafe: Zappa alone packs them (refused), the build swaps them."""
+    target = package.lambda_target()
+    venv = foreign_venv(package_venv, tmp_path / "venv-darwin", target)
+    settings = json.loads((ROOT / "zappa_settings.json").read_text())
+    settings["prod"]["environment_variables"]["SHORTENER_TABLE_NAME"] = "table-from-another-settings-file"
+    settings_file = tmp_path / "zappa_settings.deploy.json"
+    settings_file.write_text(json.dumps(settings))
+
+    raw = package.zappa_package(tmp_path / "zappa-only.zip", venv, "prod", settings_file)
+    with pytest.raises(SystemExit) as refused:
+        package.verify_lambda_zip(raw, target)
+    assert "_cffi_backend.cpython-313-darwin.so: a macOS (Mach-O) binary" in str(refused.value)
+    assert "markupsafe/_speedups.cpython-313-darwin.so" in str(refused.value)
+
+    built = package.build_admin(tmp_path / "admin.zip", venv=venv, stage="prod", settings_file=settings_file)
+    names = zipfile.ZipFile(built).namelist()
+    assert not [n for n in names if "darwin" in n], "a macOS binary was left in the zip"
+    for needed in ("_cffi_backend.cpython-313-x86_64-linux-gnu.so", "markupsafe/_speedups.cpython-313-x86_64-linux-gnu.so"):
+        assert elf_machine(zipfile.ZipFile(built).read(needed)) == "x86_64", needed
+    assert package.verify_lambda_zip(built, target) == built
+    assert "table-from-another-settings-file" in zipfile.ZipFile(built).read("zappa_settings.py").decode()
+
+
+def test_admin_package_for_arm64_is_built_from_an_x86_64_venv(package_venv, tmp_path):
+    """Another architecture in the settings: every compiled distribution is swapped for its aarch64 wheel."""
+    settings = json.loads((ROOT / "zappa_settings.json").read_text())
+    settings["dev"]["architecture"] = "arm64"
+    settings_file = tmp_path / "zappa_settings.arm64.json"
+    settings_file.write_text(json.dumps(settings))
+    target = package.lambda_target(settings_file, "prod")
+    assert target.machine == "aarch64"
+
+    built = package.build_admin(tmp_path / "admin.zip", venv=package_venv, stage="prod", settings_file=settings_file)
+    names = zipfile.ZipFile(built).namelist()
+    assert "_cffi_backend.cpython-313-aarch64-linux-gnu.so" in names
+    assert not [n for n in names if "x86_64" in n and not n.endswith(".py")], "an x86_64 binary was left in the zip"
+    assert elf_machine(zipfile.ZipFile(built).read("cryptography/hazmat/bindings/_rust.abi3.so")) == "aarch64"
+    assert package.verify_lambda_zip(built, target) == built
+    with pytest.raises(SystemExit, match="built for aarch64, not x86_64"):
+        package.verify_lambda_zip(built, package.lambda_target())
+
+
+def foreign_venv(source, venv, target):
+    """A copy of the build venv (symlinks) whose cffi and MarkupSafe are macOS arm64 builds, as pip installs them there."""
+    version = package.runtime_python_version()
+    site_from = source / "lib" / f"python{version}" / "site-packages"
+    site = venv / "lib" / f"python{version}" / "site-packages"
+    site.mkdir(parents=True)
+    (venv / "bin").symlink_to(source / "bin")  # the same Zappa; VIRTUAL_ENV picks what it packs
+    for name in ("pyvenv.cfg", ".installed-stamp"):
+        (venv / name).write_bytes((source / name).read_bytes())
+    linux = f".cpython-{target.cp_tag[2:]}-{target.machine}-linux-gnu.so"
+    darwin = f".cpython-{target.cp_tag[2:]}-darwin.so"
+    foreign_dists = {d.dist_info: d for d in package.installed_distributions(site_from) if d.name in ("cffi", "MarkupSafe")}
+    foreign_files = {path for d in foreign_dists.values() for path in d.files if path.endswith(linux)}
+    assert len(foreign_dists) == 2 and len(foreign_files) == 2, (foreign_dists, foreign_files)
+    for entry in site_from.iterdir():
+        if entry.name in foreign_dists or entry.name == "markupsafe":
+            shutil.copytree(entry, site / entry.name)
+        elif entry.name not in foreign_files:
+            (site / entry.name).symlink_to(entry)
+    for path in foreign_files:
+        (site / path).unlink(missing_ok=True)
+        (site / path.replace(linux, darwin)).write_bytes(b"\xcf\xfa\xed\xfe" + bytes(60))  # Mach-O 64-bit
+    for dist_info in foreign_dists:
+        record = site / dist_info / "RECORD"
+        record.write_text(record.read_text().replace(linux, darwin))
+        wheel = site / dist_info / "WHEEL"
+        wheel.write_text(re.sub(r"^Tag: .*$", "Tag: cp313-cp313-macosx_11_0_arm64", wheel.read_text(), flags=re.M))
+    return venv
+
+
+def elf_machine(data):
+    assert data[:4] == b"\x7fELF"
+    return {62: "x86_64", 183: "aarch64"}.get(int.from_bytes(data[18:20], "little"))
+
+
+# ------------------------------------------------------------------ Lambda's platform, and the check of the zip
+
+X86 = package.LambdaTarget("3.13", "x86_64", (2, 34))
+
+
+def elf(machine=62, bits=2):
+    """The first bytes of a little-endian ELF shared object for this e_machine (62 x86_64, 183 aarch64)."""
+    return b"\x7fELF" + bytes([bits, 1, 1]) + bytes(9) + (3).to_bytes(2, "little") + machine.to_bytes(2, "little") + bytes(44)
+
+
+def wheel_file(*tags):
+    return ("Wheel-Version: 1.0\nRoot-Is-Purelib: false\n" + "".join(f"Tag: {t}\n" for t in tags)).encode()
+
+
+def make_zip(path, files):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_lambda_target_comes_from_the_stage_settings(tmp_path):
+    assert package.lambda_target() == X86
+    assert stage_settings("prod")["runtime"] == "python3.13" and stage_settings("prod")["architecture"] == "x86_64"
+    other = {"base": {"runtime": "python3.12", "architecture": "arm64"}, "next": {"extends": "base"}}
+    (tmp_path / "s.json").write_text(json.dumps(other))
+    target = package.lambda_target(tmp_path / "s.json", "next")
+    assert target == package.LambdaTarget("3.12", "aarch64", (2, 34))
+    assert target.pip_platforms()[0] == "manylinux_2_34_aarch64" and "manylinux2014_aarch64" in target.pip_platforms()
+
+
+@pytest.mark.parametrize("stage_settings_, message", [
+    ({"runtime": "python3.11"}, "runtime 'python3.11'"),  # Amazon Linux 2, glibc 2.26: not a platform this build knows
+    ({"runtime": "python3.13", "architecture": "mips"}, "architecture 'mips'"),
+    ({}, "runtime ''"),
+])
+def test_lambda_target_refuses_what_it_does_not_know(tmp_path, stage_settings_, message):
+    (tmp_path / "s.json").write_text(json.dumps({"prod": stage_settings_}))
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        package.lambda_target(tmp_path / "s.json", "prod")
+    with pytest.raises(SystemExit, match="no stage 'dev'"):
+        package.lambda_target(tmp_path / "s.json", "dev")
+
+
+@pytest.mark.parametrize("tag, fits", [
+    ("py3-none-any", True),
+    ("cp313-cp313-manylinux_2_17_x86_64", True),
+    ("cp313-cp313-manylinux2014_x86_64", True),
+    ("cp313-cp313-manylinux1_x86_64", True),
+    ("cp311-abi3-manylinux_2_34_x86_64", True),
+    ("cp313-cp313-manylinux_2_35_x86_64", False),  # newer than Amazon Linux 2023's glibc 2.34
+    ("cp312-cp312-manylinux_2_17_x86_64", False),
+    ("cp314-abi3-manylinux_2_17_x86_64", False),  # stable ABI of a newer Python
+    ("cp313-cp313-manylinux_2_17_aarch64", False),
+    ("cp313-cp313-macosx_11_0_arm64", False),
+    ("cp313-cp313-win_amd64", False),
+    ("cp313-cp313-linux_x86_64", False),  # built from source on the laptop: no manylinux promise
+    ("cp313-cp313-musllinux_1_2_x86_64", False),
+    ("cp313-cp313t-manylinux_2_17_x86_64", False),  # free-threaded build
+])
+def test_wheel_tags_that_load_on_lambda(tag, fits):
+    assert package.wheel_tag_fits(tag, X86) is fits
+
+
+@pytest.mark.parametrize("name, data, problem", [
+    ("markupsafe/_speedups.cpython-313-darwin.so", b"\xcf\xfa\xed\xfe" + bytes(60), "a macOS (Mach-O) binary"),
+    ("_cffi_backend.cpython-313-aarch64-linux-gnu.so", elf(183), "built for aarch64, not x86_64"),
+    ("_cffi_backend.cpython-313-x86_64-linux-gnu.so", elf(183), "built for aarch64, not x86_64"),
+    ("markupsafe/_speedups.cpython-312-x86_64-linux-gnu.so", elf(), "an extension for CPython 312, not 313"),
+    ("markupsafe/_speedups.cpython-313t-x86_64-linux-gnu.so", elf(), "313t-x86_64-linux-gnu"),
+    ("markupsafe/_speedups.cp313-win_amd64.pyd", b"MZ" + bytes(62), "a Windows binary"),
+    ("cffi.libs/libffi.dylib", b"\xcf\xfa\xed\xfe" + bytes(60), "a macOS (Mach-O) binary"),
+    ("pkg/_native.so", b"not a binary at all", "not an ELF shared object"),
+    ("pkg/_native.so", elf(bits=1), "not 64-bit"),
+    ("pkg/helper", b"\xca\xfe\xba\xbe" + bytes(60), "a macOS (Mach-O) binary"),  # universal binary, no suffix
+    ("MarkupSafe-3.0.3.dist-info/WHEEL", wheel_file("cp313-cp313-macosx_11_0_arm64"), "cp313-cp313-macosx_11_0_arm64"),
+    ("cffi-2.0.0.dist-info/WHEEL", wheel_file("cp312-cp312-manylinux2014_x86_64"), "cp312-cp312-manylinux2014_x86_64"),
+])
+def test_the_check_refuses_a_binary_lambda_cannot_load(tmp_path, name, data, problem):
+    fine = {"webapp/__init__.py": b"", "_cffi_backend.cpython-313-x86_64-linux-gnu.so": elf()}
+    path = make_zip(tmp_path / "admin.zip", {**fine, name: data})
+    with pytest.raises(SystemExit) as refused:
+        package.verify_lambda_zip(path, X86)
+    message = str(refused.value)
+    assert f"{name}: " in message and problem in message, message
+    assert "webapp/__init__.py" not in message and "_cffi_backend.cpython-313-x86_64" not in message.replace(name, "")
+
+
+def test_the_check_accepts_manylinux_x86_64_for_cpython_313_and_the_stable_abi(tmp_path):
+    path = make_zip(tmp_path / "admin.zip", {
+        "pkg/colours-darwin.json": b"{}",  # data, not a binary, whatever its name says
+        "pkg/Applet.class": b"\xca\xfe\xba\xbe\x00\x00\x00\x34" + bytes(56),  # a Java class shares Mach-O's 0xcafebabe
+        "pkg/MZ.txt": b"MZ is a text here",
+        "_cffi_backend.cpython-313-x86_64-linux-gnu.so": elf(),
+        "cffi-2.0.0.dist-info/WHEEL": wheel_file("cp313-cp313-manylinux_2_17_x86_64", "cp313-cp313-manylinux2014_x86_64"),
+        "cryptography/hazmat/bindings/_rust.abi3.so": elf(),
+        "cryptography-46.0.0.dist-info/WHEEL": wheel_file("cp311-abi3-manylinux_2_34_x86_64"),
+        "somelib.libs/libffi-abcd1234.so.8.1.0": elf(),
+        "flask-3.1.3.dist-info/WHEEL": wheel_file("py3-none-any"),
+        "webapp/__init__.py": b"import flask\n",
+        "webapp/static/logo.png": b"\x89PNG\r\n",
+    })
+    assert package.verify_lambda_zip(path, X86) == path
+    assert package.verify_lambda_zip(path, package.LambdaTarget("3.13", "x86_64", (2, 34))) == path
+    with pytest.raises(SystemExit, match="built for x86_64, not aarch64"):
+        package.verify_lambda_zip(path, package.LambdaTarget("3.13", "aarch64", (2, 34)))
+
+
+def test_package_command_builds_only_the_admin_from_another_settings_file(tmp_path, monkeypatch, capsys):
+    built = []
+    monkeypatch.setattr(package, "build_admin", lambda output, stage, settings_file: built.append(
+        (output, stage, settings_file)) or output)
+    monkeypatch.setattr(package, "build_all", lambda out: pytest.fail("built everything"))
+    settings = tmp_path / "zappa_settings.deploy.json"
+    settings.write_text((ROOT / "zappa_settings.json").read_text())
+    package.main(["--admin-only", "--settings", str(settings), "--stage", "dev", "--out", str(tmp_path)])
+    assert built == [(tmp_path.resolve() / "admin.zip", "dev", settings)]
+    with pytest.raises(SystemExit):
+        package.main(["--settings", str(settings)])  # a whole build is of zappa_settings.json only
+    assert "--settings and --stage go with --admin-only" in capsys.readouterr().err
+
+
+def fake_site(site, name, version, tags, files):
+    """A distribution installed in a site-packages folder: its files, METADATA, WHEEL and RECORD."""
+    dist_info = f"{name}-{version}.dist-info"
+    files = {**files, f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+             f"{dist_info}/WHEEL": wheel_file(*tags)}
+    for path, data in files.items():
+        (site / path).parent.mkdir(parents=True, exist_ok=True)
+        (site / path).write_bytes(data)
+    (site / dist_info / "RECORD").write_text("".join(f"{p},," + "\n" for p in [*files, f"{dist_info}/RECORD", "../../../bin/tool"]))
+    return files
+
+
+def test_a_distribution_built_for_the_laptop_is_swapped_for_its_lambda_wheel(tmp_path):
+    site = tmp_path / "site-packages"
+    darwin = fake_site(site, "Fast_Thing", "1.0", ["cp313-cp313-macosx_11_0_arm64"], {
+        "fast_thing/__init__.py": b"from ._speed import go\n",
+        "fast_thing/_speed.cpython-313-darwin.so": b"\xcf\xfa\xed\xfe" + bytes(60),
+        "fast_thing/__pycache__/__init__.cpython-313.pyc": b"pyc",
+    })
+    pure = fake_site(site, "pure", "2.0", ["py3-none-any"], {"pure/__init__.py": b""})
+    fine = fake_site(site, "native", "3.0", ["cp313-cp313-manylinux_2_17_x86_64"], {"native.cpython-313-x86_64-linux-gnu.so": elf()})
+    excluded = fake_site(site, "left_out", "4.0", ["cp313-cp313-macosx_11_0_arm64"], {"left_out/__init__.py": b""})
+    zappa_zip = make_zip(tmp_path / "zappa.zip", {**darwin, **pure, **fine, "handler.py": b"", "webapp/__init__.py": b""})
+    assert "left_out/__init__.py" in excluded  # its files are not in the zip, as Zappa's `exclude` leaves them out
+
+    lambda_wheel = make_zip(tmp_path / "fast_thing-1.0-cp313-cp313-manylinux_2_17_x86_64.whl", {
+        "fast_thing/__init__.py": b"from ._speed import go\n",
+        "fast_thing/_speed.cpython-313-x86_64-linux-gnu.so": elf(),
+        "fast_thing-1.0.data/purelib/fast_thing/extra.py": b"",
+        "fast_thing-1.0.data/scripts/fast-tool": b"#!python\n",
+        "fast_thing-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: Fast_Thing\nVersion: 1.0\n",
+        "fast_thing-1.0.dist-info/WHEEL": wheel_file("cp313-cp313-manylinux_2_17_x86_64"),
+        "fast_thing-1.0.dist-info/RECORD": b"",
+    })
+    asked = []
+
+    def download(name, version, target, dest):
+        asked.append((name, version, target))
+        return lambda_wheel
+
+    out = tmp_path / "admin.zip"
+    assert package.swap_foreign_distributions(zappa_zip, site, X86, out, download=download) == ["Fast_Thing"]
+    assert asked == [("Fast_Thing", "1.0", X86)], "only the distribution whose wheel does not fit, once"
+    names = set(zipfile.ZipFile(out).namelist())
+    assert "fast_thing/_speed.cpython-313-x86_64-linux-gnu.so" in names and "fast_thing/extra.py" in names
+    assert not {n for n in names if "darwin" in n or "Fast_Thing-1.0.dist-info" in n or "__pycache__" in n}
+    assert not {n for n in names if "scripts" in n or n.startswith(".")}
+    assert set(pure) | set(fine) | {"handler.py", "webapp/__init__.py"} <= names
+    assert package.verify_lambda_zip(out, X86) == out
+
+
+def test_a_distribution_with_no_lambda_wheel_stops_the_build(tmp_path):
+    site = tmp_path / "site-packages"
+    darwin = fake_site(site, "sdist_only", "1.0", ["cp313-cp313-macosx_11_0_arm64"],
+                       {"sdist_only/_c.cpython-313-darwin.so": b"\xcf\xfa\xed\xfe" + bytes(60)})
+    zappa_zip = make_zip(tmp_path / "zappa.zip", darwin)
+
+    def download(name, version, target, dest):
+        raise SystemExit(f"{name}=={version} has no wheel for Lambda")
+
+    with pytest.raises(SystemExit, match="sdist_only==1.0 has no wheel for Lambda"):
+        package.swap_foreign_distributions(zappa_zip, site, X86, tmp_path / "admin.zip", download=download)
+    assert not (tmp_path / "admin.zip").exists()
 
 
 # ------------------------------------------------------------------ the redirect and aggregator zips
