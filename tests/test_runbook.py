@@ -21,7 +21,7 @@ ALARMS_CHAPTER = "## Alarms"
 # mentions inside its dashboard's text.
 AWS_NAMES = {
     "AccessDeniedException", "ResourceNotFoundException", "RestoreTableToPointInTime", "UpdateEventSourceMapping",
-    "IntegrationLatency", "IteratorAge", "LastProcessingResult",
+    "IntegrationLatency", "IteratorAge", "ReadThrottleEvents", "LastProcessingResult",
 }
 # Numbers prose may hold: HTTP statuses are names of answers, and Route 53 is a name.
 ALLOWED_NUMBERS = {"403", "429", "503", "53"}
@@ -89,9 +89,21 @@ def template_names(template):
 
 
 def widget_titles(template):
-    body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
-    text = body["Fn::Sub"] if isinstance(body, dict) else body
-    return set(re.findall(r'"title": "([^"]+)"', text))
+    """The dashboard's widget titles, from every string of its body (a plain string, or inside !Sub or !Join)."""
+    strings = []
+
+    def walk(node):
+        if isinstance(node, str):
+            strings.append(node)
+        elif isinstance(node, dict):
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(template["Resources"]["Dashboard"]["Properties"]["DashboardBody"])
+    return {title for text in strings for title in re.findall(r'"title": "([^"]+)"', text)}
 
 
 def makefile_targets(makefile_text):
