@@ -2,6 +2,8 @@
 parts, and every alarm, resource, output, parameter, make target and dashboard widget it names exists
 (so a renamed alarm or parameter fails here, not at 3 a.m.). No figure is typed into its prose."""
 import re
+import subprocess
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -186,7 +188,8 @@ def makefile_text():
 
 
 def test_the_runbook_agrees_with_the_template_and_the_makefile(runbook, template, makefile_text):
-    assert problems(runbook, template, makefile_text) == []
+    found = problems(runbook, template, makefile_text)
+    assert not found, "RUNBOOK.md:\n" + "\n".join(found)
 
 
 def test_every_alarm_of_the_template_has_a_complete_section(runbook, template):
@@ -241,3 +244,83 @@ def test_a_name_that_drifted_fails(runbook, template, makefile_text, old, new, m
 def test_a_figure_typed_into_the_prose_fails(runbook, template, makefile_text):
     typed = runbook.replace("- **Means** Lambda refused", "- **Means** At 1,000 a second, Lambda refused", 1)
     assert "figure 1,000 typed into the prose" in problems(typed, template, makefile_text)
+
+
+# The runbook's shell: every ```sh block parses, and the helpers of "Before you start" do what they say.
+
+
+def shell_blocks(text):
+    """Every ```sh block, dedented, its <placeholders> made plain words so the shell can parse it."""
+    blocks = re.findall(r"^[ \t]*```sh\n(.*?)^[ \t]*```", text, re.M | re.S)
+    return [re.sub(r"<[^<>\n]+>", "PLACEHOLDER", textwrap.dedent(block)) for block in blocks]
+
+
+@pytest.mark.slow
+def test_every_shell_block_parses(runbook):
+    blocks = shell_blocks(runbook)
+    assert len(blocks) > 10
+    for block in blocks:
+        result = subprocess.run(["bash", "-n", "-c", block], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, f"{result.stderr}\n{block}"
+
+
+@pytest.mark.slow
+def test_a_broken_shell_block_is_caught():
+    (block,) = shell_blocks("```sh\naws logs tail \"$(res RedirectLogGroup)\" --filter-pattern '{ x }\n```\n")
+    assert subprocess.run(["bash", "-n", "-c", block], capture_output=True, timeout=30).returncode != 0
+
+
+# A stand-in for the AWS CLI with --output text: describe-stack-resource prints the physical id,
+# describe-alarms the [StateValue, StateReason] row, start-query the query id, get-query-results
+# the status (Scheduled or Running until the query ends, then Complete or Failed) or the result rows.
+FAKE_AWS = r"""#!/bin/sh
+echo "$*" >> "$AWS_CALLS"
+case "$*" in
+  "cloudformation describe-stack-resource"*) echo "$STACK-$6-1A2B3C" ;;
+  "cloudwatch describe-alarms"*) printf 'ALARM\tThreshold Crossed\n' ;;
+  "logs start-query"*) echo query-1 ;;
+  "logs get-query-results"*"--query status"*)
+    polls=$(cat "$AWS_POLLS" 2>/dev/null || echo 0); polls=$((polls + 1)); echo "$polls" > "$AWS_POLLS"
+    if [ "$polls" -lt 3 ]; then echo Running; else echo "$FINAL_STATUS"; fi ;;
+  "logs get-query-results"*) printf 'error\tAccessDeniedException\n' ;;
+  *) echo "unexpected call: $*" >&2; exit 2 ;;
+esac
+"""
+
+
+def run_helpers(runbook, tmp_path, script, final_status="Complete"):
+    """Run the "Before you start" block, then script, with the stand-in `aws` and an instant `sleep`."""
+    start = runbook.index("## Before you start")
+    (helpers,) = shell_blocks(runbook[start:runbook.index("\n## ", start + 1)])
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in (("aws", FAKE_AWS), ("sleep", "#!/bin/sh\nexit 0\n")):
+        (bin_dir / name).write_text(body)
+        (bin_dir / name).chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "AWS_CALLS": str(tmp_path / "calls"),
+           "AWS_POLLS": str(tmp_path / "polls"), "FINAL_STATUS": final_status}
+    result = subprocess.run(["bash", "-c", helpers + "\n" + script], capture_output=True, text=True, env=env,
+                            timeout=30)
+    calls = (tmp_path / "calls").read_text().splitlines() if (tmp_path / "calls").exists() else []
+    return result, calls
+
+
+@pytest.mark.slow
+def test_the_alarm_helper_reads_the_alarm_the_stack_named(runbook, tmp_path):
+    result, calls = run_helpers(runbook, tmp_path, "alarm ClickDelayAlarm")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ALARM\tThreshold Crossed\n"
+    assert calls[0].startswith("cloudformation describe-stack-resource --stack-name links-prod "
+                               "--logical-resource-id ClickDelayAlarm")
+    assert calls[1].startswith("cloudwatch describe-alarms --alarm-names links-prod-ClickDelayAlarm-1A2B3C")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("final_status", ["Complete", "Failed"])
+def test_the_insights_helper_waits_for_the_query_and_never_hangs(runbook, tmp_path, final_status):
+    result, calls = run_helpers(runbook, tmp_path, "insights /aws/lambda/x 'filter type = \"error\"'", final_status)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "error\tAccessDeniedException\n"
+    assert calls[0].startswith("logs start-query --log-group-name /aws/lambda/x --query-string filter type")
+    assert [call for call in calls if "--query status" in call] == [calls[1]] * 3
+    assert calls[-1] == "logs get-query-results --query-id query-1 --query results[] --output text"
