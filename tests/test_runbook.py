@@ -143,7 +143,7 @@ def problems(text, template, makefile_text):
         found += [f"parameter override {name}: no such parameter"
                   for name in re.findall(r"([A-Z]\w*)=", overrides) if name not in parameters]
     for span in _code_spans(text):
-        stage_entry = re.match(r'"([A-Z]\w*)":', span)
+        stage_entry = re.match(r'"([A-Z]\w*)"(?::|$)', span)
         if stage_entry and stage_entry[1] not in parameters:
             found.append(f"stage file entry {stage_entry[1]}: no such parameter")
     for target in sorted(set(re.findall(r"(?<![\w-])make ([a-z][\w-]*)", code)) - makefile_targets(makefile_text)):
