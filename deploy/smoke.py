@@ -371,7 +371,8 @@ def read_token(token_file=None, environ=os.environ, stdin=None):
     """The API token: from --token-file, else $SMOKE_TOKEN, else a prompt when stdin is a terminal."""
     stdin = stdin or sys.stdin
     if token_file is not None:
-        token = _read_token_file(Path(token_file))
+        # expanduser: zsh and sh leave the ~ of `make smoke TOKEN_FILE=~/...` to us (bash expands it).
+        token = _read_token_file(Path(token_file).expanduser())
     elif environ.get(TOKEN_VARIABLE):
         token = environ[TOKEN_VARIABLE].strip()
     elif stdin is not None and stdin.isatty():

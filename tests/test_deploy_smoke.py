@@ -298,6 +298,14 @@ def test_the_token_file_wins_over_smoke_token(stand_in, monkeypatch, tmp_path):
     assert stand_in.links[SHORT_ID]["active"] is False
 
 
+def test_a_token_file_under_home_is_found_when_the_shell_left_the_tilde(stand_in, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("SMOKE_TOKEN")
+    (tmp_path / ".smoke-token").write_text(STAND_IN_TOKEN)
+    (tmp_path / ".smoke-token").chmod(0o600)
+    assert run_smoke(args(stand_in, "--token-file", "~/.smoke-token")) == 0
+
+
 @pytest.mark.parametrize("content, mode, message", [
     (STAND_IN_TOKEN, 0o644, "is readable by every user of this machine: chmod 600"),
     ("  \n", 0o600, "is empty"),
