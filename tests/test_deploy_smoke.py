@@ -457,6 +457,25 @@ def test_ctrl_c_to_the_smoke_process_disables_its_link_and_exits_130(stand_in):
     assert stand_in.links[SHORT_ID]["active"] is False
 
 
+@pytest.mark.slow
+def test_ctrl_c_in_the_terminal_of_make_smoke_disables_the_link(stand_in):
+    """Ctrl-C signals the terminal's whole process group: make waits for the smoke test's clean-up."""
+    stand_in.block(HOLD_DURING["counted"])
+    process = subprocess.Popen(
+        ["make", "--no-print-directory", "smoke", f"PYTHON={sys.executable}", f"ADMIN_URL={stand_in.url('admin')}",
+         f"SHORT_URL={stand_in.url('short')}", "CACHE_SECONDS=1"], cwd=ROOT, text=True, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "SMOKE_TOKEN": STAND_IN_TOKEN})
+    try:
+        assert stand_in.arrived.wait(20), "make smoke never reached the counted step"
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode != 0
+    assert f"cleanup: disabling {SHORT_ID} answered 200" in out and "smoke test interrupted (Ctrl-C)" in err
+    assert stand_in.links[SHORT_ID]["active"] is False
+
+
 def make_smoke_with(*variables, env=None):
     return subprocess.run(["make", "--no-print-directory", "smoke", f"PYTHON={sys.executable}", *variables],
                           cwd=ROOT, capture_output=True, text=True, timeout=120,
