@@ -85,13 +85,21 @@ scan: $(STAMP)
 audit: $(STAMP)
 	$(BIN)/python -m deploy.audit
 
-## smoke: check a deployed stack end to end (create, follow, counted, disable, 410); standard library only.
-##   make smoke ADMIN_URL=https://<admin>/prod SHORT_URL=<stack output ShortBaseUrl> TOKEN=<API token>
-##   Optional: COUNT_WITHIN (seconds, 120), CACHE_SECONDS (the stack's LinkCacheSeconds, 10).
+## smoke: check a deployed stack end to end (create, follow, root, counted, disable, 410); standard library only.
+##   make smoke ADMIN_URL=https://<admin>/prod SHORT_URL=<stack output ShortBaseUrl> STAGE=prod
+##   The API token is asked for (not echoed), or read from the environment's SMOKE_TOKEN or from TOKEN_FILE=<path>
+##   (chmod 600); never TOKEN=..., which the process list and the shell history would keep. Optional: STAGE (its
+##   file's LinkCacheSeconds), CACHE_SECONDS (overrides the stage's, else cloudformation.yaml's Default), ROOT_URL
+##   (the stack's AdminUrl, where the bare short domain redirects; default ADMIN_URL), COUNT_WITHIN (seconds, 120).
+smoke: no_token = make smoke takes no TOKEN=: the process list and the shell history would keep it. \
+    Give the token as SMOKE_TOKEN in the environment, TOKEN_FILE=path (chmod 600), or at the prompt
 smoke:
-	@test -n "$(ADMIN_URL)" -a -n "$(SHORT_URL)" -a -n "$(TOKEN)" || { echo "usage: make smoke ADMIN_URL=... SHORT_URL=... TOKEN=..."; exit 2; }
-	@SMOKE_TOKEN="$(TOKEN)" $(PYTHON) -m deploy.smoke --admin-url "$(ADMIN_URL)" --short-url "$(SHORT_URL)" \
-		--count-within "$(or $(COUNT_WITHIN),120)" --cache-seconds "$(or $(CACHE_SECONDS),10)"
+	$(if $(filter command line,$(origin TOKEN)),$(error $(no_token)))
+	@test -n "$(ADMIN_URL)" -a -n "$(SHORT_URL)" || { echo "usage: make smoke ADMIN_URL=... SHORT_URL=... [STAGE=prod] [TOKEN_FILE=path]"; exit 2; }
+	@$(PYTHON) -m deploy.smoke --admin-url "$(ADMIN_URL)" --short-url "$(SHORT_URL)" \
+		$(if $(ROOT_URL),--root-url "$(ROOT_URL)") $(if $(TOKEN_FILE),--token-file "$(TOKEN_FILE)") \
+		$(if $(STAGE),--stage "$(STAGE)") $(if $(CACHE_SECONDS),--cache-seconds "$(CACHE_SECONDS)") \
+		$(if $(COUNT_WITHIN),--count-within "$(COUNT_WITHIN)")
 
 ## replay-dlq: account for the click ranges the mapping discarded (lost or skipped), deleting each message once done.
 ##   make replay-dlq QUEUE_URL=<stack output DeadLetterQueueUrl> FUNCTION=<stack output AggregatorFunctionName>
