@@ -473,3 +473,11 @@ def test_new_resources_point_at_what_exists():
                  "RedirectStoreRetryableErrorsAlarm", "Api5xxAlarm", "LatencyAlarm", "MonthlyBudget"):
         for target in referenced(RESOURCES[name]):
             assert target in RESOURCES or target in PARAMETERS or target.startswith("AWS::"), (name, target)
+
+
+def test_the_dashboard_shows_the_redirects_store_errors():
+    body, _ = RESOURCES["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    widgets = json.loads(re.sub(r"\$\{[^}]+\}", "1", body))["widgets"]
+    rows = [row for w in widgets for row in w["properties"]["metrics"] if isinstance(row[0], str)]
+    names = {(row[0], row[1]) for row in rows if isinstance(row[1], str)}
+    assert {("Shortener", "RedirectStoreErrors"), (".", "RedirectStoreRetryableErrors")} <= names
