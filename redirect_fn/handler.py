@@ -16,6 +16,7 @@ import sys
 import time
 from urllib.parse import quote, unquote_plus, urlencode, urlsplit
 
+import botocore.exceptions
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -61,6 +62,18 @@ SECURITY_TXT_EXPIRES_SECONDS = 30 * 86400  # RFC 9116 asks for less than a year;
 # Random ids are 7 base62 characters, custom slugs 3-64 of [A-Za-z0-9_-]. Anything else
 # cannot exist, so it is answered without a DynamoDB call.
 _VALID_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+# A failed read prints one error line (_log_store_error). These DynamoDB codes, and connection
+# failures and timeouts, pass with a retry or a moment (retryable); any other (AccessDenied,
+# ResourceNotFound, ValidationException, UnrecognizedClient...) needs someone to fix something.
+RETRYABLE_CODES = frozenset({
+    "ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
+    "InternalServerError", "ServiceUnavailable",
+})
+_RETRYABLE_EXCEPTIONS = (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)
+ERROR_CODE_MAX = 64
+# The metric filters' dimension: the stack's dev and prod redirects count apart. Lambda sets it.
+FUNCTION_NAME = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
 
 # Short timeouts and one retry: a stuck request should fall back to the stale cache or a
 # 503 quickly rather than hold the visitor for botocore's default 60 seconds.
@@ -167,7 +180,8 @@ def _lookup(short_id, now):
         return cached[1]
     try:
         link = _get_link(short_id)
-    except (ClientError, BotoCoreError):
+    except (ClientError, BotoCoreError) as error:
+        _log_store_error(error)
         # Throttling, a timeout, an outage: an old answer beats no answer.
         if cached is not None:
             return cached[1]
@@ -178,6 +192,22 @@ def _lookup(short_id, now):
         del _cache[next(iter(_cache))]
     _cache[short_id] = (now + ttl, link)
     return link
+
+
+def _log_store_error(error):
+    """Print one JSON line for a failed read: its code (or exception class) and whether a retry may help.
+
+    Nothing from the request goes in it. The template's metric filters count these lines per
+    retryable and not (RedirectStoreErrorsAlarm); the click subscription passes only type "click".
+    """
+    if isinstance(error, ClientError):
+        code = str(error.response.get("Error", {}).get("Code") or "ClientError")[:ERROR_CODE_MAX]
+        retryable = code in RETRYABLE_CODES
+    else:
+        code = type(error).__name__
+        retryable = isinstance(error, _RETRYABLE_EXCEPTIONS)
+    line = {"type": "error", "error": code, "retryable": retryable, "function": FUNCTION_NAME}
+    sys.stdout.write(json.dumps(line, separators=(",", ":")) + "\n")
 
 
 def _get_link(short_id):

@@ -8,6 +8,7 @@ from flask import g
 
 from local_stack.template import load_template
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, TABLE_NAME, make_app, token_for
+from tests.test_deploy_template import TABLE_ARN
 from webapp import audit
 from webapp.exceptions import StoreUnavailable
 from webapp.store import audit as store_audit
@@ -339,7 +340,7 @@ def test_the_admin_role_may_not_change_or_delete_audit_records():
     [statement] = policy["PolicyDocument"]["Statement"]
     assert statement["Effect"] == "Deny"
     assert set(statement["Action"]) == {"dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
-    assert statement["Resource"] == {"Fn::GetAtt": ["LinksTable", "Arn"]}
+    assert statement["Resource"] == TABLE_ARN  # the table, created or adopted (ExistingTableName)
     assert statement["Condition"] == {"ForAnyValue:StringLike": {"dynamodb:LeadingKeys": [f"{store_audit.AUDIT_PK_PREFIX}*"]}}
 
 

@@ -328,3 +328,91 @@ def test_the_call_finder_sees_each_way_the_code_calls_aws(source, expected):
 def test_a_call_the_finder_cannot_resolve_fails_with_its_place(source):
     _, unresolved = aws_calls({"module.py": ast.parse(CLIENTS + source + "\n")})
     assert len(unresolved) == 1 and unresolved[0].startswith("module.py:")
+
+
+# The admin's batch writes are narrowed by key (issue 17, #13): every key the code batch-writes must match
+# AdminPolicy's dynamodb:LeadingKeys patterns, and a link item's key (the bare short id) must not.
+
+
+def _admin_statements(action):
+    return [s for s in RESOURCES["AdminPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+            if action in _as_list(s["Action"])]
+
+
+def _string_like(pattern, value):
+    """IAM's StringLike: * is any run of characters, ? any one, everything else itself."""
+    return re.fullmatch("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern),
+                        value, re.DOTALL) is not None
+
+
+def batch_write_key_patterns():
+    [statement] = _admin_statements("dynamodb:BatchWriteItem")
+    assert _as_list(statement["Action"]) == ["dynamodb:BatchWriteItem"], "the condition would narrow other actions too"
+    assert set(statement["Condition"]) == {"ForAllValues:StringLike"}
+    return statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+
+
+def _request_pks(operation, params):
+    """The partition keys of one DynamoDB request: every item of a batch or a transaction, or its Key."""
+    if operation == "BatchWriteItem":
+        return [(r.get("PutRequest", {}).get("Item") or r["DeleteRequest"]["Key"])["pk"]["S"]
+                for requests in params["RequestItems"].values() for r in requests]
+    if operation == "TransactWriteItems":
+        return [(part.get("Key") or part["Item"])["pk"]["S"]
+                for item in params["TransactItems"] for part in item.values()]
+    return [params["Key"]["pk"]["S"]] if "Key" in params else []
+
+
+@pytest.fixture
+def admin_writes(store, table_requests):
+    """Run every store path that batch-writes or deletes, and return (the requests it made, a link id)."""
+    from tests.conftest import ADMIN_USERNAME
+    from webapp.store import link_reindex, sessions
+
+    link = store.links.create("https://example.com/report", created_by=ADMIN_USERNAME, title="Quarterly report",
+                              tags=["q1", "sales"], expires_at="2099-01-01T00:00:00Z")
+    short_id = link["id"]
+    store.links.update(short_id, {"tags": ["q2"], "title": "Annual"}, by=ADMIN_USERNAME)
+    store.links.update(short_id, {"is_active": False}, by=ADMIN_USERNAME)
+    link_reindex.reindex(store.table)  # rebuilds the search entries in batches
+    for _ in range(sessions.MAX_SESSIONS_PER_USER + 2):  # beyond the cap: the oldest go in a batch
+        session_id = store.sessions.create(ADMIN_USERNAME, 3600)
+    store.sessions.end(ADMIN_USERNAME, session_id)
+    _, token_id = store.tokens.create(ADMIN_USERNAME, "ci")
+    store.tokens.revoke(token_id)
+    store.tokens.create(ADMIN_USERNAME, "ci-2")
+    assert store.tokens.revoke_all(ADMIN_USERNAME) == 1
+    return list(table_requests), short_id
+
+
+def test_every_key_the_admin_batch_writes_matches_the_grant_and_no_link_does(admin_writes):
+    requests, short_id = admin_writes
+    patterns = batch_write_key_patterns()
+    batches = [pks for operation, params in requests if operation == "BatchWriteItem"
+               for pks in [_request_pks(operation, params)]]
+    written = {pk for pks in batches for pk in pks}
+    # Search entries (a link's create), sessions (the cap) and tokens (revocation) were all batch-written.
+    assert {pk.split("#")[0] + "#" for pk in written} >= {"find#", "tag#", "owner#", "user#", "token#", "tokenid#"}
+    for pks in batches:  # ForAllValues: every key of a request must match some pattern
+        for pk in pks:
+            assert any(_string_like(p, pk) for p in patterns), f"BatchWriteItem on {pk!r} would be denied"
+    for link_id in (short_id, "abc1234", "user", "find", "a_b-c"):
+        assert not any(_string_like(p, link_id) for p in patterns), f"a batch could write the link {link_id!r}"
+    # No prefix is ambiguous with a link id: a short id never holds "#" (webapp/link_rules.py).
+    from webapp import link_rules
+
+    assert all(p.endswith("#*") and not link_rules.is_short_id(p[:-1] + "x") for p in patterns)
+
+
+def test_delete_item_stays_on_the_whole_table_because_a_link_edit_deletes_in_its_own_transaction(admin_writes):
+    """dynamodb:LeadingKeys covers every key of a request: the edit's transaction puts the link item (the
+    bare short id) and deletes its stale search entries, so a DeleteItem narrowed to non-link keys would
+    refuse every edit that drops a tag or a word. The day webapp/store/links.py deletes them apart, this
+    fails, and DeleteItem can get the same condition as BatchWriteItem."""
+    requests, short_id = admin_writes
+    mixed = [params for operation, params in requests if operation == "TransactWriteItems"
+             and any("Delete" in item for item in params["TransactItems"])
+             and short_id in _request_pks(operation, params)]
+    assert mixed, "no transaction deletes next to a link item any more: narrow DeleteItem too (README, IAM)"
+    [statement] = _admin_statements("dynamodb:DeleteItem")
+    assert "Condition" not in statement

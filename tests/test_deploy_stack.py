@@ -1,7 +1,7 @@
 """Deploy cloudformation.yaml into moto's CloudFormation: catches wiring that cfn-lint cannot see.
 
-moto has no CloudFormation models for API Gateway v2, CloudWatch alarms or Logs
-subscription filters (see UNSUPPORTED below), and rejects nothing for them: it skips them.
+moto has no CloudFormation models for API Gateway v2, CloudWatch alarms, Logs subscription
+and metric filters, Budgets or WAF (see UNSUPPORTED below), and rejects nothing for them: it skips them.
 So the stack deployed here is the template minus those types and minus what points at them
 (the API's invoke permission, the dashboard, their outputs). What does deploy, the table,
 the roles and policies, the click stream and its event source mapping, the queue, the log
@@ -9,6 +9,7 @@ groups and both functions with their zips from S3, is then checked as created, w
 Ref, GetAtt and Sub resolved.
 """
 import ast
+import contextlib
 import json
 import re
 
@@ -18,7 +19,7 @@ from moto import mock_aws
 from moto.cloudformation.parsing import get_model_map
 
 from deploy import package
-from local_stack.template import load_template, table_properties
+from local_stack.template import create_table, load_template, table_properties
 from tests.conftest import REGION
 
 STACK = "links"
@@ -28,7 +29,7 @@ PSEUDO = {"AWS::Partition", "AWS::Region", "AWS::AccountId", "AWS::StackName", "
 UNSUPPORTED = {
     "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::ApiMapping", "AWS::ApiGatewayV2::DomainName",
     "AWS::ApiGatewayV2::Integration", "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Stage",
-    "AWS::CloudWatch::Alarm", "AWS::Logs::SubscriptionFilter",
+    "AWS::CloudWatch::Alarm", "AWS::Logs::SubscriptionFilter", "AWS::Logs::MetricFilter", "AWS::Budgets::Budget",
     "AWS::WAFv2::WebACL", "AWS::WAFv2::WebACLAssociation",
 }
 
@@ -83,9 +84,12 @@ def code_keys(tmp_path_factory):
     return out / "s3", keys
 
 
-@pytest.fixture
-def stack(code_keys):
-    """The deployable part of the stack, created in moto; yields (outputs, physical ids by logical id)."""
+@contextlib.contextmanager
+def deployed(code_keys, before=None, **extra):
+    """The deployable part of the stack, created in moto with these parameters; yields (outputs, physical ids).
+
+    before: called inside moto before the stack is created (to arrange what the stack adopts).
+    """
     staging, keys = code_keys
     template, skipped = deployable_template()
     with mock_aws():
@@ -93,10 +97,13 @@ def stack(code_keys):
         s3.create_bucket(Bucket=BUCKET)
         for key in keys.values():
             s3.upload_file(str(staging / key), BUCKET, key)
+        if before:
+            before()
         parameters = {
             "ArtifactBucket": BUCKET, **keys,
             "AdminUrl": "https://admin.example.com/",
             "AlarmEmail": "ops@example.com",
+            **extra,
         }
         cloudformation = boto3.client("cloudformation", region_name=REGION)
         cloudformation.create_stack(
@@ -117,6 +124,13 @@ def stack(code_keys):
         yield outputs, physical, skipped
 
 
+@pytest.fixture
+def stack(code_keys):
+    """The deployable part of the stack with the default parameters; yields (outputs, physical ids, skipped)."""
+    with deployed(code_keys) as created:
+        yield created
+
+
 def test_the_supported_resources_all_come_up(stack):
     outputs, physical, skipped = stack
     assert {"LinksTable", "RedirectRole", "AggregatorRole", "AdminRole", "AdminPolicy", "DeadLetterQueue",
@@ -130,7 +144,9 @@ def test_the_supported_resources_all_come_up(stack):
                        "SkippedBatchRecordLostAlarm", "SubscriptionDeliveryErrorsAlarm", "SubscriptionThrottlingAlarm",
                        "AggregatorNotInvokedAlarm", "RecordsLostAlarm", "RecordsSkippedAlarm",
                        "SignInFailuresAlarm", "SignInLockoutsAlarm", "SecurityTxtRoute", "HeadSecurityTxtRoute",
-                       "SignInWebAcl", "SignInWebAclAssociation"}
+                       "SignInWebAcl", "SignInWebAclAssociation", "RedirectStoreErrorsFilter",
+                       "RedirectStoreRetryableErrorsFilter", "RedirectStoreErrorsAlarm",
+                       "RedirectStoreRetryableErrorsAlarm", "Api5xxAlarm", "MonthlyBudget"}
     assert {"TableName", "AdminPolicyArn", "AdminRoleArn", "DeadLetterQueueUrl", "AggregatorFunctionName"} <= set(outputs)
 
 
@@ -140,8 +156,49 @@ def test_the_deployed_table_matches_the_template(stack):
     props = table_properties()
     assert table["KeySchema"] == props["KeySchema"]
     assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["by_list"]
-    assert table["DeletionProtectionEnabled"] is True
+    # Off on a first create (TableDeletionProtection's default), so a failed create can delete the new table.
+    assert table["DeletionProtectionEnabled"] is False
     # moto's CloudFormation does not apply TTL or PITR; the template tests check those properties.
+
+
+def test_deletion_protection_follows_its_parameter(code_keys):
+    """What `make deploy` passes after the first create."""
+    with deployed(code_keys, TableDeletionProtection="true") as (outputs, _, _):
+        table = boto3.client("dynamodb", region_name=REGION).describe_table(TableName=outputs["TableName"])["Table"]
+        assert table["DeletionProtectionEnabled"] is True
+
+
+ADOPTED = "links-restored"
+
+
+def test_an_existing_table_is_adopted_and_no_table_is_created(code_keys):
+    """A point-in-time restore (or a replica) named by ExistingTableName: the stack creates no table, and
+    both functions, every role and the outputs name the adopted one."""
+    def restore():
+        create_table(boto3.client("dynamodb", region_name=REGION), ADOPTED)
+
+    with deployed(code_keys, before=restore, ExistingTableName=ADOPTED) as (outputs, physical, _):
+        ddb = boto3.client("dynamodb", region_name=REGION)
+        assert ddb.list_tables()["TableNames"] == [ADOPTED]
+        assert "LinksTable" not in physical or physical["LinksTable"] in (None, "")
+        assert outputs["TableName"] == ADOPTED
+        lambda_ = boto3.client("lambda", region_name=REGION)
+        for function in (physical["RedirectFunction"], outputs["AggregatorFunctionName"]):
+            env = lambda_.get_function(FunctionName=function)["Configuration"]["Environment"]["Variables"]
+            assert env["TABLE_NAME"] == ADOPTED, function
+        table_arn = ddb.describe_table(TableName=ADOPTED)["Table"]["TableArn"]
+        iam = boto3.client("iam", region_name=REGION)
+        named = set()
+        for role in ("RedirectRole", "AggregatorRole"):
+            for policy in iam.list_role_policies(RoleName=physical[role])["PolicyNames"]:
+                doc = iam.get_role_policy(RoleName=physical[role], PolicyName=policy)["PolicyDocument"]
+                doc = ast.literal_eval(doc) if isinstance(doc, str) else doc
+                named |= {r for s in doc["Statement"] for r in ([s["Resource"]] if isinstance(s["Resource"], str)
+                                                                 else s["Resource"]) if ":dynamodb:" in r}
+        version = iam.get_policy(PolicyArn=outputs["AdminPolicyArn"])["Policy"]["DefaultVersionId"]
+        admin = iam.get_policy_version(PolicyArn=outputs["AdminPolicyArn"], VersionId=version)["PolicyVersion"]["Document"]
+        named |= {s["Resource"] for s in admin["Statement"] if ":dynamodb:" in s["Resource"]}
+        assert named == {table_arn, f"{table_arn}/index/by_list"}
 
 
 def test_roles_point_at_the_real_table_log_groups_and_queue(stack):
@@ -182,6 +239,7 @@ def test_roles_point_at_the_real_table_log_groups_and_queue(stack):
     resources = {s["Sid"]: s["Resource"] for s in admin["Statement"]}
     assert resources == {
         "LinksCrud": table_arn,
+        "BatchWrites": table_arn,
         "ListPages": f"{table_arn}/index/by_list",
         "SecretKey": f"arn:aws:ssm:{REGION}:123456789012:parameter/linkshortener/prod/secret-key",
         "BackgroundImports": f"arn:aws:lambda:{REGION}:123456789012:function:linkshortener-prod",

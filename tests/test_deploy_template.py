@@ -18,7 +18,16 @@ from tests.test_settings import read_by_code
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = load_template()
 RESOURCES = TEMPLATE["Resources"]
-TABLE_ARN = {"Fn::GetAtt": ["LinksTable", "Arn"]}
+# The table this stack created, or the one it adopted (ExistingTableName): its name, and ARNs built from it.
+TABLE_NAME_VALUE = {"Fn::If": ["CreateTable", {"Ref": "LinksTable"}, {"Ref": "ExistingTableName"}]}
+
+
+def table_arn(suffix=""):
+    return {"Fn::Sub": [f"arn:${{AWS::Partition}}:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/${{Table}}{suffix}",
+                        {"Table": TABLE_NAME_VALUE}]}
+
+
+TABLE_ARN = table_arn()
 
 # Every DynamoDB action that changes data. The redirect role must have none of them.
 WRITE_ACTIONS = {
@@ -66,8 +75,15 @@ def all_statements():
 
 
 def referenced(value):
-    """The logical ids an intrinsic value points at (Ref, GetAtt, ${...} in Sub)."""
+    """The logical ids an intrinsic value points at (Ref, GetAtt, ${...} in Sub); the table, created or adopted, is LinksTable."""
+    if value == TABLE_NAME_VALUE:
+        return {"LinksTable"}
     if isinstance(value, dict):
+        if "Fn::Sub" in value and isinstance(value["Fn::Sub"], list):
+            text, variables = value["Fn::Sub"]
+            names = {m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text)}
+            return (referenced({"Fn::Sub": text}) - set(variables)) | referenced(
+                [v for k, v in variables.items() if k in names])
         if "Ref" in value:
             return {value["Ref"]}
         if "Fn::GetAtt" in value:
@@ -87,9 +103,12 @@ def referenced(value):
 
 
 @pytest.mark.scan
-def test_cfn_lint_reports_no_errors_and_no_warnings():
+def test_cfn_lint_reports_nothing_with_informational_checks_on():
+    """Errors, warnings and the informational checks (-c I: I3011, a stateful resource without explicit
+    DeletionPolicy and UpdateReplacePolicy, among them): any finding fails."""
     cfn_lint = Path(sys.executable).parent / "cfn-lint"
-    result = subprocess.run([str(cfn_lint), str(TEMPLATE_PATH)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([str(cfn_lint), "-c", "I", "--", str(TEMPLATE_PATH)], capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0 and result.stdout.strip() == "", result.stdout + result.stderr
 
 
@@ -121,11 +140,17 @@ def test_local_table_equals_the_template_table(ddb):
 
 
 def test_table_is_kept_and_protected():
-    """Kept on delete and replace, but a first create that rolls back leaves no orphan table behind."""
+    """Kept on delete and replace, but a first create that rolls back leaves no orphan table behind.
+
+    That rollback deletes the new table, which DynamoDB refuses while deletion protection is on: so
+    protection is a parameter, off by default (the first create) and turned on by `make deploy` after it.
+    """
     table = RESOURCES["LinksTable"]
     assert table["DeletionPolicy"] == "RetainExceptOnCreate"
     assert table["UpdateReplacePolicy"] == "Retain"
-    assert table["Properties"]["DeletionProtectionEnabled"] is True
+    assert table["Properties"]["DeletionProtectionEnabled"] == {"Fn::If": ["ProtectTable", True, False]}
+    assert TEMPLATE["Conditions"]["ProtectTable"] == {"Fn::Equals": [{"Ref": "TableDeletionProtection"}, "true"]}
+    assert TEMPLATE["Parameters"]["TableDeletionProtection"]["Default"] == "false"
     assert table["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
 
 
@@ -192,7 +217,9 @@ def test_only_cloudwatch_logs_may_put_on_the_click_stream():
     role = RESOURCES["ClickSubscriptionRole"]["Properties"]
     [trust] = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "logs.amazonaws.com"}
-    assert "${RedirectLogGroup}" in trust["Condition"]["StringLike"]["aws:SourceArn"]["Fn::Sub"]
+    # The confused-deputy form the CloudWatch Logs guide gives for a subscription role (issue 17, #4).
+    assert trust["Condition"] == {"StringLike": {
+        "aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:*"}}}
     [statement] = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
     assert statement["Action"] == "kinesis:PutRecord"
     assert statement["Resource"] == {"Fn::GetAtt": ["ClickStream", "Arn"]}
@@ -228,8 +255,8 @@ def admin_grants():
         for resource in as_list(statement["Resource"]):
             if resource == TABLE_ARN:
                 key = "table"
-            elif "Fn::Sub" in resource and resource["Fn::Sub"].startswith("${LinksTable.Arn}/index/"):
-                key = resource["Fn::Sub"].removeprefix("${LinksTable.Arn}/")
+            elif resource == table_arn("/index/by_list"):
+                key = "index/by_list"
             elif "Fn::Sub" in resource and ":parameter${SecretKeyParameterName}" in resource["Fn::Sub"]:
                 key = "secret"
             elif "Fn::Sub" in resource and resource["Fn::Sub"].endswith(":lambda:${AWS::Region}:${AWS::AccountId}:function:${AdminFunctionName}"):
@@ -343,7 +370,7 @@ def test_functions_run_a_current_python_on_arm64():
     assert all(128 <= m <= 256 for m in memory["AllowedValues"])
     env = RESOURCES["RedirectFunction"]["Properties"]["Environment"]["Variables"]
     assert env == {
-        "TABLE_NAME": {"Ref": "LinksTable"},
+        "TABLE_NAME": TABLE_NAME_VALUE,
         "LINK_CACHE_SECONDS": {"Ref": "LinkCacheSeconds"},
         "ROOT_REDIRECT_URL": {"Ref": "AdminUrl"},
         "SECURITY_CONTACT": {"Ref": "SecurityContact"},
@@ -374,8 +401,11 @@ def test_http_api_routes_go_to_the_redirect_function():
 def test_custom_domain_is_optional():
     for name in ("ShortDomain", "ShortDomainMapping"):
         assert RESOURCES[name]["Condition"] == "HasShortDomain"
-    # With a custom domain, the execute-api URL is switched off: one way in.
-    assert RESOURCES["HttpApi"]["Properties"]["DisableExecuteApiEndpoint"] == {"Fn::If": ["HasShortDomain", True, False]}
+    # A custom domain keeps the execute-api URL unless KeepExecuteApiEndpoint is "false": links shared on it keep working.
+    assert RESOURCES["HttpApi"]["Properties"]["DisableExecuteApiEndpoint"] == {"Fn::If": ["DisableExecuteApi", True, False]}
+    assert TEMPLATE["Conditions"]["DisableExecuteApi"] == {"Fn::And": [
+        {"Fn::Condition": "HasShortDomain"}, {"Fn::Equals": [{"Ref": "KeepExecuteApiEndpoint"}, "false"]}]}
+    assert TEMPLATE["Parameters"]["KeepExecuteApiEndpoint"]["Default"] == "true"
     assert RESOURCES["ShortDomainMapping"]["Properties"]["Stage"] == {"Ref": "DefaultStage"}
     for parameter in ("ShortDomainName", "CertificateArn", "AlarmEmail"):
         assert TEMPLATE["Parameters"][parameter]["Default"] == ""
@@ -465,7 +495,8 @@ def test_no_index_projects_a_counter():
 
 
 def test_dashboard_body_is_json_with_every_widget():
-    body = RESOURCES["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    body, variables = RESOURCES["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert variables == {"TableName": TABLE_NAME_VALUE}
     for name in referenced(RESOURCES["Dashboard"]["Properties"]["DashboardBody"]):
         assert name in RESOURCES or name in TEMPLATE["Parameters"], name
     rendered = re.sub(r"\$\{[^}]+\}", "1", body)
@@ -485,7 +516,7 @@ def test_dashboard_body_is_json_with_every_widget():
 
 def test_dashboard_table_throttles_use_metrics_published_per_table():
     """ThrottledRequests exists only per TableName and Operation, so a TableName-only line stays empty."""
-    widgets = json.loads(re.sub(r"\$\{[^}]+\}", "1", RESOURCES["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]))
+    widgets = json.loads(re.sub(r"\$\{[^}]+\}", "1", RESOURCES["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"][0]))
     rows = [row for w in widgets["widgets"] for row in w["properties"]["metrics"]]
     table_metrics = set()
     namespace = None
@@ -539,10 +570,12 @@ def test_alarms_cover_errors_throttles_latency_and_the_queue():
                            "AggregatorErrorsAlarm", "ClickDelayAlarm", "ClickStreamThrottleAlarm",
                            "SkippedBatchRecordLostAlarm", "SubscriptionDeliveryErrorsAlarm",
                            "SubscriptionThrottlingAlarm", "AggregatorNotInvokedAlarm", "RecordsLostAlarm",
-                           "RecordsSkippedAlarm", "SignInFailuresAlarm", "SignInLockoutsAlarm"}
+                           "RecordsSkippedAlarm", "SignInFailuresAlarm", "SignInLockoutsAlarm",
+                           "RedirectStoreErrorsAlarm", "RedirectStoreRetryableErrorsAlarm", "Api5xxAlarm"}
     assert alarms["ClickDelayAlarm"]["Properties"]["MetricName"] == "IteratorAge"
     latency = alarms["LatencyAlarm"]["Properties"]
-    assert latency["ExtendedStatistic"] == "p99" and latency["Threshold"] == {"Ref": "P99LatencyThresholdMs"}
+    [p99] = [m for m in latency["Metrics"] if m["Id"] == "p99"]
+    assert p99["MetricStat"]["Stat"] == "p99" and latency["Threshold"] == {"Ref": "P99LatencyThresholdMs"}
     assert alarms["DeadLetterQueueAlarm"]["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == {

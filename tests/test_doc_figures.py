@@ -156,8 +156,9 @@ def test_the_template_figures_follow_the_policy():
     """A new grant in AdminPolicy shows in the derived list the README quotes."""
     tpl = __import__("local_stack.template", fromlist=["load_template"]).load_template()
     statements = tpl["Resources"]["AdminPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    statements[0]["Action"] = list(statements[0]["Action"]) + ["dynamodb:ConditionCheckItem"]
-    assert template.derive(tpl)["admin_policy.table"]["text"].endswith(" and `ConditionCheckItem`")
+    assert "`DescribeTable`" not in template.derive(tpl)["admin_policy.table"]["text"]
+    statements[0]["Action"] = list(statements[0]["Action"]) + ["dynamodb:DescribeTable"]
+    assert "`DescribeTable`" in template.derive(tpl)["admin_policy.table"]["text"]
 
 
 # The suite's plugin, run on a small project of its own in a subprocess.

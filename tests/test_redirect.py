@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from botocore.exceptions import ClientError, ReadTimeoutError
+from botocore.exceptions import (ClientError, ConnectTimeoutError, EndpointConnectionError, NoCredentialsError,
+                                 ReadTimeoutError)
 
 from tests.conftest import TABLE_NAME
 
@@ -320,3 +321,65 @@ def test_bare_domain_goes_to_the_admin_when_configured(redirect, monkeypatch, ca
     assert response["statusCode"] == 302
     assert response["headers"]["Location"] == "https://admin.example.com/"
     assert calls == []
+
+
+# ------------------------------------------------------------------ a failed read is logged, once
+
+def error_lines(capsys):
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"type":"error"')]
+
+
+def client_error(code):
+    return ClientError({"Error": {"Code": code, "Message": "from AWS"}}, "GetItem")
+
+
+@pytest.mark.parametrize(("failure", "code", "retryable"), [
+    (client_error("ProvisionedThroughputExceededException"), "ProvisionedThroughputExceededException", True),
+    (client_error("ThrottlingException"), "ThrottlingException", True),
+    (client_error("RequestLimitExceeded"), "RequestLimitExceeded", True),
+    (client_error("InternalServerError"), "InternalServerError", True),
+    (client_error("ServiceUnavailable"), "ServiceUnavailable", True),
+    (TIMEOUT, "ReadTimeoutError", True),
+    (ConnectTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com"), "ConnectTimeoutError", True),
+    (EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com"), "EndpointConnectionError", True),
+    (client_error("AccessDeniedException"), "AccessDeniedException", False),
+    (client_error("ResourceNotFoundException"), "ResourceNotFoundException", False),
+    (client_error("ValidationException"), "ValidationException", False),
+    (client_error("UnrecognizedClientException"), "UnrecognizedClientException", False),
+    (NoCredentialsError(), "NoCredentialsError", False),
+], ids=lambda value: value if isinstance(value, str) else None)
+def test_a_failed_read_prints_one_error_line_and_still_answers_503(redirect, monkeypatch, capsys, failure, code, retryable):
+    monkeypatch.setattr(redirect, "FUNCTION_NAME", "links-redirect")
+    monkeypatch.setattr(redirect._client, "get_item", _failing_get_item(failure))
+    assert redirect.lambda_handler(event(), None)["statusCode"] == 503
+    assert error_lines(capsys) == [{"type": "error", "error": code, "retryable": retryable, "function": "links-redirect"}]
+
+
+def test_a_failed_read_answered_from_the_stale_cache_is_logged_too(redirect, ddb, monkeypatch, capsys):
+    """The cache hides an outage from visitors, not from the alarm: AccessDenied behind it must still be seen."""
+    put_link(ddb, "abc1234")
+    assert redirect.lambda_handler(event(), None)["statusCode"] == 302
+    monkeypatch.setattr(redirect.time, "time", lambda: NOW + 3600)
+    monkeypatch.setattr(redirect._client, "get_item", _failing_get_item(client_error("AccessDeniedException")))
+    capsys.readouterr()
+    assert redirect.lambda_handler(event(), None)["statusCode"] == 302
+    [line] = error_lines(capsys)
+    assert line["error"] == "AccessDeniedException" and line["retryable"] is False
+
+
+def test_the_error_line_holds_nothing_from_the_request_or_the_message(redirect, monkeypatch, capsys):
+    secret_path = "Zz9" * 20
+    failure = ClientError({"Error": {"Code": "X" * 500, "Message": f"key {secret_path} denied"}}, "GetItem")
+    monkeypatch.setattr(redirect._client, "get_item", _failing_get_item(failure))
+    redirect.lambda_handler(event(secret_path, headers={"user-agent": "agent-007", "referer": "https://r.example/"}), None)
+    out = capsys.readouterr().out
+    [line] = [json.loads(text) for text in out.splitlines()]
+    assert line["error"] == "X" * redirect.ERROR_CODE_MAX
+    for leaked in (secret_path, "agent-007", "r.example", "denied"):
+        assert leaked not in out
+
+
+def test_error_codes_are_a_closed_set_of_dynamodb_retryable_ones(redirect):
+    """Anything not named here is an operator's problem (IAM, a missing table), and alarms at once."""
+    assert redirect.RETRYABLE_CODES == {"ThrottlingException", "ProvisionedThroughputExceededException",
+                                        "RequestLimitExceeded", "InternalServerError", "ServiceUnavailable"}
