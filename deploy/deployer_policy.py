@@ -22,14 +22,18 @@ POLICIES = {"deployer": IAM_DIR / "deployer-policy.json", "operator": IAM_DIR / 
 HANDLER_PERMISSIONS = IAM_DIR / "resource-handler-permissions.json"
 STAGES_DIR = ROOT / "deploy" / "stages"
 ZAPPA_SETTINGS = ROOT / "zappa_settings.json"
+# IAM's quota for one managed policy document, counted without whitespace (IAM User Guide, IAM and STS quotas).
+# The rendered deployer policy is larger, so --out writes it as several managed policies.
+MANAGED_POLICY_CHARACTERS = 6144
 
 # Zappa's keep-warm event (zappa/cli.py 0.63.0, ZappaCLI.schedule): its rule is named from these.
 KEEP_WARM_EVENT = {"name": "zappa-keep-warm", "function": "handler.keep_warm_callback"}
 _ACCOUNT = re.compile(r"\d{12}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
-# CloudFormation stack names; kept to 32 characters so that the names CloudFormation generates
-# (<stack>-<LogicalId>-<suffix>, at most 64 for roles) still start with the whole stack name.
-_STACK = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,31}")
+# CloudFormation stack names, kept to 28 characters: the policy names the stack's roles by the names
+# CloudFormation generates, <stack>-<LogicalId>-<suffix of up to 13>, and the longest,
+# <stack>-ClickSubscriptionRole-<suffix>, must fit IAM's 64 characters without being cut.
+_STACK = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,27}")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _FUNCTION = re.compile(r"[a-z0-9-]{1,64}")
 
@@ -101,7 +105,7 @@ def values(stage, account, zappa_settings):
     if not _REGION.fullmatch(stage["region"]):
         raise PolicyError(f"region {stage['region']!r} is not a region name such as us-east-1")
     if not _STACK.fullmatch(stage["stack_name"]):
-        raise PolicyError(f"stack_name {stage['stack_name']!r}: a letter, then letters, digits or '-', 32 at most")
+        raise PolicyError(f"stack_name {stage['stack_name']!r}: a letter, then letters, digits or '-', 28 at most (the roles' generated names must fit 64)")
     bucket = artifact_bucket(stage, account)
     if not _BUCKET.fullmatch(bucket):
         raise PolicyError(f"artifact_bucket {bucket!r} is not an S3 bucket name")
@@ -145,6 +149,25 @@ def render(document, fills):
     return document
 
 
+def policy_size(document):
+    """Characters IAM counts against its quota: the JSON without whitespace."""
+    return len(re.sub(r"\s", "", json.dumps(document)))
+
+
+def managed_policies(document, limit=MANAGED_POLICY_CHARACTERS):
+    """The policy as managed policy documents, each within IAM's size quota, statements kept whole and in order."""
+    parts, current = [], []
+    for statement in document["Statement"]:
+        if policy_size({"Version": document["Version"], "Statement": [statement]}) > limit:
+            raise PolicyError(f"statement {statement.get('Sid')} alone is over IAM's {limit} characters")
+        if current and policy_size({"Version": document["Version"], "Statement": current + [statement]}) > limit:
+            parts.append(current)
+            current = []
+        current.append(statement)
+    parts.append(current)
+    return [{"Version": document["Version"], "Statement": statements} for statements in parts]
+
+
 def load_policy(kind):
     """The policy template of this kind ("deployer" or "operator")."""
     return json.loads(POLICIES[kind].read_text())
@@ -179,12 +202,22 @@ def main(argv=None):
     parser.add_argument("--stage", required=True, help="a stage file of deploy/stages/ (prod for prod.json)")
     parser.add_argument("--policy", choices=sorted(POLICIES), default="deployer")
     parser.add_argument("--account", help="the 12-digit account id (default: the current credentials' account)")
+    parser.add_argument("--out", type=Path, help="write it as managed policies, each within IAM's size quota, "
+                                                  "to OUT/<policy>-<stage>-<n>.json, and print their paths")
     args = parser.parse_args(argv)
     try:
         stage = load_stage(args.stage)
         account = args.account or caller_account()
         fills = values(stage, account, json.loads(ZAPPA_SETTINGS.read_text()))
-        print(json.dumps(render(load_policy(args.policy), fills), indent=2))
+        document = render(load_policy(args.policy), fills)
+        if args.out is None:
+            print(json.dumps(document, indent=2))
+            return 0
+        args.out.mkdir(parents=True, exist_ok=True)
+        for number, part in enumerate(managed_policies(document), start=1):
+            path = args.out / f"{args.policy}-{args.stage}-{number}.json"
+            path.write_text(json.dumps(part, indent=2) + "\n")
+            print(path)
     except PolicyError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -488,6 +488,8 @@ def test_every_role_of_the_template_that_a_resource_passes_is_covered():
     # The template's roles are named by CloudFormation from the stack: <stack>-<LogicalId>-<suffix>.
     roles = sorted(name for name, r in load_template()["Resources"].items() if r["Type"] == "AWS::IAM::Role")
     assert roles == ["AdminRole", "AggregatorRole", "ClickSubscriptionRole", "RedirectRole"], "a new role: check who passes it"
+    # <stack>-<LogicalId>-<suffix of up to 13> fits IAM's 64 for the longest stack name the renderer accepts.
+    assert all(28 + len(f"-{role}-") + 13 <= 64 for role in roles)
     assert all("RoleName" not in load_template()["Resources"][r].get("Properties", {}) for r in roles)
 
 
@@ -581,6 +583,7 @@ def test_the_keep_warm_rule_is_named_as_zappa_names_it(function, rule):
 @pytest.mark.parametrize(("change", "message"), [
     ({"region": "Narnia"}, "region 'Narnia'"),
     ({"stack_name": "links prod"}, "stack_name 'links prod'"),
+    ({"stack_name": "a-stack-name-of-29-characters"}, "28 at most"),
     ({"stack_name": ""}, "needs 'stack_name'"),
     ({"zappa_stage": "staging"}, "no stage 'staging'"),
     ({"artifact_bucket": "Bad_Bucket"}, "artifact_bucket 'Bad_Bucket'"),
@@ -605,6 +608,24 @@ def test_the_command_prints_the_rendered_policy_of_a_stage_file(tmp_path, monkey
     assert json.loads(capsys.readouterr().out) == DEPLOYER
     assert deployer_policy.main(["--stage", "prod", "--account", ACCOUNT, "--policy", "operator"]) == 0
     assert json.loads(capsys.readouterr().out) == OPERATOR
+
+
+def test_the_command_writes_managed_policies_within_iams_size_quota(tmp_path, monkeypatch, capsys):
+    (tmp_path / "prod.json").write_text(json.dumps(STAGE))
+    monkeypatch.setattr(deployer_policy, "STAGES_DIR", tmp_path)
+    assert deployer_policy.main(["--stage", "prod", "--account", ACCOUNT, "--out", str(tmp_path / "out")]) == 0
+    paths = [Path(line) for line in capsys.readouterr().out.split()]
+    parts = [json.loads(path.read_text()) for path in paths]
+    assert [path.name for path in paths] == [f"deployer-prod-{n}.json" for n in range(1, len(paths) + 1)]
+    assert all(deployer_policy.policy_size(part) <= 6144 for part in parts)
+    assert [s for part in parts for s in part["Statement"]] == DEPLOYER["Statement"]
+    # The whole policy is over the quota of one managed policy (and near the 10,240 of a role's inline ones).
+    assert len(parts) > 1
+
+
+def test_a_statement_over_the_quota_is_refused():
+    with pytest.raises(PolicyError, match="over IAM's 100 characters"):
+        deployer_policy.managed_policies(DEPLOYER, limit=100)
 
 
 def test_the_command_takes_the_account_from_the_credentials(tmp_path, monkeypatch, capsys):
