@@ -176,9 +176,13 @@ def load_policy(kind):
 def caller_account():
     """The account of the credentials in use (sts:GetCallerIdentity needs no permission)."""
     import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
 
-    sts = boto3.client("sts")
-    return sts.get_caller_identity()["Account"]
+    try:
+        sts = boto3.client("sts")
+        return sts.get_caller_identity()["Account"]
+    except (BotoCoreError, ClientError) as err:
+        raise PolicyError(f"cannot read the account from your credentials ({type(err).__name__}); give --account") from None
 
 
 def refresh_handler_permissions(schema_dir, out=HANDLER_PERMISSIONS):

@@ -650,11 +650,21 @@ def test_the_command_refuses_a_missing_stage_with_a_message(argv, message, tmp_p
 
 
 def test_every_stage_file_renders():
-    stages = sorted(deployer_policy.STAGES_DIR.glob("*.json"))
-    for path in stages:
-        fills = deployer_policy.values(deployer_policy.load_stage(path.stem), ACCOUNT, ZAPPA_SETTINGS)
-        assert "${" not in json.dumps(deployer_policy.render(policy("deployer"), fills)), path.name
-    assert STAGE["stack_name"] == "links-prod"  # the sample stage above renders too (FILLS)
+    stages = [STAGE] + [deployer_policy.load_stage(path.stem) for path in sorted(deployer_policy.STAGES_DIR.glob("*.json"))]
+    for stage in stages:
+        document = deployer_policy.render(policy("deployer"), deployer_policy.values(stage, ACCOUNT, ZAPPA_SETTINGS))
+        assert "${" not in json.dumps(document) and f"stack/{stage['stack_name']}/*" in json.dumps(document)
+
+
+def test_the_command_says_when_it_cannot_read_the_account(tmp_path, monkeypatch, capsys):
+    (tmp_path / "prod.json").write_text(json.dumps(STAGE))
+    monkeypatch.setattr(deployer_policy, "STAGES_DIR", tmp_path)
+    # Nothing listens there: the call fails at once, and never reaches AWS.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    assert deployer_policy.main(["--stage", "prod"]) == 2
+    captured = capsys.readouterr()
+    assert "cannot read the account" in captured.err and "give --account" in captured.err and captured.out == ""
 
 
 def test_refreshing_the_handler_permissions_keeps_types_without_handlers(tmp_path):
