@@ -121,6 +121,9 @@ def values(stage, account, zappa_settings):
     oidc = parameters.get("OidcClientSecretParameterName", "")
     if oidc and not oidc.startswith(f"/{path}/"):
         raise PolicyError(f"OidcClientSecretParameterName {oidc!r} must be under /{path}/, beside the secret key")
+    # The admin's log group is named after AdminFunctionName, and the policy after Zappa's function.
+    if parameters.get("AdminFunctionName", function) != function:
+        raise PolicyError(f"AdminFunctionName {parameters['AdminFunctionName']!r} is not Zappa's function {function!r}")
     existing_table = parameters.get("ExistingTableName", "")
     return {
         "Account": str(account),

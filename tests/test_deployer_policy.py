@@ -291,7 +291,6 @@ TYPE_WIDE = {
     "arn:aws:lambda:${Region}:${Account}:event-source-mapping:*": "mapping ids are generated",
     "arn:aws:wafv2:${Region}:${Account}:regional/webacl/*/*": "the web ACL's name and id are generated",
     "arn:aws:wafv2:${Region}:${Account}:regional/managedruleset/*/*": "AWS managed rule groups the web ACL uses",
-    "arn:aws:budgets::${Account}:budget/*": "the budget's name is generated",
 }
 STAGE_NAMES = ("${StackName}", "${ZappaFunction}", "${ArtifactBucket}", "${ParameterPath}", "${TableName}", "${KeepWarmRule}")
 
@@ -507,6 +506,45 @@ def test_every_role_of_the_template_that_a_resource_passes_is_covered():
     # <stack>-<LogicalId>-<suffix of up to 13> fits IAM's 64 for the longest stack name the renderer accepts.
     assert all(28 + len(f"-{role}-") + 13 <= 64 for role in roles)
     assert all("RoleName" not in load_template()["Resources"][r].get("Properties", {}) for r in roles)
+
+
+# The policy names the stack's resources by name: as the template names them (NAMED, each an Fn::Sub that starts
+# with the stack's name), or as CloudFormation names them when the template does not (<stack>-<LogicalId>-<suffix>).
+NAMED = {"AWS::Lambda::Function": "FunctionName", "AWS::Kinesis::Stream": "Name", "AWS::SQS::Queue": "QueueName",
+         "AWS::CloudWatch::Dashboard": "DashboardName", "AWS::Budgets::Budget": "Budget.BudgetName"}
+GENERATED = {"AWS::IAM::Role": "RoleName", "AWS::IAM::ManagedPolicy": "ManagedPolicyName", "AWS::DynamoDB::Table": "TableName",
+             "AWS::SNS::Topic": "TopicName", "AWS::CloudWatch::Alarm": "AlarmName"}
+# Log groups: the functions' and the API's, under the stack's name, and the admin's, under Zappa's function name.
+LOG_GROUP_NAMES = re.compile(r"/aws/(lambda|apigateway)/\$\{AWS::StackName\}-.*|/aws/lambda/\$\{AdminFunctionName\}")
+
+
+def _dig(properties, dotted):
+    for key in dotted.split("."):
+        properties = properties[key]
+    return properties
+
+
+def test_the_template_names_its_resources_as_the_policy_expects():
+    seen = 0
+    for resource in load_template()["Resources"].values():
+        kind, props = resource["Type"], resource.get("Properties", {})
+        if kind in NAMED:
+            name = _dig(props, NAMED[kind])
+            assert isinstance(name, dict) and name["Fn::Sub"].startswith("${AWS::StackName}-"), (kind, name)
+        elif kind in GENERATED:
+            assert not _has(props, GENERATED[kind]), f"a {kind} names itself: the policy expects <stack>-<LogicalId>-..."
+        elif kind == "AWS::Logs::LogGroup":
+            assert LOG_GROUP_NAMES.fullmatch(props["LogGroupName"]["Fn::Sub"]), props["LogGroupName"]
+        else:
+            continue
+        seen += 1
+    assert seen >= 10
+
+
+def test_a_stage_whose_admin_function_is_not_zappas_is_refused():
+    stage = {**STAGE, "parameters": {**STAGE["parameters"], "AdminFunctionName": "something-else"}}
+    with pytest.raises(PolicyError, match="AdminFunctionName 'something-else'"):
+        deployer_policy.values(stage, ACCOUNT, ZAPPA_SETTINGS)
 
 
 # No grant unused, and every grant scoped.
