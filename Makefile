@@ -105,3 +105,12 @@ screenshots: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .venv-* .cache build dist .pytest_cache node_modules
+
+## deploy: one command from an AWS account to a smoke-tested short link, for deploy/stages/$(STAGE).json:
+##   make deploy STAGE=prod. Each change set is shown and asked about (YES=1: not asked). With single sign-on,
+##   OIDC_CLIENT_SECRET_FILE=path gives its client secret the first time (else it is prompted for).
+.PHONY: deploy
+deploy: $(STAMP)
+	@test -n "$(STAGE)" || { echo "usage: make deploy STAGE=prod [YES=1] [OIDC_CLIENT_SECRET_FILE=path]"; exit 2; }
+	$(BIN)/python -m deploy.deploy --stage "$(STAGE)" $(if $(YES),--yes) \
+		$(if $(OIDC_CLIENT_SECRET_FILE),--oidc-client-secret-file "$(OIDC_CLIENT_SECRET_FILE)")
