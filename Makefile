@@ -107,10 +107,9 @@ clean:
 	rm -rf $(VENV) .venv-* .cache build dist .pytest_cache node_modules
 
 ## deploy: one command from an AWS account to a smoke-tested short link, for deploy/stages/$(STAGE).json:
-##   make deploy STAGE=prod. Each change set is shown and asked about (YES=1: not asked). With single sign-on,
-##   OIDC_CLIENT_SECRET_FILE=path gives its client secret the first time (else it is prompted for).
+##   make deploy STAGE=prod. Each change set is shown and asked about; unattended, or with the SSO client secret
+##   in a file: .venv/bin/python -m deploy.deploy --stage prod --yes --oidc-client-secret-file PATH.
 .PHONY: deploy
 deploy: $(STAMP)
-	@test -n "$(STAGE)" || { echo "usage: make deploy STAGE=prod [YES=1] [OIDC_CLIENT_SECRET_FILE=path]"; exit 2; }
-	$(BIN)/python -m deploy.deploy --stage "$(STAGE)" $(if $(YES),--yes) \
-		$(if $(OIDC_CLIENT_SECRET_FILE),--oidc-client-secret-file "$(OIDC_CLIENT_SECRET_FILE)")
+	@test -n "$(STAGE)" || { echo "usage: make deploy STAGE=prod (a file of deploy/stages/)"; exit 2; }
+	$(BIN)/python -m deploy.deploy --stage "$(STAGE)"

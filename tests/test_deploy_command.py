@@ -104,7 +104,7 @@ class Recorder:
 
     def clients(self, region):
         self.clients_made += 1
-        aws = deploy_command.aws_clients(region)
+        aws = deploy_command.AwsClients(region)
         for client in (aws.sts, aws.s3, aws.ssm, aws.cloudformation, aws.awslambda, aws.dynamodb):
             client.meta.events.register("provide-client-params.*.*", self._record)
         return aws
@@ -502,3 +502,37 @@ def test_an_unchanged_stack_is_no_error_and_its_failed_change_set_is_deleted(cap
                             lambda question: True, None, 0) is False
     assert cloudformation.calls == ["create_change_set", "delete_change_set"]
     assert "links-prod: no changes" in capsys.readouterr().out
+
+
+@pytest.mark.integration
+def test_a_first_create_that_rolled_back_is_shown_deleted_after_asking_and_created_again(harness, capsys):
+    from moto.cloudformation.models import cloudformation_backends
+
+    cloudformation = boto3.client("cloudformation", region_name=REGION)
+    cloudformation.create_stack(StackName="links-prod", TemplateBody=json.dumps(
+        {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}))
+    # What a failed first create leaves (moto's creates do not fail): ROLLBACK_COMPLETE and the reason.
+    [stack] = [s for s in cloudformation_backends[ACCOUNT][REGION].stacks.values() if s.name == "links-prod"]
+    stack._add_stack_event("CREATE_FAILED", resource_status_reason="Resource handler returned message: \"boom\"")
+    stack.status = "ROLLBACK_COMPLETE"
+    questions = []
+    harness.run(yes=False, confirm=lambda question: questions.append(question) or True)
+    assert questions[0] == "Delete links-prod (it holds nothing) and create it again?"
+    assert '"boom"' in capsys.readouterr().out
+    assert change_sets(harness.recorder)[0][0] == "CREATE"
+    assert boto3.client("cloudformation", region_name=REGION).describe_stacks(
+        StackName="links-prod")["Stacks"][0]["StackStatus"] == "UPDATE_COMPLETE"
+
+
+@pytest.mark.integration
+def test_declining_to_delete_a_rolled_back_stack_changes_nothing(harness):
+    from moto.cloudformation.models import cloudformation_backends
+
+    boto3.client("cloudformation", region_name=REGION).create_stack(
+        StackName="links-prod", TemplateBody=json.dumps({"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}))
+    [stack] = [s for s in cloudformation_backends[ACCOUNT][REGION].stacks.values() if s.name == "links-prod"]
+    stack.status = "ROLLBACK_COMPLETE"
+    with pytest.raises(Cancelled):
+        harness.run(yes=False, confirm=lambda question: False)
+    assert "DeleteStack" not in harness.recorder.operations()
+    assert "CreateChangeSet" not in harness.recorder.operations()
