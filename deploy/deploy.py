@@ -521,6 +521,9 @@ def main(argv=None):
         print(f"make deploy: {err}\nRun make deploy again once the cause is fixed; it picks up where it stopped.",
               file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\nmake deploy: stopped. Run it again to finish; it picks up where it stopped.", file=sys.stderr)
+        return 130
     except (ClientError, BotoCoreError) as err:
         print(f"make deploy: AWS refused: {err}\nRun make deploy again once the cause is fixed.", file=sys.stderr)
         return 1

@@ -120,6 +120,9 @@ def load_stage(name, stages_dir=STAGES_DIR, template=None, zappa_settings=ZAPPA_
     admin_settings = _check_admin_settings(where, raw.get("admin_settings", {}))
     project_name = _check_zappa(where, raw["zappa_stage"], stack_name, zappa_settings)
     stage = Stage(name, region, stack_name, raw["zappa_stage"], bucket, parameters, admin_settings, project_name)
+    problem = rule_problem(stage, template)
+    if problem:
+        raise StageError(f"{where}: {problem}")
     function_name = stage.parameter("AdminFunctionName", template)
     if function_name != stage.admin_function_name:
         raise StageError(f"{where}: AdminFunctionName is {function_name!r}, but Zappa names the admin function "
@@ -207,3 +210,51 @@ def resolved_zappa_stage(settings, zappa_stage):
         parent = settings[config.pop("extends")]
         config = {**parent, **config}
     return config
+
+
+class _CannotEvaluate(Exception):
+    """A rule function this check does not model: CloudFormation checks that rule itself."""
+
+
+def rule_problem(stage, template):
+    """The AssertDescription of the first template Rule the stage's parameters break, or None.
+
+    The same check CloudFormation makes when the change set is created, made here so that a bad
+    combination stops before anything is created. Rules using functions not modelled are left to it.
+    """
+    for name, rule in (template.get("Rules") or {}).items():
+        try:
+            if "RuleCondition" in rule and not _evaluate(rule["RuleCondition"], stage, template):
+                continue
+            for assertion in rule.get("Assertions", []):
+                if not _evaluate(assertion["Assert"], stage, template):
+                    return f"template rule {name}: {assertion.get('AssertDescription', 'not met')}"
+        except _CannotEvaluate:
+            continue
+    return None
+
+
+def _evaluate(node, stage, template):
+    if isinstance(node, (str, int, float)):
+        return cfn_string(node)
+    if isinstance(node, list):
+        return [_evaluate(item, stage, template) for item in node]
+    if not isinstance(node, dict) or len(node) != 1:
+        raise _CannotEvaluate(node)
+    [(function, args)] = node.items()
+    if function == "Ref":
+        if args in SET_BY_DEPLOY or args not in template["Parameters"]:
+            raise _CannotEvaluate(args)  # known only once make deploy runs
+        return stage.parameter(args, template)
+    values = _evaluate(args, stage, template)
+    if function == "Fn::Equals":
+        return values[0] == values[1]
+    if function == "Fn::Not":
+        return not values[0]
+    if function == "Fn::And":
+        return all(values)
+    if function == "Fn::Or":
+        return any(values)
+    if function == "Fn::Contains":
+        return values[1] in values[0]
+    raise _CannotEvaluate(function)

@@ -18,7 +18,7 @@ from moto.cloudformation.parsing import get_model_map
 from deploy import deploy as deploy_command
 from deploy import package
 from deploy.stack import Cancelled, apply_change_set
-from deploy.stage import PER_STAGE_NAMES, STAGES_DIR, StageError, load_stage
+from deploy.stage import PER_STAGE_NAMES, STAGES_DIR, StageError, load_stage, rule_problem
 from local_stack.template import load_template
 from tests.test_deploy_stack import references
 from webapp.store import Store
@@ -294,6 +294,9 @@ def test_no_stage_shares_a_function_or_ssm_parameter_name_with_another():
     ({"admin_settings": {"OIDC_CLIENT_SECRET": "s3cr3t"}}, "is a secret; make deploy keeps it in SSM"),
     ({"admin_settings": {"TABLE_NAME": "other"}}, "comes from the stack's outputs"),
     ({"shards": 2}, "unknown key(s) shards"),
+    # The template's Rules, checked here as CloudFormation checks them when the change set is made.
+    ({"parameters": {"ShortDomainName": "go.example.com"}}, "template rule DomainNeedsCertificate: ShortDomainName"),
+    ({"parameters": {"AdminSignInRateLimit": 5}}, "template rule SignInRateLimitIsValid: "),
 ])
 def test_a_bad_stage_file_is_refused_before_any_aws_call(tmp_path, template_text, changes, message):
     harness = Harness(tmp_path, template_text)
@@ -301,6 +304,13 @@ def test_a_bad_stage_file_is_refused_before_any_aws_call(tmp_path, template_text
         harness.run(stages_dir=harness.stage_dir(**changes))
     assert message in str(caught.value)
     assert harness.recorder.clients_made == 0 and harness.recorder.calls == []
+
+
+def test_rules_the_check_cannot_evaluate_are_left_to_cloudformation():
+    stage = load_stage("prod")
+    template = {"Parameters": {}, "Rules": {"Unknown": {"Assertions": [
+        {"Assert": {"Fn::EachMemberEquals": [["a"], "b"]}, "AssertDescription": "never checked here"}]}}}
+    assert rule_problem(stage, template) is None
 
 
 def test_a_missing_stage_file_names_the_stages_there_are(tmp_path, template_text):
@@ -536,3 +546,50 @@ def test_declining_to_delete_a_rolled_back_stack_changes_nothing(harness):
         harness.run(yes=False, confirm=lambda question: False)
     assert "DeleteStack" not in harness.recorder.operations()
     assert "CreateChangeSet" not in harness.recorder.operations()
+
+
+# The real builder and smoke runner: thin calls into deploy/package.py and deploy/smoke.py
+
+
+def test_the_real_builder_builds_the_functions_and_the_admin_from_the_written_settings(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_zip(name):
+        def build(out_dir):
+            calls.append((name, out_dir))
+            path = out_dir / f"{name}.zip"
+            path.write_bytes(name.encode())
+            return path
+        return build
+
+    monkeypatch.setattr(package, "build_redirect", fake_zip("redirect"))
+    monkeypatch.setattr(package, "build_aggregator", fake_zip("aggregator"))
+    monkeypatch.setattr(package, "build_admin", lambda output, **kwargs: calls.append(("admin", output, kwargs)) or output)
+    keys, files = deploy_command.PackageBuilder().build_functions(tmp_path)
+    assert set(keys) == {"RedirectCodeKey", "AggregatorCodeKey"}
+    assert all(files[key].read_bytes() in (b"redirect", b"aggregator") for key in keys.values())
+    deploy_command.PackageBuilder().build_admin(tmp_path / "admin.zip", "prod", tmp_path / "zappa_settings.json")
+    assert calls[-1] == ("admin", tmp_path / "admin.zip", {"stage": "prod", "settings_file": tmp_path / "zappa_settings.json"})
+
+
+def test_the_smoke_step_runs_deploy_smoke_in_process_and_cleans_up_after_a_failure(monkeypatch):
+    from deploy import smoke
+
+    seen = []
+
+    class Smoke:
+        def __init__(self, admin_url, short_url, token, target_url):
+            seen.append(("init", admin_url, short_url, token, target_url))
+
+        def run(self, count_within, cache_seconds):
+            seen.append(("run", count_within, cache_seconds))
+            raise smoke.SmokeFailed("follow answered 503")
+
+        def cleanup(self):
+            seen.append(("cleanup",))
+
+    monkeypatch.setattr(smoke, "Smoke", Smoke)
+    with pytest.raises(deploy_command.DeployError, match="the smoke test failed: follow answered 503"):
+        deploy_command.run_smoke("https://a/prod", "https://s", "shk_token", 30.0)
+    assert seen == [("init", "https://a/prod", "https://s", "shk_token", smoke.DEFAULT_TARGET_URL),
+                    ("run", smoke.DEFAULT_COUNT_WITHIN_SECONDS, 30.0), ("cleanup",)]
