@@ -106,8 +106,11 @@ def run_smoke(admin_url, short_url, token, cache_seconds):
 
 
 def ask(question):
-    """y/N on the terminal."""
-    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    """y/N on the terminal; no terminal (a CI job without --yes) is a no."""
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
 
 
 @dataclass
