@@ -17,7 +17,7 @@ from moto.cloudformation.parsing import get_model_map
 
 from deploy import deploy as deploy_command
 from deploy import package
-from deploy.stack import Cancelled, apply_change_set
+from deploy.stack import Cancelled, StackFailed, apply_change_set
 from deploy.stage import PER_STAGE_NAMES, STAGES_DIR, StageError, load_stage, rule_problem
 from local_stack.template import load_template
 from tests.test_deploy_stack import references
@@ -593,3 +593,46 @@ def test_the_smoke_step_runs_deploy_smoke_in_process_and_cleans_up_after_a_failu
         deploy_command.run_smoke("https://a/prod", "https://s", "shk_token", 30.0)
     assert seen == [("init", "https://a/prod", "https://s", "shk_token", smoke.DEFAULT_TARGET_URL),
                     ("run", smoke.DEFAULT_COUNT_WITHIN_SECONDS, 30.0), ("cleanup",)]
+
+
+class RolledBackUpdate:
+    """A CloudFormation whose update fails and rolls back, with the events AWS records for it."""
+
+    def create_change_set(self, **kwargs):
+        pass
+
+    def describe_change_set(self, **kwargs):
+        return {"Status": "CREATE_COMPLETE", "Changes": [{"ResourceChange": {
+            "Action": "Modify", "LogicalResourceId": "LinksTable", "ResourceType": "AWS::DynamoDB::Table",
+            "Replacement": "True"}}]}
+
+    def execute_change_set(self, **kwargs):
+        pass
+
+    def describe_stacks(self, **kwargs):
+        return {"Stacks": [{"StackName": "links-prod", "StackStatus": "UPDATE_ROLLBACK_COMPLETE"}]}
+
+    def describe_stack_events(self, **kwargs):
+        from datetime import datetime, timedelta, timezone
+
+        now = datetime.now(timezone.utc) + timedelta(seconds=5)
+        return {"StackEvents": [  # newest first, as CloudFormation lists them
+            {"LogicalResourceId": "links-prod", "ResourceStatus": "UPDATE_ROLLBACK_COMPLETE", "Timestamp": now},
+            {"LogicalResourceId": "ClickStream", "ResourceType": "AWS::Kinesis::Stream", "ResourceStatus": "UPDATE_FAILED",
+             "ResourceStatusReason": "Resource update cancelled", "Timestamp": now},
+            {"LogicalResourceId": "LinksTable", "ResourceType": "AWS::DynamoDB::Table", "ResourceStatus": "UPDATE_FAILED",
+             "ResourceStatusReason": "CloudFormation cannot update a stack when a custom-named resource requires "
+                                     "replacing", "Timestamp": now},
+            {"LogicalResourceId": "OldFailure", "ResourceStatus": "UPDATE_FAILED",
+             "ResourceStatusReason": "from an earlier deploy", "Timestamp": now - timedelta(days=1)},
+        ]}
+
+
+def test_a_failed_update_names_the_reasons_oldest_first_and_flags_a_replaced_table(capsys):
+    with pytest.raises(StackFailed) as caught:
+        apply_change_set(RolledBackUpdate(), "links-prod", "https://b/t.yaml", {}, "UPDATE", lambda question: True, None, 0)
+    message = str(caught.value)
+    assert message.startswith("links-prod ended in UPDATE_ROLLBACK_COMPLETE")
+    assert message.index("custom-named resource") < message.index("Resource update cancelled")
+    assert "earlier deploy" not in message
+    assert "LinksTable" in capsys.readouterr().out.split("REPLACED")[0].splitlines()[-1]
