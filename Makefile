@@ -114,3 +114,11 @@ screenshots: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .venv-* .cache build dist .pytest_cache node_modules
+
+## deploy: one command from an AWS account to a smoke-tested short link, for deploy/stages/$(STAGE).json:
+##   make deploy STAGE=prod. Each change set is shown and asked about; unattended, or with the SSO client secret
+##   in a file: .venv/bin/python -m deploy.deploy --stage prod --yes --oidc-client-secret-file PATH.
+.PHONY: deploy
+deploy: $(STAMP)
+	@test -n "$(STAGE)" || { echo "usage: make deploy STAGE=prod (a file of deploy/stages/)"; exit 2; }
+	$(BIN)/python -m deploy.deploy --stage "$(STAGE)"
