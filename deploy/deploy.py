@@ -93,15 +93,15 @@ def run_zappa(argv, env):
     return result.returncode
 
 
-def run_smoke(admin_url, short_url, token, cache_seconds):
-    """deploy/smoke.py in this process, so the token never reaches a command line."""
+def run_smoke(admin_url, short_url, token, cache_seconds, root_url=None):
+    """deploy/smoke.py in this process, so the token never reaches a command line. A failed or interrupted
+    run disables its link itself; root_url is where the bare short domain must redirect (the stack's AdminUrl)."""
     from deploy import smoke
 
-    check = smoke.Smoke(admin_url, short_url, token, smoke.DEFAULT_TARGET_URL)
+    check = smoke.Smoke(admin_url, short_url, token, smoke.DEFAULT_TARGET_URL, root_url=root_url)
     try:
         check.run(smoke.DEFAULT_COUNT_WITHIN_SECONDS, cache_seconds)
     except smoke.SmokeFailed as err:
-        check.cleanup()
         raise DeployError(f"the smoke test failed: {err}") from None
 
 
@@ -451,7 +451,8 @@ def smoke_test(d):
         pass
     token, token_id = store.tokens.create(SMOKE_USER, SMOKE_TOKEN_NAME, scope=access.WRITE, days=SMOKE_TOKEN_DAYS)
     try:
-        d.smoke(d.admin_url, d.outputs["ShortBaseUrl"], token, float(d.outputs["LinkCacheSeconds"]))
+        d.smoke(d.admin_url, d.outputs["ShortBaseUrl"], token, float(d.outputs["LinkCacheSeconds"]),
+                root_url=admin_url_parameter(d))
     finally:
         store.tokens.revoke(token_id)
         d.say(f"Revoked the smoke test's token {token_id}")

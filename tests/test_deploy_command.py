@@ -191,12 +191,12 @@ class FakeSmoke:
     def __init__(self):
         self.calls = []
 
-    def __call__(self, admin_url, short_url, token, cache_seconds):
+    def __call__(self, admin_url, short_url, token, cache_seconds, root_url):
         table = boto3.client("cloudformation", region_name=REGION).describe_stacks(StackName="links-prod")
         outputs = {o["OutputKey"]: o["OutputValue"] for o in table["Stacks"][0]["Outputs"]}
         live = Store(outputs["TableName"], client=boto3.client("dynamodb", region_name=REGION)).tokens.resolve(token)
         self.calls.append({"admin_url": admin_url, "short_url": short_url, "token": token,
-                           "cache_seconds": cache_seconds, "live": live})
+                           "cache_seconds": cache_seconds, "root_url": root_url, "live": live})
 
 
 @pytest.fixture
@@ -368,8 +368,8 @@ def test_a_first_deploy_makes_everything_then_protects_the_table(harness, capsys
     # The smoke test got a live token, which is revoked afterwards.
     [smoke] = harness.smoke.calls
     assert smoke["live"] is not None and smoke["live"]["username"] == deploy_command.SMOKE_USER
-    assert (smoke["admin_url"], smoke["short_url"], smoke["cache_seconds"]) == (
-        admin_url, STUB_OUTPUTS["ShortBaseUrl"], 10.0)
+    assert (smoke["admin_url"], smoke["short_url"], smoke["cache_seconds"], smoke["root_url"]) == (
+        admin_url, STUB_OUTPUTS["ShortBaseUrl"], 10.0, admin_url)  # AdminUrl "auto": / goes to Zappa's URL
     store = Store(d.outputs["TableName"], client=boto3.client("dynamodb", region_name=REGION))
     assert store.tokens.resolve(smoke["token"]) is None
 
@@ -572,27 +572,24 @@ def test_the_real_builder_builds_the_functions_and_the_admin_from_the_written_se
     assert calls[-1] == ("admin", tmp_path / "admin.zip", {"stage": "prod", "settings_file": tmp_path / "zappa_settings.json"})
 
 
-def test_the_smoke_step_runs_deploy_smoke_in_process_and_cleans_up_after_a_failure(monkeypatch):
+def test_the_smoke_step_runs_deploy_smoke_in_process_with_the_stacks_admin_url(monkeypatch):
     from deploy import smoke
 
     seen = []
 
     class Smoke:
-        def __init__(self, admin_url, short_url, token, target_url):
-            seen.append(("init", admin_url, short_url, token, target_url))
+        def __init__(self, admin_url, short_url, token, target_url, root_url=None):
+            seen.append(("init", admin_url, short_url, token, target_url, root_url))
 
         def run(self, count_within, cache_seconds):
             seen.append(("run", count_within, cache_seconds))
             raise smoke.SmokeFailed("follow answered 503")
 
-        def cleanup(self):
-            seen.append(("cleanup",))
-
     monkeypatch.setattr(smoke, "Smoke", Smoke)
     with pytest.raises(deploy_command.DeployError, match="the smoke test failed: follow answered 503"):
-        deploy_command.run_smoke("https://a/prod", "https://s", "shk_token", 30.0)
-    assert seen == [("init", "https://a/prod", "https://s", "shk_token", smoke.DEFAULT_TARGET_URL),
-                    ("run", smoke.DEFAULT_COUNT_WITHIN_SECONDS, 30.0), ("cleanup",)]
+        deploy_command.run_smoke("https://a/prod", "https://s", "shk_token", 30.0, root_url="https://admin.example.org/")
+    assert seen == [("init", "https://a/prod", "https://s", "shk_token", smoke.DEFAULT_TARGET_URL, "https://admin.example.org/"),
+                    ("run", smoke.DEFAULT_COUNT_WITHIN_SECONDS, 30.0)]
 
 
 class RolledBackUpdate:
