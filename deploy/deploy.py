@@ -29,7 +29,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deploy import stack as stacks
-from deploy.stage import ROOT, STAGES_DIR, ZAPPA_SETTINGS, StageError, load_stage, resolved_zappa_stage
+from deploy.stage import ROOT, STAGES_DIR, ZAPPA_SETTINGS, StageError, default_bucket, load_stage, resolved_zappa_stage
 
 BUILD_DIR = ROOT / "build"
 TEMPLATE_PATH = ROOT / "cloudformation.yaml"
@@ -196,7 +196,7 @@ def build_functions(d):
 
 def ensure_bucket(d):
     """The stage's bucket, or <account>-linkshortener-<region>, created private and encrypted when missing."""
-    d.bucket = d.stage.artifact_bucket or f"{d.account}-linkshortener-{d.stage.region}"
+    d.bucket = d.stage.artifact_bucket or default_bucket(d.account, d.stage.region)
     s3 = d.aws.s3
     try:
         # ExpectedBucketOwner: never upload code into a bucket of that name that another account owns.

@@ -16,6 +16,8 @@ import string
 import sys
 from pathlib import Path
 
+from deploy import stage as stages
+
 ROOT = Path(__file__).resolve().parent.parent
 IAM_DIR = ROOT / "deploy" / "iam"
 POLICIES = {"deployer": IAM_DIR / "deployer-policy.json", "operator": IAM_DIR / "operator-policy.json"}
@@ -29,12 +31,6 @@ MANAGED_POLICY_CHARACTERS = 6144
 # Zappa's keep-warm event (zappa/cli.py 0.63.0, ZappaCLI.schedule): its rule is named from these.
 KEEP_WARM_EVENT = {"name": "zappa-keep-warm", "function": "handler.keep_warm_callback"}
 _ACCOUNT = re.compile(r"\d{12}")
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
-# CloudFormation stack names, kept to 28 characters: the policy names the stack's roles by the names
-# CloudFormation generates, <stack>-<LogicalId>-<suffix of up to 13>, and the longest,
-# <stack>-ClickSubscriptionRole-<suffix>, must fit IAM's 64 characters without being cut.
-_STACK = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,27}")
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _FUNCTION = re.compile(r"[a-z0-9-]{1,64}")
 
 
@@ -92,7 +88,7 @@ def keep_warm_rule_name(function_name):
 
 def artifact_bucket(stage, account):
     """The stage's artifact bucket: its own, or the one make deploy names from the account and region."""
-    return stage.get("artifact_bucket") or f"{account}-linkshortener-{stage['region']}"
+    return stage.get("artifact_bucket") or stages.default_bucket(account, stage["region"])
 
 
 def values(stage, account, zappa_settings):
@@ -102,12 +98,12 @@ def values(stage, account, zappa_settings):
     for key in ("region", "stack_name", "zappa_stage"):
         if not isinstance(stage.get(key), str) or not stage[key]:
             raise PolicyError(f"the stage file needs {key!r}")
-    if not _REGION.fullmatch(stage["region"]):
+    if not stages.REGION_NAME.fullmatch(stage["region"]):
         raise PolicyError(f"region {stage['region']!r} is not a region name such as us-east-1")
-    if not _STACK.fullmatch(stage["stack_name"]):
+    if not stages.STACK_NAME.fullmatch(stage["stack_name"]):
         raise PolicyError(f"stack_name {stage['stack_name']!r}: a letter, then letters, digits or '-', 28 at most (the roles' generated names must fit 64)")
     bucket = artifact_bucket(stage, account)
-    if not _BUCKET.fullmatch(bucket):
+    if not stages.BUCKET_NAME.fullmatch(bucket):
         raise PolicyError(f"artifact_bucket {bucket!r} is not an S3 bucket name")
     zappa = zappa_stage_settings(zappa_settings, stage["zappa_stage"])
     function = zappa_function_name(zappa["project_name"], stage["zappa_stage"])

@@ -34,10 +34,18 @@ SECRET_SETTINGS = {"SECRET_KEY", "OIDC_CLIENT_SECRET"}
 # The per-stage names: two stages sharing one would read each other's secrets or logs (finding #12).
 PER_STAGE_NAMES = ("AdminFunctionName", "SecretKeyParameterName", "OidcClientSecretParameterName")
 
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
-_STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")  # CloudFormation's rule for stack names
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+# CloudFormation allows 128 characters; 28 keep the names it generates for the stack's roles,
+# <stack>-<LogicalId>-<suffix of up to 13>, within IAM's 64 without a cut, so the deployer policy
+# (deploy/deployer_policy.py) can name them; the longest is <stack>-ClickSubscriptionRole-<suffix>.
+STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,27}")
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _SETTING = re.compile(r"[A-Z][A-Z0-9_]*")
+
+
+def default_bucket(account, region):
+    """The artifact bucket make deploy creates when the stage names none."""
+    return f"{account}-linkshortener-{region}"
 
 
 class StageError(ValueError):
@@ -108,12 +116,13 @@ def load_stage(name, stages_dir=STAGES_DIR, template=None, zappa_settings=ZAPPA_
     if missing:
         raise StageError(f"{where}: missing key(s) {', '.join(missing)}")
     region, stack_name = raw["region"], raw["stack_name"]
-    if not isinstance(region, str) or not _REGION.fullmatch(region):
+    if not isinstance(region, str) or not REGION_NAME.fullmatch(region):
         raise StageError(f"{where}: region {region!r} is not an AWS region name like us-east-1")
-    if not isinstance(stack_name, str) or not _STACK_NAME.fullmatch(stack_name):
-        raise StageError(f"{where}: stack_name {stack_name!r}: a letter, then letters, digits or '-', at most 128")
+    if not isinstance(stack_name, str) or not STACK_NAME.fullmatch(stack_name):
+        raise StageError(f"{where}: stack_name {stack_name!r}: a letter, then letters, digits or '-', at most 28 "
+                         "(the roles' generated names must fit IAM's 64)")
     bucket = raw.get("artifact_bucket", "")
-    if not isinstance(bucket, str) or (bucket and not _BUCKET.fullmatch(bucket)):
+    if not isinstance(bucket, str) or (bucket and not BUCKET_NAME.fullmatch(bucket)):
         raise StageError(f"{where}: artifact_bucket {bucket!r} is not an S3 bucket name (or \"\" to derive one)")
     template = template or load_template()
     parameters = _check_parameters(where, raw["parameters"], template["Parameters"])

@@ -288,6 +288,7 @@ def test_no_stage_shares_a_function_or_ssm_parameter_name_with_another():
     ({"parameters": {"ArtifactBucket": "mine"}}, "ArtifactBucket is set by make deploy itself"),
     ({"parameters": {"AdminFunctionName": "links-admin"}}, "Zappa names the admin function 'linkshortener-prod'"),
     ({"stack_name": "linkshortener-prod"}, "is the name of the CloudFormation stack Zappa creates"),
+    ({"stack_name": "links-" + "x" * 23}, "at most 28 (the roles' generated names must fit IAM's 64)"),
     ({"zappa_stage": "staging"}, "zappa_stage 'staging' is not a stage of zappa_settings.json"),
     ({"region": "US East"}, "is not an AWS region name"),
     ({"artifact_bucket": "My_Bucket"}, "is not an S3 bucket name"),
