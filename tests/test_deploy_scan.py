@@ -41,3 +41,12 @@ def test_every_inline_skip_says_why(report):
     # default, like ApiAccessLogGroup, is not evaluated).
     evaluated = {(s["id"], name) for name, s in skips if "Condition" not in RESOURCES[name]}
     assert evaluated <= skipped, sorted(evaluated - skipped)
+
+
+def test_the_committed_scan_figures_are_this_scans(report):
+    """README quotes results/scan.json: a template change that moves checkov's counts must come with `make scan`."""
+    import figures
+
+    written = {key: entry["value"] for key, entry in figures.load("scan")["figures"].items()}
+    measured = {f"checkov.{kind}": report["summary"][kind] for kind in ("passed", "skipped", "failed")}
+    assert written == measured, "cloudformation.yaml changed what checkov finds: run `make scan`, then `python -m figures`"
