@@ -13,14 +13,12 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.cloudformation.models import ChangeSet
-from moto.cloudformation.parsing import get_model_map
 
 from deploy import deploy as deploy_command
 from deploy import package
 from deploy.stack import Cancelled, StackFailed, apply_change_set
 from deploy.stage import PER_STAGE_NAMES, STAGES_DIR, StageError, load_stage, rule_problem
-from local_stack.template import load_template
-from tests.test_deploy_stack import references
+from tests.test_deploy_stack import deployable_template
 from webapp.store import Store
 
 REGION = "us-east-1"
@@ -59,17 +57,7 @@ STUB_OUTPUTS = {
 
 def moto_template():
     """cloudformation.yaml without what moto cannot create, with stand-in outputs for what named it."""
-    template = load_template()
-    resources = template["Resources"]
-    models = get_model_map()
-    skipped = {name for name, r in resources.items() if r["Type"] not in models}
-    while True:
-        needing = {name for name, r in resources.items() if name not in skipped and references(r) & skipped}
-        if not needing:
-            break
-        skipped |= needing
-    template["Resources"] = {name: r for name, r in resources.items() if name not in skipped}
-    template["Outputs"] = {k: v for k, v in template["Outputs"].items() if not references(v) & skipped}
+    template, _ = deployable_template()
     template["Outputs"].update({k: {"Value": v} for k, v in STUB_OUTPUTS.items()})
     template.pop("Rules", None)  # checked by cfn-lint and CloudFormation, not by moto
     return json.dumps(template)
