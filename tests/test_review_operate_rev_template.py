@@ -1,6 +1,8 @@
 """Outside review of issue 17's template and redirect error line (reviewer rev-template)."""
 import importlib
 import json
+import re
+from pathlib import Path
 
 import botocore.session
 import pytest
@@ -93,3 +95,43 @@ def test_delete_item_is_narrowed_to_keys_no_link_can_have(admin_writes):  # noqa
     patterns = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
     assert all(any(_string_like(p, pk) for p in patterns) for pk in deleted)
     assert not any(_string_like(p, short_id) for p in patterns)
+
+
+# RUNBOOK.md's commands against what they search: mutation survivors (a RUNBOOK filter of '{ $.type = "errors" }',
+# an Insights 'filter type = "err"' or a wrong environment variable name passed tests/test_runbook.py).
+RUNBOOK = (Path(__file__).resolve().parent.parent / "RUNBOOK.md").read_text()
+
+
+def test_every_runbook_log_filter_finds_the_redirects_error_lines_and_no_click(handler, capsys):
+    patterns = re.findall(r"--filter-pattern '([^']*)'", RUNBOOK)
+    assert patterns
+    denied = error_line(handler, capsys, ClientError({"Error": {"Code": "AccessDeniedException"}}, "GetItem"))
+    throttled = error_line(handler, capsys, ClientError({"Error": {"Code": "ThrottlingException"}}, "GetItem"))
+    capsys.readouterr()
+    handler._log_click("abc1234", {"user-agent": "error"})
+    click = capsys.readouterr().out.strip()
+    for pattern in patterns:
+        assert filter_matches(pattern, denied) or filter_matches(pattern, throttled), pattern
+        assert not filter_matches(pattern, click), pattern
+        if "IS TRUE" in pattern:
+            assert filter_matches(pattern, throttled) and not filter_matches(pattern, denied), pattern
+
+
+def test_every_runbook_insights_type_filter_names_a_type_the_redirect_prints(handler, capsys):
+    types = set(re.findall(r'filter type = "([^"]*)"', RUNBOOK))
+    assert types
+    line = error_line(handler, capsys, ClientError({"Error": {"Code": "AccessDeniedException"}}, "GetItem"))
+    assert types <= {json.loads(line)["type"]}
+
+
+def test_every_environment_variable_the_runbook_reads_is_one_the_template_sets():
+    names = set(re.findall(r"Environment\.Variables\.(\w+)", RUNBOOK))
+    assert names
+    env = set(RESOURCES["RedirectFunction"]["Properties"]["Environment"]["Variables"])
+    env |= set(RESOURCES["AggregatorFunction"]["Properties"]["Environment"]["Variables"])
+    # The admin's (Zappa's) settings: SHORTENER_<key> of a key create_app() has a default for.
+    from webapp import create_app
+
+    admin = create_app({"TESTING": True, "LOCAL": True, "SECRET_KEY": "x", "TABLE_NAME": TABLE_NAME}).config
+    env |= {f"SHORTENER_{key}" for key in admin}
+    assert names <= env
