@@ -63,7 +63,7 @@ SECURITY_TXT_EXPIRES_SECONDS = 30 * 86400  # RFC 9116 asks for less than a year;
 # cannot exist, so it is answered without a DynamoDB call.
 _VALID_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
-# A failed read prints one error line (_log_store_error). These DynamoDB codes, and connection
+# A failed read prints one error line (_log_store_error). These DynamoDB codes, any HTTP 5xx, and connection
 # failures and timeouts, pass with a retry or a moment (retryable); any other (AccessDenied,
 # ResourceNotFound, ValidationException, UnrecognizedClient...) needs someone to fix something.
 RETRYABLE_CODES = frozenset({
@@ -202,7 +202,10 @@ def _log_store_error(error):
     """
     if isinstance(error, ClientError):
         code = str(error.response.get("Error", {}).get("Code") or "ClientError")[:ERROR_CODE_MAX]
-        retryable = code in RETRYABLE_CODES
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        # A 5xx is transient, as botocore's retries treat it, even with no DynamoDB code: a hop before
+        # DynamoDB answering an HTML 503 reaches here as Code "503" (botocore's parser uses the status).
+        retryable = code in RETRYABLE_CODES or status >= 500
     else:
         code = type(error).__name__
         retryable = isinstance(error, _RETRYABLE_EXCEPTIONS)
