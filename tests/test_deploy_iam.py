@@ -345,11 +345,21 @@ def _string_like(pattern, value):
                         value, re.DOTALL) is not None
 
 
-def batch_write_key_patterns():
-    [statement] = _admin_statements("dynamodb:BatchWriteItem")
-    assert _as_list(statement["Action"]) == ["dynamodb:BatchWriteItem"], "the condition would narrow other actions too"
+def key_patterns(action):
+    """The dynamodb:LeadingKeys patterns of the admin's one statement for this action."""
+    [statement] = _admin_statements(action)
+    assert _as_list(statement["Action"]) == [action], "the condition would narrow other actions too"
     assert set(statement["Condition"]) == {"ForAllValues:StringLike"}
     return statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+
+
+def _assert_no_link_matches(patterns, short_id, action):
+    for link_id in (short_id, "abc1234", "user", "find", "a_b-c"):
+        assert not any(_string_like(p, link_id) for p in patterns), f"{action} could reach the link {link_id!r}"
+    # No prefix is ambiguous with a link id: a short id never holds "#" (webapp/link_rules.py).
+    from webapp import link_rules
+
+    assert all(p.endswith("#*") and not link_rules.is_short_id(p[:-1] + "x") for p in patterns)
 
 
 def _request_pks(operation, params):
@@ -382,37 +392,46 @@ def admin_writes(store, table_requests):
     store.tokens.revoke(token_id)
     store.tokens.create(ADMIN_USERNAME, "ci-2")
     assert store.tokens.revoke_all(ADMIN_USERNAME) == 1
+    store.sign_ins.clear(ADMIN_USERNAME, 900)  # a correct password forgets the failed attempts
+    store.link_creations.clear(ADMIN_USERNAME, 3600)
+    rule = store.blocklist.add("domain", "bad.example", ADMIN_USERNAME)
+    store.blocklist.remove(rule["id"])
+    slot = store.import_jobs.claim_slot(ADMIN_USERNAME, "job1", 2, 60)
+    store.import_jobs.create("job1", owner=ADMIN_USERNAME, via="web", text="url\n", total=0, chunks=0,
+                             chunk_rows=100, slot=slot, id_length=7)
+    store.import_jobs.finish(store.import_jobs.lease("job1", "runner-1", 60), "runner-1", slot)  # frees the slot
     return list(table_requests), short_id
+
+
+def _writes(requests, operation, keys_of):
+    """The partition keys of each request of this operation (one list per request)."""
+    return [pks for name, params in requests if name == operation for pks in [keys_of(params)] if pks]
 
 
 def test_every_key_the_admin_batch_writes_matches_the_grant_and_no_link_does(admin_writes):
     requests, short_id = admin_writes
-    patterns = batch_write_key_patterns()
-    batches = [pks for operation, params in requests if operation == "BatchWriteItem"
-               for pks in [_request_pks(operation, params)]]
+    patterns = key_patterns("dynamodb:BatchWriteItem")
+    batches = _writes(requests, "BatchWriteItem", lambda params: _request_pks("BatchWriteItem", params))
     written = {pk for pks in batches for pk in pks}
     # Search entries (a link's create), sessions (the cap) and tokens (revocation) were all batch-written.
     assert {pk.split("#")[0] + "#" for pk in written} >= {"find#", "tag#", "owner#", "user#", "token#", "tokenid#"}
     for pks in batches:  # ForAllValues: every key of a request must match some pattern
         for pk in pks:
             assert any(_string_like(p, pk) for p in patterns), f"BatchWriteItem on {pk!r} would be denied"
-    for link_id in (short_id, "abc1234", "user", "find", "a_b-c"):
-        assert not any(_string_like(p, link_id) for p in patterns), f"a batch could write the link {link_id!r}"
-    # No prefix is ambiguous with a link id: a short id never holds "#" (webapp/link_rules.py).
-    from webapp import link_rules
-
-    assert all(p.endswith("#*") and not link_rules.is_short_id(p[:-1] + "x") for p in patterns)
+    _assert_no_link_matches(patterns, short_id, "a batch")
 
 
-def test_delete_item_stays_on_the_whole_table_because_a_link_edit_deletes_in_its_own_transaction(admin_writes):
-    """dynamodb:LeadingKeys covers every key of a request: the edit's transaction puts the link item (the
-    bare short id) and deletes its stale search entries, so a DeleteItem narrowed to non-link keys would
-    refuse every edit that drops a tag or a word. The day webapp/store/links.py deletes them apart, this
-    fails, and DeleteItem can get the same condition as BatchWriteItem."""
+def test_every_key_the_admin_deletes_matches_the_grant_and_no_link_does(admin_writes):
+    """A Delete inside TransactWriteItems is authorised as a DeleteItem on its own key (DynamoDB developer
+    guide, "Using IAM with DynamoDB transactions"), so each deleted key is checked on its own."""
     requests, short_id = admin_writes
-    mixed = [params for operation, params in requests if operation == "TransactWriteItems"
-             and any("Delete" in item for item in params["TransactItems"])
-             and short_id in _request_pks(operation, params)]
-    assert mixed, "no transaction deletes next to a link item any more: narrow DeleteItem too (README, IAM)"
-    [statement] = _admin_statements("dynamodb:DeleteItem")
-    assert "Condition" not in statement
+    patterns = key_patterns("dynamodb:DeleteItem")
+    deleted = {pk for pks in _writes(requests, "DeleteItem", lambda params: [params["Key"]["pk"]["S"]]) for pk in pks}
+    deleted |= {pk for pks in _writes(requests, "TransactWriteItems", lambda params: [
+        item["Delete"]["Key"]["pk"]["S"] for item in params["TransactItems"] if "Delete" in item]) for pk in pks}
+    # Sessions, both rate limits, a blocklist rule, an import slot and a link edit's stale entries were deleted.
+    assert {pk.split("#")[0] + "#" for pk in deleted} >= {
+        "user#", "signin#", "linklimit#", "blocklist#", "importslot#", "tag#", "find#"}
+    for pk in deleted:
+        assert any(_string_like(p, pk) for p in patterns), f"DeleteItem on {pk!r} would be denied"
+    _assert_no_link_matches(patterns, short_id, "a delete")

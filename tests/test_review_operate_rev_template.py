@@ -74,29 +74,6 @@ def test_the_hard_error_filter_needs_the_error_type_too():
     assert not filter_matches(soft, '{"type":"warning","retryable":true,"function":"links-redirect"}')
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Design decision: the template keeps DeleteItem table-wide on the claim that dynamodb:LeadingKeys covers "
-    "every key of a TransactWriteItems request. AWS documents the opposite model (DynamoDB developer guide, "
-    "'Using IAM with DynamoDB transactions': permissions for Put, Update, Delete and Get actions are governed "
-    "by the permissions used for the underlying PutItem, UpdateItem, DeleteItem and GetItem operations), "
-    "i.e. each Delete of a transaction is authorized as its own DeleteItem on its own key. Every key the "
-    "admin deletes holds '#', so DeleteItem can be narrowed like BatchWriteItem; verify once in a real "
-    "account (a link edit that drops a tag), then add the condition and drop this mark."))
-def test_delete_item_is_narrowed_to_keys_no_link_can_have(admin_writes):  # noqa: F811
-    requests, short_id = admin_writes
-    deleted = set()
-    for operation, params in requests:
-        if operation == "DeleteItem":
-            deleted.add(params["Key"]["pk"]["S"])
-        elif operation == "TransactWriteItems":
-            deleted |= {item["Delete"]["Key"]["pk"]["S"] for item in params["TransactItems"] if "Delete" in item}
-    assert deleted and all("#" in pk for pk in deleted), "the admin never deletes a link item"
-    [statement] = _admin_statements("dynamodb:DeleteItem")
-    patterns = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
-    assert all(any(_string_like(p, pk) for p in patterns) for pk in deleted)
-    assert not any(_string_like(p, short_id) for p in patterns)
-
-
 # RUNBOOK.md's commands against what they search: mutation survivors (a RUNBOOK filter of '{ $.type = "errors" }',
 # an Insights 'filter type = "err"' or a wrong environment variable name passed tests/test_runbook.py).
 RUNBOOK = (Path(__file__).resolve().parent.parent / "RUNBOOK.md").read_text()
