@@ -39,6 +39,7 @@ REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 # <stack>-<LogicalId>-<suffix of up to 13>, within IAM's 64 without a cut, so the deployer policy
 # (deploy/deployer_policy.py) can name them; the longest is <stack>-ClickSubscriptionRole-<suffix>.
 STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,27}")
+PLAIN_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]*[1-9])?")
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _SETTING = re.compile(r"[A-Z][A-Z0-9_]*")
 
@@ -162,10 +163,11 @@ def _check_parameters(where, parameters, declared):
 def parameter_problem(text, spec):
     """Why CloudFormation would refuse this value for this parameter, or None."""
     if spec.get("Type") == "Number":
-        try:
-            number = float(text)
-        except ValueError:
-            return "not a number"
+        # Written plainly: the template's Rules compare the text ("05" or "9.0" is not "9"), and float()
+        # would take "nan", "inf" and "1e3", which CloudFormation or the service would refuse later.
+        if not PLAIN_NUMBER.fullmatch(text):
+            return "not a number written plainly (such as 10 or 2.5)"
+        number = float(text)
         if "MinValue" in spec and number < float(spec["MinValue"]):
             return f"below the template's MinValue {spec['MinValue']}"
         if "MaxValue" in spec and number > float(spec["MaxValue"]):
