@@ -273,3 +273,182 @@ def test_a_stage_extending_a_missing_stage_is_refused_with_its_name(tmp_path):
     settings.write_text(json.dumps({"a": {"extends": "nope", "runtime": "python3.13"}}))
     with pytest.raises(SystemExit, match="'nope'"):
         package.lambda_target(settings, "a")
+
+
+# --- mutations of deploy/package.py the project's fast tests let survive ----------------------------------
+
+@pytest.mark.parametrize("tag, target, fits", [
+    ("cp313-abi3-manylinux_2_17_x86_64", X86, True),  # the stable ABI of the runtime's own Python
+    ("cp313-cp313-any", X86, False),  # "any" only with no ABI
+    ("cp313-cp313-manylinux2014_x86_64", package.LambdaTarget("3.13", "x86_64", (2, 17)), True),  # glibc equal
+    ("cp313-cp313-manylinux_2_34_x86_64", X86, True),
+    ("cp312-cp313-manylinux_2_17_x86_64", X86, False),
+])
+def test_wheel_tags_at_the_boundaries(tag, target, fits):
+    assert package.wheel_tag_fits(tag, target) is fits
+
+
+def test_pip_is_offered_every_glibc_down_to_manylinux_2_5():
+    platforms = X86.pip_platforms()
+    assert platforms[0] == "manylinux_2_34_x86_64" and "manylinux_2_5_x86_64" in platforms
+    assert "manylinux_2_4_x86_64" not in platforms and "manylinux1_x86_64" in platforms
+
+
+def test_a_stage_without_an_architecture_is_x86_64_as_zappa_defaults(tmp_path):
+    (tmp_path / "s.json").write_text(json.dumps({"prod": {"runtime": "python3.13"}}))
+    assert package.lambda_target(tmp_path / "s.json", "prod").machine == "x86_64"
+
+
+def test_a_big_endian_64_bit_elf_is_refused(tmp_path):
+    path = make_zip(tmp_path / "admin.zip", {"pkg/_n.cpython-313-x86_64-linux-gnu.so": b"\x7fELF\x02\x02" + bytes(58)})
+    with pytest.raises(SystemExit, match="not 64-bit little-endian"):
+        package.verify_lambda_zip(path, X86)
+
+
+def test_download_asks_pip_for_a_binary_of_the_target_only(tmp_path, monkeypatch):
+    seen = []
+
+    def fake_run(command, **kwargs):
+        seen.append(command)
+        dest = Path(command[command.index("--dest") + 1])
+        (dest / "thing-1.0-cp312-cp312-manylinux_2_17_aarch64.whl").write_bytes(b"")
+        (dest / "other-1.0-py3-none-any.whl").write_bytes(b"") if "two" in str(dest) else None
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(package.subprocess, "run", fake_run)
+    target = package.LambdaTarget("3.12", "aarch64", (2, 34))
+    (tmp_path / "one").mkdir()
+    assert package.download_wheel("thing", "1.0", target, tmp_path / "one", venv=tmp_path).name.startswith("thing-1.0")
+    command = seen[0]
+    assert "--only-binary=:all:" in command and "--no-deps" in command and command[-1] == "thing==1.0"
+    assert command[command.index("--python-version") + 1] == "3.12"
+    assert [command[i + 1] for i, a in enumerate(command) if a == "--platform"] == target.pip_platforms()
+    (tmp_path / "two").mkdir()
+    with pytest.raises(SystemExit, match="thing==1.0 has no wheel for Lambda"):
+        package.download_wheel("thing", "1.0", target, tmp_path / "two", venv=tmp_path)  # two wheels: which?
+
+
+def _swap(tmp_path, zip_files, wheel_files):
+    site = tmp_path / "site-packages"
+    dist = {"thing/__init__.py": b"", "thing/_c.cpython-313-darwin.so": b"\xcf\xfa\xed\xfe" + bytes(60)}
+    from tests.test_deploy_packages import fake_site
+    installed = fake_site(site, "thing", "1.0", ["cp313-cp313-macosx_11_0_arm64"], dist)
+    zappa_zip = make_zip(tmp_path / "zappa.zip", {**installed, **zip_files})
+    wheel = make_zip(tmp_path / "thing-1.0-cp313-cp313-manylinux_2_17_x86_64.whl", {
+        "thing/__init__.py": b"", "thing/_c.cpython-313-x86_64-linux-gnu.so": elf(),
+        "thing-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: thing\nVersion: 1.0\n",
+        "thing-1.0.dist-info/WHEEL": wheel_file("cp313-cp313-manylinux_2_17_x86_64"), **wheel_files})
+    out = tmp_path / "admin.zip"
+    package.swap_foreign_distributions(zappa_zip, site, X86, out, download=lambda *a: wheel)
+    return zipfile.ZipFile(out)
+
+
+def test_a_swapped_wheel_installs_platlib_and_skips_scripts_and_folders(tmp_path):
+    zf = _swap(tmp_path, {}, {"thing-1.0.data/platlib/thing/_p.cpython-313-x86_64-linux-gnu.so": elf(),
+                              "thing-1.0.data/scripts/thing-tool": b"#!python\n", "thing/sub/": b""})
+    names = zf.namelist()
+    assert "thing/_p.cpython-313-x86_64-linux-gnu.so" in names
+    assert "thing-tool" not in names and "thing/sub/" not in names
+
+
+def test_a_file_in_zappas_zip_that_the_wheel_also_brings_is_written_once(tmp_path):
+    # Not in the laptop's RECORD (a file Zappa or a post-install step added), but the Lambda wheel ships it.
+    zf = _swap(tmp_path, {"thing/extra.py": b"old"}, {"thing/extra.py": b"new"})
+    names = zf.namelist()
+    assert len(names) == len(set(names)), "duplicate zip entries"
+    assert zf.read("thing/extra.py") == b"new"
+
+
+def test_swapped_files_are_readable_by_lambdas_user(tmp_path):
+    # Lambda runs the code as another user than the zip's owner: files must be world-readable.
+    zf = _swap(tmp_path, {}, {})
+    mode = zf.getinfo("thing/_c.cpython-313-x86_64-linux-gnu.so").external_attr >> 16
+    assert mode & 0o004
+
+
+def test_a_refused_build_leaves_no_zip_behind(tmp_path, monkeypatch):
+    (tmp_path / "s.json").write_text(json.dumps({"prod": {"runtime": "python3.13"}}))
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.setattr(package, "ensure_package_venv", lambda venv, version: tmp_path)
+    monkeypatch.setattr(package, "site_packages", lambda venv, python: site)
+    monkeypatch.setattr(package, "zappa_package", lambda output, *a: make_zip(output, {
+        "stray/_c.cpython-313-darwin.so": b"\xcf\xfa\xed\xfe" + bytes(60)}))
+    out = tmp_path / "out" / "admin.zip"
+    with pytest.raises(SystemExit, match="a macOS"):
+        package.build_admin(out, venv=tmp_path, stage="prod", settings_file=tmp_path / "s.json")
+    assert not out.exists()
+
+
+def test_compiled_distributions_are_named_from_their_platform_tags(tmp_path):
+    path = make_zip(tmp_path / "admin.zip", {
+        "cffi-2.0.0.dist-info/WHEEL": wheel_file("cp313-cp313-manylinux_2_17_x86_64"),
+        "cffi-2.0.0.dist-info/METADATA": b"Name: cffi\nVersion: 2.0.0\n",
+        "flask-3.1.3.dist-info/WHEEL": wheel_file("py3-none-any"),
+        "flask-3.1.3.dist-info/METADATA": b"Name: Flask\nVersion: 3.1.3\n",
+    })
+    assert package.compiled_distributions(path) == ["cffi"]
+
+
+# --- mutations of deploy/smoke.py the project's fast tests let survive ------------------------------------
+
+class _OddStandIn(StandIn):
+    """The stand-in, with one answer changed: (role, method, kind) -> (status, headers, payload) or a function."""
+
+    def __init__(self, change):
+        self.change = change
+        super().__init__()
+
+    def _admin(self, method, path, headers, body):
+        answer = super()._admin(method, path, headers, body)
+        return self.change.get(("admin", method), lambda a: a)(answer)
+
+    def _short(self, path, headers):
+        answer = super()._short(path, headers)
+        return self.change.get(("short", path), lambda a: a)(answer)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({("short", f"/{SHORT_ID}"): lambda a: (301, *a[1:]) if a[0] == 302 else a}, "FAIL follow"),
+    ({("admin", "GET"): lambda a: (200, {}, {**a[2], "click_count": 0})}, "FAIL counted"),
+    ({("admin", "PATCH"): lambda a: (200, {}, {**a[2], "is_active": True})}, "FAIL disable"),
+    ({("short", f"/{SHORT_ID}"): lambda a: (404, {}, "Not Found") if a[0] == 410 else a}, "FAIL 410"),
+    ({("admin", "POST"): lambda a: (201, {}, {k: v for k, v in a[2].items() if k != "short_id"})}, "FAIL create"),
+])
+def test_a_stack_that_answers_almost_right_fails_the_step(monkeypatch, capsys, change, message):
+    monkeypatch.setattr(smoke, "POLL_SECONDS", 0.05)
+    monkeypatch.setenv("SMOKE_TOKEN", STAND_IN_TOKEN)
+    stand_in = _OddStandIn(change)
+    try:
+        assert run_smoke(args(stand_in, "--count-within", "0.3")) == 1
+    finally:
+        stand_in.stop()
+    assert message in capsys.readouterr().out
+
+
+def test_ctrl_c_at_the_token_prompt_exits_130_having_done_nothing(stand_in, monkeypatch, capsys):
+    monkeypatch.delenv("SMOKE_TOKEN")
+
+    class Tty:
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Tty())
+    monkeypatch.setattr(smoke.getpass, "getpass", lambda prompt: (_ for _ in ()).throw(KeyboardInterrupt()))
+    assert run_smoke(args(stand_in)) == 130
+    assert "interrupted (Ctrl-C)" in capsys.readouterr().err and stand_in.requests == []
+
+
+def test_a_second_ctrl_c_during_cleanup_says_what_is_left_to_do(capsys):
+    check = smoke.Smoke("http://127.0.0.1:9", "http://127.0.0.1:9", STAND_IN_TOKEN, "https://e")
+    check.short_id = "abc"
+    check.api = lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        check.cleanup()
+    assert "cleanup interrupted: abc may still be active" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/x", "http:///nohost"])
+def test_a_url_that_is_not_http_is_refused_without_a_request(url):
+    with pytest.raises(smoke.SmokeFailed, match="not an http"):
+        smoke._request("GET", url, {})
