@@ -264,10 +264,14 @@ def _browser_headers():
 def _request(method, url, headers, body=None):
     """One request, redirects not followed; returns (status, lowercase headers, body)."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number, or out of range
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
         raise SmokeFailed(f"not an http(s) URL: {url}")
     connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    connection = connection_class(parts.hostname, parts.port, timeout=REQUEST_TIMEOUT_SECONDS)
+    connection = connection_class(parts.hostname, port, timeout=REQUEST_TIMEOUT_SECONDS)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
         connection.request(method, path, body=body, headers=headers)
@@ -302,7 +306,8 @@ def _json(body, what):
 
 def _snippet(body):
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
-    return text[:200].replace("\n", " ")
+    # A server's text reaches the operator's terminal: escape sequences are shown, never obeyed.
+    return "".join(c if c.isprintable() else ("" if c in "\r\n" else repr(c)[1:-1]) for c in text[:200].replace("\n", " "))
 
 
 def template_default(name, text):

@@ -452,3 +452,15 @@ def test_a_second_ctrl_c_during_cleanup_says_what_is_left_to_do(capsys):
 def test_a_url_that_is_not_http_is_refused_without_a_request(url):
     with pytest.raises(smoke.SmokeFailed, match="not an http"):
         smoke._request("GET", url, {})
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999/x", "http://127.0.0.1:port/x"])
+def test_a_url_with_a_bad_port_fails_the_step_instead_of_crashing(url):
+    with pytest.raises(smoke.SmokeFailed, match="not an http"):
+        smoke._request("GET", url, {})
+
+
+def test_a_servers_escape_sequences_never_reach_the_terminal():
+    shown = smoke._snippet(b"Gone\x1b]0;owned\x07\x1b[2J\r\nrest")
+    assert "\x1b" not in shown and "\x07" not in shown and "\r" not in shown
+    assert "Gone" in shown and "rest" in shown and "\\x1b" in shown
