@@ -93,8 +93,11 @@ audit: $(STAMP)
 ##   (the stack's AdminUrl, where the bare short domain redirects; default ADMIN_URL), COUNT_WITHIN (seconds, 120).
 smoke: no_token = make smoke takes no TOKEN=: the process list and the shell history would keep it. \
     Give the token as SMOKE_TOKEN in the environment, TOKEN_FILE=path (chmod 600), or at the prompt
+smoke: no_smoke_token = make smoke takes no SMOKE_TOKEN= on its command line: the process list and the shell history would keep it. \
+    Export it in the environment (read -rs SMOKE_TOKEN && export SMOKE_TOKEN), give TOKEN_FILE=path (chmod 600), or use the prompt
 smoke:
 	$(if $(filter command line,$(origin TOKEN)),$(error $(no_token)))
+	$(if $(filter command line,$(origin SMOKE_TOKEN)),$(error $(no_smoke_token)))
 	@test -n "$(ADMIN_URL)" -a -n "$(SHORT_URL)" || { echo "usage: make smoke ADMIN_URL=... SHORT_URL=... [STAGE=prod] [TOKEN_FILE=path]"; exit 2; }
 	@$(PYTHON) -m deploy.smoke --admin-url "$(ADMIN_URL)" --short-url "$(SHORT_URL)" \
 		$(if $(ROOT_URL),--root-url "$(ROOT_URL)") $(if $(TOKEN_FILE),--token-file "$(TOKEN_FILE)") \

@@ -93,10 +93,15 @@ def stage_config(settings_path=ZAPPA_SETTINGS, stage=ADMIN_STAGE):
     settings = json.loads(Path(settings_path).read_text())
     if stage not in settings:
         raise SystemExit(f"{settings_path} has no stage {stage!r} (it has {', '.join(sorted(settings))})")
-    config = dict(settings[stage])
+    config, seen = dict(settings[stage]), [stage]
     while "extends" in config:
-        parent = settings[config.pop("extends")]
-        config = {**parent, **config}
+        parent_name = config.pop("extends")
+        if parent_name in seen or parent_name not in settings:
+            problem = "a loop" if parent_name in seen else "no such stage"
+            raise SystemExit(f"{settings_path}: stage {seen[-1]!r} extends {parent_name!r}: {problem} "
+                             f"({' -> '.join(seen + [parent_name])})")
+        seen.append(parent_name)
+        config = {**settings[parent_name], **config}
     return config
 
 
@@ -233,10 +238,15 @@ def site_packages(venv, python):
 
 def wheel_tag_fits(tag, target):
     """Whether one wheel tag (python-abi-platform, as in WHEEL's `Tag:`) loads on the target."""
-    python, abi, platform = tag.split("-")
+    parts = tag.split("-")
+    if len(parts) != 3:
+        return False  # not a tag: nothing is known about where it loads
+    python, abi, platform = parts
     if platform == "any":
         return abi == "none"
-    if abi == target.cp_tag:
+    if abi == "none":  # no CPython ABI (a bundled executable or a ctypes library): only the platform matters
+        python_ok = python in ("py3", f"py{target.cp_tag[2:]}", target.cp_tag)
+    elif abi == target.cp_tag:
         python_ok = python == target.cp_tag
     elif abi == "abi3":  # the stable ABI: built for cp3N, loads on every CPython from 3.N on
         found = re.fullmatch(r"cp3(\d+)", python)
@@ -363,6 +373,7 @@ def _headers(text, multi=False):
 _COMPILED_NAME = re.compile(r"\.(so(\.\d+)*|pyd|dll|dylib)$")
 _EXTENSION_TAG = re.compile(r"\.cpython-(?P<version>\d+)(?P<flags>[a-z]*)-(?P<platform>[^./]+)\.so$")
 _MACHO_MAGICS = (b"\xfe\xed\xfa\xce", b"\xce\xfa\xed\xfe", b"\xfe\xed\xfa\xcf", b"\xcf\xfa\xed\xfe")
+_ELF64_HEADER_BYTES = 64
 _ELF_MACHINES = {machine: number for machine, number in _MACHINES.values()}
 
 
@@ -370,6 +381,8 @@ def compiled_file_problem(name, head, target):
     """Why a file that may be compiled code would not load on the target, or None when it would (or is no binary)."""
     named = bool(_COMPILED_NAME.search(name))
     if head.startswith(b"\x7fELF"):
+        if len(head) < _ELF64_HEADER_BYTES:
+            return "a truncated ELF file"
         if head[4:6] != b"\x02\x01":
             return "an ELF file that is not 64-bit little-endian"
         machine = int.from_bytes(head[18:20], "little")
@@ -396,6 +409,9 @@ def verify_lambda_zip(zip_path, target):
     problems = []
     with zipfile.ZipFile(zip_path) as zf:
         for info in zf.infolist():
+            if _outside_root(info.filename):
+                problems.append(f"{info.filename}: a path outside the package root")
+                continue
             if info.filename.endswith(".dist-info/WHEEL"):
                 tags = _headers(zf.read(info).decode("utf-8", "replace"), multi=True).get("Tag", [])
                 if not any(wheel_tag_fits(tag, target) for tag in tags):
@@ -412,6 +428,11 @@ def verify_lambda_zip(zip_path, target):
             f"glibc {target.glibc[0]}.{target.glibc[1]}); refusing it:\n  " + "\n  ".join(problems)
         )
     return zip_path
+
+
+def _outside_root(name):
+    """Whether a zip entry's name would unpack outside the folder it is unpacked in (absolute, `..`, `\\`)."""
+    return name.startswith("/") or "\\" in name or ".." in name.split("/") or re.match(r"[A-Za-z]:", name) is not None
 
 
 def compiled_distributions(zip_path):

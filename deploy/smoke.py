@@ -48,6 +48,13 @@ DEFAULT_COUNT_WITHIN_SECONDS = 120
 DISABLE_MARGIN_SECONDS = 5
 POLL_SECONDS = 1.0
 REQUEST_TIMEOUT_SECONDS = 15
+# The admin's answers are small JSON objects and the redirect's are empty: never read more than this.
+MAX_BODY_BYTES = 1024 * 1024
+MAX_TOKEN_FILE_BYTES = 4096
+# An API token is printable ASCII with no space (webapp/store/tokens.py); anything else could split the
+# Authorization header, and http.client's refusal would print the token.
+TOKEN_CHARACTERS = re.compile(r"[\x21-\x7e]+")
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 ROOT_REDIRECT_STATUSES = (301, 302)
 STAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a file name under STAGES_DIR, never a path
 SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
@@ -159,7 +166,10 @@ class Smoke:
             status, _, body = self.api("GET", f"/api/links/{self.short_id}")
             if status != 200:
                 raise SmokeFailed(f"GET /api/links/{self.short_id} answered {status}: {_snippet(body)}")
-            return _json(body, "GET /api/links/<id>").get("click_count", 0) >= 1
+            count = _json(body, "GET /api/links/<id>").get("click_count", 0)
+            if isinstance(count, bool) or not isinstance(count, int):
+                raise SmokeFailed(f"GET /api/links/{self.short_id} answered click_count {count!r}, not a number")
+            return count >= 1
 
         if not _poll(counted, within):
             raise SmokeFailed(f"click_count still 0 after {within:g} s: is the click pipeline (the redirect's "
@@ -254,15 +264,19 @@ def _browser_headers():
 def _request(method, url, headers, body=None):
     """One request, redirects not followed; returns (status, lowercase headers, body)."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number, or out of range
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
         raise SmokeFailed(f"not an http(s) URL: {url}")
     connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    connection = connection_class(parts.hostname, parts.port, timeout=REQUEST_TIMEOUT_SECONDS)
+    connection = connection_class(parts.hostname, port, timeout=REQUEST_TIMEOUT_SECONDS)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
         connection.request(method, path, body=body, headers=headers)
         response = connection.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read(MAX_BODY_BYTES)
     except (OSError, http.client.HTTPException) as err:
         # Connection refused, DNS, TLS, timeouts: say which URL, so the operator knows which side.
         raise SmokeFailed(f"{method} {url} failed: {err.__class__.__name__}: {err}") from err
@@ -292,7 +306,8 @@ def _json(body, what):
 
 def _snippet(body):
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
-    return text[:200].replace("\n", " ")
+    # A server's text reaches the operator's terminal: escape sequences are shown, never obeyed.
+    return "".join(c if c.isprintable() else ("" if c in "\r\n" else repr(c)[1:-1]) for c in text[:200].replace("\n", " "))
 
 
 def template_default(name, text):
@@ -382,19 +397,41 @@ def read_token(token_file=None, environ=os.environ, stdin=None):
                            f"--token-file PATH (make smoke TOKEN_FILE=PATH), or run it in a terminal to be asked")
     if not token:
         raise SettingError("the API token is empty")
+    if not TOKEN_CHARACTERS.fullmatch(token):
+        raise SettingError("the API token holds a space, a line break or a character no token has: "
+                           "give the token alone, on one line")
     return token
+
+
+def check_admin_url(url):
+    """The token goes to the admin: over https, or plain http to this machine only (the local stack)."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS):
+        raise SettingError(f"--admin-url {url}: the API token is sent there, so it must be https "
+                           f"(plain http only to {', '.join(LOOPBACK_HOSTS)})")
 
 
 def _read_token_file(path):
     try:
-        mode = path.stat().st_mode
-        text = path.read_text(encoding="utf-8")
+        status = path.stat()
     except OSError as err:
         raise SettingError(f"cannot read the token file {path}: {err.strerror}") from None
+    # Checked before reading: a FIFO would block, a device or a huge file would never end.
+    if not stat.S_ISREG(status.st_mode):
+        raise SettingError(f"the token file {path} is not a regular file")
+    if status.st_size > MAX_TOKEN_FILE_BYTES:
+        raise SettingError(f"the token file {path} is too large for a token ({status.st_size} bytes)")
     # As ssh does with a private key: a secret every user of the machine can read is refused.
-    if os.name == "posix" and mode & stat.S_IROTH:
+    if os.name == "posix" and status.st_mode & stat.S_IROTH:
         raise SettingError(f"the token file {path} is readable by every user of this machine: chmod 600 {path}")
-    token = text.strip()
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_TOKEN_FILE_BYTES + 1)
+    except OSError as err:
+        raise SettingError(f"cannot read the token file {path}: {err.strerror}") from None
+    if len(data) > MAX_TOKEN_FILE_BYTES:
+        raise SettingError(f"the token file {path} is too large for a token")
+    token = data.decode("utf-8", "replace").strip()
     if not token:
         raise SettingError(f"the token file {path} is empty")
     return token
@@ -411,7 +448,7 @@ def main(argv=None):
                              f"else a prompt)")
     parser.add_argument("--token", help=argparse.SUPPRESS)  # only to refuse it with a useful message
     parser.add_argument("--target-url", default=DEFAULT_TARGET_URL, help="where the smoke link points")
-    parser.add_argument("--count-within", type=float, default=DEFAULT_COUNT_WITHIN_SECONDS,
+    parser.add_argument("--count-within", default=DEFAULT_COUNT_WITHIN_SECONDS,
                         help="seconds the click may take to be counted (default: %(default)s)")
     parser.add_argument("--stage", help="read LinkCacheSeconds from deploy/stages/<stage>.json")
     parser.add_argument("--cache-seconds",
@@ -422,7 +459,9 @@ def main(argv=None):
                      f"Set {TOKEN_VARIABLE} in the environment, or pass --token-file PATH")
     with sigterm_as_interrupt():
         try:
+            count_within = _seconds(args.count_within, "--count-within")
             cache_seconds, source = cache_seconds_setting(args.cache_seconds, args.stage)
+            check_admin_url(args.admin_url)
             token = read_token(args.token_file)
         except SettingError as err:
             parser.error(str(err))
@@ -431,7 +470,7 @@ def main(argv=None):
         print(f"link cache: {cache_seconds:g} s, from {source}", flush=True)
         smoke = Smoke(args.admin_url, args.short_url, token, args.target_url, root_url=args.root_url)
         try:
-            smoke.run(args.count_within, cache_seconds)
+            smoke.run(count_within, cache_seconds)
         except SmokeFailed as err:
             print(f"smoke test FAILED: {err}", file=sys.stderr)
             return 1
