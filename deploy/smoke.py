@@ -24,6 +24,7 @@ import math
 import os
 import re
 import signal
+import socket
 import stat
 import sys
 import threading
@@ -273,15 +274,34 @@ def _request(method, url, headers, body=None):
     connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     connection = connection_class(parts.hostname, port, timeout=REQUEST_TIMEOUT_SECONDS)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    # The socket timeout bounds each read, not the request: a server trickling a byte at a time would hold
+    # the run for ever. A watchdog shuts the socket down when the whole request has taken too long.
+    expired = threading.Event()
+    watchdog = threading.Timer(REQUEST_TIMEOUT_SECONDS, _expire, (connection, expired))
+    watchdog.daemon = True
+    watchdog.start()
     try:
         connection.request(method, path, body=body, headers=headers)
         response = connection.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read(MAX_BODY_BYTES)
+        answer = response.status, {k.lower(): v for k, v in response.getheaders()}, response.read(MAX_BODY_BYTES)
     except (OSError, http.client.HTTPException) as err:
+        if expired.is_set():
+            raise SmokeFailed(f"{method} {url} took longer than {REQUEST_TIMEOUT_SECONDS:g} s") from err
         # Connection refused, DNS, TLS, timeouts: say which URL, so the operator knows which side.
         raise SmokeFailed(f"{method} {url} failed: {err.__class__.__name__}: {err}") from err
     finally:
+        watchdog.cancel()
         connection.close()
+    if expired.is_set():  # the shut-down socket ended a read early: what came is not the answer
+        raise SmokeFailed(f"{method} {url} took longer than {REQUEST_TIMEOUT_SECONDS:g} s")
+    return answer
+
+
+def _expire(connection, expired):
+    expired.set()
+    if connection.sock is not None:
+        with contextlib.suppress(OSError):
+            connection.sock.shutdown(socket.SHUT_RDWR)
 
 
 def _poll(predicate, within):
