@@ -170,7 +170,7 @@ def check_shard_change(current, wanted):
     """Kinesis UpdateShardCount goes at most to double or half the current count per call."""
     if current is None or wanted is None:
         return
-    current, wanted = int(current), int(wanted)
+    current, wanted = _shard_count(current, "the stack's current"), _shard_count(wanted, "the stage file's")
     if current / 2 <= wanted <= current * 2:
         return
     steps, value = [], current
@@ -181,6 +181,18 @@ def check_shard_change(current, wanted):
         f"ClickStreamShards {current} -> {wanted} in one deploy would fail: Kinesis changes a stream's shards to at "
         f"most double or half at a time. Deploy these values one after another: {', '.join(steps)}"
     )
+
+
+def _shard_count(value, whose):
+    """A whole number of shards ("2.0" is 2), or a DeployError naming the value, never a ValueError."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not number.is_integer() or number < 1:
+        raise DeployError(f"ClickStreamShards: {whose} value {value!r} is not a whole number of shards; "
+                          f"set the stack's current count in deploy/stages/<stage>.json")
+    return int(number)
 
 
 # Step 3
@@ -210,6 +222,10 @@ def ensure_bucket(d):
             raise
         create_bucket(d)
     else:
+        if not d.stage.artifact_bucket:
+            # The derived bucket is make deploy's own: a run that stopped between CreateBucket and these
+            # settings left it without them, so they are applied again (each is an idempotent PUT).
+            harden_bucket(d)
         region = s3.get_bucket_location(Bucket=d.bucket, ExpectedBucketOwner=d.account).get("LocationConstraint")
         if (region or "us-east-1") != d.stage.region:
             raise DeployError(f"bucket {d.bucket} is in {region or 'us-east-1'}, not {d.stage.region}: Lambda takes "
@@ -229,13 +245,18 @@ def create_bucket(d):
     if d.stage.region != "us-east-1":  # us-east-1 refuses a LocationConstraint naming itself
         kwargs["CreateBucketConfiguration"] = {"LocationConstraint": d.stage.region}
     s3.create_bucket(**kwargs)
+    harden_bucket(d)
+    d.say(f"Created bucket {d.bucket} (public access blocked, encrypted, owner enforced)")
+
+
+def harden_bucket(d):
+    s3 = d.aws.s3
     s3.put_public_access_block(Bucket=d.bucket, PublicAccessBlockConfiguration={
         "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
     s3.put_bucket_encryption(Bucket=d.bucket, ServerSideEncryptionConfiguration={
         "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]})
     s3.put_bucket_ownership_controls(Bucket=d.bucket, OwnershipControls={
         "Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
-    d.say(f"Created bucket {d.bucket} (public access blocked, encrypted, owner enforced)")
 
 
 def upload_once(d, key, body):
@@ -336,6 +357,13 @@ def stack_parameters(d):
     parameters["ArtifactBucket"] = d.bucket
     parameters.update(d.code_keys)
     parameters["AdminUrl"] = admin_url_parameter(d)
+    if stacks.parameters_of(d.stack).get("TableDeletionProtection") == "true" and \
+            parameters.get("TableDeletionProtection") != "true":
+        # A parameter left out of a change set gets the template's Default ("false"), not the stack's value,
+        # and a stage file saying "false" is most likely a copy of dev's: make deploy never turns it off.
+        d.say("TableDeletionProtection stays \"true\": make deploy never turns the table's deletion protection "
+              "off (to delete the stack, turn it off in the console first)")
+        parameters["TableDeletionProtection"] = "true"
     return parameters
 
 
