@@ -106,7 +106,10 @@ def run_smoke(admin_url, short_url, token, cache_seconds, root_url=None):
 
 
 def ask(question):
-    """y/N on the terminal; no terminal (a CI job without --yes) is a no."""
+    """y/N on the terminal; no terminal (a CI job without --yes, or `yes | make deploy`) is a no."""
+    if not sys.stdin.isatty():
+        print(f"{question} [y/N] no (no terminal to ask on; --yes or YES=1 to execute)", flush=True)
+        return False
     try:
         return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
     except EOFError:
@@ -291,9 +294,13 @@ def ensure_secrets(d):
     if d.oidc_secret_file:
         value = Path(d.oidc_secret_file).read_text(encoding="utf-8").strip()
     else:
-        value = getpass.getpass(f"SSO client secret for {d.stage.admin_settings['OIDC_ISSUER']} (not echoed): ").strip()
+        try:
+            value = getpass.getpass(f"SSO client secret for {d.stage.admin_settings['OIDC_ISSUER']} (not echoed): ").strip()
+        except EOFError:  # no terminal, and nothing on stdin: getpass's fallback reads stdin
+            value = ""
     if not value:
-        raise DeployError(f"no SSO client secret given; {name} is needed because the stage sets OIDC_ISSUER")
+        raise DeployError(f"no SSO client secret given; {name} is needed because the stage sets OIDC_ISSUER: "
+                          f"type it at the prompt, or give --oidc-client-secret-file PATH")
     put_secure_parameter(d, name, value)
     d.say(f"SSO client secret {name}: stored")
 

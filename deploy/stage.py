@@ -31,6 +31,9 @@ SETTINGS_FROM_STACK = {"TABLE_NAME", "SHORT_BASE_URL", "SECRET_KEY_PARAMETER", "
                        "LINK_CACHE_SECONDS", "OIDC_CLIENT_SECRET_PARAMETER"}
 # Secrets live in SSM, never in a file in the repository.
 SECRET_SETTINGS = {"SECRET_KEY", "OIDC_CLIENT_SECRET"}
+# For the local stack and the tests only: a deployed admin in local mode has insecure cookies and a per-container
+# secret key; TESTING skips the start-up checks; DEBUG propagates exceptions.
+LOCAL_ONLY_SETTINGS = {"LOCAL_MODE", "TESTING", "DEBUG"}
 # The per-stage names: two stages sharing one would read each other's secrets or logs (finding #12).
 PER_STAGE_NAMES = ("AdminFunctionName", "SecretKeyParameterName", "OidcClientSecretParameterName")
 
@@ -218,6 +221,8 @@ def _check_admin_settings(where, settings):
             raise StageError(f"{where}: admin_settings: {name!r} is not a setting name (like OIDC_ISSUER)")
         if bare in SECRET_SETTINGS:
             raise StageError(f"{where}: admin_settings: {bare} is a secret; make deploy keeps it in SSM, never in a file")
+        if bare in LOCAL_ONLY_SETTINGS:
+            raise StageError(f"{where}: admin_settings: {bare} is for the local stack and tests, never a deployed admin")
         if bare in SETTINGS_FROM_STACK:
             raise StageError(f"{where}: admin_settings: {bare} comes from the stack's outputs; remove it")
         if not isinstance(value, (str, int, bool)):

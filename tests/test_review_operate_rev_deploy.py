@@ -1,4 +1,5 @@
 """Outside review of `make deploy` (issue 17): the breaks found, each as a test (reviewer rev-deploy)."""
+import io
 import json
 import signal
 
@@ -139,3 +140,185 @@ def test_a_circular_or_dangling_extends_is_refused(tmp_path, settings):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+# Confirmation and prompts with no terminal.
+
+
+def test_a_yes_piped_in_without_a_terminal_is_still_a_no(monkeypatch):
+    # `yes | make deploy STAGE=prod`, or a CI step whose stdin happens to hold a "y": no person saw the change set.
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
+    assert deploy_command.ask("Execute this change set on links-prod?") is False
+
+
+@pytest.mark.integration
+def test_no_terminal_and_no_secret_file_is_a_clear_refusal_not_a_traceback(harness, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # a CI job: getpass falls back to stdin, which is empty
+    stages = harness.stage_dir(admin_settings={"OIDC_ISSUER": "https://sso.example.com", "OIDC_CLIENT_ID": "links"})
+    with pytest.raises(deploy_command.DeployError, match="--oidc-client-secret-file"):
+        harness.run(stages_dir=stages)
+
+
+# admin_settings: settings that are for the local stack or tests only must not reach a deployed admin.
+
+
+@pytest.mark.parametrize("name", ["LOCAL_MODE", "SHORTENER_TESTING", "DEBUG"])
+def test_a_local_or_test_only_admin_setting_is_refused(tmp_path, name):
+    folder = stage_files(tmp_path / "stages", prod={"admin_settings": {name: "true"}})
+    with pytest.raises(StageError, match=name.removeprefix("SHORTENER_")):
+        load_stage("prod", folder)
+
+
+# The deployer policy: the stack's roles are made by CloudFormation as the deployer, so the deployer may create
+# any role named <stack>-*, give it any inline policy, attach any managed policy and trust whom it likes. With
+# iam:CreateRole + iam:PutRolePolicy (or AttachRolePolicy of arn:aws:iam::aws:policy/AdministratorAccess) on
+# role/links-prod-*, a role trusting the deployer's own ARN (a same-account trust policy naming the principal
+# needs no sts:AssumeRole grant), or passed to a function links-prod-x, makes the deployer an administrator.
+_ESCALATION_ROLE = "arn:aws:iam::123456789012:role/links-prod-escalate"
+
+
+@pytest.mark.xfail(strict=True, reason="design: the stack's roles need a PermissionsBoundary (a managed policy the "
+                                       "stack makes or the operator makes once), and the deployer's role grants need "
+                                       "a Condition iam:PermissionsBoundary naming it; see the rev-deploy report")
+@pytest.mark.parametrize("action, context", [
+    ("iam:CreateRole", {}),
+    ("iam:PutRolePolicy", {}),
+    ("iam:AttachRolePolicy", {"iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess"}),
+])
+def test_the_deployer_cannot_make_a_role_without_a_permissions_boundary(action, context):
+    from tests.test_deployer_policy import DEPLOYER, allows
+
+    assert not allows(DEPLOYER, action, _ESCALATION_ROLE, context)
+
+
+# Tests for mutations of deploy.py that tests/test_deploy_command.py let through.
+
+
+class _Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_a_terminal_that_closes_at_the_question_is_a_no(monkeypatch):
+    monkeypatch.setattr("sys.stdin", _Tty(""))
+    assert deploy_command.ask("Execute this change set on links-prod?") is False
+
+
+class _FakeStacks:
+    def __init__(self, status):
+        self.status = status
+
+    def get_caller_identity(self):
+        return {"Account": "123456789012", "Arn": "arn:aws:iam::123456789012:user/deployer"}
+
+    def describe_stacks(self, StackName):
+        return {"Stacks": [{"StackName": StackName, "StackStatus": self.status,
+                            "Parameters": [{"ParameterKey": "ClickStreamShards", "ParameterValue": "1"}]}]}
+
+
+@pytest.mark.parametrize("status, says", [
+    ("ROLLBACK_FAILED", "delete it in the CloudFormation console"),
+    ("UPDATE_ROLLBACK_FAILED", "continue-update-rollback --stack-name links-prod"),
+    ("DELETE_FAILED", "finish deleting it"),
+    ("UPDATE_IN_PROGRESS", "wait until it settles"),
+    ("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", "wait until it settles"),
+    ("DELETE_IN_PROGRESS", "wait until it settles"),
+])
+def test_a_stack_that_needs_a_person_or_is_busy_is_refused_with_what_to_do(status, says):
+    fake = _FakeStacks(status)
+    aws = type("Aws", (), {"sts": fake, "cloudformation": fake})()
+    d = deploy_command.Deployment(load_stage("prod"), aws, out=io.StringIO())
+    with pytest.raises(deploy_command.DeployError, match=f"links-prod is {status}: .*{says}"):
+        deploy_command.preflight(d)
+
+
+@pytest.mark.integration
+def test_every_bucket_call_names_the_expected_owner_and_secrets_are_never_overwritten(harness):
+    harness.run()
+    harness.builder.version = "2"
+    harness.run()  # the bucket exists now: its location is read, new code uploaded
+    for operation in ("HeadBucket", "GetBucketLocation", "HeadObject", "PutObject"):
+        calls = harness.recorder.params(operation)
+        assert calls and all(p.get("ExpectedBucketOwner") == "123456789012" for p in calls), operation
+    puts = harness.recorder.params("PutParameter")
+    assert puts and all(p["Overwrite"] is False for p in puts)
+
+
+# Eventual consistency: ExecuteChangeSet and DeleteStack return before the stack's status moves on, so a stack
+# just executed from REVIEW_IN_PROGRESS may still read REVIEW_IN_PROGRESS once. boto3's stack_create_complete
+# waiter (what `aws cloudformation deploy` uses) keeps polling through it; wait_stack returned at once.
+
+
+class _CreateThatLags:
+    def __init__(self):
+        self.statuses = ["REVIEW_IN_PROGRESS", "CREATE_IN_PROGRESS", "CREATE_COMPLETE"]
+
+    def create_change_set(self, **kwargs):
+        pass
+
+    def describe_change_set(self, **kwargs):
+        return {"Status": "CREATE_COMPLETE", "Changes": []}
+
+    def execute_change_set(self, **kwargs):
+        pass
+
+    def describe_stacks(self, StackName):
+        status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        return {"Stacks": [{"StackName": StackName, "StackStatus": status}]}
+
+    def describe_stack_events(self, StackName):
+        return {"StackEvents": []}
+
+
+def test_a_create_that_still_reads_review_in_progress_just_after_execute_is_waited_for():
+    from deploy.stack import apply_change_set
+
+    assert apply_change_set(_CreateThatLags(), "links-prod", "https://b/t.yaml", {}, "CREATE",
+                            lambda question: True, io.StringIO(), 0) is True
+
+
+@pytest.mark.parametrize("current, wanted, steps", [(6, 2, "3, 2"), (9, 4, "5, 4"), (3, 7, "6, 7")])
+def test_a_shard_change_just_past_half_or_double_is_refused(current, wanted, steps):
+    with pytest.raises(deploy_command.DeployError, match=f"one after another: {steps}$"):
+        deploy_command.check_shard_change(str(current), str(wanted))
+
+
+@pytest.mark.integration
+def test_an_own_bucket_in_another_region_is_refused_before_any_upload(harness):
+    boto3.client("s3", region_name="eu-west-1").create_bucket(
+        Bucket=f"123456789012-linkshortener-{REGION}", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    with pytest.raises(deploy_command.DeployError, match="is in eu-west-1, not us-east-1"):
+        harness.run()
+    assert "PutObject" not in harness.recorder.operations()
+
+
+@pytest.mark.integration
+def test_an_empty_sso_secret_file_is_refused_and_nothing_is_stored(harness, tmp_path):
+    secret_file = tmp_path / "oidc-secret"
+    secret_file.write_text(" \n")
+    stages = harness.stage_dir(admin_settings={"OIDC_ISSUER": "https://sso.example.com", "OIDC_CLIENT_ID": "links"})
+    with pytest.raises(deploy_command.DeployError, match="no SSO client secret given"):
+        harness.run(stages_dir=stages, oidc_secret_file=secret_file)
+    assert [p["Name"] for p in harness.recorder.params("PutParameter")] == ["/linkshortener/prod/secret-key"]
+
+
+def test_a_first_create_that_rolled_back_has_no_stream_to_reshard(tmp_path):
+    stage = load_stage("prod", stage_files(tmp_path / "stages", prod={"parameters": {"ClickStreamShards": 8}}))
+    fake = _FakeStacks("ROLLBACK_COMPLETE")  # its parameters say 1 shard; the stream was deleted with it
+    aws = type("Aws", (), {"sts": fake, "cloudformation": fake})()
+    deploy_command.preflight(deploy_command.Deployment(stage, aws, out=io.StringIO()))
+
+
+def test_a_placeholder_left_in_the_committed_settings_stops_the_deploy(tmp_path):
+    settings = json.loads((STAGES_DIR.parent.parent / "zappa_settings.json").read_text())
+    settings["prod"]["environment_variables"]["SHORTENER_SECURITY_CONTACT"] = "REPLACE-with-your-contact"
+    path = tmp_path / "zappa_settings.json"
+    path.write_text(json.dumps(settings))
+    d = deploy_command.Deployment(load_stage("prod"), aws=None, out=io.StringIO(), build_dir=tmp_path / "build",
+                                  bucket="b", outputs={"AdminRoleArn": "arn:aws:iam::123456789012:role/r",
+                                                       "TableName": "t", "ShortBaseUrl": "https://s.example",
+                                                       "LinkCacheSeconds": "10",
+                                                       "ExecuteApiUrl": "https://s.example"})
+    with pytest.raises(deploy_command.DeployError, match="REPLACE placeholder"):
+        deploy_command.write_admin_settings(d, path)
+    assert not (tmp_path / "build" / "zappa_settings.json").exists()
