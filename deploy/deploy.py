@@ -430,7 +430,7 @@ def write_admin_settings(d, settings_path=ZAPPA_SETTINGS):
 def deploy_admin(d):
     """Build the admin zip from the written settings; `zappa deploy` the first time, `zappa update` after."""
     zip_path = d.builder.build_admin(d.build_dir / "admin.zip", d.stage.zappa_stage, d.settings_file)
-    command = "update" if admin_function_exists(d) else "deploy"
+    command = zappa_command(d)
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env.update(VIRTUAL_ENV=str(PACKAGE_VENV), AWS_DEFAULT_REGION=d.stage.region, AWS_REGION=d.stage.region,
                PATH=f"{PACKAGE_VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
@@ -445,6 +445,29 @@ def deploy_admin(d):
         d.say("Pointing the short domain's / at the admin (AdminUrl)")
         change_set(d, stack_parameters(d), "UPDATE")
         read_outputs(d)
+
+
+def zappa_command(d):
+    """`update` when the admin and Zappa's stack both exist, else `deploy`, clearing a half-made admin first.
+
+    Zappa 0.63's update leaves a missing stack missing ("re-deploy to enable updates") and its deploy refuses a
+    function that exists, so a `zappa deploy` that stopped between the two would never finish by itself.
+    """
+    if not admin_function_exists(d):
+        return "deploy"
+    name = d.stage.admin_function_name
+    zappa_stack = stacks.describe_stack(d.aws.cloudformation, name)
+    if zappa_stack and zappa_stack["StackStatus"] == "ROLLBACK_COMPLETE":  # its create failed: it holds nothing
+        d.say(f"Zappa's stack {name} is ROLLBACK_COMPLETE: deleting it")
+        stacks.delete_stack(d.aws.cloudformation, name, d.poll_seconds)
+        zappa_stack = None
+    if zappa_stack is not None:
+        return "update"
+    # No API stack: nothing reaches the function, so deleting it loses nothing and lets `zappa deploy` start afresh.
+    d.say(f"The admin function {name} exists without Zappa's stack (a zappa deploy that stopped): deleting it "
+          f"so that zappa deploy can make both")
+    d.aws.awslambda.delete_function(FunctionName=name)
+    return "deploy"
 
 
 def admin_function_exists(d):

@@ -322,3 +322,44 @@ def test_a_placeholder_left_in_the_committed_settings_stops_the_deploy(tmp_path)
     with pytest.raises(deploy_command.DeployError, match="REPLACE placeholder"):
         deploy_command.write_admin_settings(d, path)
     assert not (tmp_path / "build" / "zappa_settings.json").exists()
+
+
+# Zappa 0.63 `update` with the function there but its API stack missing logs "CloudFormation stack missing,
+# re-deploy to enable updates" and returns (core.py update_stack, update_only=True); `deploy` refuses a function
+# that exists ("already deployed - did you mean to call update?"). A `zappa deploy` that stopped after
+# CreateFunction and before its stack therefore never finishes by running make deploy again.
+
+
+class _ZappaAsReleased:
+    """The harness's FakeZappa, but `update` leaves a missing stack missing and `deploy` refuses an existing function."""
+
+    def __init__(self, fake):
+        self.fake = fake
+        self.calls = fake.calls
+
+    def __call__(self, argv, env):
+        from tests.test_deploy_command import _stack_exists
+
+        config = json.loads(open(argv[argv.index("-s") + 1]).read())[argv[1]]
+        name = f"{config['project_name']}-{argv[1]}"
+        awslambda = boto3.client("lambda", region_name=REGION)
+        exists = name in [f["FunctionName"] for f in awslambda.list_functions()["Functions"]]
+        if argv[0] == "deploy" and exists:
+            self.calls.append(list(argv))
+            return 1  # "This application is already deployed - did you mean to call update?"
+        if argv[0] == "update" and not _stack_exists(boto3.client("cloudformation", region_name=REGION), name):
+            self.calls.append(list(argv))
+            awslambda.update_function_code(FunctionName=name, ZipFile=b"PK\x05\x06" + b"\0" * 18)
+            return 0  # "CloudFormation stack missing, re-deploy to enable updates"
+        return self.fake(argv, env)
+
+
+@pytest.mark.integration
+def test_a_zappa_deploy_that_stopped_before_its_api_is_finished_by_running_again(harness):
+    harness.zappa.fail_next = True  # the function is made, its API stack is not
+    with pytest.raises(deploy_command.DeployError, match="zappa deploy failed"):
+        harness.run()
+    harness.zappa = _ZappaAsReleased(harness.zappa)
+    d = harness.run()
+    assert d.admin_url.startswith("https://zappaapi01.")
+    assert harness.zappa.calls[-1][0] == "deploy"
