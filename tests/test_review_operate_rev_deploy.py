@@ -363,3 +363,13 @@ def test_a_zappa_deploy_that_stopped_before_its_api_is_finished_by_running_again
     d = harness.run()
     assert d.admin_url.startswith("https://zappaapi01.")
     assert harness.zappa.calls[-1][0] == "deploy"
+
+
+def test_the_operator_may_read_the_secret_key_but_not_the_sso_client_secret():
+    # flask create-user needs the admin's SECRET_KEY; nothing the operator runs needs the SSO client secret, and
+    # GetParameter on a SecureString under the aws/ssm key needs no KMS grant of its own.
+    from tests.test_deployer_policy import OPERATOR, allows
+
+    ssm = "arn:aws:ssm:us-east-1:123456789012:parameter/linkshortener/prod"
+    assert allows(OPERATOR, "ssm:GetParameter", f"{ssm}/secret-key")
+    assert not allows(OPERATOR, "ssm:GetParameter", f"{ssm}/oidc-client-secret")
