@@ -373,3 +373,16 @@ def test_the_operator_may_read_the_secret_key_but_not_the_sso_client_secret():
     ssm = "arn:aws:ssm:us-east-1:123456789012:parameter/linkshortener/prod"
     assert allows(OPERATOR, "ssm:GetParameter", f"{ssm}/secret-key")
     assert not allows(OPERATOR, "ssm:GetParameter", f"{ssm}/oidc-client-secret")
+
+
+def test_the_deployer_may_change_only_its_own_functions_event_source_mappings():
+    # The Service Authorization Reference lists lambda:FunctionArn for Delete/Get/UpdateEventSourceMapping: without
+    # it, event-source-mapping:* lets the deployer stop or repoint any mapping of the account and region.
+    from tests.test_deployer_policy import DEPLOYER, allows
+
+    mapping = "arn:aws:lambda:us-east-1:123456789012:event-source-mapping:0f2e7d3c-1111-2222-3333-444455556666"
+    own = {"lambda:FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:links-prod-aggregator"}
+    other = {"lambda:FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:billing-consumer"}
+    for action in ("lambda:DeleteEventSourceMapping", "lambda:UpdateEventSourceMapping"):
+        assert allows(DEPLOYER, action, mapping, own)
+        assert not allows(DEPLOYER, action, mapping, other)
