@@ -386,3 +386,34 @@ def test_the_deployer_may_change_only_its_own_functions_event_source_mappings():
     for action in ("lambda:DeleteEventSourceMapping", "lambda:UpdateEventSourceMapping"):
         assert allows(DEPLOYER, action, mapping, own)
         assert not allows(DEPLOYER, action, mapping, other)
+
+
+class _PagedChangeSet(_CreateThatLags):
+    def describe_change_set(self, NextToken=None, **kwargs):
+        change = {"ResourceChange": {"Action": "Modify", "ResourceType": "AWS::DynamoDB::Table",
+                                     "Replacement": "True"}}
+        if NextToken is None:
+            return {"Status": "CREATE_COMPLETE", "NextToken": "2",
+                    "Changes": [{"ResourceChange": {**change["ResourceChange"], "LogicalResourceId": "PageOne"}}]}
+        return {"Status": "CREATE_COMPLETE",
+                "Changes": [{"ResourceChange": {**change["ResourceChange"], "LogicalResourceId": "LinksTable"}}]}
+
+
+def test_a_change_set_longer_than_one_page_is_shown_whole_before_asking():
+    from deploy.stack import apply_change_set
+
+    out, shown = io.StringIO(), []
+    apply_change_set(_PagedChangeSet(), "links-prod", "https://b/t.yaml", {}, "UPDATE",
+                     lambda question: shown.append(out.getvalue()) or True, out, 0)
+    assert "PageOne" in shown[0] and "LinksTable" in shown[0].split("REPLACED")[-2]
+
+
+@pytest.mark.integration
+def test_zappa_runs_without_the_callers_pythonpath(harness, monkeypatch):
+    # .venv-package's zappa must import its own packages, not the dev venv's found through PYTHONPATH.
+    monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
+    seen = []
+    fake = harness.zappa
+    harness.zappa = lambda argv, env: seen.append(dict(env)) or fake(argv, env)
+    harness.run()
+    assert seen and all("PYTHONPATH" not in env for env in seen)
