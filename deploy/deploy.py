@@ -106,7 +106,10 @@ def run_smoke(admin_url, short_url, token, cache_seconds, root_url=None):
 
 
 def ask(question):
-    """y/N on the terminal; no terminal (a CI job without --yes) is a no."""
+    """y/N on the terminal; no terminal (a CI job without --yes, or `yes | make deploy`) is a no."""
+    if not sys.stdin.isatty():
+        print(f"{question} [y/N] no (no terminal to ask on; --yes or YES=1 to execute)", flush=True)
+        return False
     try:
         return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
     except EOFError:
@@ -170,7 +173,7 @@ def check_shard_change(current, wanted):
     """Kinesis UpdateShardCount goes at most to double or half the current count per call."""
     if current is None or wanted is None:
         return
-    current, wanted = int(current), int(wanted)
+    current, wanted = _shard_count(current, "the stack's current"), _shard_count(wanted, "the stage file's")
     if current / 2 <= wanted <= current * 2:
         return
     steps, value = [], current
@@ -181,6 +184,18 @@ def check_shard_change(current, wanted):
         f"ClickStreamShards {current} -> {wanted} in one deploy would fail: Kinesis changes a stream's shards to at "
         f"most double or half at a time. Deploy these values one after another: {', '.join(steps)}"
     )
+
+
+def _shard_count(value, whose):
+    """A whole number of shards ("2.0" is 2), or a DeployError naming the value, never a ValueError."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not number.is_integer() or number < 1:
+        raise DeployError(f"ClickStreamShards: {whose} value {value!r} is not a whole number of shards; "
+                          f"set the stack's current count in deploy/stages/<stage>.json")
+    return int(number)
 
 
 # Step 3
@@ -210,6 +225,10 @@ def ensure_bucket(d):
             raise
         create_bucket(d)
     else:
+        if not d.stage.artifact_bucket:
+            # The derived bucket is make deploy's own: a run that stopped between CreateBucket and these
+            # settings left it without them, so they are applied again (each is an idempotent PUT).
+            harden_bucket(d)
         region = s3.get_bucket_location(Bucket=d.bucket, ExpectedBucketOwner=d.account).get("LocationConstraint")
         if (region or "us-east-1") != d.stage.region:
             raise DeployError(f"bucket {d.bucket} is in {region or 'us-east-1'}, not {d.stage.region}: Lambda takes "
@@ -229,13 +248,18 @@ def create_bucket(d):
     if d.stage.region != "us-east-1":  # us-east-1 refuses a LocationConstraint naming itself
         kwargs["CreateBucketConfiguration"] = {"LocationConstraint": d.stage.region}
     s3.create_bucket(**kwargs)
+    harden_bucket(d)
+    d.say(f"Created bucket {d.bucket} (public access blocked, encrypted, owner enforced)")
+
+
+def harden_bucket(d):
+    s3 = d.aws.s3
     s3.put_public_access_block(Bucket=d.bucket, PublicAccessBlockConfiguration={
         "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
     s3.put_bucket_encryption(Bucket=d.bucket, ServerSideEncryptionConfiguration={
         "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]})
     s3.put_bucket_ownership_controls(Bucket=d.bucket, OwnershipControls={
         "Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
-    d.say(f"Created bucket {d.bucket} (public access blocked, encrypted, owner enforced)")
 
 
 def upload_once(d, key, body):
@@ -270,9 +294,13 @@ def ensure_secrets(d):
     if d.oidc_secret_file:
         value = Path(d.oidc_secret_file).read_text(encoding="utf-8").strip()
     else:
-        value = getpass.getpass(f"SSO client secret for {d.stage.admin_settings['OIDC_ISSUER']} (not echoed): ").strip()
+        try:
+            value = getpass.getpass(f"SSO client secret for {d.stage.admin_settings['OIDC_ISSUER']} (not echoed): ").strip()
+        except EOFError:  # no terminal, and nothing on stdin: getpass's fallback reads stdin
+            value = ""
     if not value:
-        raise DeployError(f"no SSO client secret given; {name} is needed because the stage sets OIDC_ISSUER")
+        raise DeployError(f"no SSO client secret given; {name} is needed because the stage sets OIDC_ISSUER: "
+                          f"type it at the prompt, or give --oidc-client-secret-file PATH")
     put_secure_parameter(d, name, value)
     d.say(f"SSO client secret {name}: stored")
 
@@ -336,6 +364,13 @@ def stack_parameters(d):
     parameters["ArtifactBucket"] = d.bucket
     parameters.update(d.code_keys)
     parameters["AdminUrl"] = admin_url_parameter(d)
+    if stacks.parameters_of(d.stack).get("TableDeletionProtection") == "true" and \
+            parameters.get("TableDeletionProtection") != "true":
+        # A parameter left out of a change set gets the template's Default ("false"), not the stack's value,
+        # and a stage file saying "false" is most likely a copy of dev's: make deploy never turns it off.
+        d.say("TableDeletionProtection stays \"true\": make deploy never turns the table's deletion protection "
+              "off (to delete the stack, turn it off in the console first)")
+        parameters["TableDeletionProtection"] = "true"
     return parameters
 
 
@@ -395,7 +430,7 @@ def write_admin_settings(d, settings_path=ZAPPA_SETTINGS):
 def deploy_admin(d):
     """Build the admin zip from the written settings; `zappa deploy` the first time, `zappa update` after."""
     zip_path = d.builder.build_admin(d.build_dir / "admin.zip", d.stage.zappa_stage, d.settings_file)
-    command = "update" if admin_function_exists(d) else "deploy"
+    command = zappa_command(d)
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env.update(VIRTUAL_ENV=str(PACKAGE_VENV), AWS_DEFAULT_REGION=d.stage.region, AWS_REGION=d.stage.region,
                PATH=f"{PACKAGE_VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
@@ -410,6 +445,29 @@ def deploy_admin(d):
         d.say("Pointing the short domain's / at the admin (AdminUrl)")
         change_set(d, stack_parameters(d), "UPDATE")
         read_outputs(d)
+
+
+def zappa_command(d):
+    """`update` when the admin and Zappa's stack both exist, else `deploy`, clearing a half-made admin first.
+
+    Zappa 0.63's update leaves a missing stack missing ("re-deploy to enable updates") and its deploy refuses a
+    function that exists, so a `zappa deploy` that stopped between the two would never finish by itself.
+    """
+    if not admin_function_exists(d):
+        return "deploy"
+    name = d.stage.admin_function_name
+    zappa_stack = stacks.describe_stack(d.aws.cloudformation, name)
+    if zappa_stack and zappa_stack["StackStatus"] == "ROLLBACK_COMPLETE":  # its create failed: it holds nothing
+        d.say(f"Zappa's stack {name} is ROLLBACK_COMPLETE: deleting it")
+        stacks.delete_stack(d.aws.cloudformation, name, d.poll_seconds)
+        zappa_stack = None
+    if zappa_stack is not None:
+        return "update"
+    # No API stack: nothing reaches the function, so deleting it loses nothing and lets `zappa deploy` start afresh.
+    d.say(f"The admin function {name} exists without Zappa's stack (a zappa deploy that stopped): deleting it "
+          f"so that zappa deploy can make both")
+    d.aws.awslambda.delete_function(FunctionName=name)
+    return "deploy"
 
 
 def admin_function_exists(d):

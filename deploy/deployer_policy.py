@@ -129,6 +129,8 @@ def values(stage, account, zappa_settings):
         "KeepWarmRule": keep_warm_rule_name(function),
         "ArtifactBucket": bucket,
         "ParameterPath": path,
+        # The operator reads the secret key alone (flask create-user), never the SSO client secret beside it.
+        "SecretKeyParameter": secret.lstrip("/"),
         # The stack's own table has a generated name that starts with the stack's; an adopted one is named.
         "TableName": existing_table or f"{stage['stack_name']}-*",
     }

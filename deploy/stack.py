@@ -105,9 +105,9 @@ def wait_stack(cloudformation, stack_name, poll_seconds):
     """Poll until the stack is no longer *_IN_PROGRESS; its description (None once deleted)."""
     while True:
         stack = describe_stack(cloudformation, stack_name)
-        # REVIEW_IN_PROGRESS is a create change set waiting for a person, not work under way.
-        if stack is None or not stack["StackStatus"].endswith("_IN_PROGRESS") or \
-                stack["StackStatus"] == "REVIEW_IN_PROGRESS":
+        # REVIEW_IN_PROGRESS too: just after ExecuteChangeSet or DeleteStack the status may not have moved on
+        # yet (boto3's stack_create_complete waiter polls through it as well).
+        if stack is None or not stack["StackStatus"].endswith("_IN_PROGRESS"):
             return stack
         time.sleep(poll_seconds)
 

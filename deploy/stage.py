@@ -31,8 +31,15 @@ SETTINGS_FROM_STACK = {"TABLE_NAME", "SHORT_BASE_URL", "SECRET_KEY_PARAMETER", "
                        "LINK_CACHE_SECONDS", "OIDC_CLIENT_SECRET_PARAMETER"}
 # Secrets live in SSM, never in a file in the repository.
 SECRET_SETTINGS = {"SECRET_KEY", "OIDC_CLIENT_SECRET"}
+# For the local stack and the tests only: a deployed admin in local mode has insecure cookies and a per-container
+# secret key; TESTING skips the start-up checks; DEBUG propagates exceptions.
+LOCAL_ONLY_SETTINGS = {"LOCAL_MODE", "TESTING", "DEBUG"}
 # The per-stage names: two stages sharing one would read each other's secrets or logs (finding #12).
 PER_STAGE_NAMES = ("AdminFunctionName", "SecretKeyParameterName", "OidcClientSecretParameterName")
+
+# Parameters AWS takes as whole numbers (Kinesis ShardCount, RetentionPeriodHours, the event source's
+# MaximumBatchingWindowInSeconds, API Gateway's ThrottlingBurstLimit): the template's Number type allows 2.5.
+WHOLE_NUMBERS = {"ClickStreamShards", "ClickStreamRetentionHours", "ClickBatchWindowSeconds", "ThrottlingBurstLimit"}
 
 REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 # CloudFormation allows 128 characters; 28 keep the names it generates for the stack's roles,
@@ -133,11 +140,42 @@ def load_stage(name, stages_dir=STAGES_DIR, template=None, zappa_settings=ZAPPA_
     problem = rule_problem(stage, template)
     if problem:
         raise StageError(f"{where}: {problem}")
+    problem = _shared_with_another_stage(stage, Path(stages_dir), template)
+    if problem:
+        raise StageError(f"{where}: {problem}")
     function_name = stage.parameter("AdminFunctionName", template)
     if function_name != stage.admin_function_name:
         raise StageError(f"{where}: AdminFunctionName is {function_name!r}, but Zappa names the admin function "
                          f"{stage.admin_function_name!r} (project_name-zappa_stage); set AdminFunctionName to that")
     return stage
+
+
+def _shared_with_another_stage(stage, stages_dir, template):
+    """Why this stage would share a stack, function or secret with another stage file in its region, or None.
+
+    The template's defaults for the per-stage names are prod's, so a stage file that leaves one out would
+    read prod's secrets (finding #12); a copied stack_name would update the other stage's stack.
+    """
+    for path in sorted(stages_dir.glob("*.json")):
+        if path.stem == stage.name:
+            continue
+        try:
+            other = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            continue  # that file's own run reports it
+        if not isinstance(other, dict) or other.get("region") != stage.region:
+            continue
+        if other.get("stack_name") == stage.stack_name:
+            return f"stack_name {stage.stack_name!r} is also {path.name}'s: one stage would update the other's stack"
+        parameters = other.get("parameters") if isinstance(other.get("parameters"), dict) else {}
+        for name in PER_STAGE_NAMES:
+            default = template["Parameters"][name].get("Default")
+            theirs = parameters.get(name, default)
+            if theirs is not None and cfn_string(theirs) == stage.parameter(name, template):
+                how = "" if name in stage.parameters else " (the template's default, as it is not set here)"
+                return (f"{name} {cfn_string(theirs)!r}{how} is also {path.name}'s: each stage needs its own, "
+                        f"or one stage's admin reads the other's secrets")
+    return None
 
 
 def _check_parameters(where, parameters, declared):
@@ -152,6 +190,8 @@ def _check_parameters(where, parameters, declared):
         if not isinstance(value, (str, int, float, bool)) or value is None:
             raise StageError(f"{where}: {name} must be a string, number or true/false, not {value!r}")
         text = cfn_string(value)
+        if name in WHOLE_NUMBERS and not re.fullmatch(r"\d+", text):
+            raise StageError(f"{where}: {name}={text!r}: a whole number")
         if not (name == "AdminUrl" and text in AUTO):
             problem = parameter_problem(text, declared[name])
             if problem:
@@ -192,6 +232,8 @@ def _check_admin_settings(where, settings):
             raise StageError(f"{where}: admin_settings: {name!r} is not a setting name (like OIDC_ISSUER)")
         if bare in SECRET_SETTINGS:
             raise StageError(f"{where}: admin_settings: {bare} is a secret; make deploy keeps it in SSM, never in a file")
+        if bare in LOCAL_ONLY_SETTINGS:
+            raise StageError(f"{where}: admin_settings: {bare} is for the local stack and tests, never a deployed admin")
         if bare in SETTINGS_FROM_STACK:
             raise StageError(f"{where}: admin_settings: {bare} comes from the stack's outputs; remove it")
         if not isinstance(value, (str, int, bool)):
@@ -216,10 +258,15 @@ def _check_zappa(where, zappa_stage, stack_name, zappa_settings):
 
 def resolved_zappa_stage(settings, zappa_stage):
     """One stage of zappa_settings.json with its `extends` chain applied (shallow, as Zappa does)."""
-    config = dict(settings[zappa_stage])
+    config, seen = dict(settings[zappa_stage]), [zappa_stage]
     while "extends" in config:
-        parent = settings[config.pop("extends")]
-        config = {**parent, **config}
+        name = config.pop("extends")
+        if name in seen:  # Zappa refuses a loop, and a missing stage, too
+            raise StageError(f"zappa_settings.json: extends goes round: {' -> '.join(seen + [name])}")
+        if name not in settings:
+            raise StageError(f"zappa_settings.json: {seen[-1]} extends {name!r}, which is not a stage")
+        seen.append(name)
+        config = {**settings[name], **config}
     return config
 
 

@@ -292,7 +292,8 @@ TYPE_WIDE = {
     "arn:aws:wafv2:${Region}:${Account}:regional/webacl/*/*": "the web ACL's name and id are generated",
     "arn:aws:wafv2:${Region}:${Account}:regional/managedruleset/*/*": "AWS managed rule groups the web ACL uses",
 }
-STAGE_NAMES = ("${StackName}", "${ZappaFunction}", "${ArtifactBucket}", "${ParameterPath}", "${TableName}", "${KeepWarmRule}")
+STAGE_NAMES = ("${StackName}", "${ZappaFunction}", "${ArtifactBucket}", "${ParameterPath}", "${TableName}", "${KeepWarmRule}",
+               "${SecretKeyParameter}")
 
 
 def _as_list(value):
@@ -614,7 +615,7 @@ def test_rendering_fills_every_placeholder_from_the_stage():
     assert FILLS == {"Account": ACCOUNT, "Region": "us-east-1", "StackName": "links-prod", "ZappaFunction": "linkshortener-prod",
                      "KeepWarmRule": "linkshortener-prod-zappa-keep-warm-handler.keep_warm_callback",
                      "ArtifactBucket": f"{ACCOUNT}-linkshortener-us-east-1", "ParameterPath": "linkshortener/prod",
-                     "TableName": "links-prod-*"}
+                     "TableName": "links-prod-*", "SecretKeyParameter": "linkshortener/prod/secret-key"}
 
 
 def test_an_adopted_table_and_a_named_bucket_are_granted_by_name():
