@@ -274,7 +274,7 @@ def test_no_stage_shares_a_function_or_ssm_parameter_name_with_another():
     ({"parameters": {"LinkCacheSeconds": "nan"}}, "LinkCacheSeconds='nan': not a number written plainly"),
     ({"parameters": {"AdminSignInRateLimit": "05"}}, "AdminSignInRateLimit='05': not a number written plainly"),
     ({"parameters": {"MonthlyBudgetUsd": "0.0"}}, "MonthlyBudgetUsd='0.0': not a number written plainly"),
-    ({"parameters": {"ClickStreamShards": "1e1"}}, "ClickStreamShards='1e1': not a number written plainly"),
+    ({"parameters": {"LinkCacheSeconds": "1e1"}}, "LinkCacheSeconds='1e1': not a number written plainly"),
     ({"parameters": {"AdminUrl": "http://admin.example.com/"}}, "does not match the template's AllowedPattern"),
     ({"parameters": {"TableDeletionProtection": "yes"}}, "not one of true, false"),
     ({"parameters": {"ArtifactBucket": "mine"}}, "ArtifactBucket is set by make deploy itself"),
