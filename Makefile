@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast soak bench package scan audit smoke replay-dlq clean user token screenshots
+.PHONY: run test test-fast soak bench package deploy scan audit smoke replay-dlq clean user token screenshots
 
 # The local stack's settings, read by `make run` and by `make user`/`make token`, so the account
 # commands reach the database of a stack started with the same values (see Settings in the README).
@@ -75,6 +75,13 @@ bench: $(STAMP)
 package: $(STAMP)
 	$(BIN)/python -m deploy.package
 
+## deploy: one command from an AWS account to a smoke-tested short link, for deploy/stages/$(STAGE).json:
+##   make deploy STAGE=prod. Each change set is shown and asked about; unattended, or with the SSO client secret
+##   in a file: .venv/bin/python -m deploy.deploy --stage prod --yes --oidc-client-secret-file PATH.
+deploy: $(STAMP)
+	@test -n "$(STAGE)" || { echo "usage: make deploy STAGE=prod (a file of deploy/stages/)"; exit 2; }
+	$(BIN)/python -m deploy.deploy --stage "$(STAGE)"
+
 ## scan: checkov on cloudformation.yaml, offline, from .venv-scan (requirements-scan.txt). make test runs it too.
 scan: $(STAMP)
 	$(BIN)/python -m deploy.scan
@@ -117,11 +124,3 @@ screenshots: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .venv-* .cache build dist .pytest_cache node_modules
-
-## deploy: one command from an AWS account to a smoke-tested short link, for deploy/stages/$(STAGE).json:
-##   make deploy STAGE=prod. Each change set is shown and asked about; unattended, or with the SSO client secret
-##   in a file: .venv/bin/python -m deploy.deploy --stage prod --yes --oidc-client-secret-file PATH.
-.PHONY: deploy
-deploy: $(STAMP)
-	@test -n "$(STAGE)" || { echo "usage: make deploy STAGE=prod (a file of deploy/stages/)"; exit 2; }
-	$(BIN)/python -m deploy.deploy --stage "$(STAGE)"
