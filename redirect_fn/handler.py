@@ -16,10 +16,10 @@ import sys
 import time
 from urllib.parse import quote, unquote_plus, urlencode, urlsplit
 
-import botocore.exceptions
 import botocore.session
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 TABLE_NAME = os.environ["TABLE_NAME"]
 LINK_CACHE_SECONDS = float(os.environ.get("LINK_CACHE_SECONDS", "10"))
@@ -70,7 +70,7 @@ RETRYABLE_CODES = frozenset({
     "ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
     "InternalServerError", "ServiceUnavailable",
 })
-_RETRYABLE_EXCEPTIONS = (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)
+_RETRYABLE_EXCEPTIONS = (BotoConnectionError, HTTPClientError)
 ERROR_CODE_MAX = 64
 # The metric filters' dimension: the stack's dev and prod redirects count apart. Lambda sets it.
 FUNCTION_NAME = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
