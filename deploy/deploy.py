@@ -29,7 +29,8 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deploy import stack as stacks
-from deploy.stage import ROOT, STAGES_DIR, ZAPPA_SETTINGS, StageError, default_bucket, load_stage, resolved_zappa_stage
+from deploy.stage import (ROOT, STAGES_DIR, ZAPPA_SETTINGS, StageError, default_bucket, load_stage, resolved_zappa_stage,
+                          role_boundary_arn)
 
 BUILD_DIR = ROOT / "build"
 TEMPLATE_PATH = ROOT / "cloudformation.yaml"
@@ -359,9 +360,14 @@ def change_set(d, parameters, change_type):
 
 
 def stack_parameters(d):
-    """The stage file's parameters, the bucket and code keys, and the AdminUrl known best so far."""
+    """The stage file's parameters, the bucket and code keys, the roles' boundary, and the AdminUrl known best so far."""
     parameters = {name: value for name, value in d.stage.parameters.items() if name != "AdminUrl"}
     parameters["ArtifactBucket"] = d.bucket
+    # The deployer may create or change the stack's roles only with this boundary (deploy/iam/deployer-policy.json).
+    # Not checked here (that would need iam:GetPolicy): a boundary the administrator has not made yet fails the
+    # change set at the first role, with IAM's NoSuchEntity naming the policy, and rolls back.
+    parameters["RolePermissionsBoundaryArn"] = (d.stage.parameters.get("RolePermissionsBoundaryArn")
+                                                or role_boundary_arn(d.account, d.stage.stack_name, d.stage.region))
     parameters.update(d.code_keys)
     parameters["AdminUrl"] = admin_url_parameter(d)
     if stacks.parameters_of(d.stack).get("TableDeletionProtection") == "true" and \

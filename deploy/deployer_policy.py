@@ -3,12 +3,15 @@
 deploy/iam/deployer-policy.json is the least that `make deploy` needs: the deploy code's own calls, Zappa's
 (deploy, update, rollback, status, undeploy) and what CloudFormation's resource handlers call as the deployer
 (the stacks run with no service role). deploy/iam/operator-policy.json is what the operator tools need from a
-laptop: `make replay-dlq` and `flask create-user`/`create-token`. Both are templates whose ${Name} placeholders
-this module fills from the stage file (deploy/stages/<stage>.json), zappa_settings.json and the account id,
-so every grant names the stage's own stack, function, bucket, table and parameters.
-tests/test_deployer_policy.py checks both against the calls the code makes.
+laptop: `make replay-dlq` and `flask create-user`/`create-token`. deploy/iam/role-boundary-policy.json is the
+permissions boundary of the stack's roles: the most any of them may do, and the only boundary with which the
+deployer may create a role or change its permissions (so it cannot make itself a role with more). All three
+are templates whose ${Name} placeholders this module fills from the stage file (deploy/stages/<stage>.json),
+zappa_settings.json and the account id, so every grant names the stage's own stack, function, bucket, table
+and parameters. tests/test_deployer_policy.py checks them against the calls the code makes and the template.
 """
 import argparse
+import fnmatch
 import hashlib
 import json
 import re
@@ -20,7 +23,8 @@ from deploy import stage as stages
 
 ROOT = Path(__file__).resolve().parent.parent
 IAM_DIR = ROOT / "deploy" / "iam"
-POLICIES = {"deployer": IAM_DIR / "deployer-policy.json", "operator": IAM_DIR / "operator-policy.json"}
+POLICIES = {"deployer": IAM_DIR / "deployer-policy.json", "operator": IAM_DIR / "operator-policy.json",
+            "boundary": IAM_DIR / "role-boundary-policy.json"}
 HANDLER_PERMISSIONS = IAM_DIR / "resource-handler-permissions.json"
 STAGES_DIR = ROOT / "deploy" / "stages"
 ZAPPA_SETTINGS = ROOT / "zappa_settings.json"
@@ -91,6 +95,13 @@ def artifact_bucket(stage, account):
     return stage.get("artifact_bucket") or stages.default_bucket(account, stage["region"])
 
 
+def role_boundary(stage, account):
+    """The stack's roles' permissions boundary: the stage file's RolePermissionsBoundaryArn, else the one
+    make deploy derives from the account, stack and region."""
+    return (stage.get("parameters", {}).get("RolePermissionsBoundaryArn")
+            or stages.role_boundary_arn(account, stage["stack_name"], stage["region"]))
+
+
 def values(stage, account, zappa_settings):
     """Every placeholder of the policies, for this stage and account, each checked."""
     if not _ACCOUNT.fullmatch(str(account)):
@@ -121,6 +132,11 @@ def values(stage, account, zappa_settings):
     if parameters.get("AdminFunctionName", function) != function:
         raise PolicyError(f"AdminFunctionName {parameters['AdminFunctionName']!r} is not Zappa's function {function!r}")
     existing_table = parameters.get("ExistingTableName", "")
+    boundary = role_boundary(stage, account)
+    # The deployer may change policies named policy/<stack>-*: a boundary among them it could rewrite.
+    if fnmatch.fnmatchcase(boundary, f"arn:aws:iam::{account}:policy/{stage['stack_name']}-*"):
+        raise PolicyError(f"RolePermissionsBoundaryArn {boundary!r} is a policy the deployer may change; "
+                          f"name it outside policy/{stage['stack_name']}-*")
     return {
         "Account": str(account),
         "Region": stage["region"],
@@ -133,6 +149,7 @@ def values(stage, account, zappa_settings):
         "SecretKeyParameter": secret.lstrip("/"),
         # The stack's own table has a generated name that starts with the stack's; an adopted one is named.
         "TableName": existing_table or f"{stage['stack_name']}-*",
+        "RoleBoundaryArn": boundary,
     }
 
 
@@ -170,7 +187,7 @@ def managed_policies(document, limit=MANAGED_POLICY_CHARACTERS):
 
 
 def load_policy(kind):
-    """The policy template of this kind ("deployer" or "operator")."""
+    """The policy template of this kind ("deployer", "operator" or "boundary")."""
     return json.loads(POLICIES[kind].read_text())
 
 

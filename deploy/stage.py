@@ -56,6 +56,16 @@ def default_bucket(account, region):
     return f"{account}-linkshortener-{region}"
 
 
+def role_boundary_arn(account, stack_name, region):
+    """The permissions boundary make deploy gives the stack's roles: the managed policy an administrator makes
+    once from deploy/iam/role-boundary-policy.json (python -m deploy.deployer_policy --policy boundary).
+
+    Under the path /boundary/, so no grant of the deployer's on policy/<stack>-* can ever name it (a stack
+    name has no "/"): the deployer may attach it but never change it.
+    """
+    return f"arn:aws:iam::{account}:policy/boundary/{stack_name}-{region}"
+
+
 class StageError(ValueError):
     """A stage file that make deploy will not act on; the message says what to fix."""
 

@@ -285,3 +285,33 @@ def test_log_groups_and_queue_keep_what_they_should(stack):
     attributes = boto3.client("sqs", region_name=REGION).get_queue_attributes(
         QueueUrl=outputs["DeadLetterQueueUrl"], AttributeNames=["All"])["Attributes"]
     assert attributes["MessageRetentionPeriod"] == "1209600"
+
+
+def _make_boundary():
+    """The stage's boundary as the administrator makes it once (deploy/iam/role-boundary-policy.json, rendered)."""
+    from deploy import deployer_policy
+    from tests.test_deployer_policy import BOUNDARY
+
+    arn = deployer_policy.role_boundary({"stack_name": STACK, "region": REGION}, "123456789012")
+    path, _, name = arn.partition(":policy")[2].rpartition("/")
+    boto3.client("iam", region_name=REGION).create_policy(PolicyName=name, Path=f"{path}/", PolicyDocument=json.dumps(BOUNDARY))
+    return arn
+
+
+def test_with_a_boundary_every_role_of_the_stack_carries_it(code_keys):
+    from deploy import deployer_policy
+
+    arn = deployer_policy.role_boundary({"stack_name": STACK, "region": REGION}, "123456789012")
+    with deployed(code_keys, before=_make_boundary, RolePermissionsBoundaryArn=arn) as (_, physical, _):
+        iam = boto3.client("iam", region_name=REGION)
+        roles = [name for name, r in load_template()["Resources"].items() if r["Type"] == "AWS::IAM::Role"]
+        assert len(roles) == 4
+        for role in roles:
+            assert iam.get_role(RoleName=physical[role])["Role"]["PermissionsBoundary"] == {
+                "PermissionsBoundaryType": "PermissionsBoundaryPolicy", "PermissionsBoundaryArn": arn}, role
+
+
+def test_without_a_boundary_the_roles_have_none(stack):
+    _, physical, _ = stack
+    role = boto3.client("iam", region_name=REGION).get_role(RoleName=physical["AdminRole"])["Role"]
+    assert "PermissionsBoundary" not in role

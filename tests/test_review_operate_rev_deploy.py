@@ -177,18 +177,42 @@ def test_a_local_or_test_only_admin_setting_is_refused(tmp_path, name):
 _ESCALATION_ROLE = "arn:aws:iam::123456789012:role/links-prod-escalate"
 
 
-@pytest.mark.xfail(strict=True, reason="design: the stack's roles need a PermissionsBoundary (a managed policy the "
-                                       "stack makes or the operator makes once), and the deployer's role grants need "
-                                       "a Condition iam:PermissionsBoundary naming it; see the rev-deploy report")
 @pytest.mark.parametrize("action, context", [
     ("iam:CreateRole", {}),
     ("iam:PutRolePolicy", {}),
     ("iam:AttachRolePolicy", {"iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess"}),
+    ("iam:PutRolePermissionsBoundary", {"iam:PermissionsBoundary": "arn:aws:iam::aws:policy/AdministratorAccess"}),
+    ("iam:DeleteRolePermissionsBoundary", {}),
 ])
 def test_the_deployer_cannot_make_a_role_without_a_permissions_boundary(action, context):
     from tests.test_deployer_policy import DEPLOYER, allows
 
     assert not allows(DEPLOYER, action, _ESCALATION_ROLE, context)
+
+
+def test_the_only_role_the_deployer_can_make_is_capped_by_the_stages_boundary():
+    from tests.test_deployer_policy import BOUNDARY, DEPLOYER, FILLS, allows
+
+    capped = {"iam:PermissionsBoundary": FILLS["RoleBoundaryArn"]}
+    assert allows(DEPLOYER, "iam:CreateRole", _ESCALATION_ROLE, capped)
+    assert allows(DEPLOYER, "iam:AttachRolePolicy", _ESCALATION_ROLE,
+                  {**capped, "iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess"})
+    # ... and such a role, even with AdministratorAccess, can do nothing the boundary does not allow.
+    for action, resource in [("iam:CreateRole", "arn:aws:iam::123456789012:role/x"), ("sts:AssumeRole", "*"),
+                             ("s3:GetObject", "arn:aws:s3:::any/x"), ("dynamodb:Scan", "*")]:
+        assert not allows(BOUNDARY, action, resource)
+
+
+@pytest.mark.integration
+def test_make_deploy_gives_the_stack_the_boundary_the_deployer_policy_names(harness):
+    from deploy.deployer_policy import role_boundary
+    from tests.test_deploy_command import change_sets
+
+    harness.run()
+    expected = role_boundary({"stack_name": "links-prod", "region": REGION}, "123456789012")
+    assert expected == "arn:aws:iam::123456789012:policy/boundary/links-prod-us-east-1"
+    assert {params["RolePermissionsBoundaryArn"] for _, params in change_sets(harness.recorder)} == {expected}
+    assert stack_parameters()["RolePermissionsBoundaryArn"] == expected
 
 
 # Tests for mutations of deploy.py that tests/test_deploy_command.py let through.
