@@ -240,6 +240,7 @@ def test_roles_point_at_the_real_table_log_groups_and_queue(stack):
     assert resources == {
         "LinksCrud": table_arn,
         "BatchWrites": table_arn,
+        "Deletes": table_arn,
         "ListPages": f"{table_arn}/index/by_list",
         "SecretKey": f"arn:aws:ssm:{REGION}:123456789012:parameter/linkshortener/prod/secret-key",
         "BackgroundImports": f"arn:aws:lambda:{REGION}:123456789012:function:linkshortener-prod",
