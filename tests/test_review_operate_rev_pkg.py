@@ -14,18 +14,9 @@ import pytest
 
 from deploy import package, smoke
 from tests.test_deploy_packages import X86, elf, make_zip, wheel_file
-from tests.test_deploy_smoke import SHORT_ID, STAND_IN_TOKEN, StandIn, args, run_smoke
+from tests.test_deploy_smoke import SHORT_ID, STAND_IN_TOKEN, StandIn, args, run_smoke, stand_in  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def stand_in(monkeypatch):
-    monkeypatch.setattr(smoke, "POLL_SECONDS", 0.05)
-    monkeypatch.setenv("SMOKE_TOKEN", STAND_IN_TOKEN)
-    stand_in = StandIn()
-    yield stand_in
-    stand_in.stop()
 
 
 # --- smoke: the token is never printed, and a token file cannot hang or flood the run ---------------------

@@ -1,5 +1,4 @@
 """Outside review of issue 17's template and redirect error line (reviewer rev-template)."""
-import importlib
 import json
 import re
 from pathlib import Path
@@ -11,16 +10,7 @@ from botocore.parsers import create_parser
 
 from tests.conftest import TABLE_NAME
 from tests.test_deploy_iam import _admin_statements, _as_list, _request_pks, _string_like, admin_writes  # noqa: F401
-from tests.test_template_operate import RESOURCES, filter_matches
-
-
-@pytest.fixture
-def handler(ddb, monkeypatch):
-    """The redirect module, imported after moto started (its client is built at import time)."""
-    monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
-    module = importlib.import_module("redirect_fn.handler")
-    monkeypatch.setattr(module, "FUNCTION_NAME", "links-redirect")
-    return module
+from tests.test_template_operate import RESOURCES, filter_matches, handler  # noqa: F401
 
 
 def parsed_get_item_error(status, body):
