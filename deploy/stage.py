@@ -175,8 +175,14 @@ def _shared_with_another_stage(stage, stages_dir, template):
             continue  # that file's own run reports it
         if not isinstance(other, dict) or other.get("region") != stage.region:
             continue
-        if other.get("stack_name") == stage.stack_name:
+        theirs = other.get("stack_name")
+        if theirs == stage.stack_name:
             return f"stack_name {stage.stack_name!r} is also {path.name}'s: one stage would update the other's stack"
+        if isinstance(theirs, str) and (theirs.startswith(stage.stack_name + "-")
+                                        or stage.stack_name.startswith(theirs + "-")):
+            # The deployer policy names a stage's resources <stack>-*: "links" would reach "links-prod-*".
+            return (f"stack_name {stage.stack_name!r} and {path.name}'s {theirs!r}: one begins with the other and '-', "
+                    f"so one stage's deployer policy (<stack>-*) would reach the other's resources")
         parameters = other.get("parameters") if isinstance(other.get("parameters"), dict) else {}
         for name in PER_STAGE_NAMES:
             default = template["Parameters"][name].get("Default")

@@ -71,6 +71,17 @@ def test_a_stage_file_naming_another_stages_stack_is_refused(tmp_path):
         load_stage("dev", folder)
 
 
+@pytest.mark.parametrize("stack_name", ["links", "links-prod-eu"])
+def test_a_stack_name_that_begins_another_stages_is_refused(tmp_path, stack_name):
+    """The deployer policy names a stage's resources <stack>-*: a stack "links" would reach links-prod-*."""
+    folder = stage_files(tmp_path / "stages")
+    raw = json.loads((folder / "dev.json").read_text())
+    raw["stack_name"] = stack_name
+    (folder / "dev.json").write_text(json.dumps(raw))
+    with pytest.raises(StageError, match="begins with the other"):
+        load_stage("dev", folder)
+
+
 # Shards: Kinesis takes whole shards; the check must refuse, not crash, on a value that is not one.
 
 
