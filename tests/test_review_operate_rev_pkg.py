@@ -128,7 +128,9 @@ def test_a_click_count_that_is_not_a_number_fails_the_step_and_disables_the_link
     assert stand_in.links[SHORT_ID]["active"] is False
 
 
-def _endless_server(handler):
+def _request_against(handler, within):
+    """smoke._request against a one-connection server on 127.0.0.1 that answers with handler(connection, stop);
+    returns (still reading after `within` seconds, seconds taken, [what _request returned or raised])."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -144,17 +146,18 @@ def _endless_server(handler):
                 pass  # the client hung up, as it should
 
     threading.Thread(target=serve, daemon=True).start()
-    return f"http://127.0.0.1:{listener.getsockname()[1]}", stop, listener
-
-
-def _timed_request(url, within):
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     outcome = []
     worker = threading.Thread(target=lambda: outcome.append(_catch(smoke._request, "GET", url + "/x", {})),
                               daemon=True)
     started = time.monotonic()
-    worker.start()
-    worker.join(within)
-    return worker.is_alive(), time.monotonic() - started, outcome
+    try:
+        worker.start()
+        worker.join(within)
+        return worker.is_alive(), time.monotonic() - started, outcome
+    finally:
+        stop.set()
+        listener.close()
 
 
 def _catch(function, *a):
@@ -171,12 +174,7 @@ def test_an_endless_body_is_not_read_whole():
         while not stop.is_set():
             connection.sendall(chunk)
 
-    url, stop, listener = _endless_server(flood)
-    try:
-        still_reading, _, outcome = _timed_request(url, 10)
-    finally:
-        stop.set()
-        listener.close()
+    still_reading, _, outcome = _request_against(flood, 10)
     assert not still_reading, "the smoke test kept reading an endless body"
     status, _, body = outcome[0]
     assert status == 410 and len(body) <= smoke.MAX_BODY_BYTES
@@ -192,12 +190,7 @@ def test_a_slow_loris_server_cannot_hold_a_request_past_its_timeout(monkeypatch)
             connection.sendall(bytes([byte]))
             time.sleep(0.3)
 
-    url, stop, listener = _endless_server(trickle)
-    try:
-        still_reading, seconds, _ = _timed_request(url, 4)
-    finally:
-        stop.set()
-        listener.close()
+    still_reading, seconds, _ = _request_against(trickle, 4)
     assert not still_reading and seconds < 2
 
 
