@@ -58,14 +58,10 @@ def load_stage(name, stages_dir=None):
 
 def zappa_stage_settings(settings, stage):
     """One stage of zappa_settings.json with its `extends` chain applied, as Zappa reads it."""
-    if stage not in settings:
-        raise PolicyError(f"zappa_settings.json has no stage {stage!r}")
-    merged, seen = {}, set()
-    while stage and stage not in seen:
-        seen.add(stage)
-        merged = {**settings[stage], **merged}
-        stage = settings[stage].get("extends")
-    return merged
+    try:
+        return stages.resolved_zappa_stage(settings, stage)
+    except stages.StageError as err:
+        raise PolicyError(str(err)) from None
 
 
 def zappa_function_name(project_name, stage):

@@ -32,6 +32,8 @@ import time
 import zipfile
 from pathlib import Path
 
+from deploy.stage import StageError, resolved_zappa_stage
+
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = ROOT / "build"
 PACKAGE_VENV = ROOT / ".venv-package"
@@ -90,19 +92,10 @@ def publish_code_keys(zips, out_dir=BUILD_DIR):
 
 def stage_config(settings_path=ZAPPA_SETTINGS, stage=ADMIN_STAGE):
     """One stage of a Zappa settings file, with what it `extends` filled in."""
-    settings = json.loads(Path(settings_path).read_text())
-    if stage not in settings:
-        raise SystemExit(f"{settings_path} has no stage {stage!r} (it has {', '.join(sorted(settings))})")
-    config, seen = dict(settings[stage]), [stage]
-    while "extends" in config:
-        parent_name = config.pop("extends")
-        if parent_name in seen or parent_name not in settings:
-            problem = "a loop" if parent_name in seen else "no such stage"
-            raise SystemExit(f"{settings_path}: stage {seen[-1]!r} extends {parent_name!r}: {problem} "
-                             f"({' -> '.join(seen + [parent_name])})")
-        seen.append(parent_name)
-        config = {**settings[parent_name], **config}
-    return config
+    try:
+        return resolved_zappa_stage(json.loads(Path(settings_path).read_text()), stage, source=str(settings_path))
+    except StageError as err:
+        raise SystemExit(str(err)) from None
 
 
 def runtime_python_version(settings_path=ZAPPA_SETTINGS, stage=ADMIN_STAGE):

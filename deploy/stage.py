@@ -272,15 +272,20 @@ def _check_zappa(where, zappa_stage, stack_name, zappa_settings):
     return project_name
 
 
-def resolved_zappa_stage(settings, zappa_stage):
-    """One stage of zappa_settings.json with its `extends` chain applied (shallow, as Zappa does)."""
+def resolved_zappa_stage(settings, zappa_stage, source="zappa_settings.json"):
+    """One stage of a Zappa settings file with its `extends` chain applied (shallow, as Zappa does).
+
+    The one reading of `extends` for make deploy, make package and the deployer policy; a missing stage,
+    a loop or a dangling parent is a StageError naming the stages (Zappa refuses them too)."""
+    if zappa_stage not in settings:
+        raise StageError(f"{source} has no stage {zappa_stage!r} (it has {', '.join(sorted(settings))})")
     config, seen = dict(settings[zappa_stage]), [zappa_stage]
     while "extends" in config:
         name = config.pop("extends")
-        if name in seen:  # Zappa refuses a loop, and a missing stage, too
-            raise StageError(f"zappa_settings.json: extends goes round: {' -> '.join(seen + [name])}")
+        if name in seen:
+            raise StageError(f"{source}: extends goes round: {' -> '.join(seen + [name])}")
         if name not in settings:
-            raise StageError(f"zappa_settings.json: {seen[-1]} extends {name!r}, which is not a stage")
+            raise StageError(f"{source}: {seen[-1]} extends {name!r}, which is not a stage")
         seen.append(name)
         config = {**settings[name], **config}
     return config

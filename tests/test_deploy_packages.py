@@ -24,6 +24,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from deploy import package
+from deploy.stage import resolved_zappa_stage
 from local_stack.event_source import kinesis_event
 from local_stack.log_subscription import encode_payload, matches_click_filter
 from local_stack.template import create_table
@@ -195,10 +196,7 @@ def prepare_prod_backend(aws):
 
 
 def stage_settings(stage):
-    config = dict(SETTINGS[stage])
-    while "extends" in config:
-        config = {**SETTINGS[config.pop("extends")], **config}
-    return config
+    return resolved_zappa_stage(SETTINGS, stage)
 
 
 # ------------------------------------------------------------------ zappa_settings.json
