@@ -1,7 +1,8 @@
 """Build every deploy artifact without an AWS account (it installs from PyPI): `python -m deploy.package` (what `make package` runs).
 
 - build/redirect.zip: redirect_fn/ only; the Lambda runtime supplies botocore.
-- build/aggregator.zip: aggregator/ plus crawlerdetect, installed for the Lambda platform.
+- build/aggregator.zip: aggregator/ and uniques/ (the visitor sketch, shared with the admin), plus
+  requirements-aggregator.txt installed for the Lambda platform.
 - build/code-keys.txt and build/s3/code/<name>-<hash>.zip: the two zips under content-hashed
   S3 keys, so `aws s3 sync build/s3 s3://BUCKET/` uploads them and a changed zip gets a new
   key, which is what makes CloudFormation update the function.
@@ -55,7 +56,7 @@ def build_redirect(out_dir=BUILD_DIR):
 
 
 def build_aggregator(out_dir=BUILD_DIR):
-    """build/aggregator.zip: the aggregator package with crawlerdetect beside it, for Lambda's platform."""
+    """build/aggregator.zip: the aggregator and uniques packages with their requirements beside them, for Lambda's platform."""
     with tempfile.TemporaryDirectory(prefix="aggregator-deps-") as deps:
         # Wheels only, for the function's architecture and Python: what runs here is irrelevant.
         _run(
@@ -68,6 +69,7 @@ def build_aggregator(out_dir=BUILD_DIR):
             ]
         )
         files = _package_files(ROOT / "aggregator", "aggregator")
+        files += _package_files(ROOT / "uniques", "uniques")
         files += _tree_files(Path(deps))
         return _write_zip(out_dir / "aggregator.zip", files)
 

@@ -327,7 +327,7 @@ def test_admin_package_keeps_the_stage_prefix_through_sign_in(admin_zip, runtime
 def test_admin_package_holds_the_app_and_no_dev_tools(admin_zip):
     names = zipfile.ZipFile(admin_zip).namelist()
     top = {n.split("/")[0] for n in names}
-    assert {"handler.py", "zappa_settings.py", "webapp", "templates", "flask", "zappa"} <= top
+    assert {"handler.py", "zappa_settings.py", "webapp", "uniques", "templates", "flask", "zappa"} <= top
     assert not top & NOT_SHIPPED, sorted(top & NOT_SHIPPED)
     assert not [t for t in top if t.startswith(".venv")], "no virtualenv of the repo (.venv-scan, .venv-package)"
     assert not [n for n in names if n.split("/")[0].endswith(".dist-info") and n.split("/")[0].split("-")[0].lower()
@@ -627,7 +627,7 @@ def test_lambda_zips_hold_only_their_code(lambda_zips):
     redirect = zipfile.ZipFile(lambda_zips["redirect"]).namelist()
     assert redirect and all(n.startswith("redirect_fn/") and n.endswith(".py") for n in redirect)
     aggregator = zipfile.ZipFile(lambda_zips["aggregator"]).namelist()
-    assert {n.split("/")[0] for n in aggregator} == {"aggregator", "crawlerdetect", "crawlerdetect-0.4.2.dist-info"}
+    assert {n.split("/")[0] for n in aggregator} == {"aggregator", "uniques", "crawlerdetect", "crawlerdetect-0.4.2.dist-info"}
     assert not [n for n in aggregator if n.endswith((".so", ".pyc"))], "pure Python, so one zip fits arm64"
 
 
