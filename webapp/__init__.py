@@ -117,6 +117,10 @@ def create_app(test_config=None):
 
     app.register_blueprint(blocklist_pages_bp)
 
+    from webapp.dashboard import bp as dashboard_bp
+
+    app.register_blueprint(dashboard_bp)
+
     from webapp.api import bp as api_bp
 
     # The API authenticates with bearer tokens, never cookies, so CSRF cannot apply.

@@ -1,7 +1,7 @@
 """The only package that talks to AWS: one module per kind of item in the one DynamoDB table.
 
 Views import get_store() and call a part of the one Store: store.links, store.users, store.sessions,
-store.tokens or store.sign_ins. Each part is a plain object over the one shared Table (client, name,
+store.tokens, store.sign_ins or store.rollups. Each part is a plain object over the one shared Table (client, name,
 call() with its error mapping); a part that needs another is handed it when the store is built
 (users end sessions through store.sessions, tokens check their owner through store.users).
 """
@@ -25,6 +25,7 @@ from webapp.store.blocklist import Blocklist
 from webapp.store.import_jobs import ImportJobs
 from webapp.store.link_search import LinkSearch
 from webapp.store.mfa import TwoFactor
+from webapp.store.rollups import Rollups
 from webapp.store.sessions import Sessions
 from webapp.store.settings import Settings
 from webapp.store.signin import LinkCreations, SignIns
@@ -50,6 +51,7 @@ class Store:
         self.link_creations = LinkCreations(self.table)
         self.blocklist = Blocklist(self.table)
         self.import_jobs = ImportJobs(self.table)
+        self.rollups = Rollups(self.table, self.links)
 
 
 def init_app(app):
