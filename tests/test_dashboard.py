@@ -295,3 +295,19 @@ def test_the_api_defaults_to_30_days(client, api_token, today):
 
 def test_the_api_needs_a_token(client):
     assert client.get("/api/stats").status_code == 401
+
+
+def test_the_api_answers_match_the_openapi_description(client, ddb, api_token, today):
+    import schemathesis
+
+    from webapp.api.openapi import SPEC, SPEC_PATH
+
+    put_link(ddb, "spring")  # no title: null
+    put_rollup(ddb, day(0), clicks=5, links={"spring": 5}, visitors=[1], referrers={"(other)": 5})
+    schema = schemathesis.openapi.from_path(SPEC_PATH)["/api/stats"]["GET"]
+    for query in ("?days=7", "?days=30", "?days=90", "?days=12", ""):
+        response = client.get(f"/api/stats{query}", headers={"Authorization": f"Bearer {api_token}"})
+        schema.validate_response(response)
+    parameter = SPEC["paths"]["/api/stats"]["get"]["parameters"][0]
+    assert parameter["schema"]["enum"] == list(dashboard_figures.WINDOWS)
+    assert SPEC["components"]["schemas"]["DashboardStats"]["properties"]["top_links"]["maxItems"] == dashboard_figures.TOP

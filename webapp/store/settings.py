@@ -37,3 +37,7 @@ class Settings:
         if changed_by:
             item["changed_by"] = changed_by
         self.table.call("put_item", TableName=self.table.name, Item=_marshal(item))
+
+    def unset(self, name):
+        """Remove the setting, so that readers fall back to their default (the audit record keeps who did)."""
+        self.table.call("delete_item", TableName=self.table.name, Key=setting_key(name))
