@@ -81,6 +81,10 @@ PAGES = [
     ("GET", "/links/matrix/archive", None, (LOGIN, 403, 200, 200)),
     ("POST", "/links/matrix/archive", {}, (LOGIN, 403, 303, 303)),
     ("POST", "/links/matrix/unarchive", {}, (LOGIN, 403, 303, 303)),
+    # The home dashboard, for every role; the stats retention setting, for admins.
+    ("GET", "/dashboard", None, (LOGIN, 200, 200, 200)),
+    ("GET", "/settings/stats", None, (LOGIN, 403, 403, 200)),
+    ("POST", "/settings/stats", {"days": "90"}, (LOGIN, 403, 403, 303)),
 ]
 API = [
     ("POST", "/api/links", {"url": "https://example.com/api"}, (401, 403, 201, 201)),
@@ -109,6 +113,7 @@ API = [
     ("DELETE", "/api/users/target/sessions", None, (401, 403, 403, 204)),
     ("GET", "/api/openapi.json", None, (200, 200, 200, 200)),  # the API's description needs no token
     ("GET", "/api/links/matrix/audit", None, (401, 200, 200, 200)),
+    ("GET", "/api/stats", None, (401, 200, 200, 200)),
 ]
 
 
@@ -258,6 +263,10 @@ def _two_factor_required(before, after, actor, world, client):
     assert after[("setting#require_two_factor", "setting")]["value"] == {"BOOL": True}
 
 
+def _stats_retention_set(before, after, actor, world, client):
+    assert after[("setting#stats_retention_days", "setting")]["value"] == {"N": "90"}
+
+
 def _disable_target(ddb):
     _set(ddb, ("user#target", "user"), "disabled", {"BOOL": True})
 
@@ -316,6 +325,7 @@ EFFECTS = {
     ("POST", "/links/matrix/edit"): _link_edited,
     ("POST", "/links/matrix/archive"): _link_archived(True),
     ("POST", "/links/matrix/unarchive"): _link_archived(False),
+    ("POST", "/settings/stats"): _stats_retention_set,
 }
 # Writes whose effect is a change back: the world is arranged so that the change shows.
 ARRANGE = {
