@@ -132,9 +132,11 @@ def test_an_admin_sets_the_stats_retention(page):
     page.get_by_role("button", name="Save").click()
     assert "kept for 400 days" in page.locator(".flash").inner_text()
     assert page.get_by_label("Days of per-day stats to keep").input_value() == "400"
+    assert page.locator("#retention-now").inner_text() == "Now: per-day stats are kept for 400 days."
     page.get_by_label("Days of per-day stats to keep").fill("")
     page.get_by_role("button", name="Save").click()
     assert "kept forever" in page.locator(".flash").inner_text()
+    assert page.locator("#retention-now").inner_text() == "Now: per-day stats are kept forever."
 
 
 @pytest.mark.parametrize("path", ["/dashboard", "/settings/stats"])

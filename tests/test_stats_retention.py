@@ -33,12 +33,13 @@ def test_anything_else_is_refused_with_the_rule(raw):
 def test_an_admin_sets_the_retention_and_it_is_audited(client, auth, store, audited):
     auth.login()
     page = client.get("/settings/stats").get_data(as_text=True)
-    assert "kept forever" in page and "time to live" in page and "total click count is kept" in page
+    assert "Now: per-day stats are kept forever." in page
+    assert "time to live" in page and "total click count is kept" in page
     response = client.post("/settings/stats", data={"days": "400"})
     assert response.status_code == 303
     assert store.settings.get(SETTING) == 400
     assert ("settings.change", {"target": SETTING, "value": 400, "previous": None}) in audited
-    assert "kept for 400 days" in client.get("/settings/stats").get_data(as_text=True)
+    assert "Now: per-day stats are kept for 400 days." in client.get("/settings/stats").get_data(as_text=True)
 
 
 def test_emptying_it_keeps_stats_forever(client, auth, store, audited):

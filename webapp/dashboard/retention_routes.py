@@ -42,5 +42,5 @@ def stats_retention():
             audit.record("settings.change", target=retention.SETTING, value=wanted, previous=current)
         flash("Per-day stats are kept forever." if wanted is None else f"Per-day stats are kept for {wanted} days.", "success")
         return redirect(url_for("dashboard.stats_retention"), 303)
-    return render_template("dashboard/retention.html", form=form, current=current,
+    return render_template("dashboard/retention.html", form=form, kept_days=current,
                            bounds=(retention.MIN_DAYS, retention.MAX_DAYS)), 422 if form.errors else 200
