@@ -20,7 +20,7 @@ def first_day(today, window):
 
 def figures(days, today, window):
     """Totals (each with the previous period and the change), the window's per-day series with visitors,
-    and its top links and dimensions. `days` are merged rollup days (stats_items' shape) from
+    and its top referrers, countries, devices, browsers and OSes (top links: `top(..., "links")`). `days` are merged rollup days (stats_items' shape) from
     first_day(today, window) to today, oldest first."""
     by_day = {day["day"]: day for day in days}
 
