@@ -521,6 +521,7 @@ def test_a_failed_link_read_served_stale_does_not_also_wait_on_a_salt_read(redir
     put_link(ddb, "abc1234")
     assert redirect.lambda_handler(visitor_event(), None)["statusCode"] == 302  # cached now; no salt yet
     put_salt(ddb)
+    capsys.readouterr()
     monkeypatch.setattr(redirect.time, "time", lambda: NOW + 3600)  # the link's cache and the salt's retry are due
     tried = []
 
