@@ -77,12 +77,12 @@ def is_kept(day, now):
     return start - CREATE_AHEAD_SECONDS <= now < start + DAY_SECONDS + GRACE_SECONDS
 
 
-def rotate(client, table_name, now):
+def rotate(client, table_name, now, out=None):
     """Delete the salts past their day, then make sure today's (and, late in the day, tomorrow's) exist.
 
-    Returns {"day", "created", "deleted", "kept"}: days only. Deleting comes first: a failure to
-    create must never keep an old salt alive. Raises RotationError (codes only) after both steps
-    were tried when either failed.
+    Returns {"day", "created", "deleted", "kept"}: days only, also printed as one JSON line to `out`
+    (default stdout). Deleting comes first: a failure to create must never keep an old salt alive.
+    Raises RotationError (codes only) after both steps were tried when either failed.
     """
     failures = []
     deleted, kept = [], []
@@ -106,7 +106,7 @@ def rotate(client, table_name, now):
     line = {"type": "salts", **summary}
     if failures:
         line["errors"] = failures
-    sys.stdout.write(json.dumps(line, separators=(",", ":")) + "\n")
+    (out or sys.stdout).write(json.dumps(line, separators=(",", ":")) + "\n")
     if failures:
         # from None: the original exception's message is never chained into the log.
         raise RotationError(f"salt rotation failed: {', '.join(failures)}") from None
