@@ -199,3 +199,41 @@ def test_the_lambda_handler_rotates_the_table_named_in_its_environment(ddb, monk
 def test_day_start_refuses_anything_but_a_day(day):
     with pytest.raises(ValueError):
         salts.day_start(day)
+
+
+# The template's side: who may touch a salt, and the schedule the lifetime above assumes.
+
+def _resources():
+    from local_stack.template import load_template
+
+    return load_template()["Resources"]
+
+
+def test_the_salt_role_may_only_put_list_and_delete_items_under_salt():
+    [policy] = [p for p in _resources()["SaltRole"]["Properties"]["Policies"] if p["PolicyName"] == "rotate-salts"]
+    [statement] = policy["PolicyDocument"]["Statement"]
+    assert sorted(statement["Action"]) == ["dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Query"]
+    assert statement["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [salts.SALT_PK]}}
+
+
+def test_the_redirect_reads_the_salt_with_its_one_getitem_and_writes_nothing():
+    statements = [s for p in _resources()["RedirectRole"]["Properties"]["Policies"]
+                  for s in p["PolicyDocument"]["Statement"]
+                  if any(a.startswith("dynamodb:") for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))]
+    assert [(s["Action"], s.get("Condition")) for s in statements] == [("dynamodb:GetItem", None)]  # salt# included
+
+
+def test_the_salt_function_runs_the_aggregators_code_on_the_schedule_the_lifetime_assumes():
+    resources = _resources()
+    function = resources["SaltFunction"]["Properties"]
+    assert function["Handler"] == "aggregator.salts.lambda_handler"
+    assert function["Code"] == resources["AggregatorFunction"]["Properties"]["Code"]
+    assert function["Runtime"] == resources["AggregatorFunction"]["Properties"]["Runtime"]
+    rule = resources["SaltSchedule"]["Properties"]
+    assert rule["Targets"] == [{"Id": "salts", "Arn": {"Fn::GetAtt": ["SaltFunction", "Arn"]}}]
+    from local_stack.template import schedule_seconds
+
+    longest_life = salts.CREATE_AHEAD_SECONDS + salts.DAY_SECONDS + salts.GRACE_SECONDS + schedule_seconds("SaltSchedule")
+    assert longest_life < 48 * 3600
+    permission = resources["SaltInvokePermission"]["Properties"]
+    assert (permission["Principal"], permission["SourceArn"]) == ("events.amazonaws.com", {"Fn::GetAtt": ["SaltSchedule", "Arn"]})
