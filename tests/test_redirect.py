@@ -625,3 +625,31 @@ def test_head_and_non_clicks_read_no_salt(redirect, ddb, calls):
     redirect.lambda_handler(event(method="HEAD"), None)
     redirect.lambda_handler(event("missing1"), None)
     assert "GetItem salt#" not in calls
+
+
+def test_through_the_local_http_api_v_hashes_the_connections_peer(redirect, ddb, capsys):
+    """make run's HTTP API stand-in gives the redirect the peer's address as sourceIp, so local clicks have "v"."""
+    import socket
+    import threading
+
+    from local_stack.http_api import make_server
+
+    put_link(ddb, "abc1234")
+    put_salt(ddb)
+    server = make_server(redirect.lambda_handler, 0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        with socket.socket() as conn:
+            conn.settimeout(5)
+            conn.bind(("127.0.0.3", 0))
+            conn.connect(("127.0.0.1", server.server_address[1]))
+            conn.sendall(b"GET /abc1234 HTTP/1.1\r\nHost: sho.rt\r\nUser-Agent: local/1.0\r\n"
+                         b"X-Forwarded-For: 192.0.2.1\r\nConnection: close\r\n\r\n")
+            assert conn.recv(65536).startswith(b"HTTP/1.1 302")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    [line] = click_lines(capsys)
+    assert line["v"] == expected_v("127.0.0.3", "local/1.0")
