@@ -5,7 +5,8 @@
 - the real redirect handler on REDIRECT_PORT (default 8080), behind an HTTP API stand-in;
 - the click pipeline: the redirect's stdout click lines go, as CloudWatch Logs records, onto a
   Kinesis stream (moto, in process), read in ordered batches by a stand-in for Lambda's event
-  source mapping that invokes the real aggregator, retries, and sends discarded batches to a queue.
+  source mapping that invokes the real aggregator, retries, and sends discarded batches to a queue;
+- the salts of the visitor hash, rotated at start and at the template's schedule (aggregator/salts.py).
 """
 import faulthandler
 import json
@@ -23,6 +24,7 @@ from local_stack import click_stream, dynamodb
 from local_stack.event_source import EventSourceMapping, mapping_settings, sqs_destination
 from local_stack.http_api import make_server as make_http_api
 from local_stack.log_subscription import LogSubscription
+from local_stack.salt_schedule import SaltSchedule
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_SECURITY_CONTACT = "mailto:security@example.com"
@@ -142,6 +144,8 @@ def _run(settings, engine, stream):
     os.environ.pop("AWS_SESSION_TOKEN", None)
     os.environ.pop("AWS_PROFILE", None)
     created = dynamodb.ensure_table(engine.client(), settings["table_name"])
+    # Today's salt exists before the first click; its summary lines go to the terminal, not the redirect's log.
+    salt_schedule = SaltSchedule(engine.client(), settings["table_name"], out=sys.__stdout__).start()
 
     import aggregator.handler
     import redirect_fn.handler
@@ -208,6 +212,7 @@ def _run(settings, engine, stream):
     redirect_server.shutdown()
     subscription.stop()
     mapping.stop()
+    salt_schedule.stop()
     if provider is not None:
         provider.stop()
     sys.stdout = sys.__stdout__

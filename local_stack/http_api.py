@@ -112,7 +112,10 @@ def make_server(handler, port, host="127.0.0.1", routes=None):
             # http.server reads the request line as Latin-1; API Gateway reads UTF-8. Bytes that are not
             # UTF-8 stay as lone surrogates, which the redirect refuses with a 400.
             target = self.path.encode("latin-1").decode("utf-8", "surrogateescape")
-            result = handler(to_event(self.command, target, self.headers.items(), body, route=route), None)
+            # sourceIp is the peer of the connection, as API Gateway's is (never a forwarded-for header).
+            event = to_event(self.command, target, self.headers.items(), body, source_ip=self.client_address[0],
+                             route=route)
+            result = handler(event, None)
             payload = result.get("body") or ""
             data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
             self.send_response(result.get("statusCode", 200))

@@ -91,3 +91,16 @@ def http_api_routes(template=None):
         for resource in template["Resources"].values()
         if resource["Type"] == "AWS::ApiGatewayV2::Route"
     )
+
+
+_RATE_UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
+
+
+def schedule_seconds(rule, template=None):
+    """The interval of an EventBridge rule's rate(<n> <unit>) schedule, in seconds."""
+    template = template or load_template()
+    expression = template["Resources"][rule]["Properties"]["ScheduleExpression"]
+    count, _, unit = expression.removeprefix("rate(").removesuffix(")").partition(" ")
+    if not expression.startswith("rate(") or not count.isdigit() or unit not in _RATE_UNITS:
+        raise ValueError(f"{rule}: {expression!r} is not a rate(<n> <unit>) schedule")
+    return int(count) * _RATE_UNITS[unit]

@@ -7,8 +7,16 @@ Only the standard library and botocore are imported (a bare client, not boto3's
 session or resource layer): everything here is paid again on every cold start. Nothing is
 ever written to DynamoDB; each click prints one short JSON line, which a log subscription
 puts on the click stream for the aggregator.
+
+Unique visitors without an identifier: a click line carries "v", a keyed hash of the visitor's
+address and user agent with the salt of the UTC day (aggregator/salts.py makes and deletes the
+salts; this function only reads them, once per container and day). The address and the user agent
+are hashed in memory and never printed; once the day's salt is deleted the hash cannot be
+recomputed, and different days' hashes cannot be linked.
 """
+import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import re
@@ -49,7 +57,7 @@ _QUERY_SAFE = "!$&'()*+,;=:@/?%"
 _STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 HOST_MAX = 253  # the longest DNS name
 # Set only when a CloudFront front adds the header x-shortener-front with this value; then, and
-# only then, its CloudFront-Viewer-Country header is believed.
+# only then, its CloudFront-Viewer-Country and CloudFront-Viewer-Address headers are believed.
 TRUSTED_FRONT_SECRET = os.environ.get("TRUSTED_FRONT_SECRET") or None
 _COUNTRY = re.compile(r"[A-Z]{2}")
 # /.well-known/security.txt (RFC 9116) on the short domain: comma-separated Contact URIs (mailto: or
@@ -58,6 +66,14 @@ SECURITY_TXT_PATH = "/.well-known/security.txt"
 SECURITY_CONTACT = [c.strip() for c in os.environ.get("SECURITY_CONTACT", "").split(",") if c.strip()]
 SECURITY_POLICY = os.environ.get("SECURITY_POLICY") or None
 SECURITY_TXT_EXPIRES_SECONDS = 30 * 86400  # RFC 9116 asks for less than a year; as webapp/well_known.py
+
+# The salts of the visitor hash (aggregator/salts.py writes them): item pk "salt#", sk the UTC day.
+SALT_PK = "salt#"
+# A missing salt, or a failed read, is tried again after this long (no "v" until then).
+SALT_RETRY_SECONDS = 60
+VISITOR_HASH_BYTES = 8  # 16 hex characters in the click line
+ADDRESS_MAX = 45  # the longest textual IPv6 address (with an embedded IPv4 one)
+SALT_MIN_BYTES, SALT_MAX_BYTES = 16, 64  # 64: blake2b's longest key
 
 # Random ids are 7 base62 characters, custom slugs 3-64 of [A-Za-z0-9_-]. Anything else
 # cannot exist, so it is answered without a DynamoDB call.
@@ -91,6 +107,17 @@ _client = botocore.session.get_session().create_client(
 _cache = {}
 
 
+class _Salt:
+    """The day's salt, held in memory for the rest of its UTC day: one GetItem per container and day."""
+
+    day = None  # the UTC day of `key`
+    key = None  # bytes, or None: none found (yet) for `day`
+    retry_at = 0.0  # no read before this time (after a miss, a failure, or a failed link read)
+
+
+_salt = _Salt()
+
+
 def lambda_handler(event, context):
     """Answer one HTTP API request (payload 2.0, or 1.0 as in the recipe's integration)."""
     method, path, headers, query = _parse_event(event)
@@ -103,7 +130,7 @@ def lambda_handler(event, context):
     status, location = resolve(short_id, now, query)
     # Only a followed, live link is a click: HEAD, 400, 404, 410, 414 and 503 print nothing.
     if status == 302 and method == "GET":
-        _log_click(short_id, headers)
+        _log_click(short_id, headers, _visitor_hash(event, headers, now))
     return _response(status, location, method, headers)
 
 
@@ -182,6 +209,8 @@ def _lookup(short_id, now):
         link = _get_link(short_id)
     except (ClientError, BotoCoreError) as error:
         _log_store_error(error)
+        # The table is failing: this request does not also wait on a salt read (no "v" for a minute).
+        _salt.retry_at = max(_salt.retry_at, now + SALT_RETRY_SECONDS)
         # Throttling, a timeout, an outage: an old answer beats no answer.
         if cached is not None:
             return cached[1]
@@ -261,15 +290,15 @@ def _v1_query(event):
         return None
 
 
-def _log_click(short_id, headers):
+def _log_click(short_id, headers, visitor=None):
     """Print one followed click as a JSON line, the only thing the aggregator reads.
 
     Kept small, because every byte is paid as CloudWatch Logs ingestion on every redirect:
     no time (the log event has it), no metric (API Gateway counts requests by status), and
-    never the client IP. Each value from the request is bounded here and validated again by
-    the aggregator.
+    never the client IP: only its salted hash, "v". Each value from the request is bounded here
+    and validated again by the aggregator.
     """
-    record = {"type": "click", "id": short_id, "ua": (headers.get("user-agent") or "")[:USER_AGENT_MAX]}
+    record = {"type": "click", "id": short_id, "ua": _user_agent(headers)}
     referrer = headers.get("referer")
     host = _host_of(referrer) if referrer else None
     if host:
@@ -277,17 +306,97 @@ def _log_click(short_id, headers):
     country = _trusted_country(headers)
     if country:
         record["cc"] = country
+    if visitor:
+        record["v"] = visitor
     sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+
+def _user_agent(headers):
+    return (headers.get("user-agent") or "")[:USER_AGENT_MAX]
+
+
+def _from_trusted_front(headers):
+    """Whether the request came through a front that proved itself with the shared secret."""
+    if not TRUSTED_FRONT_SECRET:
+        return False  # a regional HTTP API has no CloudFront in front: any such header is forged
+    return hmac.compare_digest(headers.get("x-shortener-front", "").encode(), TRUSTED_FRONT_SECRET.encode())
 
 
 def _trusted_country(headers):
     """The viewer's country, only from a front that proved itself with the shared secret."""
-    if not TRUSTED_FRONT_SECRET:
-        return None  # a regional HTTP API has no CloudFront in front: any such header is forged
-    if not hmac.compare_digest(headers.get("x-shortener-front", "").encode(), TRUSTED_FRONT_SECRET.encode()):
+    if not _from_trusted_front(headers):
         return None
     country = headers.get("cloudfront-viewer-country", "")
     return country if _COUNTRY.fullmatch(country) else None
+
+
+def visitor_hash(address, user_agent, salt):
+    """16 hex characters: blake2b(address + "\n" + user agent), keyed with the day's salt."""
+    data = f"{address}\n{user_agent}".encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, key=salt, digest_size=VISITOR_HASH_BYTES).hexdigest()
+
+
+def _visitor_hash(event, headers, now):
+    """The click's "v", or None: no valid address, or no salt for today (yet)."""
+    address = _visitor_address(event, headers)
+    if address is None:
+        return None
+    salt = _day_salt(now)
+    if salt is None:
+        return None
+    return visitor_hash(address, _user_agent(headers), salt)
+
+
+def _visitor_address(event, headers):
+    """The address the connection came from, canonical, or None; never X-Forwarded-For, which anyone writes.
+
+    API Gateway's sourceIp (payload 2.0 or 1.0). Behind a trusted front that is CloudFront's own
+    address, so there the viewer's comes from CloudFront-Viewer-Address ("<ip>:<port>"), or none.
+    """
+    if _from_trusted_front(headers):
+        viewer = headers.get("cloudfront-viewer-address")
+        return _ip(viewer.rpartition(":")[0]) if isinstance(viewer, str) else None
+    context = event.get("requestContext")
+    if not isinstance(context, dict):
+        return None
+    section = context.get("http") if event.get("version") == "2.0" else context.get("identity")
+    return _ip(section.get("sourceIp")) if isinstance(section, dict) else None
+
+
+def _ip(value):
+    """An IP address literal in its canonical form, or None."""
+    if not isinstance(value, str) or not value or len(value) > ADDRESS_MAX or "%" in value:
+        return None  # "%": an IPv6 zone, which no remote address carries
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+def _day_salt(now):
+    """Today's salt (UTC), from memory, else from one GetItem; None when there is none or the read failed.
+
+    Either way the answer stands: a salt for the rest of its day, a miss or a failure for
+    SALT_RETRY_SECONDS. A failed read prints the same error line as a failed link read.
+    """
+    day = time.strftime("%Y-%m-%d", time.gmtime(now))
+    if _salt.day == day and _salt.key is not None:
+        return _salt.key
+    if now < _salt.retry_at:
+        return None
+    _salt.day, _salt.key, _salt.retry_at = day, None, now + SALT_RETRY_SECONDS
+    try:
+        item = _client.get_item(
+            TableName=TABLE_NAME, Key={"pk": {"S": SALT_PK}, "sk": {"S": day}},
+            ProjectionExpression="#s", ExpressionAttributeNames={"#s": "salt"},
+        ).get("Item")
+    except (ClientError, BotoCoreError) as error:
+        _log_store_error(error)
+        return None
+    salt = (item or {}).get("salt", {}).get("B")
+    if isinstance(salt, bytes) and SALT_MIN_BYTES <= len(salt) <= SALT_MAX_BYTES:
+        _salt.key = salt
+    return _salt.key
 
 
 def _host_of(url):

@@ -28,17 +28,21 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = load_template()
 RESOURCES = TEMPLATE["Resources"]
 
-# The code each role runs.
+# The code each role runs: folders, or single files run by a role of their own (OWN_ROLE_FILES), which
+# their folder's role does not run.
 ROLE_SOURCES = {
     "RedirectRole": ("redirect_fn",),
     "AggregatorRole": ("aggregator",),
     "AdminRole": ("webapp",),
+    "SaltRole": ("aggregator/salts.py",),
 }
+OWN_ROLE_FILES = {"aggregator/salts.py"}
 # Policies that AWS uses with the role, not the code: (role, policy name) -> why.
 SERVICE_POLICIES = {
     ("RedirectRole", "own-logs"): "the Lambda runtime writes the function's output to its log group",
     ("AggregatorRole", "own-logs"): "the Lambda runtime writes the function's output to its log group",
     ("AdminRole", "own-logs"): "the Lambda runtime writes the function's output to its log group",
+    ("SaltRole", "own-logs"): "the Lambda runtime writes the function's output to its log group",
     ("AggregatorRole", "read-clicks"): "the event source mapping polls the stream with the function's role",
     ("AggregatorRole", "failed-batches"): "the event source mapping sends the on-failure record with the function's role",
 }
@@ -205,9 +209,14 @@ def iam_actions(calls, sources):
 
 
 def parse(folders):
-    """{relative path: module tree} for every Python file of these folders."""
-    return {path.relative_to(ROOT).as_posix(): ast.parse(path.read_text(), str(path))
-            for folder in folders for path in sorted((ROOT / folder).rglob("*.py"))}
+    """{relative path: module tree} for every Python file of these folders (less OWN_ROLE_FILES), or these files."""
+    paths = []
+    for folder in folders:
+        if (ROOT / folder).is_file():
+            paths.append(ROOT / folder)
+        else:
+            paths += [p for p in sorted((ROOT / folder).rglob("*.py")) if p.relative_to(ROOT).as_posix() not in OWN_ROLE_FILES]
+    return {path.relative_to(ROOT).as_posix(): ast.parse(path.read_text(), str(path)) for path in paths}
 
 
 def derived_actions(folders):
@@ -256,7 +265,8 @@ def test_every_service_policy_is_one_the_role_has():
 def test_the_derivation_finds_every_client_of_the_code():
     """Each deployable's clients, as the code creates them: a new client shows up here first."""
     assert {role: clients(parse(folders))[1] for role, folders in ROLE_SOURCES.items()} == {
-        "RedirectRole": {"dynamodb"}, "AggregatorRole": {"dynamodb", "kinesis"}, "AdminRole": {"dynamodb", "lambda", "ssm"}}
+        "RedirectRole": {"dynamodb"}, "AggregatorRole": {"dynamodb", "kinesis"}, "AdminRole": {"dynamodb", "lambda", "ssm"},
+        "SaltRole": {"dynamodb"}}
 
 
 OPERATOR_SOURCES = ("deploy/replay_dlq.py",)

@@ -136,7 +136,8 @@ def test_the_supported_resources_all_come_up(stack):
     assert {"LinksTable", "RedirectRole", "AggregatorRole", "AdminRole", "AdminPolicy", "DeadLetterQueue",
             "RedirectLogGroup", "AggregatorLogGroup", "AdminLogGroup", "RedirectFunction", "AggregatorFunction",
             "ClickStream", "ClickSubscriptionRole", "AggregatorEventSource", "AlarmTopic",
-            "AdminOidcSecretPolicy"} <= set(physical)
+            "AdminOidcSecretPolicy", "SaltLogGroup", "SaltRole", "SaltFunction", "SaltSchedule",
+            "SaltInvokePermission"} <= set(physical)
     assert skipped == {"HttpApi", "RedirectIntegration", "GetLinkRoute", "HeadLinkRoute", "RootRoute",
                        "DefaultStage", "RedirectInvokePermission", "ShortDomain", "ShortDomainMapping",
                        "ClickSubscription", "Dashboard", "RedirectErrorsAlarm", "ThrottlesAlarm", "LatencyAlarm",
@@ -146,8 +147,19 @@ def test_the_supported_resources_all_come_up(stack):
                        "SignInFailuresAlarm", "SignInLockoutsAlarm", "SecurityTxtRoute", "HeadSecurityTxtRoute",
                        "SignInWebAcl", "SignInWebAclAssociation", "RedirectStoreErrorsFilter",
                        "RedirectStoreRetryableErrorsFilter", "RedirectStoreErrorsAlarm",
-                       "RedirectStoreRetryableErrorsAlarm", "Api5xxAlarm", "MonthlyBudget"}
+                       "RedirectStoreRetryableErrorsAlarm", "Api5xxAlarm", "MonthlyBudget", "SaltRotationErrorsAlarm"}
     assert {"TableName", "AdminPolicyArn", "AdminRoleArn", "DeadLetterQueueUrl", "AggregatorFunctionName"} <= set(outputs)
+
+
+def test_the_salt_schedule_invokes_the_salt_function_every_15_minutes(stack):
+    _, physical, _ = stack
+    events = boto3.client("events", region_name=REGION)
+    rule = events.describe_rule(Name=physical["SaltSchedule"])
+    assert (rule["Name"], rule["ScheduleExpression"], rule["State"]) == (f"{STACK}-salts", "rate(15 minutes)", "ENABLED")
+    [target] = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
+    function = boto3.client("lambda", region_name=REGION).get_function(FunctionName=physical["SaltFunction"])
+    assert target["Arn"] == function["Configuration"]["FunctionArn"]
+    assert function["Configuration"]["Handler"] == "aggregator.salts.lambda_handler"
 
 
 def test_the_deployed_table_matches_the_template(stack):
@@ -280,7 +292,7 @@ def test_log_groups_and_queue_keep_what_they_should(stack):
     outputs, _, _ = stack
     groups = boto3.client("logs", region_name=REGION).describe_log_groups()["logGroups"]
     assert {g["logGroupName"]: g["retentionInDays"] for g in groups} == {
-        f"/aws/lambda/{STACK}-redirect": 30, f"/aws/lambda/{STACK}-aggregator": 30,
+        f"/aws/lambda/{STACK}-redirect": 30, f"/aws/lambda/{STACK}-aggregator": 30, f"/aws/lambda/{STACK}-salts": 30,
         "/aws/lambda/linkshortener-prod": 30,  # the Zappa admin's (AdminFunctionName's default)
     }
     attributes = boto3.client("sqs", region_name=REGION).get_queue_attributes(
@@ -306,7 +318,7 @@ def test_with_a_boundary_every_role_of_the_stack_carries_it(code_keys):
     with deployed(code_keys, before=_make_boundary, RolePermissionsBoundaryArn=arn) as (_, physical, _):
         iam = boto3.client("iam", region_name=REGION)
         roles = [name for name, r in load_template()["Resources"].items() if r["Type"] == "AWS::IAM::Role"]
-        assert len(roles) == 4
+        assert len(roles) == 5
         for role in roles:
             assert iam.get_role(RoleName=physical[role])["Role"]["PermissionsBoundary"] == {
                 "PermissionsBoundaryType": "PermissionsBoundaryPolicy", "PermissionsBoundaryArn": arn}, role

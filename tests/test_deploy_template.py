@@ -330,7 +330,8 @@ def test_keep_warm_can_name_the_admin_role_on_its_rule():
 def test_every_handler_and_the_zappa_app_resolve_to_callables(tmp_path):
     """Import each entry point in a fresh interpreter, as Lambda would, and check it is callable."""
     handlers = [r["Properties"]["Handler"] for r in resources_of_type("AWS::Lambda::Function").values()]
-    assert sorted(handlers) == ["aggregator.handler.lambda_handler", "redirect_fn.handler.lambda_handler"]
+    assert sorted(handlers) == ["aggregator.handler.lambda_handler", "aggregator.salts.lambda_handler",
+                                "redirect_fn.handler.lambda_handler"]
     settings = json.loads((ROOT / "zappa_settings.json").read_text())
     app_functions = {stage["app_function"] for stage in settings.values() if "app_function" in stage}
     assert app_functions == {"webapp.wsgi.app"}
@@ -571,7 +572,8 @@ def test_alarms_cover_errors_throttles_latency_and_the_queue():
                            "SkippedBatchRecordLostAlarm", "SubscriptionDeliveryErrorsAlarm",
                            "SubscriptionThrottlingAlarm", "AggregatorNotInvokedAlarm", "RecordsLostAlarm",
                            "RecordsSkippedAlarm", "SignInFailuresAlarm", "SignInLockoutsAlarm",
-                           "RedirectStoreErrorsAlarm", "RedirectStoreRetryableErrorsAlarm", "Api5xxAlarm"}
+                           "RedirectStoreErrorsAlarm", "RedirectStoreRetryableErrorsAlarm", "Api5xxAlarm",
+                           "SaltRotationErrorsAlarm"}
     assert alarms["ClickDelayAlarm"]["Properties"]["MetricName"] == "IteratorAge"
     latency = alarms["LatencyAlarm"]["Properties"]
     [p99] = [m for m in latency["Metrics"] if m["Id"] == "p99"]

@@ -222,6 +222,7 @@ EXCLUDED = {
     ("AWS::DynamoDB::Table", "dynamodb:*TableReplica"): ("Replicas", "replicas, which are AWS::DynamoDB::GlobalTable's"),
     ("AWS::DynamoDB::Table", "iam:CreateServiceLinkedRole"): ("Replicas", "the replication service-linked role"),
     ("AWS::DynamoDB::Table", "dynamodb:UpdateContributorInsights"): ("ContributorInsightsSpecification", "contributor insights"),
+    ("AWS::Events::Rule", "iam:PassRole"): ("RoleArn", "a role for the rule's targets (a Lambda target uses a permission)"),
     ("AWS::IAM::ManagedPolicy", "iam:*GroupPolicy"): ("Groups", "attaching to a group"),
     ("AWS::IAM::ManagedPolicy", "iam:*UserPolicy"): ("Users", "attaching to a user"),
     ("AWS::IAM::Policy", "iam:*GroupPolicy"): ("Groups", "a group's inline policy"),
@@ -488,7 +489,7 @@ def test_each_excluded_handler_permission_is_for_a_property_the_stacks_do_not_us
         assert not users, f"a {type_name} sets {prop}: grant {pattern} instead of excluding it"
 
 
-@pytest.mark.parametrize("role", ["RedirectRole", "AggregatorRole", "AdminRole"])
+@pytest.mark.parametrize("role", ["RedirectRole", "AggregatorRole", "AdminRole", "SaltRole"])
 def test_cloudformation_may_pass_each_function_role_to_lambda(role):
     # Finding 3: CloudFormation creates the functions as the deployer, who must be allowed to pass their roles.
     arn = f"{_ROLE}-{role}-1Q2W3E4R5T6Y"
@@ -504,7 +505,8 @@ def test_cloudformation_may_pass_the_subscription_role_and_no_other_for_logs():
 def test_every_role_of_the_template_that_a_resource_passes_is_covered():
     # The template's roles are named by CloudFormation from the stack: <stack>-<LogicalId>-<suffix>.
     roles = sorted(name for name, r in load_template()["Resources"].items() if r["Type"] == "AWS::IAM::Role")
-    assert roles == ["AdminRole", "AggregatorRole", "ClickSubscriptionRole", "RedirectRole"], "a new role: check who passes it"
+    assert roles == ["AdminRole", "AggregatorRole", "ClickSubscriptionRole", "RedirectRole", "SaltRole"], (
+        "a new role: check who passes it")
     # <stack>-<LogicalId>-<suffix of up to 13> fits IAM's 64 for the longest stack name the renderer accepts.
     assert all(28 + len(f"-{role}-") + 13 <= 64 for role in roles)
     assert all("RoleName" not in load_template()["Resources"][r].get("Properties", {}) for r in roles)
@@ -513,7 +515,8 @@ def test_every_role_of_the_template_that_a_resource_passes_is_covered():
 # The policy names the stack's resources by name: as the template names them (NAMED, each an Fn::Sub that starts
 # with the stack's name), or as CloudFormation names them when the template does not (<stack>-<LogicalId>-<suffix>).
 NAMED = {"AWS::Lambda::Function": "FunctionName", "AWS::Kinesis::Stream": "Name", "AWS::SQS::Queue": "QueueName",
-         "AWS::CloudWatch::Dashboard": "DashboardName", "AWS::Budgets::Budget": "Budget.BudgetName"}
+         "AWS::CloudWatch::Dashboard": "DashboardName", "AWS::Budgets::Budget": "Budget.BudgetName",
+         "AWS::Events::Rule": "Name"}
 GENERATED = {"AWS::IAM::Role": "RoleName", "AWS::IAM::ManagedPolicy": "ManagedPolicyName", "AWS::DynamoDB::Table": "TableName",
              "AWS::SNS::Topic": "TopicName", "AWS::CloudWatch::Alarm": "AlarmName"}
 # Log groups: the functions' and the API's, under the stack's name, and the admin's, under Zappa's function name.

@@ -168,3 +168,14 @@ def test_the_server_keeps_serving_after_bad_requests(api):
 )
 def test_route_key(method, path, expected):
     assert route_key(method, path, http_api_routes()) == expected
+
+
+def test_source_ip_is_the_connections_peer_never_a_forwarded_for_header(api):
+    with socket.socket() as conn:
+        conn.settimeout(5)
+        conn.bind(("127.0.0.2", 0))  # any 127/8 address is loopback on Linux: a peer other than the default
+        conn.connect(("127.0.0.1", api.port))
+        conn.sendall(_request("GET", "/abc", b"X-Forwarded-For: 203.0.113.9\r\n"))
+        assert conn.recv(65536).startswith(b"HTTP/1.1 302")
+    (event,) = api.events
+    assert event["requestContext"]["http"]["sourceIp"] == "127.0.0.2"

@@ -1,5 +1,6 @@
 """Integration: start the local stack as `make run` does, on free ports, and run the recipe's own validation over HTTP."""
 import ipaddress
+import json
 import os
 import socket
 import subprocess
@@ -32,6 +33,9 @@ def test_recipe_validation_over_http(engine, tmp_path):
         assert f"DynamoDB: {expected_engine}" in banner
         # DynamoDB Local itself would listen on every interface; the launcher keeps it on loopback.
         assert _listening_addresses(stack.dynamodb_port) == {"127.0.0.1"}
+        # The salt schedule ran before the first click: today's salt of the visitor hash exists.
+        [salts] = [json.loads(line) for line in stack.lines if line.startswith('{"type":"salts"')]
+        assert time.strftime("%Y-%m-%d", time.gmtime()) in salts["created"] + salts["kept"]
 
         # Create through the API, as the recipe's `curl -X POST .../shorten` does.
         status, created = stack.api("POST", "/shorten", {"url": "https://docs.aws.amazon.com/lambda/latest/dg/welcome.html"})

@@ -128,11 +128,11 @@ def test_forward_query_true_forwards(redirect, ddb):
 
 
 def test_forwarding_costs_no_extra_read(redirect, ddb, calls):
-    """One GetItem for the link, then every query, whatever it is, is answered from the cache."""
+    """One GetItem for the link (and the day's salt's), then every query, whatever it is, is answered from the cache."""
     put_link(ddb)
     for raw in ("a=1", "b=2", "", "utm_source=x&utm_source=y", "a=\r\n"):
         redirect.lambda_handler(query_event(raw), None)
-    assert calls == ["GetItem"]
+    assert calls == ["GetItem", "GetItem salt#"]
 
 
 # ------------------------------------------------------------------ unicode and percent-encoding

@@ -23,6 +23,7 @@ def redirect(ddb, monkeypatch):
     monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
     module = importlib.import_module("redirect_fn.handler")
     module._cache.clear()
+    monkeypatch.setattr(module, "_salt", module._Salt())  # no salt held from another test's table
     monkeypatch.setattr(module.time, "time", lambda: NOW)
     yield module
     module._cache.clear()
@@ -30,15 +31,16 @@ def redirect(ddb, monkeypatch):
 
 @pytest.fixture
 def calls(redirect):
-    """Every DynamoDB operation the handler's client makes, by name."""
+    """Every DynamoDB operation the handler's client makes, by name ("GetItem salt#" for a salt read)."""
     made = []
 
-    def record(model, **_):
-        made.append(model.name)
+    def record(model, params, **_):
+        salt = params.get("Key", {}).get("pk", {}).get("S") == "salt#"
+        made.append(f"{model.name} salt#" if salt else model.name)
 
-    redirect._client.meta.events.register("before-call.dynamodb", record)
+    redirect._client.meta.events.register("provide-client-params.dynamodb", record)
     yield made
-    redirect._client.meta.events.unregister("before-call.dynamodb", record)
+    redirect._client.meta.events.unregister("provide-client-params.dynamodb", record)
 
 
 def put_link(ddb, short_id, url="https://example.com/page", active=True, expires_at=None):
@@ -143,7 +145,8 @@ def test_miss_then_hit_makes_exactly_one_read_and_no_write(redirect, ddb, calls)
     put_link(ddb, "abc1234")
     for _ in range(5):
         assert redirect.lambda_handler(event(), None)["statusCode"] == 302
-    assert calls == ["GetItem"]
+    # The link once, and the day's salt once (none here: tried again only after SALT_RETRY_SECONDS).
+    assert calls == ["GetItem", "GetItem salt#"]
 
 
 def test_get_item_fetches_only_what_it_needs(redirect, ddb):
@@ -169,7 +172,7 @@ def test_cache_expires_after_the_window(redirect, ddb, calls, monkeypatch):
     assert redirect.lambda_handler(event(), None)["statusCode"] == 302  # still cached
     monkeypatch.setattr(redirect.time, "time", lambda: NOW + redirect.LINK_CACHE_SECONDS + 0.1)
     assert redirect.lambda_handler(event(), None)["statusCode"] == 410  # disable seen after the window
-    assert calls == ["GetItem", "GetItem"]
+    assert calls == ["GetItem", "GetItem salt#", "GetItem"]
 
 
 def test_expiry_is_checked_on_every_request_even_when_cached(redirect, ddb, monkeypatch):
@@ -186,7 +189,7 @@ def test_missing_link_is_cached_for_a_shorter_time(redirect, ddb, calls, monkeyp
     monkeypatch.setattr(redirect.time, "time", lambda: NOW + redirect.MISSING_CACHE_SECONDS + 0.1)
     assert redirect.lambda_handler(event("later12"), None)["statusCode"] == 302
     assert redirect.MISSING_CACHE_SECONDS < redirect.LINK_CACHE_SECONDS
-    assert calls == ["GetItem", "GetItem"]
+    assert calls == ["GetItem", "GetItem", "GetItem salt#"]  # a 404 is no click: no salt read for it
 
 
 def _failing_get_item(exc):
@@ -383,3 +386,270 @@ def test_error_codes_are_a_closed_set_of_dynamodb_retryable_ones(redirect):
     """Anything not named here is an operator's problem (IAM, a missing table), and alarms at once."""
     assert redirect.RETRYABLE_CODES == {"ThrottlingException", "ProvisionedThroughputExceededException",
                                         "RequestLimitExceeded", "InternalServerError", "ServiceUnavailable"}
+
+
+# ------------------------------------------------------------------ unique visitors: the salted hash "v"
+
+SALT = bytes(range(32))
+NEXT_SALT = bytes(range(100, 132))
+TODAY, TOMORROW = "2026-11-27", "2026-11-28"  # NOW's UTC day, and the next
+IPHONE = json.loads((EVENTS / "http_api_v2_get.json").read_text())["headers"]["user-agent"]
+
+
+def put_salt(ddb, day=TODAY, salt=SALT):
+    ddb.put_item(TableName=TABLE_NAME, Item={"pk": {"S": "salt#"}, "sk": {"S": day}, "salt": {"B": salt},
+                                             "purge_at": {"N": "1"}})
+
+
+def visitor_event(source_ip="203.0.113.9", user_agent="Mozilla/5.0 (X11; Linux x86_64)", fmt="v2", headers=None):
+    evt = event(fmt=fmt, headers={"user-agent": user_agent, **(headers or {})})
+    if fmt == "v2":
+        evt["requestContext"]["http"]["sourceIp"] = source_ip
+    else:
+        evt["requestContext"]["identity"]["sourceIp"] = source_ip
+    return evt
+
+
+def clicked_v(redirect, evt, capsys):
+    assert redirect.lambda_handler(evt, None)["statusCode"] == 302
+    [line] = click_lines(capsys)
+    return line.get("v")
+
+
+def expected_v(address, user_agent, salt=SALT):
+    import hashlib
+
+    return hashlib.blake2b(f"{address}\n{user_agent}".encode(), key=salt, digest_size=8).hexdigest()
+
+
+@pytest.mark.parametrize("fmt", ["v2", "v1"])
+def test_v_is_the_keyed_blake2b_of_address_and_user_agent_with_the_days_salt(redirect, ddb, capsys, fmt):
+    put_link(ddb, "abc1234")
+    put_salt(ddb)
+    v = clicked_v(redirect, visitor_event("198.51.100.7", "curl/8.5.0", fmt=fmt), capsys)
+    assert v == expected_v("198.51.100.7", "curl/8.5.0")
+    assert len(v) == 16 and set(v) <= set("0123456789abcdef")
+
+
+def test_the_click_line_shape_with_v(redirect, ddb, capsys):
+    put_link(ddb, "abc1234")
+    put_salt(ddb)
+    redirect.lambda_handler(event(), None)  # the stored event: referrer, country header, X-Forwarded-For
+    [line] = click_lines(capsys)
+    assert line == {"type": "click", "id": "abc1234", "ua": IPHONE, "ref": "news.example.com",
+                    "v": expected_v("203.0.113.9", IPHONE)}
+
+
+def test_same_visitor_same_day_same_hash_and_another_visitor_another(redirect, ddb, capsys, monkeypatch):
+    put_link(ddb, "abc1234")
+    put_salt(ddb)
+    first = clicked_v(redirect, visitor_event(), capsys)
+    monkeypatch.setattr(redirect.time, "time", lambda: NOW + 3600)  # later the same UTC day
+    assert clicked_v(redirect, visitor_event(), capsys) == first
+    assert clicked_v(redirect, visitor_event(source_ip="203.0.113.10"), capsys) != first
+    assert clicked_v(redirect, visitor_event(user_agent="Mozilla/5.0 (Windows NT 10.0)"), capsys) != first
+
+
+def test_the_next_day_the_same_visitor_gets_a_hash_that_cannot_be_linked(redirect, ddb, capsys, monkeypatch):
+    put_link(ddb, "abc1234")
+    put_salt(ddb)
+    put_salt(ddb, TOMORROW, NEXT_SALT)
+    today = clicked_v(redirect, visitor_event(), capsys)
+    midnight = 1_795_824_000.0  # 2026-11-28T00:00:00Z
+    monkeypatch.setattr(redirect.time, "time", lambda: midnight)
+    tomorrow = clicked_v(redirect, visitor_event(), capsys)
+    assert tomorrow == expected_v("203.0.113.9", "Mozilla/5.0 (X11; Linux x86_64)", NEXT_SALT) != today
+
+
+def test_a_warm_hit_makes_no_dynamodb_request(redirect, ddb, calls, capsys, monkeypatch):
+    put_link(ddb, "abc1234")
+    put_salt(ddb)
+    clicked_v(redirect, visitor_event(), capsys)
+    assert calls == ["GetItem", "GetItem salt#"]  # the cold hit: the link and the day's salt, once each
+    for second in (1, 2, 3, 5000, 30000):  # warm hits the same day, the salt long past its retry time
+        monkeypatch.setattr(redirect.time, "time", lambda s=second: NOW + min(s, redirect.LINK_CACHE_SECONDS - 1))
+        assert clicked_v(redirect, visitor_event(), capsys) is not None
+    assert calls == ["GetItem", "GetItem salt#"]
+
+
+def test_a_salt_read_later_the_same_day_costs_one_getitem_a_day(redirect, ddb, calls, capsys, monkeypatch):
+    put_link(ddb, "abc1234")
+    put_salt(ddb)
+    for offset in range(0, 60000, 600):  # a hit every ten minutes for the rest of the day
+        monkeypatch.setattr(redirect.time, "time", lambda o=offset: NOW + o)
+        redirect.lambda_handler(visitor_event(), None)
+    capsys.readouterr()
+    assert calls.count("GetItem salt#") == 1
+
+
+def test_no_salt_means_no_v_and_one_new_try_a_minute(redirect, ddb, calls, capsys, monkeypatch):
+    put_link(ddb, "abc1234")
+    assert clicked_v(redirect, visitor_event(), capsys) is None
+    assert clicked_v(redirect, visitor_event(), capsys) is None
+    assert calls.count("GetItem salt#") == 1
+    put_salt(ddb)  # the rotation ran
+    monkeypatch.setattr(redirect.time, "time", lambda: NOW + redirect.SALT_RETRY_SECONDS - 1)
+    assert clicked_v(redirect, visitor_event(), capsys) is None
+    monkeypatch.setattr(redirect.time, "time", lambda: NOW + redirect.SALT_RETRY_SECONDS)
+    assert clicked_v(redirect, visitor_event(), capsys) == expected_v("203.0.113.9", "Mozilla/5.0 (X11; Linux x86_64)")
+    assert calls.count("GetItem salt#") == 2
+
+
+@pytest.mark.parametrize("failure", [THROTTLED, TIMEOUT, ClientError({"Error": {"Code": "AccessDeniedException"}}, "GetItem")],
+                         ids=["throttled", "timeout", "denied"])
+def test_a_failed_salt_read_still_redirects_without_v(redirect, ddb, capsys, monkeypatch, failure):
+    put_link(ddb, "abc1234")
+    put_salt(ddb)
+    real_get_item = redirect._client.get_item
+
+    def get_item(**kwargs):
+        if kwargs["Key"]["pk"]["S"] == "salt#":
+            raise failure
+        return real_get_item(**kwargs)
+
+    monkeypatch.setattr(redirect._client, "get_item", get_item)
+    response = redirect.lambda_handler(visitor_event(), None)
+    assert response["statusCode"] == 302
+    lines = click_lines(capsys)
+    [click] = [line for line in lines if line["type"] == "click"]
+    [error] = [line for line in lines if line["type"] == "error"]  # counted like any failed read
+    assert "v" not in click
+    assert set(error) == {"type", "error", "retryable", "function"}
+
+
+def test_a_failed_link_read_served_stale_does_not_also_wait_on_a_salt_read(redirect, ddb, capsys, monkeypatch):
+    put_link(ddb, "abc1234")
+    assert redirect.lambda_handler(visitor_event(), None)["statusCode"] == 302  # cached now; no salt yet
+    put_salt(ddb)
+    capsys.readouterr()
+    monkeypatch.setattr(redirect.time, "time", lambda: NOW + 3600)  # the link's cache and the salt's retry are due
+    tried = []
+
+    def get_item(**kwargs):
+        tried.append(kwargs["Key"]["pk"]["S"])
+        raise TIMEOUT
+
+    monkeypatch.setattr(redirect._client, "get_item", get_item)
+    assert redirect.lambda_handler(visitor_event(), None)["statusCode"] == 302  # stale, and at once
+    assert tried == ["abc1234"]
+    assert [line.get("v") for line in click_lines(capsys) if line["type"] == "click"] == [None]
+
+
+def test_x_forwarded_for_is_ignored(redirect, ddb, capsys):
+    put_link(ddb, "abc1234")
+    put_salt(ddb)
+    plain = clicked_v(redirect, visitor_event(), capsys)
+    forged = clicked_v(redirect, visitor_event(headers={"x-forwarded-for": "192.0.2.55", "x-real-ip": "192.0.2.56",
+                                                        "forwarded": "for=192.0.2.57"}), capsys)
+    assert forged == plain
+
+
+@pytest.mark.parametrize("source_ip", [
+    None, "", "not-an-ip", "203.0.113.9, 10.0.0.1", "203.0.113.9:443", "[2001:db8::1]", "fe80::1%eth0",
+    "1" * 46, "203.0.113.9\n", "203.0.113.9\x00", "<script>", "::ffff:" + "1" * 40, 12345, ["203.0.113.9"],
+    {"ip": "203.0.113.9"},
+])
+def test_a_hostile_source_ip_gives_no_v_and_never_a_5xx(redirect, ddb, capsys, source_ip):
+    put_link(ddb, "abc1234")
+    put_salt(ddb)
+    evt = visitor_event()
+    evt["requestContext"]["http"]["sourceIp"] = source_ip
+    assert clicked_v(redirect, evt, capsys) is None
+
+
+@pytest.mark.parametrize("context", [None, "x", {"http": None}, {"http": "x"}, {}])
+def test_a_malformed_request_context_gives_no_v(redirect, ddb, capsys, context):
+    put_link(ddb, "abc1234")
+    put_salt(ddb)
+    evt = visitor_event()
+    evt["requestContext"] = {"http": {"method": "GET"}} if context is None else context
+    if not isinstance(context, dict) or not isinstance(context.get("http"), dict):
+        evt["version"] = "1.0"  # payload 1.0 has no requestContext.http.method to need
+        evt["httpMethod"], evt["path"] = "GET", "/abc1234"
+    assert clicked_v(redirect, evt, capsys) is None
+
+
+@pytest.mark.parametrize(("address", "canonical"), [("2001:DB8:0:0::1", "2001:db8::1"), ("203.0.113.9", "203.0.113.9")])
+def test_the_address_is_hashed_in_its_canonical_form(redirect, ddb, capsys, address, canonical):
+    put_link(ddb, "abc1234")
+    put_salt(ddb)
+    assert clicked_v(redirect, visitor_event(address, "ua"), capsys) == expected_v(canonical, "ua")
+
+
+@pytest.mark.parametrize(("front", "viewer", "hashed"), [
+    ("s3cret-front", "198.51.100.10:46532", "198.51.100.10"),
+    ("s3cret-front", "2001:db8::7:46532", "2001:db8::7"),
+    ("s3cret-front", None, None),  # behind the front, sourceIp is CloudFront's: no viewer address, no v
+    ("s3cret-front", "garbage:1", None),
+    ("wrong", "198.51.100.10:46532", "203.0.113.9"),  # a forged header: the connection's address
+    (None, "198.51.100.10:46532", "203.0.113.9"),
+])
+def test_the_viewer_address_is_believed_only_from_the_trusted_front(redirect, ddb, capsys, monkeypatch, front, viewer,
+                                                                     hashed):
+    monkeypatch.setattr(redirect, "TRUSTED_FRONT_SECRET", "s3cret-front")
+    put_link(ddb, "abc1234")
+    put_salt(ddb)
+    headers = {}
+    if front:
+        headers["x-shortener-front"] = front
+    if viewer:
+        headers["cloudfront-viewer-address"] = viewer
+    v = clicked_v(redirect, visitor_event(headers=headers, user_agent="ua"), capsys)
+    assert v == (expected_v(hashed, "ua") if hashed else None)
+
+
+@pytest.mark.parametrize("salt", [b"short", b"x" * 65, None])
+def test_a_malformed_salt_item_is_no_salt(redirect, ddb, capsys, salt):
+    put_link(ddb, "abc1234")
+    item = {"pk": {"S": "salt#"}, "sk": {"S": TODAY}}
+    if salt is not None:
+        item["salt"] = {"B": salt}
+    else:
+        item["salt"] = {"S": "not bytes"}
+    ddb.put_item(TableName=TABLE_NAME, Item=item)
+    assert clicked_v(redirect, visitor_event(), capsys) is None
+
+
+def test_nothing_about_the_visitor_but_v_is_printed(redirect, ddb, capsys):
+    put_link(ddb, "abc1234")
+    put_salt(ddb)
+    redirect.lambda_handler(visitor_event("198.51.100.77", headers={"x-forwarded-for": "192.0.2.99"}), None)
+    out = capsys.readouterr().out
+    assert "198.51.100.77" not in out and "192.0.2.99" not in out
+    assert SALT.hex() not in out and repr(SALT) not in out
+
+
+def test_head_and_non_clicks_read_no_salt(redirect, ddb, calls):
+    put_link(ddb, "abc1234")
+    put_salt(ddb)
+    redirect.lambda_handler(event(method="HEAD"), None)
+    redirect.lambda_handler(event("missing1"), None)
+    assert "GetItem salt#" not in calls
+
+
+def test_through_the_local_http_api_v_hashes_the_connections_peer(redirect, ddb, capsys):
+    """make run's HTTP API stand-in gives the redirect the peer's address as sourceIp, so local clicks have "v"."""
+    import socket
+    import threading
+
+    from local_stack.http_api import make_server
+
+    put_link(ddb, "abc1234")
+    put_salt(ddb)
+    server = make_server(redirect.lambda_handler, 0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        with socket.socket() as conn:
+            conn.settimeout(5)
+            conn.bind(("127.0.0.3", 0))
+            conn.connect(("127.0.0.1", server.server_address[1]))
+            conn.sendall(b"GET /abc1234 HTTP/1.1\r\nHost: sho.rt\r\nUser-Agent: local/1.0\r\n"
+                         b"X-Forwarded-For: 192.0.2.1\r\nConnection: close\r\n\r\n")
+            assert conn.recv(65536).startswith(b"HTTP/1.1 302")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    [line] = click_lines(capsys)
+    assert line["v"] == expected_v("127.0.0.3", "local/1.0")
