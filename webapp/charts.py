@@ -14,7 +14,7 @@ from collections import namedtuple
 from markupsafe import Markup, escape
 
 WIDTH, HEIGHT = 720, 240
-LEFT, RIGHT, TOP, BOTTOM = 48, 8, 12, 28
+LEFT, RIGHT, TOP, BOTTOM = 64, 8, 12, 32
 TICKS = 4
 Bar = namedtuple("Bar", "label tick people bots")  # tick: the x axis label, or "" for none
 
