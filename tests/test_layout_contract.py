@@ -21,7 +21,7 @@ from tests.conftest import REGION, TABLE_NAME
 from tests.support.aggregator import reload_aggregator
 from webapp import clock, link_rules
 from webapp import store as store_module
-from webapp.store import links as store_links
+from webapp.store import stats_items
 from webapp.store import tokens as store_tokens
 from webapp.store import users as store_users
 
@@ -138,7 +138,7 @@ def test_the_aggregator_and_the_store_name_the_counter_and_stats_items_alike():
     assert layout.COUNTER_SK_PREFIX == store_module.COUNTER_SK_PREFIX
     assert layout.STATS_PK_PREFIX == store_module.STATS_PK_PREFIX
     assert layout.DAY_SK_PREFIX == store_module.DAY_SK_PREFIX
-    assert set(store_links._DAY_COUNTER_PREFIXES) == {layout.REFERRER_PREFIX, layout.COUNTRY_PREFIX, layout.DEVICE_PREFIX}
+    assert {layout.REFERRER_PREFIX, layout.COUNTRY_PREFIX, layout.DEVICE_PREFIX} <= set(stats_items.DIMENSIONS)
     assert layout.counter_key("abc", REGION) == {"pk": {"S": "abc"}, "sk": {"S": f"{store_module.COUNTER_SK_PREFIX}{REGION}"}}
     assert layout.stats_key("abc", "2026-11-27", REGION) == {
         "pk": {"S": f"{store_module.STATS_PK_PREFIX}abc"}, "sk": {"S": f"{store_module.DAY_SK_PREFIX}2026-11-27#{REGION}"}
@@ -160,7 +160,7 @@ def test_the_store_never_reads_a_mark_as_a_counter():
     # The store sums every attribute of a stats item whose name starts with one of its prefixes.
     mark = layout.mark_name(layout.stream_life("arn:aws:kinesis:us-east-1:123456789012:stream/clicks", "1.000"), SHARD)
     assert mark.startswith(layout.MARK_PREFIX)
-    assert not mark.startswith(tuple(store_links._DAY_COUNTER_PREFIXES))
+    assert not mark.startswith((*stats_items.DIMENSIONS, stats_items.HOUR_PREFIX, stats_items.BOT_HOUR_PREFIX))
     assert mark not in COUNTER_ATTRIBUTES
 
 
@@ -295,7 +295,8 @@ def test_the_store_sums_per_day_stats_across_regions(store, aggregator):
     aggregator.count([click("contract-7", ref="a.example", cc="DE")] * 2 + [click("contract-7", ua="Googlebot/2.1")], yesterday)
     aggregator.count([click("contract-7", ref="a.example", cc="FR", ua=PHONE)], yesterday, region=OTHER_REGION)
     aggregator.count([click("contract-7", ref="b.example")], today, region=OTHER_REGION)
-    days = store.links.daily_stats("contract-7")
+    fields = ("day", "clicks", "bots", "referrers", "countries", "devices")
+    days = [{name: day[name] for name in fields} for day in store.links.daily_stats("contract-7")]
     assert days == [
         {"day": yesterday.date().isoformat(), "clicks": 3, "bots": 1,
          "referrers": {"a.example": 3}, "countries": {"DE": 2, "FR": 1}, "devices": {"desktop": 2, "mobile": 1}},

@@ -3,7 +3,7 @@ import json
 
 from flask import current_app, g, request, url_for
 
-from webapp import abuse, access, csv_export, link_edits, link_rules, url_guard
+from webapp import abuse, access, clock, csv_export, link_edits, link_rules, stats, url_guard
 from webapp.api import bp
 from webapp.api.auth import requires
 from webapp.api.responses import json_error, link_json
@@ -112,14 +112,39 @@ def get_link(short_id):
 @bp.get("/api/links/<short_id>/stats")
 @requires(access.READ_LINKS)
 def link_stats(short_id):
-    """A link's clicks per UTC day, with referrers, countries and devices: {"days": [...]} oldest first."""
+    """A link's clicks, bot clicks and visitors per UTC day (every day of the window, oldest first), with
+    its referrers, countries, devices, browsers and operating systems per day and over the window."""
+    days, refusal = _stats_days()
+    if refusal is not None:
+        return refusal
+    get_store().links.get(short_id)  # 404 for a link that does not exist, rather than an empty list
+    found = get_store().links.daily_stats(short_id, days)
+    series = stats.daily(found, clock.utcnow().date(), days)
+    summed = stats.totals(found)
+    return {"short_id": short_id, "first_day": series[0]["day"], "last_day": series[-1]["day"],
+            "clicks": summed["clicks"], "bots": summed["bots"],
+            **{name: dict(summed[name]) for name in stats.DIMENSIONS}, "days": series}
+
+
+@bp.get("/api/links/<short_id>/stats.csv")
+@requires(access.READ_LINKS)
+def link_stats_csv(short_id):
+    """A link's clicks, bot clicks and visitors per UTC day as a CSV download."""
+    days, refusal = _stats_days()
+    if refusal is not None:
+        return refusal
+    get_store().links.get(short_id)
+    found = get_store().links.daily_stats(short_id, days)
+    return stats.csv_response(short_id, stats.daily(found, clock.utcnow().date(), days))
+
+
+def _stats_days():
+    """(days, None) for ?days= a whole number from 1 to MAX_STATS_DAYS (default SHORTENER_STATS_DAYS), else (None, the 422)."""
     raw_days = request.args.get("days", str(current_app.config["STATS_DAYS"]))
     days = int(raw_days) if raw_days.isascii() and raw_days.isdigit() else 0
     if not 1 <= days <= MAX_STATS_DAYS:
-        return json_error(422, f"days must be a whole number from 1 to {MAX_STATS_DAYS}.", field="days")
-    store = get_store()
-    store.links.get(short_id)  # 404 for a link that does not exist, rather than an empty list
-    return {"short_id": short_id, "days": store.links.daily_stats(short_id, days)}
+        return None, json_error(422, f"days must be a whole number from 1 to {MAX_STATS_DAYS}.", field="days")
+    return days, None
 
 
 @bp.patch("/api/links/<short_id>")

@@ -4,7 +4,7 @@ from flask import abort, current_app, flash, g, redirect, render_template, reque
 from webapp import abuse, access, clock, csv_export, link_edits, stats
 from webapp.auth import permission_required
 from webapp.exceptions import InvalidCursor, SlugTaken, VersionConflict
-from webapp.link_pages import bp
+from webapp.link_pages import bp, stats_view
 from webapp.link_pages.forms import EditLinkForm, LinkForm
 from webapp.store import get_store, link_search
 
@@ -83,19 +83,39 @@ def new():
 @bp.get("/links/<short_id>")
 @permission_required(access.READ_LINKS)
 def detail(short_id):
-    """Show one link with its short URL ready to copy, its clicks over the last 30 days and its trail."""
-    store = get_store()
-    link = store.links.get(short_id)
-    window = current_app.config["STATS_DAYS"]
-    summary = stats.summarise(store.links.daily_stats(short_id, window), clock.utcnow().date(), window)
+    """Show one link with its short URL ready to copy, its clicks (?days=7|30|90 or ?hours=48) and its trail."""
+    link = get_store().links.get(short_id)
+    days, hours = stats_view.choice()
     trail_cursor = request.args.get("trail") or None
     try:
         trail, next_trail = link_edits.trail(link, cursor=trail_cursor)
     except InvalidCursor:
         abort(400, "That page of the link's history is not valid. Start again from the link's page.")
-    return render_template("links/detail.html", link=link, stats=summary,
+    return render_template("links/detail.html", link=link, stats=stats_view.build(short_id, days, hours),
+                           windows=stats_view.windows(),
                            trail=[link_edits.trail_entry(record) for record in trail],
                            trail_cursor=trail_cursor, next_trail=next_trail)
+
+
+@bp.get("/links/<short_id>/stats/live")
+@permission_required(access.READ_LINKS)
+def stats_live(short_id):
+    """The link page's live part (today's counts and the chart) alone, which webapp/static/live.js polls."""
+    get_store().links.get(short_id)  # 404 for a link that does not exist
+    days, hours = stats_view.choice()
+    return render_template("links/_stats_live.html", link={"id": short_id}, stats=stats_view.build(short_id, days, hours))
+
+
+@bp.get("/links/<short_id>/stats.csv")
+@permission_required(access.READ_LINKS)
+def stats_csv(short_id):
+    """Download a link's clicks, bot clicks and visitors per UTC day (?days=7|30|90) as CSV."""
+    get_store().links.get(short_id)
+    days, hours = stats_view.choice()
+    if hours:
+        abort(422, "The CSV has one row per day: choose days=7, 30 or 90.")
+    found = get_store().links.daily_stats(short_id, days)
+    return stats.csv_response(short_id, stats.daily(found, clock.utcnow().date(), days))
 
 
 @bp.route("/links/<short_id>/edit", methods=["GET", "POST"])

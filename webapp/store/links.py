@@ -14,16 +14,15 @@ from datetime import timedelta
 from webapp import clock, link_rules
 from webapp.exceptions import (IdSpaceExhausted, InvalidCursor, LinkNotFound, SlugTaken, StoreUnavailable,
                                VersionConflict)
-from webapp.store import link_index
+from webapp.store import link_index, stats_items
 from webapp.store.table import LIST_INDEX, _ConditionFailed, _key, _marshal, _TransactionCanceled, _unmarshal
 
 LINK_SK = "link"
 # Written by the aggregator (aggregator/layout.py; tests/test_layout_contract.py pins both sides):
 # a link's click counters per region, pk "<id>", sk "clicks#<region>", summed on read; and its
-# per-day stats, pk "stats#<id>", sk "day#<YYYY-MM-DD>#<region>", with counters named by these prefixes.
+# per-day stats, pk "stats#<id>", sk "day#<YYYY-MM-DD>#<region>", read by webapp/store/stats_items.py.
 COUNTER_SK_PREFIX = "clicks#"
 STATS_PK_PREFIX, DAY_SK_PREFIX = "stats#", "day#"
-_DAY_COUNTER_PREFIXES = {"ref#": "referrers", "cc#": "countries", "dev#": "devices"}
 # Links are listed from LIST_SHARDS index keys, "links#0" to "links#7", chosen by a hash of the
 # id: a burst of creates spreads over them instead of hot-keying one, and a page merges them.
 # Changing the number re-keys every link, so it is fixed.
@@ -287,36 +286,36 @@ class Links:
             return False
 
     def daily_stats(self, short_id, days=30):
-        """The link's per-day click stats for the last `days` UTC days, oldest first, all regions summed.
+        """The link's stats for the last `days` UTC days (today included), oldest first, one entry per day
+        that has an item, all regions summed: webapp/store/stats_items.py's day (clicks, bots, "hours",
+        "bot_hours", the five dimensions, and "visitors" as parts for stats_items.visitors).
 
-        Written by the aggregator under their own partition key; days without clicks have no item.
+        One Query of the link's stats partition whatever the window, paged on LastEvaluatedKey only
+        when the items pass DynamoDB's 1 MB a page; days without clicks have no item.
         """
         _known_shape(short_id)
         today = clock.utcnow().date()
         first = today - timedelta(days=days - 1)
-        resp = self.table.call(
-            "query",
-            TableName=self.table.name,
-            KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
-            ExpressionAttributeValues=_marshal(
-                {
-                    ":pk": f"{STATS_PK_PREFIX}{short_id}",
-                    ":first": f"{DAY_SK_PREFIX}{first}",
-                    # "~" sorts after every region name, so the last day's regions are all in.
-                    ":last": f"{DAY_SK_PREFIX}{today}#~",
-                }
-            ),
-        )
+        request = {
+            "TableName": self.table.name,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :first AND :last",
+            "ExpressionAttributeValues": _marshal({
+                ":pk": f"{STATS_PK_PREFIX}{short_id}",
+                ":first": f"{DAY_SK_PREFIX}{first}",
+                # "~" sorts after every region name, so the last day's regions are all in.
+                ":last": f"{DAY_SK_PREFIX}{today}#~",
+            }),
+        }
         merged = {}
-        for item in resp.get("Items", []):
-            day = _day(_unmarshal(item))
-            total = merged.setdefault(day["day"], {"day": day["day"], "clicks": 0, "bots": 0, **{n: {} for n in _DAY_COUNTER_PREFIXES.values()}})
-            total["clicks"] += day["clicks"]
-            total["bots"] += day["bots"]
-            for name in _DAY_COUNTER_PREFIXES.values():
-                for key, value in day[name].items():
-                    total[name][key] = total[name].get(key, 0) + value
-        return [merged[day] for day in sorted(merged)]
+        while True:
+            resp = self.table.call("query", **request)
+            for raw in resp.get("Items", []):
+                item = _unmarshal(raw)
+                day = item["sk"].removeprefix(DAY_SK_PREFIX).partition("#")[0]
+                stats_items.merge(merged.setdefault(day, stats_items.empty_day(day)), stats_items.part(day, item))
+            if "LastEvaluatedKey" not in resp:
+                return [merged[day] for day in sorted(merged)]
+            request["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
 
 def _known_shape(short_id):
@@ -371,16 +370,3 @@ def _link(item, counters=()):
         "bot_count": sum(counter.get("bots", 0) for counter in counters),
         "last_clicked_at": max((c["last_clicked_at"] for c in counters if c.get("last_clicked_at")), default=None),
     }
-
-
-def _day(item):
-    """One day of a link's stats: totals and the per-referrer, country and device counters."""
-    day_and_region = item["sk"].removeprefix(DAY_SK_PREFIX)
-    day = {"day": day_and_region.partition("#")[0], "clicks": item.get("clicks", 0), "bots": item.get("bots", 0)}
-    day.update({name: {} for name in _DAY_COUNTER_PREFIXES.values()})
-    for attribute, value in item.items():
-        prefix, _, key = attribute.partition("#")
-        name = _DAY_COUNTER_PREFIXES.get(prefix + "#")
-        if name and key:
-            day[name][key] = value
-    return day
