@@ -6,7 +6,8 @@
 - the click pipeline: the redirect's stdout click lines go, as CloudWatch Logs records, onto a
   Kinesis stream (moto, in process), read in ordered batches by a stand-in for Lambda's event
   source mapping that invokes the real aggregator, retries, and sends discarded batches to a queue;
-- the salts of the visitor hash, rotated at start and at the template's schedule (aggregator/salts.py).
+- the salts of the visitor hash, in their own table (the template's SaltsTable, `<table>-salts`), rotated
+  at start and at the template's schedule (aggregator/salts.py).
 """
 import faulthandler
 import json

@@ -246,6 +246,24 @@ def test_the_salts_table_keeps_no_history_and_is_made_for_every_stack():
     assert "GlobalSecondaryIndexes" not in props and "StreamSpecification" not in props
 
 
+def test_the_local_salts_table_is_read_from_the_template_not_the_links_table():
+    """local_stack/template.py builds the salts' table from SaltsTable: keys only, the same TTL attribute."""
+    from local_stack import template
+
+    kwargs = template.create_table_kwargs("t-salts", resource=template.SALTS_TABLE_RESOURCE)
+    assert [a["AttributeName"] for a in kwargs["AttributeDefinitions"]] == ["pk", "sk"]
+    assert "GlobalSecondaryIndexes" not in kwargs and kwargs["BillingMode"] == "PAY_PER_REQUEST"
+    assert template.ttl_attribute(resource=template.SALTS_TABLE_RESOURCE) == "purge_at"
+    assert template.salts_table_name("links-local") == "links-local-salts"
+    assert "GlobalSecondaryIndexes" in template.create_table_kwargs("t")  # the default is still the links table
+
+
+def test_the_salts_table_is_made_with_its_ttl(ddb, salts_table):
+    described = ddb.describe_time_to_live(TableName=salts_table)["TimeToLiveDescription"]
+    assert (described["AttributeName"], described["TimeToLiveStatus"]) == ("purge_at", "ENABLED")
+    assert ddb.describe_table(TableName=salts_table)["Table"].get("GlobalSecondaryIndexes") in (None, [])
+
+
 def _names(value):
     """Every logical id an intrinsic value points at (Ref, GetAtt, ${...} in Sub)."""
     import re
