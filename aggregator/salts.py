@@ -167,4 +167,6 @@ def lambda_handler(event, context):
         import boto3
 
         _client = boto3.client("dynamodb")
-    return rotate(_client, os.environ["TABLE_NAME"], time.time())
+    # The salts' own table (cloudformation.yaml SaltsTable), never the links table: no point-in-time
+    # history keeps a deleted salt there, and the admin app's role cannot read it.
+    return rotate(_client, os.environ["SALT_TABLE_NAME"], time.time())

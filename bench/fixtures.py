@@ -4,8 +4,12 @@ Our item layout comes from the admin store's own constants (the webapp/store/ pa
 benchmarks write exactly what the store writes and read what it reads.
 """
 
+import secrets
 import time
 
+from botocore.exceptions import ClientError
+
+from local_stack.template import create_salts_table
 from local_stack.template import create_table as create_project_table
 from webapp.store import LINK_SK, list_shard
 
@@ -13,6 +17,20 @@ from webapp.store import LINK_SK, list_shard
 def create_our_table(client, table_name):
     """The project table, built from the template's own definition so the schema cannot drift."""
     create_project_table(client, table_name)
+
+
+def seed_salts(client, table_name, days):
+    """The salts' own table (the template's SaltsTable), made unless it exists, with a salt for each day (UTC
+    YYYY-MM-DD), as aggregator/salts.py writes them: so the redirect's measured path includes the visitor hash
+    (one salt GetItem per container and day) as deployed."""
+    try:
+        create_salts_table(client, table_name)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            raise
+    for day in days:
+        client.put_item(TableName=table_name, Item={"pk": {"S": "salt#"}, "sk": {"S": day},
+                                                    "salt": {"B": secrets.token_bytes(32)}})
 
 
 def our_item(short_id, url, created_at=None, created_by="bench"):

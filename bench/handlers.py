@@ -80,9 +80,11 @@ def load_module(path, env, prefix="bench_module", write_bytecode=True):
     return module
 
 
-def load_ours(endpoint, table_name):
-    """A fresh copy of redirect_fn/handler.py on this backend."""
-    return load_module(REDIRECT_PATH, backend_env(endpoint, table_name), prefix="bench_redirect")
+def load_ours(endpoint, table_name, salt_table_name=None):
+    """A fresh copy of redirect_fn/handler.py on this backend; with salt_table_name, it reads the day's salt
+    there (bench.fixtures.seed_salts), else it reads none and its click lines have no visitor hash."""
+    env = {**backend_env(endpoint, table_name), "SALT_TABLE_NAME": salt_table_name}
+    return load_module(REDIRECT_PATH, env, prefix="bench_redirect")
 
 
 def load_aggregator(endpoint, table_name, kinesis_endpoint, stream_name):

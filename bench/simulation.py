@@ -6,8 +6,9 @@
       ─► the real aggregator ─► DynamoDB Local (units metered per key by bench/capacity.py)
 
 - Every redirect is a real `lambda_handler` call of a fresh copy of redirect_fn/handler.py.
-  A container is that module with its own cache dict swapped in (the module's `_cache`),
-  and the module's `time` is a simulated clock, so caches expire on simulated time.
+  A container is that module with its own cache dict and day's salt swapped in (the module's
+  `_cache` and `_salt`), and the module's `time` is a simulated clock, so caches expire on
+  simulated time. The salt is read from the salts' own table, seeded for the simulated day.
 - Each container's stdout is its log stream. At the end of every simulated second its click
   lines become one record, packed by local_stack.log_subscription.encode_payload (gzip of a
   CloudWatch Logs DATA_MESSAGE) and put on the stream. That packing is modelled: CloudWatch
@@ -26,10 +27,13 @@ import threading
 import time
 from collections import Counter
 
+from bench.backends import client_for
 from bench.capacity import CapacityMeter
+from bench.fixtures import seed_salts
 from bench.handlers import RequestCounter, load_aggregator, load_ours
 from local_stack.http_api import to_event
 from local_stack.log_subscription import encode_payload
+from local_stack.template import salts_table_name
 from tests.support.pipeline import Pipeline, mapping_settings
 
 # Noon UTC, so a few minutes of simulated time stay within one day (one stats item per link).
@@ -92,7 +96,10 @@ class SimulatedPipeline(Pipeline):
     def __init__(self, ctx, redirect_endpoint, redirect_table, table_endpoint, table, containers, index_keys=None):
         self.settings = mapping_settings()
         self.window = self.settings["window"]
-        self.redirect = load_ours(redirect_endpoint, redirect_table)
+        # The redirect reads the simulated day's salt from the salts' own table, as deployed: clicks carry "v".
+        salt_table = salts_table_name(redirect_table)
+        seed_salts(client_for(redirect_endpoint), salt_table, [time.strftime("%Y-%m-%d", time.gmtime(SIM_START))])
+        self.redirect = load_ours(redirect_endpoint, redirect_table, salt_table)
         self.clock = SimClock(SIM_START)
         self.redirect.time = self.clock  # only this module copy sees simulated time
         self.reads = RequestCounter(self.redirect._client)
@@ -115,6 +122,7 @@ class SimulatedPipeline(Pipeline):
         self.batches = self.results
         self.containers = containers
         self.caches = [{} for _ in range(containers)]
+        self.salts = [self.redirect._Salt() for _ in range(containers)]  # each container reads its own day's salt
         self.sinks = [_Lines() for _ in range(containers)]
         self.next_event_id = [0] * containers
         self.statuses = Counter()
@@ -162,6 +170,7 @@ class SimulatedPipeline(Pipeline):
                     self.clock.now = start + second + i / rate
                     container, event = pick(second, i)
                     self.redirect._cache = self.caches[container]
+                    self.redirect._salt = self.salts[container]
                     sys.stdout = self.sinks[container]
                     self.statuses[handler(event, None)["statusCode"]] += 1
             finally:

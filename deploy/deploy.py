@@ -8,6 +8,7 @@ run again (a run that stops half-way is finished by running it again):
  4. the artifact bucket (derived and created when the stage names none), uploads only of what is missing;
  5. the secret key in SSM (made once, never printed), and the SSO client secret when the stage uses SSO;
  6. the main stack, by change set: shown, confirmed, executed; deletion protection on after the first create;
+    then SaltFunction once, so today's salt of the visitor hash exists now, not at the schedule's first run;
  7. the admin's Zappa settings, written from the stack's outputs (build/<stage>/zappa_settings.json);
  8. the admin zip, then `zappa deploy` or `zappa update`; the admin's URL goes back into the stack's AdminUrl;
  9. the smoke test (deploy/smoke.py) with a one-day token of a service user, revoked afterwards;
@@ -354,6 +355,26 @@ def deploy_stack(d):
     read_outputs(d)
 
 
+def first_salt(d):
+    """Invoke SaltFunction once after the stack change: its schedule first fires up to 15 minutes after the
+    create, and until a salt exists clicks carry no visitor hash. A failure is said, not fatal: the schedule
+    makes the salt within 15 minutes, and SaltRotationErrorsAlarm tells when it keeps failing."""
+    name = d.outputs.get("SaltFunctionName")
+    if not name:
+        return  # a stack from an older template: it has no salt function
+    try:
+        response = d.aws.awslambda.invoke(FunctionName=name, InvocationType="RequestResponse", Payload=b"{}")
+    except (BotoCoreError, ClientError) as err:
+        code = getattr(err, "response", {}).get("Error", {}).get("Code") or type(err).__name__
+        d.say(f"Could not run {name} ({code}): its schedule makes today's salt within 15 minutes")
+        return
+    if response.get("FunctionError"):
+        d.say(f"{name} failed ({response['FunctionError']}; its log group says why): its schedule tries again "
+              f"within 15 minutes")
+        return
+    d.say(f"Ran {name}: today's salt of the visitor hash exists")
+
+
 def change_set(d, parameters, change_type):
     stacks.apply_change_set(d.aws.cloudformation, d.stage.stack_name, d.template_url, parameters, change_type,
                             d.confirm, d.out, d.poll_seconds)
@@ -550,7 +571,7 @@ def summary(d):
     d.say("\n".join(lines))
 
 
-STEPS = (preflight, build_functions, ensure_bucket, ensure_secrets, deploy_stack, write_admin_settings,
+STEPS = (preflight, build_functions, ensure_bucket, ensure_secrets, deploy_stack, first_salt, write_admin_settings,
          deploy_admin, smoke_test, summary)
 
 

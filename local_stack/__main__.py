@@ -6,7 +6,8 @@
 - the click pipeline: the redirect's stdout click lines go, as CloudWatch Logs records, onto a
   Kinesis stream (moto, in process), read in ordered batches by a stand-in for Lambda's event
   source mapping that invokes the real aggregator, retries, and sends discarded batches to a queue;
-- the salts of the visitor hash, rotated at start and at the template's schedule (aggregator/salts.py).
+- the salts of the visitor hash, in their own table (the template's SaltsTable, `<table>-salts`), rotated
+  at start and at the template's schedule (aggregator/salts.py).
 """
 import faulthandler
 import json
@@ -25,6 +26,7 @@ from local_stack.event_source import EventSourceMapping, mapping_settings, sqs_d
 from local_stack.http_api import make_server as make_http_api
 from local_stack.log_subscription import LogSubscription
 from local_stack.salt_schedule import SaltSchedule
+from local_stack.template import SALTS_TABLE_RESOURCE, salts_table_name
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_SECURITY_CONTACT = "mailto:security@example.com"
@@ -40,6 +42,9 @@ def _settings():
         "dynamodb_port": int(os.environ.get("DYNAMODB_PORT", "8000")),
         "data_dir": data_dir,
         "table_name": os.environ.get("TABLE_NAME", "links-local"),
+        # The salts' own table (the template's SaltsTable): SALT_TABLE_NAME, else beside the links table.
+        "salt_table_name": os.environ.get("SALT_TABLE_NAME")
+        or salts_table_name(os.environ.get("TABLE_NAME", "links-local")),
         "flush_seconds": float(os.environ.get("CLICK_FLUSH_SECONDS", "1")),
         "batch_window_seconds": float(os.environ.get("CLICK_BATCH_WINDOW_SECONDS", "0.5")),
         # A fake OpenID Connect provider on loopback, to try single sign-on without a real one.
@@ -137,6 +142,7 @@ def _run(settings, engine, stream):
             "AWS_SECRET_ACCESS_KEY": dynamodb.LOCAL_ACCESS_KEY,
             "AWS_DEFAULT_REGION": dynamodb.REGION,
             "TABLE_NAME": settings["table_name"],
+            "SALT_TABLE_NAME": settings["salt_table_name"],
             "ROOT_REDIRECT_URL": f"http://127.0.0.1:{settings['admin_port']}/",
             "SECURITY_CONTACT": settings["security_contact"],
         }
@@ -144,8 +150,9 @@ def _run(settings, engine, stream):
     os.environ.pop("AWS_SESSION_TOKEN", None)
     os.environ.pop("AWS_PROFILE", None)
     created = dynamodb.ensure_table(engine.client(), settings["table_name"])
+    dynamodb.ensure_table(engine.client(), settings["salt_table_name"], resource=SALTS_TABLE_RESOURCE)
     # Today's salt exists before the first click; its summary lines go to the terminal, not the redirect's log.
-    salt_schedule = SaltSchedule(engine.client(), settings["table_name"], out=sys.__stdout__).start()
+    salt_schedule = SaltSchedule(engine.client(), settings["salt_table_name"], out=sys.__stdout__).start()
 
     import aggregator.handler
     import redirect_fn.handler
@@ -185,7 +192,8 @@ def _run(settings, engine, stream):
     _serve(admin_server, "admin")
 
     print(f"DynamoDB: {engine.name} at {engine.endpoint}; data: {engine.data_location}")
-    print(f"Table {settings['table_name']!r} {'created from cloudformation.yaml' if created else 'found, data kept'}")
+    print(f"Table {settings['table_name']!r} {'created from cloudformation.yaml' if created else 'found, data kept'}; "
+          f"salts in {settings['salt_table_name']!r}")
     print(f"Admin:        http://127.0.0.1:{settings['admin_port']}   (user: admin)")
     print(f"Short links:  {short_base_url}/<id>")
     print(

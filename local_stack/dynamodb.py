@@ -14,7 +14,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from local_stack import moto_server
-from local_stack.template import create_table
+from local_stack.template import TABLE_RESOURCE, create_table
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = ROOT / ".cache" / "dynamodb-local"
@@ -214,11 +214,11 @@ def _wait_until_ready(engine, is_running, log_path=None, timeout=60):
     raise RuntimeError(f"{engine.name} did not answer within {timeout} s")
 
 
-def ensure_table(client, table_name):
-    """Create the table from cloudformation.yaml unless it already exists (data survives restarts)."""
+def ensure_table(client, table_name, resource=TABLE_RESOURCE):
+    """Create the table (cloudformation.yaml's `resource`) unless it already exists (data survives restarts)."""
     try:
         client.describe_table(TableName=table_name)
         return False
     except client.exceptions.ResourceNotFoundException:
-        create_table(client, table_name)
+        create_table(client, table_name, resource=resource)
         return True

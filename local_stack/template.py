@@ -6,6 +6,8 @@ import yaml
 
 TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "cloudformation.yaml"
 TABLE_RESOURCE = "LinksTable"
+# The visitor hash's daily salts, in a table of their own (no point-in-time history, no admin access).
+SALTS_TABLE_RESOURCE = "SaltsTable"
 
 
 class _TemplateLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
@@ -45,15 +47,15 @@ def load_template(path=TEMPLATE_PATH):
     return copy.deepcopy(_parsed[key])
 
 
-def table_properties(template=None):
-    """The Properties of the table resource."""
+def table_properties(template=None, resource=TABLE_RESOURCE):
+    """The Properties of a table resource (the links table unless `resource` names another)."""
     template = template or load_template()
-    return template["Resources"][TABLE_RESOURCE]["Properties"]
+    return template["Resources"][resource]["Properties"]
 
 
-def create_table_kwargs(table_name, template=None):
+def create_table_kwargs(table_name, template=None, resource=TABLE_RESOURCE):
     """Keyword arguments for DynamoDB CreateTable, taken from the template's table."""
-    props = table_properties(template)
+    props = table_properties(template, resource)
     kwargs = {
         "TableName": table_name,
         "BillingMode": props["BillingMode"],
@@ -65,22 +67,32 @@ def create_table_kwargs(table_name, template=None):
     return kwargs
 
 
-def ttl_attribute(template=None):
+def ttl_attribute(template=None, resource=TABLE_RESOURCE):
     """The TTL attribute name, or None when the template sets none."""
-    spec = table_properties(template).get("TimeToLiveSpecification") or {}
+    spec = table_properties(template, resource).get("TimeToLiveSpecification") or {}
     return spec.get("AttributeName") if spec.get("Enabled") else None
 
 
-def create_table(client, table_name, template=None):
+def create_table(client, table_name, template=None, resource=TABLE_RESOURCE):
     """Create the table (and its TTL setting) exactly as the template describes it."""
-    client.create_table(**create_table_kwargs(table_name, template))
+    client.create_table(**create_table_kwargs(table_name, template, resource))
     client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100})
-    ttl = ttl_attribute(template)
+    ttl = ttl_attribute(template, resource)
     if ttl:
         client.update_time_to_live(
             TableName=table_name,
             TimeToLiveSpecification={"AttributeName": ttl, "Enabled": True},
         )
+
+
+def create_salts_table(client, table_name, template=None):
+    """Create the salts table as the template's SaltsTable describes it."""
+    create_table(client, table_name, template, SALTS_TABLE_RESOURCE)
+
+
+def salts_table_name(table_name):
+    """The local salts table beside a links table: its name + "-salts" (a stack names it itself on AWS)."""
+    return f"{table_name}-salts"
 
 
 def http_api_routes(template=None):

@@ -67,7 +67,10 @@ SECURITY_CONTACT = [c.strip() for c in os.environ.get("SECURITY_CONTACT", "").sp
 SECURITY_POLICY = os.environ.get("SECURITY_POLICY") or None
 SECURITY_TXT_EXPIRES_SECONDS = 30 * 86400  # RFC 9116 asks for less than a year; as webapp/well_known.py
 
-# The salts of the visitor hash (aggregator/salts.py writes them): item pk "salt#", sk the UTC day.
+# The salts of the visitor hash (aggregator/salts.py writes them): item pk "salt#", sk the UTC day, in
+# their own table (cloudformation.yaml SaltsTable). Unset (an older stack, a test that does not care
+# about visitors): no salt is read and click lines carry no "v"; everything else works as before.
+SALT_TABLE_NAME = os.environ.get("SALT_TABLE_NAME") or None
 SALT_PK = "salt#"
 # A missing salt, or a failed read, is tried again after this long (no "v" until then).
 SALT_RETRY_SECONDS = 60
@@ -374,11 +377,14 @@ def _ip(value):
 
 
 def _day_salt(now):
-    """Today's salt (UTC), from memory, else from one GetItem; None when there is none or the read failed.
+    """Today's salt (UTC), from memory, else from one GetItem; None when there is none, the read failed,
+    or SALT_TABLE_NAME is unset.
 
     Either way the answer stands: a salt for the rest of its day, a miss or a failure for
     SALT_RETRY_SECONDS. A failed read prints the same error line as a failed link read.
     """
+    if SALT_TABLE_NAME is None:
+        return None
     day = time.strftime("%Y-%m-%d", time.gmtime(now))
     if _salt.day == day and _salt.key is not None:
         return _salt.key
@@ -387,7 +393,7 @@ def _day_salt(now):
     _salt.day, _salt.key, _salt.retry_at = day, None, now + SALT_RETRY_SECONDS
     try:
         item = _client.get_item(
-            TableName=TABLE_NAME, Key={"pk": {"S": SALT_PK}, "sk": {"S": day}},
+            TableName=SALT_TABLE_NAME, Key={"pk": {"S": SALT_PK}, "sk": {"S": day}},
             ProjectionExpression="#s", ExpressionAttributeNames={"#s": "salt"},
         ).get("Item")
     except (ClientError, BotoCoreError) as error:

@@ -9,9 +9,11 @@ import botocore.session
 import pytest
 from moto import mock_aws
 
-from local_stack.template import create_table
+from local_stack.template import create_salts_table, create_table, salts_table_name
 
 TABLE_NAME = "links-test"
+# The salts of the visitor hash have a table of their own (cloudformation.yaml SaltsTable), made by `salts_table`.
+SALT_TABLE_NAME = salts_table_name(TABLE_NAME)
 REGION = "us-east-1"
 # Tests with any of these markers (pyproject.toml) are slow: `make test-fast` leaves them out.
 SLOW_MARKERS = {"integration", "browser", "package", "scan", "bench", "soak", "exhaustive"}
@@ -177,6 +179,13 @@ def ddb(aws_credentials):
         client = boto3.client("dynamodb", region_name=REGION)
         create_table(client, TABLE_NAME)
         yield client
+
+
+@pytest.fixture
+def salts_table(ddb):
+    """The salts' own table beside the ddb fixture's, from the template's SaltsTable; its name."""
+    create_salts_table(ddb, SALT_TABLE_NAME)
+    return SALT_TABLE_NAME
 
 
 @pytest.fixture

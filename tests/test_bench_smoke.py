@@ -129,7 +129,8 @@ def test_hot_link_reads_once_per_container_and_writes_each_item_once_per_window(
     ours = hot_record[0]["ours"]
     assert ours["redirects"] == 1000
     assert ours["statuses"] == {"302": 1000}
-    assert ours["reads"] == 5  # one per container: 10 simulated seconds fit in one cache window
+    # Per container the link once (10 simulated seconds fit in one cache window) and the day's salt once.
+    assert ours["reads"] == 5 + 5
     assert ours["records"] == 5 * 10  # one log record per container per second
     assert ours["batches"] == ours["invocations"] == 2  # one per 5 s window
     assert ours["clicks_applied"] == 1000
@@ -166,7 +167,7 @@ def test_spread_thin_writes_two_items_per_click_and_one_claim_per_record(spread_
     assert thin["records"] == 3  # one per container in the one second
     assert thin["aggregator_ops"] == {"PutItem": 3, "UpdateItem": 2 * 20}
     assert thin["table_units"] == 2 * 20 + 3 and thin["index_units"] == 0
-    assert thin["reads"] == 20  # every click a cache miss
+    assert thin["reads"] == 20 + 3  # every click a cache miss, and each container's salt of the day once
     assert record_["thin_item_units_per_click"] == 2.0
     assert record_["thin_claim_units_per_click"] == pytest.approx(3 / 20)
     assert record_["thin_units_per_click"] == pytest.approx(43 / 20)

@@ -46,6 +46,9 @@ NOT_IN_MOTO = [
      "minutes and PyPI: FakeBuilder writes small zips and publishes them with deploy.package's own key code"),
     ("the smoke test's HTTP requests to the admin and the short links",
      "nothing answers HTTP in moto: a stand-in checks the token it is given is live in the table"),
+    ("running SaltFunction's code when make deploy invokes it (moto runs functions in Docker)",
+     "moto's Lambda without Docker answers the Invoke without running the code; the test checks the call "
+     "(tests/test_salts.py runs the rotation itself)"),
 ]
 
 STUB_OUTPUTS = {
@@ -189,7 +192,7 @@ class FakeSmoke:
 
 @pytest.fixture
 def aws(changes_apply_fully):
-    with mock_aws():
+    with mock_aws(config={"lambda": {"use_docker": False}}):
         yield
 
 
@@ -343,6 +346,16 @@ def test_a_first_deploy_makes_everything_then_protects_the_table(harness, capsys
     assert sets[2][1]["AdminUrl"] == admin_url == d.admin_url
     assert stack_parameters()["TableDeletionProtection"] == "true"
     assert stack_parameters()["AdminUrl"] == admin_url
+
+    # Today's salt is made at once: SaltFunction runs once, after the stack's changes and before the admin.
+    [invoke] = harness.recorder.params("Invoke")
+    assert invoke["FunctionName"] == d.outputs["SaltFunctionName"] == "links-prod-salts"
+    assert invoke["InvocationType"] == "RequestResponse"
+    operations = harness.recorder.operations()
+    # After the create and the protection update, before the AdminUrl update that follows Zappa.
+    assert operations[:operations.index("Invoke")].count("ExecuteChangeSet") == 2
+    assert d.outputs["SaltsTableName"].startswith("links-prod-SaltsTable-")
+    assert d.outputs["SaltsTableName"] != d.outputs["TableName"]
 
     # The admin's settings come from the stack's outputs, with nothing left to fill in by hand.
     assert harness.zappa.calls[0][:2] == ["deploy", "prod"]
@@ -629,3 +642,37 @@ def test_a_failed_update_names_the_reasons_oldest_first_and_flags_a_replaced_tab
     assert message.index("custom-named resource") < message.index("Resource update cancelled")
     assert "earlier deploy" not in message
     assert "LinksTable" in capsys.readouterr().out.split("REPLACED")[0].splitlines()[-1]
+
+
+class _FirstSaltRun:
+    """Just what first_salt reads of a deployment: the outputs, a Lambda client, and what it says."""
+
+    def __init__(self, outputs, invoke):
+        self.outputs, self.said = outputs, []
+        self.aws = type("Aws", (), {"awslambda": type("Lambda", (), {"invoke": staticmethod(invoke)})()})()
+
+    def say(self, text):
+        self.said.append(text)
+
+
+def test_a_salt_function_that_cannot_run_is_said_and_the_deploy_goes_on():
+    from botocore.exceptions import ClientError
+
+    def denied(**kwargs):
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "Invoke")
+
+    run = _FirstSaltRun({"SaltFunctionName": "links-prod-salts"}, denied)
+    deploy_command.first_salt(run)
+    assert run.said == ["Could not run links-prod-salts (AccessDeniedException): its schedule makes today's salt within 15 minutes"]
+    run = _FirstSaltRun({"SaltFunctionName": "links-prod-salts"}, lambda **kwargs: {"FunctionError": "Unhandled"})
+    deploy_command.first_salt(run)
+    assert "links-prod-salts failed (Unhandled" in run.said[0]
+
+
+def test_a_stack_without_a_salt_function_is_not_asked_to_run_one():
+    def invoke(**kwargs):
+        raise AssertionError("invoked")
+
+    run = _FirstSaltRun({"TableName": "links-prod-LinksTable-1"}, invoke)
+    deploy_command.first_salt(run)
+    assert run.said == []

@@ -137,7 +137,7 @@ def test_the_supported_resources_all_come_up(stack):
             "RedirectLogGroup", "AggregatorLogGroup", "AdminLogGroup", "RedirectFunction", "AggregatorFunction",
             "ClickStream", "ClickSubscriptionRole", "AggregatorEventSource", "AlarmTopic",
             "AdminOidcSecretPolicy", "SaltLogGroup", "SaltRole", "SaltFunction", "SaltSchedule",
-            "SaltInvokePermission"} <= set(physical)
+            "SaltInvokePermission", "SaltsTable"} <= set(physical)
     assert skipped == {"HttpApi", "RedirectIntegration", "GetLinkRoute", "HeadLinkRoute", "RootRoute",
                        "DefaultStage", "RedirectInvokePermission", "ShortDomain", "ShortDomainMapping",
                        "ClickSubscription", "Dashboard", "RedirectErrorsAlarm", "ThrottlesAlarm", "LatencyAlarm",
@@ -148,11 +148,12 @@ def test_the_supported_resources_all_come_up(stack):
                        "SignInWebAcl", "SignInWebAclAssociation", "RedirectStoreErrorsFilter",
                        "RedirectStoreRetryableErrorsFilter", "RedirectStoreErrorsAlarm",
                        "RedirectStoreRetryableErrorsAlarm", "Api5xxAlarm", "MonthlyBudget", "SaltRotationErrorsAlarm"}
-    assert {"TableName", "AdminPolicyArn", "AdminRoleArn", "DeadLetterQueueUrl", "AggregatorFunctionName"} <= set(outputs)
+    assert {"TableName", "AdminPolicyArn", "AdminRoleArn", "DeadLetterQueueUrl", "AggregatorFunctionName",
+            "SaltsTableName", "SaltFunctionName"} <= set(outputs)
 
 
 def test_the_salt_schedule_invokes_the_salt_function_every_15_minutes(stack):
-    _, physical, _ = stack
+    outputs, physical, _ = stack
     events = boto3.client("events", region_name=REGION)
     rule = events.describe_rule(Name=physical["SaltSchedule"])
     assert (rule["Name"], rule["ScheduleExpression"], rule["State"]) == (f"{STACK}-salts", "rate(15 minutes)", "ENABLED")
@@ -160,6 +161,22 @@ def test_the_salt_schedule_invokes_the_salt_function_every_15_minutes(stack):
     function = boto3.client("lambda", region_name=REGION).get_function(FunctionName=physical["SaltFunction"])
     assert target["Arn"] == function["Configuration"]["FunctionArn"]
     assert function["Configuration"]["Handler"] == "aggregator.salts.lambda_handler"
+    assert function["Configuration"]["FunctionName"] == outputs["SaltFunctionName"]  # what make deploy invokes
+
+
+def test_the_salts_table_is_its_own_with_the_templates_keys_and_no_protection(stack):
+    """SaltsTable: beside the links table, never it; the schema is the template's; deleted with the stack."""
+    outputs, physical, _ = stack
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    table = ddb.describe_table(TableName=outputs["SaltsTableName"])["Table"]
+    assert outputs["SaltsTableName"] == physical["SaltsTable"] != outputs["TableName"]
+    assert outputs["SaltsTableName"].startswith(f"{STACK}-SaltsTable-")  # the deployer policy's pattern
+    assert table["KeySchema"] == table_properties(resource="SaltsTable")["KeySchema"]
+    assert not table.get("GlobalSecondaryIndexes")  # moto lists none as []
+    assert table["DeletionProtectionEnabled"] is False
+    lambda_ = boto3.client("lambda", region_name=REGION)
+    env = lambda_.get_function(FunctionName=physical["SaltFunction"])["Configuration"]["Environment"]["Variables"]
+    assert env == {"SALT_TABLE_NAME": outputs["SaltsTableName"]}
 
 
 def test_the_deployed_table_matches_the_template(stack):
@@ -176,8 +193,11 @@ def test_the_deployed_table_matches_the_template(stack):
 def test_deletion_protection_follows_its_parameter(code_keys):
     """What `make deploy` passes after the first create."""
     with deployed(code_keys, TableDeletionProtection="true") as (outputs, _, _):
-        table = boto3.client("dynamodb", region_name=REGION).describe_table(TableName=outputs["TableName"])["Table"]
+        ddb = boto3.client("dynamodb", region_name=REGION)
+        table = ddb.describe_table(TableName=outputs["TableName"])["Table"]
         assert table["DeletionProtectionEnabled"] is True
+        # Never the salts': they go with the stack (DeletionPolicy Delete), and protection would only stop that.
+        assert ddb.describe_table(TableName=outputs["SaltsTableName"])["Table"]["DeletionProtectionEnabled"] is False
 
 
 ADOPTED = "links-restored"
@@ -191,7 +211,8 @@ def test_an_existing_table_is_adopted_and_no_table_is_created(code_keys):
 
     with deployed(code_keys, before=restore, ExistingTableName=ADOPTED) as (outputs, physical, _):
         ddb = boto3.client("dynamodb", region_name=REGION)
-        assert ddb.list_tables()["TableNames"] == [ADOPTED]
+        # The salts' table is the stack's own also here: an adopted (restored) table's salts are never used.
+        assert sorted(ddb.list_tables()["TableNames"]) == sorted([ADOPTED, outputs["SaltsTableName"]])
         assert "LinksTable" not in physical or physical["LinksTable"] in (None, "")
         assert outputs["TableName"] == ADOPTED
         lambda_ = boto3.client("lambda", region_name=REGION)
@@ -210,7 +231,8 @@ def test_an_existing_table_is_adopted_and_no_table_is_created(code_keys):
         version = iam.get_policy(PolicyArn=outputs["AdminPolicyArn"])["Policy"]["DefaultVersionId"]
         admin = iam.get_policy_version(PolicyArn=outputs["AdminPolicyArn"], VersionId=version)["PolicyVersion"]["Document"]
         named |= {s["Resource"] for s in admin["Statement"] if ":dynamodb:" in s["Resource"]}
-        assert named == {table_arn, f"{table_arn}/index/by_list"}
+        salts_arn = ddb.describe_table(TableName=outputs["SaltsTableName"])["Table"]["TableArn"]
+        assert named == {table_arn, f"{table_arn}/index/by_list", salts_arn}  # salts: the redirect's read
 
 
 def test_roles_point_at_the_real_table_log_groups_and_queue(stack):
@@ -234,10 +256,18 @@ def test_roles_point_at_the_real_table_log_groups_and_queue(stack):
             actions.setdefault(resource, set()).update([granted] if isinstance(granted, str) else granted)
         return actions
 
+    salts_arn = boto3.client("dynamodb", region_name=REGION).describe_table(
+        TableName=outputs["SaltsTableName"])["Table"]["TableArn"]
     log_arn = f"arn:aws:logs:{REGION}:123456789012:log-group:/aws/lambda/{STACK}-%s:*"
     assert inline("RedirectRole") == {
         table_arn: {"dynamodb:GetItem"},
+        salts_arn: {"dynamodb:GetItem"},
         log_arn % "redirect": {"logs:CreateLogStream", "logs:PutLogEvents"},
+    }
+    # The salt function: its table and its logs, nothing of the links table.
+    assert inline("SaltRole") == {
+        salts_arn: {"dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem"},
+        log_arn % "salts": {"logs:CreateLogStream", "logs:PutLogEvents"},
     }
     stream_arn = boto3.client("kinesis", region_name=REGION).describe_stream_summary(
         StreamName=outputs["ClickStreamName"])["StreamDescriptionSummary"]["StreamARN"]
@@ -270,7 +300,7 @@ def test_functions_get_their_code_role_and_settings(stack):
     # Lambda keeps environment values as strings; moto keeps a Number parameter's int.
     assert {k: str(v) for k, v in redirect["Environment"]["Variables"].items()} == {
         "TABLE_NAME": outputs["TableName"], "LINK_CACHE_SECONDS": "10", "SECURITY_CONTACT": "", "SECURITY_POLICY": "",
-        "ROOT_REDIRECT_URL": "https://admin.example.com/",
+        "ROOT_REDIRECT_URL": "https://admin.example.com/", "SALT_TABLE_NAME": outputs["SaltsTableName"],
     }
     aggregator = lambda_.get_function(FunctionName=outputs["AggregatorFunctionName"])["Configuration"]
     assert {k: str(v) for k, v in aggregator["Environment"]["Variables"].items()} == {

@@ -157,7 +157,7 @@ def test_table_is_kept_and_protected():
 # ------------------------------------------------------------------ IAM
 
 
-def test_redirect_role_can_only_read_links_and_write_its_logs():
+def test_redirect_role_can_only_read_links_and_salts_and_write_its_logs():
     statements = statements_of_role("RedirectRole")
     allowed = {}
     for statement in statements:
@@ -166,7 +166,7 @@ def test_redirect_role_can_only_read_links_and_write_its_logs():
             allowed.setdefault(action, []).extend(as_list(statement["Resource"]))
     assert set(allowed) == {"dynamodb:GetItem", "logs:CreateLogStream", "logs:PutLogEvents"}
     assert not WRITE_ACTIONS & set(allowed)
-    assert allowed["dynamodb:GetItem"] == [TABLE_ARN]
+    assert allowed["dynamodb:GetItem"] == [TABLE_ARN, {"Fn::GetAtt": ["SaltsTable", "Arn"]}]
     assert allowed["logs:PutLogEvents"] == [
         {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${RedirectLogGroup}:*"}
     ]
@@ -376,6 +376,7 @@ def test_functions_run_a_current_python_on_arm64():
         "ROOT_REDIRECT_URL": {"Ref": "AdminUrl"},
         "SECURITY_CONTACT": {"Ref": "SecurityContact"},
         "SECURITY_POLICY": {"Ref": "SecurityPolicyUrl"},
+        "SALT_TABLE_NAME": {"Ref": "SaltsTable"},
     }
 
 

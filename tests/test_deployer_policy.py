@@ -295,7 +295,7 @@ TYPE_WIDE = {
     "arn:aws:wafv2:${Region}:${Account}:regional/managedruleset/*/*": "AWS managed rule groups the web ACL uses",
 }
 STAGE_NAMES = ("${StackName}", "${ZappaFunction}", "${ArtifactBucket}", "${ParameterPath}", "${TableName}", "${KeepWarmRule}",
-               "${SecretKeyParameter}")
+               "${SecretKeyParameter}", "${SaltsTableName}")
 
 
 def _as_list(value):
@@ -619,7 +619,8 @@ def test_rendering_fills_every_placeholder_from_the_stage():
     assert FILLS == {"Account": ACCOUNT, "Region": "us-east-1", "StackName": "links-prod", "ZappaFunction": "linkshortener-prod",
                      "KeepWarmRule": "linkshortener-prod-zappa-keep-warm-handler.keep_warm_callback",
                      "ArtifactBucket": f"{ACCOUNT}-linkshortener-us-east-1", "ParameterPath": "linkshortener/prod",
-                     "TableName": "links-prod-*", "SecretKeyParameter": "linkshortener/prod/secret-key",
+                     "TableName": "links-prod-*", "SaltsTableName": "links-prod-SaltsTable-*",
+                     "SecretKeyParameter": "linkshortener/prod/secret-key",
                      "RoleBoundaryArn": f"arn:aws:iam::{ACCOUNT}:policy/boundary/links-prod-us-east-1"}
 
 
@@ -627,6 +628,23 @@ def test_an_adopted_table_and_a_named_bucket_are_granted_by_name():
     stage = {**STAGE, "artifact_bucket": "my-artifacts", "parameters": {**STAGE["parameters"], "ExistingTableName": "links-restored"}}
     fills = deployer_policy.values(stage, ACCOUNT, ZAPPA_SETTINGS)
     assert (fills["TableName"], fills["ArtifactBucket"]) == ("links-restored", "my-artifacts")
+    # The salts' table is the stack's own whatever links table it adopts: the deployer makes and removes it.
+    deployer = deployer_policy.render(policy("deployer"), fills)
+    salts = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/{_GENERATED_SALTS_TABLE}"
+    for action in ("dynamodb:CreateTable", "dynamodb:DeleteTable", "dynamodb:UpdateContinuousBackups", "dynamodb:UpdateTimeToLive"):
+        assert allows(deployer, action, salts), action
+        assert not allows(deployer, action, salts.replace("links-prod", "links-dev")), action
+    assert not allows(deployer, "dynamodb:CreateTable", f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/links-prod-Other-1")
+
+
+def test_the_deployer_may_invoke_the_salt_function_and_no_other():
+    """make deploy runs SaltFunction once after the stack change (deploy/deploy.py first_salt)."""
+    assert allows(DEPLOYER, "lambda:InvokeFunction", f"{_LAMBDA}:links-prod-salts")
+    for other in ("links-prod-redirect", "links-prod-aggregator", "links-dev-salts", "linkshortener-prod"):
+        assert not allows(DEPLOYER, "lambda:InvokeFunction", f"{_LAMBDA}:{other}"), other
+    names = {r["Properties"]["FunctionName"]["Fn::Sub"] for r in load_template()["Resources"].values()
+             if r["Type"] == "AWS::Lambda::Function"}
+    assert "${AWS::StackName}-salts" in names
 
 
 @pytest.mark.parametrize(("function", "rule"), [
@@ -783,6 +801,7 @@ ROLE_PERMISSION_ACTIONS = {"iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRol
 POLICY_CHANGE_ACTIONS = {"iam:CreatePolicy", "iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion",
                          "iam:SetDefaultPolicyVersion", "iam:TagPolicy", "iam:UntagPolicy"}
 _GENERATED_TABLE = "links-prod-LinksTable-1A2B3C4D5E6F"
+_GENERATED_SALTS_TABLE = "links-prod-SaltsTable-9Z8Y7X6W5V4U"
 ROLE_POLICY_TYPES = {"AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}
 
 
@@ -814,6 +833,8 @@ def _resolve(node, template, stage, fills, table):
         name, attribute = args
         assert attribute == "Arn", args
         props, where = resources[name]["Properties"], f"{fills['Region']}:{fills['Account']}"
+        if name == "SaltsTable":  # named by CloudFormation, whatever the links table
+            return f"arn:aws:dynamodb:{where}:table/{_GENERATED_SALTS_TABLE}"
         if resources[name]["Type"] == "AWS::Kinesis::Stream":
             return f"arn:aws:kinesis:{where}:stream/{_resolve(props['Name'], template, stage, fills, table)}"
         assert resources[name]["Type"] == "AWS::SQS::Queue", name

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from local_stack.dynamodb import free_port, java_major_version
+from local_stack.dynamodb import client_for, free_port, java_major_version
 from tests.stack_process import ROOT, Stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -35,7 +35,15 @@ def test_recipe_validation_over_http(engine, tmp_path):
         assert _listening_addresses(stack.dynamodb_port) == {"127.0.0.1"}
         # The salt schedule ran before the first click: today's salt of the visitor hash exists.
         [salts] = [json.loads(line) for line in stack.lines if line.startswith('{"type":"salts"')]
-        assert time.strftime("%Y-%m-%d", time.gmtime()) in salts["created"] + salts["kept"]
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        assert today in salts["created"] + salts["kept"]
+        # In the salts' own table beside the links table (the template's SaltsTable), never in the links table.
+        assert "salts in 'links-local-salts'" in banner
+        ddb = client_for(f"http://127.0.0.1:{stack.dynamodb_port}")
+        salt_key = {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "salt#"}}}
+        assert today in [item["sk"]["S"] for item in ddb.query(TableName="links-local-salts", **salt_key)["Items"]]
+        assert ddb.query(TableName="links-local", **salt_key)["Items"] == []
+        assert ddb.describe_time_to_live(TableName="links-local-salts")["TimeToLiveDescription"]["AttributeName"] == "purge_at"
 
         # Create through the API, as the recipe's `curl -X POST .../shorten` does.
         status, created = stack.api("POST", "/shorten", {"url": "https://docs.aws.amazon.com/lambda/latest/dg/welcome.html"})

@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import (ClientError, ConnectTimeoutError, EndpointConnectionError, NoCredentialsError,
                                  ReadTimeoutError)
 
-from tests.conftest import TABLE_NAME
+from tests.conftest import SALT_TABLE_NAME, TABLE_NAME
 
 EVENTS = Path(__file__).parent / "events"
 REDIRECT_DIR = Path(__file__).resolve().parent.parent / "redirect_fn"
@@ -18,10 +18,13 @@ NOW = 1_795_757_759.0  # 2026-11-27T05:35:59Z
 
 
 @pytest.fixture
-def redirect(ddb, monkeypatch):
-    """The handler module, imported after moto started (its client is built at import time)."""
+def redirect(ddb, salts_table, monkeypatch):
+    """The handler module, imported after moto started (its client is built at import time), reading the
+    day's salt from the salts' own table."""
     monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
+    monkeypatch.setenv("SALT_TABLE_NAME", salts_table)
     module = importlib.import_module("redirect_fn.handler")
+    monkeypatch.setattr(module, "SALT_TABLE_NAME", salts_table)  # read at import: another test may have imported it
     module._cache.clear()
     monkeypatch.setattr(module, "_salt", module._Salt())  # no salt held from another test's table
     monkeypatch.setattr(module.time, "time", lambda: NOW)
@@ -31,12 +34,17 @@ def redirect(ddb, monkeypatch):
 
 @pytest.fixture
 def calls(redirect):
-    """Every DynamoDB operation the handler's client makes, by name ("GetItem salt#" for a salt read)."""
+    """Every DynamoDB operation the handler's client makes, by name ("GetItem salt#" for a salt read, which
+    is one only in the salts' table; a read of any key there but a salt's would be "... salts-table?")."""
     made = []
 
     def record(model, params, **_):
         salt = params.get("Key", {}).get("pk", {}).get("S") == "salt#"
-        made.append(f"{model.name} salt#" if salt else model.name)
+        in_salts_table = params.get("TableName") == SALT_TABLE_NAME
+        if salt != in_salts_table:
+            made.append(f"{model.name} salts-table?")
+        else:
+            made.append(f"{model.name} salt#" if salt else model.name)
 
     redirect._client.meta.events.register("provide-client-params.dynamodb", record)
     yield made
@@ -397,8 +405,8 @@ IPHONE = json.loads((EVENTS / "http_api_v2_get.json").read_text())["headers"]["u
 
 
 def put_salt(ddb, day=TODAY, salt=SALT):
-    ddb.put_item(TableName=TABLE_NAME, Item={"pk": {"S": "salt#"}, "sk": {"S": day}, "salt": {"B": salt},
-                                             "purge_at": {"N": "1"}})
+    ddb.put_item(TableName=SALT_TABLE_NAME, Item={"pk": {"S": "salt#"}, "sk": {"S": day}, "salt": {"B": salt},
+                                                  "purge_at": {"N": "1"}})
 
 
 def visitor_event(source_ip="203.0.113.9", user_agent="Mozilla/5.0 (X11; Linux x86_64)", fmt="v2", headers=None):
@@ -606,7 +614,7 @@ def test_a_malformed_salt_item_is_no_salt(redirect, ddb, capsys, salt):
         item["salt"] = {"B": salt}
     else:
         item["salt"] = {"S": "not bytes"}
-    ddb.put_item(TableName=TABLE_NAME, Item=item)
+    ddb.put_item(TableName=SALT_TABLE_NAME, Item=item)
     assert clicked_v(redirect, visitor_event(), capsys) is None
 
 
@@ -617,6 +625,40 @@ def test_nothing_about_the_visitor_but_v_is_printed(redirect, ddb, capsys):
     out = capsys.readouterr().out
     assert "198.51.100.77" not in out and "192.0.2.99" not in out
     assert SALT.hex() not in out and repr(SALT) not in out
+
+
+def test_a_salt_left_in_the_links_table_is_never_read(redirect, ddb, capsys, calls):
+    """Salts live in their own table (no point-in-time history there); an older deployment's salt item
+    in the links table is not one."""
+    put_link(ddb, "abc1234")
+    ddb.put_item(TableName=TABLE_NAME, Item={"pk": {"S": "salt#"}, "sk": {"S": TODAY}, "salt": {"B": SALT}})
+    assert clicked_v(redirect, visitor_event(), capsys) is None
+    assert calls == ["GetItem", "GetItem salt#"]  # the miss was in the salts' table
+
+
+def test_without_salt_table_name_clicks_have_no_v_and_no_salt_is_read(redirect, ddb, capsys, calls, monkeypatch):
+    """An older stack, or a test that does not care about visitors: redirects work as before, without "v"."""
+    monkeypatch.setattr(redirect, "SALT_TABLE_NAME", None)
+    put_link(ddb, "abc1234")
+    put_salt(ddb)
+    assert clicked_v(redirect, visitor_event(), capsys) is None
+    assert calls == ["GetItem"]
+
+
+def test_salt_table_name_is_read_from_the_environment_and_optional(ddb, monkeypatch):
+    import redirect_fn
+
+    monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
+    # Each import below replaces the package's attribute too: put the original back afterwards.
+    monkeypatch.setattr(redirect_fn, "handler", importlib.import_module("redirect_fn.handler"))
+    for value, expected in (("links-test-salts", "links-test-salts"), ("", None), (None, None)):
+        if value is None:
+            monkeypatch.delenv("SALT_TABLE_NAME", raising=False)
+        else:
+            monkeypatch.setenv("SALT_TABLE_NAME", value)
+        monkeypatch.delitem(sys.modules, "redirect_fn.handler", raising=False)
+        assert importlib.import_module("redirect_fn.handler").SALT_TABLE_NAME == expected
+    monkeypatch.delitem(sys.modules, "redirect_fn.handler", raising=False)
 
 
 def test_head_and_non_clicks_read_no_salt(redirect, ddb, calls):

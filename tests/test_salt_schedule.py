@@ -7,7 +7,7 @@ from botocore.exceptions import ClientError
 
 from local_stack import template
 from local_stack.salt_schedule import SaltSchedule
-from tests.conftest import TABLE_NAME
+from tests.conftest import SALT_TABLE_NAME
 
 
 def test_the_interval_is_the_templates_rate():
@@ -27,11 +27,11 @@ def test_a_schedule_that_is_not_a_rate_is_refused(expression):
         template.schedule_seconds("R", doc)
 
 
-def test_it_rotates_at_start_so_todays_salt_exists_before_the_first_click(ddb):
+def test_it_rotates_at_start_so_todays_salt_exists_before_the_first_click(ddb, salts_table):
     out = io.StringIO()
-    schedule = SaltSchedule(ddb, TABLE_NAME, interval=3600, out=out, clock=lambda: 1_795_757_759.0).start()
+    schedule = SaltSchedule(ddb, SALT_TABLE_NAME, interval=3600, out=out, clock=lambda: 1_795_757_759.0).start()
     try:
-        items = ddb.query(TableName=TABLE_NAME, KeyConditionExpression="pk = :pk",
+        items = ddb.query(TableName=SALT_TABLE_NAME, KeyConditionExpression="pk = :pk",
                           ExpressionAttributeValues={":pk": {"S": "salt#"}})["Items"]
         assert [item["sk"]["S"] for item in items] == ["2026-11-27"]
         assert json.loads(out.getvalue())["created"] == ["2026-11-27"]
@@ -39,13 +39,13 @@ def test_it_rotates_at_start_so_todays_salt_exists_before_the_first_click(ddb):
         schedule.stop()
 
 
-def test_a_failed_run_does_not_stop_the_schedule(ddb, monkeypatch):
+def test_a_failed_run_does_not_stop_the_schedule(ddb, salts_table, monkeypatch):
     def fail(**_):
         raise ClientError({"Error": {"Code": "ThrottlingException"}}, "PutItem")
 
     monkeypatch.setattr(ddb, "put_item", fail)
     out = io.StringIO()
-    schedule = SaltSchedule(ddb, TABLE_NAME, interval=3600, out=out, clock=lambda: 1_795_757_759.0)
+    schedule = SaltSchedule(ddb, SALT_TABLE_NAME, interval=3600, out=out, clock=lambda: 1_795_757_759.0)
     schedule.step()
     schedule.step()
     assert [json.loads(line)["errors"] for line in out.getvalue().splitlines()] == [["ThrottlingException"]] * 2

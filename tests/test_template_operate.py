@@ -409,16 +409,18 @@ def test_every_stateful_resource_says_what_delete_and_replace_do():
             assert resource.get("DeletionPolicy") in {"Delete", "Retain", "RetainExceptOnCreate"}, name
             assert resource.get("UpdateReplacePolicy") in {"Delete", "Retain"}, name
     assert {"LinksTable", "ClickStream", "DeadLetterQueue", "RedirectLogGroup", "AggregatorLogGroup",
-            "AdminLogGroup", "ApiAccessLogGroup", "SaltLogGroup"} == seen
+            "AdminLogGroup", "ApiAccessLogGroup", "SaltLogGroup", "SaltsTable"} == seen
     # Kept: the links, and the audit copy. Neither may be left behind by a failed first create.
     assert RESOURCES["AdminLogGroup"]["DeletionPolicy"] == "RetainExceptOnCreate"
     assert RESOURCES["ClickStream"]["DeletionPolicy"] == "Delete"
+    # The salts are worth nothing once gone, and must not outlive their deletion (no PITR, no retained copy).
+    assert (RESOURCES["SaltsTable"]["DeletionPolicy"], RESOURCES["SaltsTable"]["UpdateReplacePolicy"]) == ("Delete", "Delete")
 
 
 def test_each_deletion_policy_has_its_reason():
     text = (ROOT / "cloudformation.yaml").read_text()
     for name in ("ClickStream", "DeadLetterQueue", "RedirectLogGroup", "AggregatorLogGroup", "AdminLogGroup",
-                 "ApiAccessLogGroup", "SaltLogGroup"):
+                 "ApiAccessLogGroup", "SaltLogGroup", "SaltsTable"):
         block = text[text.index(f"\n  {name}:\n"):]
         block = block[:block.index("DeletionPolicy")]
         assert re.search(r"\n    # \S", block), f"{name}: say why Delete or Retain on the line above"
