@@ -144,8 +144,8 @@ def apply_batch(batch, mark, retry=False):
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
         owned, duplicates = _claim_records(pool, batch, mark, retry)
         clicks = [click for record in owned for click in record.clicks]
-        groups = group(clicks)
-        read = _read_items(groups, mark) if retry else {}
+        groups, day_groups = group(clicks), rollups.group(clicks, mark)
+        read = _read_items([*groups, *day_groups], mark) if retry else {}
         days, learned = retention_days(), {}
         outcomes = _all(pool, [
             (apply_item, _dynamodb, TABLE_NAME, key, item_clicks, mark, REGION, read.get(key) if retry else None,
@@ -153,11 +153,13 @@ def apply_batch(batch, mark, retry=False):
             for key, item_clicks in groups.items()
         ], "item updates")
         # After every stats item: a failure above fails the batch before its rollups are written.
-        day_groups = rollups.group(clicks, mark)
+        # A retry read the rollups' marks: one already applied is not written again; for one that
+        # is not, the read is partial (a rollup's links are not known in advance), so it is not used.
         _all(pool, [
             (apply_item, _dynamodb, TABLE_NAME, key, day_clicks, mark, REGION, None,
              days, rollups.links_of_day(learned, key[1]))
             for key, day_clicks in day_groups.items()
+            if not _applied(read.get(key), mark, day_clicks)
         ], "rollup updates")
     return {
         "clicks": len(clicks),
@@ -208,6 +210,12 @@ def _all(pool, calls, what):
     return results
 
 
+def _applied(read, mark, clicks):
+    """Whether an item as read holds this shard's mark at or above the last of the clicks."""
+    stored = (read or {}).get(mark, {}).get("S")
+    return stored is not None and clicks[-1].sequence <= stored
+
+
 def _read_claims(first_of):
     """For a retry: the owners of the batch's claims that exist ({identity: owner})."""
     keys = {identity: layout.claim_key(identity, REGION) for identity in first_of}
@@ -216,9 +224,9 @@ def _read_claims(first_of):
     return {identity: by_pk.get(key["pk"]["S"]) for identity, key in keys.items()}
 
 
-def _read_items(groups, mark):
+def _read_items(item_keys, mark):
     """For a retry: each item's mark, clicks, sets and visitors as they are now ({} for an item without them)."""
-    keys = {key: item_key(key, REGION) for key in groups}
+    keys = {key: item_key(key, REGION) for key in item_keys}
     names = [mark, "clicks", layout.REFERRER_SET, layout.COUNTRY_SET, layout.DEVICE_SET, layout.BROWSER_SET,
              layout.OS_SET, layout.VISITOR_SET, layout.VISITOR_SKETCH, layout.VISITOR_VERSION]
     found = _batch_get(

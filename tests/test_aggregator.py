@@ -102,7 +102,8 @@ def deliver(aggregator, kinesis, *batches, timestamp_ms=NOON):
 def item(ddb, pk, sk):
     """One item as plain values ({} when missing)."""
     raw = ddb.get_item(TableName=TABLE_NAME, Key={"pk": {"S": pk}, "sk": {"S": sk}}).get("Item", {})
-    return {k: (int(v["N"]) if "N" in v else set(v["SS"]) if "SS" in v else v["S"]) for k, v in raw.items()}
+    return {k: (int(v["N"]) if "N" in v else set(v["SS"]) if "SS" in v else {bytes(h) for h in v["BS"]} if "BS" in v
+                else bytes(v["B"]) if "B" in v else v["S"]) for k, v in raw.items()}
 
 
 def counter(ddb, short_id, region=REGION):
