@@ -26,8 +26,10 @@ def group(clicks, mark):
 
 
 def links_of_day(learned, day):
-    """{short id: clicks that day} from what the stats writes learned ({("stats", id, day): clicks})."""
-    return {key[1]: total for key, total in learned.items() if key[0] == "stats" and key[2] == day}
+    """{short id: clicks by people that day} from what the stats writes learned ({("stats", id, day): clicks}).
+
+    A link only bots followed has none, and is no top link."""
+    return {key[1]: total for key, total in learned.items() if key[0] == "stats" and key[2] == day and total > 0}
 
 
 def top(totals, limit=TOP_LINKS):
