@@ -49,13 +49,24 @@ def agent(user_agent):
         return Agent(BOT, UNKNOWN, UNKNOWN)  # Browsers always send one; an empty agent is a script.
     if _PREVIEW_FETCHERS.search(user_agent) or _crawler_detect.isCrawler(user_agent):
         return Agent(BOT, UNKNOWN, UNKNOWN)
-    parsed = _parser.parse(user_agent).with_defaults()
-    device = parsed.device.family
+    device = _family(_parser.parse_device, user_agent)
     if device == "Spider":
         return Agent(BOT, UNKNOWN, UNKNOWN)  # uap-core's name for a crawler CrawlerDetect missed
-    if device == UNKNOWN and _DESKTOP_OS.match(parsed.os.family):
+    os = _family(_parser.parse_os, user_agent)
+    if device == UNKNOWN and _DESKTOP_OS.match(os):
         device = "Desktop"
-    return Agent(bounded_key(device), bounded_key(parsed.user_agent.family), bounded_key(parsed.os.family))
+    return Agent(bounded_key(device), bounded_key(_family(_parser.parse_user_agent, user_agent)), bounded_key(os))
+
+
+def _family(parse, user_agent):
+    """One domain's family, UNKNOWN when ua-parser finds none."""
+    try:
+        found = parse(user_agent)
+    except ValueError:
+        # ua-parser raises on some forged agents (a rule's captured family is blank: "Android 10;   Build/"):
+        # one visitor's header must not fail the batch, which would then be retried for ever.
+        return UNKNOWN
+    return found.family if found is not None else UNKNOWN
 
 
 def classify_device(user_agent):

@@ -14,6 +14,8 @@ from collections import Counter
 
 import boto3
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from botocore.exceptions import ClientError
 
 from aggregator import clicks, layout, writes
@@ -149,6 +151,58 @@ def test_devices_are_ua_parsers_families_and_desktop_on_a_desktop_os(agent, devi
     from aggregator.bots import classify_device
 
     assert classify_device(agent) == device
+
+
+@pytest.mark.parametrize(
+    ("agent", "expected"),
+    [(HUMAN, ("Desktop", "Chrome", "Windows")), (PHONE, ("iPhone", "Mobile Safari UI/WKWebView", "iOS")),
+     ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15",
+      ("Mac", "Safari", "Mac OS X")),
+     ("Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)", ("bot", "Other", "Other"))],
+)
+def test_browsers_and_operating_systems_are_ua_parsers_families(agent, expected):
+    from aggregator.bots import agent as parse_agent
+
+    assert tuple(parse_agent(agent)) == expected
+
+
+def _bounded(key):
+    from aggregator.bots import KEY_MAX
+
+    return 0 < len(key) <= KEY_MAX and key.isprintable() and key == key.strip()
+
+
+# A device family copied from the agent (uap-core's generic Android rule): the visitor chooses it.
+FORGED = "Mozilla/5.0 (Linux; Android 10; {} Build/QP1A) AppleWebKit/537.36 (KHTML, like Gecko) Mobile Safari/537.36"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.text(max_size=300),
+    st.text(alphabet=st.characters(max_codepoint=0x1F), max_size=80).map(lambda junk: FORGED.format(junk)),
+    st.text(min_size=1, max_size=200).map(lambda model: FORGED.format(model)),
+))
+@example(FORGED.format(" "))  # ua-parser raises ValueError on it: "Unable to find device family"
+def test_hostile_user_agents_give_bounded_keys(agent):
+    message = json.dumps({"type": "click", "id": "abc1234", "ua": agent})
+    click = clicks.parse_line("1", {"timestamp": NOON, "message": message})
+    assert click is not None
+    for key in (click.device, click.browser, click.os):
+        assert _bounded(key), key
+        key.encode()  # no lone surrogate: DynamoDB takes UTF-8 only
+
+
+def test_a_forged_device_family_is_cut_to_64_printable_characters():
+    from aggregator.bots import KEY_MAX, agent as parse_agent
+
+    device = parse_agent(FORGED.format("Evil\x01\x7f" + "M" * 300)[: clicks.USER_AGENT_MAX]).device
+    assert _bounded(device) and len(device) <= KEY_MAX and "\x01" not in device
+
+
+def test_an_agent_ua_parser_refuses_keeps_its_browser_and_os():
+    from aggregator.bots import agent as parse_agent
+
+    assert tuple(parse_agent(FORGED.format(" "))) == ("Other", "Android", "Android")
 
 
 # ------------------------------------------------------------------ clicks.py: validation

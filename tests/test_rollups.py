@@ -308,6 +308,7 @@ SCENARIOS = {
 }
 
 
+@pytest.mark.slow  # about 30 s each: every write is read before and after, to size it
 @pytest.mark.parametrize("visitors", [True, False], ids=["with-v", "without-v"])
 @pytest.mark.parametrize("spread", list(SCENARIOS))
 def test_write_units_per_click(aggregator, kinesis, ddb, monkeypatch, spread, visitors):
@@ -325,7 +326,9 @@ def test_write_units_per_click(aggregator, kinesis, ddb, monkeypatch, spread, vi
     print(f"\n{spread} {'with' if visitors else 'without'} v: {meter.units} write units for 2,000 clicks "
           f"({per_click:.3f} a click), {meter.calls} UpdateItem, {meter.failed} failed conditions")
     links = 400 if spread == "thin" else 1
-    assert meter.calls == 5 * (2 * links + 1) and meter.failed == 0  # no failed write in steady state
+    # A counter and a stats item a link, a rollup a batch; and at most one failed condition for each
+    # item whose state this container learns then remembers (the rollup; a hot stats item's sketch).
+    assert meter.failed <= 2 and meter.calls == 5 * (2 * links + 1) + meter.failed
     if spread == "thin":
         assert per_click <= 2 + 1  # a counter and a stats item a click, and at most one extra unit
     else:
