@@ -49,12 +49,12 @@ def test_store_reads_back_what_the_aggregator_wrote(store, aggregate):
         "bots": 0,
         "referrers": {"news.example.com": 1},
         "countries": {"DE": 1},
-        "devices": {"desktop": 1},
+        "devices": {"Desktop": 1},
     }
     assert days[1]["clicks"] == 2 and days[1]["bots"] == 1
     assert days[1]["referrers"] == {"mail.example.org": 1}
     assert days[1]["countries"] == {"FR": 1}
-    assert days[1]["devices"] == {"mobile": 2}
+    assert days[1]["devices"] == {"iPhone": 2}
 
 
 def test_store_has_no_stats_for_a_link_without_clicks(store):
@@ -66,9 +66,9 @@ def test_summary_fills_empty_days_and_ranks_the_top_sources():
     last = date(2026, 11, 27)
     days = [
         {"day": "2026-11-25", "clicks": 4, "bots": 1, "referrers": {"a.example": 3, "b.example": 1},
-         "countries": {"DE": 4}, "devices": {"mobile": 4}},
+         "countries": {"DE": 4}, "devices": {"iPhone": 4}},
         {"day": "2026-11-27", "clicks": 2, "bots": 0, "referrers": {"b.example": 2},
-         "countries": {"FR": 2}, "devices": {"desktop": 2}},
+         "countries": {"FR": 2}, "devices": {"Desktop": 2}},
     ]
     summary = stats.summarise(days, last, window=7)
     assert [p["day"] for p in summary["series"]] == [(last - timedelta(days=n)).isoformat() for n in range(6, -1, -1)]
@@ -110,7 +110,7 @@ def test_api_returns_daily_stats(client, api_token, store, aggregate):
     [day] = response.get_json()["days"]
     assert day["day"] == today.isoformat()
     # A country code that is not two upper-case letters is not counted as a country (the click is).
-    assert (day["clicks"], day["countries"], day["devices"]) == (3, {"DE": 1, "US": 1}, {"desktop": 2, "mobile": 1})
+    assert (day["clicks"], day["countries"], day["devices"]) == (3, {"DE": 1, "US": 1}, {"Desktop": 2, "iPhone": 1})
 
 
 @pytest.mark.parametrize(
