@@ -570,9 +570,15 @@ def test_update_expressions_stay_under_dynamodbs_4_kb_at_their_largest():
     host = ".".join(["a" * 63] * 3) + "." + "b" * 61
     referrers = {f"{i:03d}{host[3:]}": 1 for i in range(200)}
     countries = {f"{a}{b}": 1 for a in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" for b in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
-    devices = {"desktop": 1, "mobile": 1, "tablet": 1, "other": 1}
+    devices = {f"{'D' * 60}{i:04d}": 1 for i in range(80)}
     for seen in (None, {MARK: {"S": "0"}, "refs": {"SS": ["x.example"]}, "ccs": {"SS": ["DE"]}}):
-        update, _ = writes.build_update("stats", _stats_totals(referrers, countries, devices), MARK, seen=seen)
+        totals = _stats_totals(referrers, countries, devices)
+        totals.browsers.update({f"b{i}": 1 for i in range(80)})
+        totals.oses.update({f"o{i}": 1 for i in range(80)})
+        totals.hours.update({f"{h:02d}": 1 for h in range(24)})
+        totals.bot_hours.update({f"{h:02d}": 1 for h in range(24)})
+        totals.visitors.update(bytes([i]) * 8 for i in range(200))  # the sketch's read-modify-write
+        update, _ = writes.build_update("stats", totals, MARK, seen=seen, purge_at=1)
         assert len(update["UpdateExpression"].encode()) < 4096
         assert len(update["ConditionExpression"].encode()) < 4096
 
