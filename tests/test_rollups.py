@@ -333,3 +333,57 @@ def test_write_units_per_click(aggregator, kinesis, ddb, monkeypatch, spread, vi
         assert per_click <= 2 + 1  # a counter and a stats item a click, and at most one extra unit
     else:
         assert meter.units <= 5 * 40  # a few writes a batch, whatever the clicks: the sketch's size, not theirs
+
+
+# ------------------------------------------------------------------ the same writes on DynamoDB Local
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(__import__("tests.support.dynamodb_local", fromlist=["NO_JAVA"]).NO_JAVA,
+                    reason="DynamoDB Local needs Java 11+")
+def test_dynamodb_local_takes_every_kind_of_visitor_and_rollup_write(dynamodb_local, monkeypatch):
+    """moto is lenient in places; DynamoDB Local checks expressions as DynamoDB does (binary sets,
+    size() of a set, REMOVE beside SET, a set replaced in a rollup that evicts links)."""
+    import uuid
+
+    from local_stack.template import create_table
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
+    client = dynamodb_local.client()
+    table = f"links-{uuid.uuid4().hex[:8]}"
+    create_table(client, table)
+    writes._full_items.clear()
+    shard_b = layout.mark_name("life0", "shardId-000000000001")
+
+    def apply(key, mark, first, visitors, links=None, short_id="hot"):
+        run = [a_click(str(first + i), short_id=short_id) for i in range(len(visitors))]
+        for click, visitor in zip(run, visitors):
+            click.visitor = hashed(visitor)
+        learned = {}
+        outcome = writes.apply_item(client, table, key, run, mark, REGION, retention_days=30, links=links, learned=learned)
+        return outcome, learned
+
+    stats = ("stats", "hot", DAY)
+    assert apply(stats, shard_b, 1, list(range(30)))[0] == writes.APPLIED  # the small set
+    assert apply(stats, MARK, 1, list(range(20, 150)))[1] == {stats: 160}  # overflows into the sketch
+    assert apply(stats, shard_b, 31, list(range(1_000, 1_100)))[0] == writes.APPLIED  # another shard's sketch write
+    assert apply(stats, MARK, 131, list(range(2_000, 2_010)))[0] == writes.APPLIED  # stale memory: fails, then merges
+    assert apply(stats, MARK, 131, list(range(2_000, 2_010)))[0] == writes.ALREADY_APPLIED
+    item = client.get_item(TableName=table, Key=layout.stats_key("hot", DAY, REGION), ConsistentRead=True)["Item"]
+    everything = {hashed(v) for v in [*range(150), *range(1_000, 1_100), *range(2_000, 2_010)]}
+    assert sketch.count([(None, bytes(item[layout.VISITOR_SKETCH]["B"]))]) == sketch.count([(everything, None)])
+    assert layout.VISITOR_SET not in item and int(item["clicks"]["N"]) == 270
+    assert item[layout.PURGE_AT] == {"N": str(calendar.timegm((2026, 12, 28, 0, 0, 0)))}
+
+    rollup = ("rollup", DAY, MARK)
+    first_links = {f"a{i:03d}": i + 1 for i in range(rollups.TOP_LINKS)}
+    apply(rollup, MARK, 1, list(range(5)), links=first_links)
+    later_links = {f"b{i:03d}": 1_000 + i for i in range(50)}
+    apply(rollup, MARK, 10, list(range(200)), links=later_links)  # a failed condition, then an exact eviction
+    apply(rollup, MARK, 300, [7], links={"a000": 5_000})  # from this container's memory
+    found = client.get_item(TableName=table, Key=layout.rollup_key(DAY, REGION, MARK), ConsistentRead=True)["Item"]
+    kept = set(found[layout.LINK_SET]["SS"])
+    expected = rollups.top({**first_links, **later_links, "a000": 5_000})
+    assert kept == set(expected) and {n[4:] for n in found if n.startswith(layout.LINK_PREFIX)} == kept
+    assert found["lnk#a000"] == {"N": "5000"}
