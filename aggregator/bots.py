@@ -52,10 +52,10 @@ def agent(user_agent):
     device = _family(_parser.parse_device, user_agent)
     if device == "Spider":
         return Agent(BOT, UNKNOWN, UNKNOWN)  # uap-core's name for a crawler CrawlerDetect missed
-    os = _family(_parser.parse_os, user_agent)
-    if device == UNKNOWN and _DESKTOP_OS.match(os):
+    system = _family(_parser.parse_os, user_agent)
+    if device == UNKNOWN and _DESKTOP_OS.match(system):
         device = "Desktop"
-    return Agent(bounded_key(device), bounded_key(_family(_parser.parse_user_agent, user_agent)), bounded_key(os))
+    return Agent(bounded_key(device), bounded_key(_family(_parser.parse_user_agent, user_agent)), bounded_key(system))
 
 
 def _family(parse, user_agent):

@@ -126,7 +126,7 @@ def parse_line(sequence, event):
         return None
     at = _timestamp(event.get("timestamp"))
     user_agent = record.get("ua") if isinstance(record.get("ua"), str) else ""
-    device, browser, os = agent(user_agent[:USER_AGENT_MAX])
+    device, browser, system = agent(user_agent[:USER_AGENT_MAX])
     return Click(
         sequence=sequence,
         short_id=short_id,
@@ -138,7 +138,7 @@ def parse_line(sequence, event):
         visitor=sketch.visitor_hash(record.get("v")),
         hour=at[11:13],
         browser=browser,
-        os=os,
+        os=system,
     )
 
 

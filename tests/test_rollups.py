@@ -16,6 +16,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from aggregator import layout, rollups, writes
 from figures.pytest_plugin import record
 from tests.conftest import REGION, TABLE_NAME
+from tests.support.dynamodb_local import NO_JAVA
 from tests.test_aggregator import (  # noqa: F401 - kinesis and aggregator are fixtures
     HUMAN, MARK, NEXT_DAY, NOON, PHONE, a_click, aggregator, deliver, event_for, kinesis, line, put,
 )
@@ -339,8 +340,7 @@ def test_write_units_per_click(aggregator, kinesis, ddb, monkeypatch, spread, vi
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(__import__("tests.support.dynamodb_local", fromlist=["NO_JAVA"]).NO_JAVA,
-                    reason="DynamoDB Local needs Java 11+")
+@pytest.mark.skipif(NO_JAVA, reason="DynamoDB Local needs Java 11+")
 def test_dynamodb_local_takes_every_kind_of_visitor_and_rollup_write(dynamodb_local, monkeypatch):
     """moto is lenient in places; DynamoDB Local checks expressions as DynamoDB does (binary sets,
     size() of a set, REMOVE beside SET, a set replaced in a rollup that evicts links)."""

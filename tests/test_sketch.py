@@ -12,10 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregator import clicks, layout
+from figures.pytest_plugin import record
+from tests.conftest import TABLE_NAME
 from tests.test_aggregator import (  # noqa: F401 - kinesis and aggregator are fixtures
     NEXT_DAY, NOON, aggregator, deliver, event_for, kinesis, put,
 )
-from tests.conftest import TABLE_NAME
 from uniques import sketch
 
 hashes = st.binary(min_size=sketch.HASH_BYTES, max_size=sketch.HASH_BYTES)
@@ -41,6 +42,8 @@ def random_hashes(n, seed):
 def test_the_sketch_is_exact_up_to_100_and_within_2_percent_to_a_million(visitors, tolerance):
     values = random_hashes(visitors, seed=18)
     estimate = sketch.count([as_item(set(values))])
+    # For BENCHMARKS.md: the relative error in percent, signed.
+    record(f"uniques.sketch_error_percent.{visitors}", round(100 * (estimate - visitors) / visitors, 3))
     assert abs(estimate - visitors) <= tolerance * visitors, estimate
 
 
