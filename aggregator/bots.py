@@ -1,10 +1,19 @@
-"""Tell people from bots and link-preview fetchers, and people's devices apart, by user agent."""
+"""Tell people from bots and link-preview fetchers by user agent, and name people's device, browser and OS.
+
+Bots and previews: CrawlerDetect, plus the preview fetchers it may miss. Devices, browsers and
+operating systems: ua-parser (the maintained uap-core rules), with the families as keys.
+"""
 import re
 from functools import lru_cache
+from typing import NamedTuple
 
+import ua_parser
 from crawlerdetect import CrawlerDetect
 
 _crawler_detect = CrawlerDetect()
+# The pure-Python resolver with no cache of its own: agent() below caches whole answers, and
+# one cache is enough. Built at import: compiling uap-core's rules costs a cold start, not a click.
+_parser = ua_parser.Parser(ua_parser.BasicResolver(ua_parser.load_builtins()))
 
 # Link-preview fetchers that unfurl a link when it is pasted into a chat or an email.
 # CrawlerDetect knows most of them; these cover the ones it misses or may miss.
@@ -14,22 +23,63 @@ _PREVIEW_FETCHERS = re.compile(
     r"|TelegramBot|Discordbot",
     re.IGNORECASE,
 )
-_TABLET = re.compile(r"iPad|Tablet|Android(?!.*Mobile)", re.IGNORECASE)
-_MOBILE = re.compile(r"Mobi|iPhone|iPod|Android.*Mobile|Windows Phone", re.IGNORECASE)
-_DESKTOP = re.compile(r"Windows NT|Macintosh|X11|CrOS|Linux x86_64", re.IGNORECASE)
+# ua-parser names no device for a desktop or laptop ("Other"): on one of these systems, it is one.
+_DESKTOP_OS = re.compile(
+    r"Windows(?! (Phone|Mobile|CE|RT))|Mac OS X|macOS|Chrome ?OS|Linux|Ubuntu|Kubuntu|Debian|Fedora|Red Hat|SUSE"
+    r"|openSUSE|Mint|Arch Linux|Gentoo|Slackware|CentOS|Mageia|FreeBSD|OpenBSD|NetBSD|Solaris"
+)
+BOT = "bot"  # the device of a bot or preview (a person can forge it too, and only moves their own click)
+UNKNOWN = "Other"  # ua-parser's name for a family it cannot tell
+KEY_MAX = 64  # characters of a family kept as a counter's key
+AGENTS_REMEMBERED = 4096
 
 
-@lru_cache(maxsize=4096)
-def classify_device(user_agent):
-    """Return "bot", "mobile", "tablet", "desktop" or "other" for a user agent string."""
+class Agent(NamedTuple):
+    """What a user agent says: a device (BOT for bots and previews), a browser and an OS family."""
+
+    device: str
+    browser: str
+    os: str
+
+
+@lru_cache(maxsize=AGENTS_REMEMBERED)
+def agent(user_agent):
+    """The Agent of a user agent string (callers bound its length first: parsing is regular expressions)."""
     if not user_agent.strip():
-        return "bot"  # Browsers always send one; an empty agent is a script.
+        return Agent(BOT, UNKNOWN, UNKNOWN)  # Browsers always send one; an empty agent is a script.
     if _PREVIEW_FETCHERS.search(user_agent) or _crawler_detect.isCrawler(user_agent):
-        return "bot"
-    if _TABLET.search(user_agent):
-        return "tablet"
-    if _MOBILE.search(user_agent):
-        return "mobile"
-    if _DESKTOP.search(user_agent):
-        return "desktop"
-    return "other"
+        return Agent(BOT, UNKNOWN, UNKNOWN)
+    device = _family(_parser.parse_device, user_agent)
+    if device == "Spider":
+        return Agent(BOT, UNKNOWN, UNKNOWN)  # uap-core's name for a crawler CrawlerDetect missed
+    system = _family(_parser.parse_os, user_agent)
+    if device == UNKNOWN and _DESKTOP_OS.match(system):
+        device = "Desktop"
+    return Agent(bounded_key(device), bounded_key(_family(_parser.parse_user_agent, user_agent)), bounded_key(system))
+
+
+def _family(parse, user_agent):
+    """One domain's family, UNKNOWN when ua-parser finds none."""
+    try:
+        found = parse(user_agent)
+    except ValueError:
+        # ua-parser raises on some forged agents (a rule's captured family is blank: "Android 10;   Build/"):
+        # one visitor's header must not fail the batch, which would then be retried for ever.
+        return UNKNOWN
+    return found.family if found is not None else UNKNOWN
+
+
+def classify_device(user_agent):
+    """The device of a user agent: BOT, or ua-parser's device family ("Desktop" for a desktop OS)."""
+    return agent(user_agent).device
+
+
+def bounded_key(family):
+    """A family as a counter's key: printable characters only, at most KEY_MAX, never empty.
+
+    A family can be copied from the user agent itself (uap-core rules capture model names),
+    so a visitor chooses it: control characters, lone surrogates (no UTF-8 for DynamoDB) and
+    length are cut here.
+    """
+    key = "".join(char for char in family if char.isprintable())[:KEY_MAX].strip()
+    return key or UNKNOWN

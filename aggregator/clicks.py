@@ -13,7 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from aggregator import layout
-from aggregator.bots import classify_device
+from aggregator.bots import BOT, agent
+from uniques import sketch
 
 _VALID_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # A DNS name (punycode for international names), at most 253 characters in all.
@@ -36,9 +37,17 @@ class Click:
     short_id: str
     day: str  # YYYY-MM-DD, UTC
     at: str  # YYYY-MM-DDTHH:MM:SSZ, UTC
-    device: str  # "bot", "mobile", "tablet", "desktop" or "other"
+    device: str  # bots.BOT, or ua-parser's device family (bounded, like browser and os)
     referrer: str | None
     country: str | None
+    visitor: bytes | None = None  # the 8-byte visitor hash of the day ("v"), when the redirect had a salt
+    hour: str | None = None  # HH of `at` (taken from it when not given)
+    browser: str = "Other"
+    os: str = "Other"
+
+    def __post_init__(self):
+        if self.hour is None:
+            self.hour = self.at[11:13]
 
 
 @dataclass
@@ -53,6 +62,11 @@ class Totals:
     referrers: Counter = field(default_factory=Counter)
     countries: Counter = field(default_factory=Counter)
     devices: Counter = field(default_factory=Counter)
+    browsers: Counter = field(default_factory=Counter)
+    oses: Counter = field(default_factory=Counter)
+    hours: Counter = field(default_factory=Counter)  # "HH" -> clicks by people
+    bot_hours: Counter = field(default_factory=Counter)  # "HH" -> bot clicks
+    visitors: set = field(default_factory=set)  # visitor hashes of people's clicks
 
 
 def decode_record(data):
@@ -112,14 +126,19 @@ def parse_line(sequence, event):
         return None
     at = _timestamp(event.get("timestamp"))
     user_agent = record.get("ua") if isinstance(record.get("ua"), str) else ""
+    device, browser, system = agent(user_agent[:USER_AGENT_MAX])
     return Click(
         sequence=sequence,
         short_id=short_id,
         day=at[:10],
         at=at,
-        device=classify_device(user_agent[:USER_AGENT_MAX]),
+        device=device,
         referrer=valid_host(record.get("ref")),
         country=valid_country(record.get("cc")),
+        visitor=sketch.visitor_hash(record.get("v")),
+        hour=at[11:13],
+        browser=browser,
+        os=system,
     )
 
 
@@ -162,12 +181,18 @@ def totals_of(clicks):
     """What a run of clicks (in stream order) adds to one item."""
     totals = Totals(first=clicks[0].sequence, last=clicks[-1].sequence)
     for click in clicks:
-        if click.device == "bot":
+        if click.device == BOT:
             totals.bots += 1
+            totals.bot_hours[click.hour] += 1
             continue
         totals.clicks += 1
         totals.last_clicked_at = max(totals.last_clicked_at or click.at, click.at)
+        totals.hours[click.hour] += 1
         totals.devices[click.device] += 1
+        totals.browsers[click.browser] += 1
+        totals.oses[click.os] += 1
+        if click.visitor is not None:
+            totals.visitors.add(click.visitor)
         if click.referrer:
             totals.referrers[click.referrer] += 1
         if click.country:
@@ -176,7 +201,9 @@ def totals_of(clicks):
 
 
 def item_key(key, region):
-    """The DynamoDB key of a grouped item."""
+    """The DynamoDB key of a grouped item (a rollup's key also names its shard's mark: see rollups.py)."""
     if key[0] == "counter":
         return layout.counter_key(key[1], region)
+    if key[0] == "rollup":
+        return layout.rollup_key(key[1], region, key[2])
     return layout.stats_key(key[1], key[2], region)

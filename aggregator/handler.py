@@ -9,7 +9,9 @@ record it did not apply (a partial batch response), and the mapping goes on from
 1. drops producer duplicates: every record with clicks claims its identity (aggregator/claims.py);
 2. becomes one UpdateItem per link (its click counter) and one per link-day (its stats),
    guarded by per-shard high-water marks (aggregator/writes.py), so any redelivery or retry
-   counts every click exactly once.
+   counts every click exactly once;
+3. then one UpdateItem per day: the shard's rollup of that day across links (aggregator/rollups.py),
+   with the links' day totals the stats writes returned.
 
 Two kinds of event:
 - a Kinesis batch from the event source mapping;
@@ -29,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 from botocore.config import Config
 
-from aggregator import claims, layout, stream
+from aggregator import claims, layout, rollups, stream
 from aggregator.clicks import group, item_key, read_record
 from aggregator.writes import APPLIED, DROPPED, apply_item
 
@@ -52,6 +54,9 @@ MIN_SECONDS_LEFT = 10
 METRICS_NAMESPACE = "Shortener"
 # The most records an event source mapping puts in one Kinesis batch (its BatchSize limit).
 MAX_BATCH_RECORDS = 10_000
+# The admin's stats retention setting (webapp/store/settings.py) is read at most this often.
+RETENTION_CACHE_SECONDS = 300
+RETENTION_DAYS_MIN, RETENTION_DAYS_MAX = 7, 3650
 
 # The Python runtime leaves the root logger at WARNING; the per-batch summary is INFO.
 logger = logging.getLogger("aggregator")
@@ -65,6 +70,7 @@ _kinesis = boto3.client("kinesis")
 # retry (usually to this same warm container) reads items and claims first and writes only
 # what is missing, instead of paying a failed conditional write for each applied one.
 _failed = {}
+_retention = {"days": None, "read_at": None}  # the setting as last read, and when (time.monotonic)
 
 
 def lambda_handler(event, context):
@@ -138,15 +144,27 @@ def apply_batch(batch, mark, retry=False):
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
         owned, duplicates = _claim_records(pool, batch, mark, retry)
         clicks = [click for record in owned for click in record.clicks]
-        groups = group(clicks)
-        read = _read_items(groups, mark) if retry else {}
+        groups, day_groups = group(clicks), rollups.group(clicks, mark)
+        read = _read_items([*groups, *day_groups], mark) if retry else {}
+        days, learned = retention_days(), {}
         outcomes = _all(pool, [
-            (apply_item, _dynamodb, TABLE_NAME, key, item_clicks, mark, REGION, read.get(key) if retry else None)
+            (apply_item, _dynamodb, TABLE_NAME, key, item_clicks, mark, REGION, read.get(key) if retry else None,
+             days, None, learned)
             for key, item_clicks in groups.items()
         ], "item updates")
+        # After every stats item: a failure above fails the batch before its rollups are written.
+        # A retry read the rollups' marks: one already applied is not written again; for one that
+        # is not, the read is partial (a rollup's links are not known in advance), so it is not used.
+        _all(pool, [
+            (apply_item, _dynamodb, TABLE_NAME, key, day_clicks, mark, REGION, None,
+             days, rollups.links_of_day(learned, key[1]))
+            for key, day_clicks in day_groups.items()
+            if not _applied(read.get(key), mark, day_clicks)
+        ], "rollup updates")
     return {
         "clicks": len(clicks),
         "items": len(groups),
+        "rollups": len(day_groups),
         "applied": outcomes.count(APPLIED),
         "already_applied": len(outcomes) - outcomes.count(APPLIED) - outcomes.count(DROPPED),
         "dropped": outcomes.count(DROPPED),
@@ -192,6 +210,12 @@ def _all(pool, calls, what):
     return results
 
 
+def _applied(read, mark, clicks):
+    """Whether an item as read holds this shard's mark at or above the last of the clicks."""
+    stored = (read or {}).get(mark, {}).get("S")
+    return stored is not None and clicks[-1].sequence <= stored
+
+
 def _read_claims(first_of):
     """For a retry: the owners of the batch's claims that exist ({identity: owner})."""
     keys = {identity: layout.claim_key(identity, REGION) for identity in first_of}
@@ -200,12 +224,14 @@ def _read_claims(first_of):
     return {identity: by_pk.get(key["pk"]["S"]) for identity, key in keys.items()}
 
 
-def _read_items(groups, mark):
-    """For a retry: each item's mark and sets as they are now ({} for an item without them)."""
-    keys = {key: item_key(key, REGION) for key in groups}
+def _read_items(item_keys, mark):
+    """For a retry: each item's mark, clicks, sets and visitors as they are now ({} for an item without them)."""
+    keys = {key: item_key(key, REGION) for key in item_keys}
+    names = [mark, "clicks", layout.REFERRER_SET, layout.COUNTRY_SET, layout.DEVICE_SET, layout.BROWSER_SET,
+             layout.OS_SET, layout.VISITOR_SET, layout.VISITOR_SKETCH, layout.VISITOR_VERSION]
     found = _batch_get(
-        list(keys.values()), "pk, sk, #m, #r, #c",
-        {"#m": mark, "#r": layout.REFERRER_SET, "#c": layout.COUNTRY_SET},
+        list(keys.values()), "pk, sk, " + ", ".join(f"#p{i}" for i in range(len(names))),
+        {f"#p{i}": name for i, name in enumerate(names)},
     )
     by_key = {(item["pk"]["S"], item["sk"]["S"]): item for item in found}
     read = {}
@@ -215,6 +241,32 @@ def _read_items(groups, mark):
         item.pop("sk", None)
         read[key] = item
     return read
+
+
+def retention_days():
+    """The stats retention setting in days, or None (kept forever), read at most every RETENTION_CACHE_SECONDS."""
+    now = time.monotonic()
+    if _retention["read_at"] is not None and now - _retention["read_at"] < RETENTION_CACHE_SECONDS:
+        return _retention["days"]
+    item = _dynamodb.get_item(TableName=TABLE_NAME, Key=layout.RETENTION_SETTING_KEY,
+                              ProjectionExpression="#v", ExpressionAttributeNames={"#v": "value"}).get("Item") or {}
+    _retention.update(days=_valid_retention(item.get("value")), read_at=now)
+    return _retention["days"]
+
+
+def _valid_retention(value):
+    """Whole days in the allowed range from a setting's stored value, else None (and a warning for a bad one)."""
+    if value is None:
+        return None
+    try:
+        number = float(value.get("N")) if isinstance(value, dict) and "N" in value else None
+    except ValueError:
+        number = None
+    if number is not None and number.is_integer() and RETENTION_DAYS_MIN <= number <= RETENTION_DAYS_MAX:
+        return int(number)
+    logger.warning("ignored the stats retention setting: not a whole number of days from %d to %d",
+                   RETENTION_DAYS_MIN, RETENTION_DAYS_MAX)
+    return None
 
 
 def _batch_get(keys, projection, names):

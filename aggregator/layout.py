@@ -12,11 +12,26 @@ COUNTER_SK_PREFIX = "clicks#"
 # A link's per-day stats: pk "stats#<short_id>", sk "day#<YYYY-MM-DD>#<region>".
 STATS_PK_PREFIX = "stats#"
 DAY_SK_PREFIX = "day#"
-# Counter attributes of a stats item, one per referrer host, country and device class.
-REFERRER_PREFIX, COUNTRY_PREFIX, DEVICE_PREFIX = "ref#", "cc#", "dev#"
-# String sets naming the referrers and countries a stats item holds, so their number is bounded.
-REFERRER_SET, COUNTRY_SET = "refs", "ccs"
+# Counter attributes of a stats or rollup item, one per referrer host, country, device, browser and OS.
+REFERRER_PREFIX, COUNTRY_PREFIX, DEVICE_PREFIX, BROWSER_PREFIX, OS_PREFIX = "ref#", "cc#", "dev#", "br#", "os#"
+# String sets naming the keys of each of those an item holds, so their number is bounded.
+REFERRER_SET, COUNTRY_SET, DEVICE_SET, BROWSER_SET, OS_SET = "refs", "ccs", "devs", "brs", "oss"
 OTHER = "(other)"
+# Clicks by people ("h#HH") and by bots ("hb#HH") in each UTC hour of the day.
+HOUR_PREFIX, BOT_HOUR_PREFIX = "h#", "hb#"
+# The day's visitors: their 8-byte hashes (a binary set) while at most uniques.sketch.EXACT_MAX,
+# then the sketch's registers (uniques.sketch.encode) and a version that every sketch write moves
+# on, so that writers of other shards can condition a read-modify-write on it.
+VISITOR_SET, VISITOR_SKETCH, VISITOR_VERSION = "uv", "uvh", "uvv"
+# The table's TTL attribute (cloudformation.yaml TimeToLiveSpecification): epoch seconds.
+PURGE_AT = "purge_at"
+# A day's rollup across links: pk "rollup#<YYYY-MM-DD>", sk "<region>#<mark attribute>", one item
+# per region and stream shard, so each has a single writer. "lnk#<id>": a link's clicks by people
+# that day in the region, as the stats item's update returned them; "lnks" names the ids kept.
+ROLLUP_PK_PREFIX = "rollup#"
+LINK_PREFIX, LINK_SET = "lnk#", "lnks"
+# The admin's setting of how many days stats items are kept (webapp/store/settings.py's item).
+RETENTION_SETTING_KEY = {"pk": {"S": "setting#stats_retention_days"}, "sk": {"S": "setting"}}
 # Per-shard high-water mark, "m#<stream life><shard number>" (the life 7 characters, the number
 # in base 62): the last sequence number of that shard applied to the item. A stream's life (its ARN and creation time) is in the name,
 # so a stream deleted and created again under the same name never meets its old marks.
@@ -45,6 +60,11 @@ def counter_key(short_id, region):
 def stats_key(short_id, day, region):
     """The key of a link's stats item for one UTC day and one region."""
     return {"pk": {"S": f"{STATS_PK_PREFIX}{short_id}"}, "sk": {"S": f"{DAY_SK_PREFIX}{day}#{region}"}}
+
+
+def rollup_key(day, region, mark):
+    """The key of one region's and one stream shard's rollup of a UTC day."""
+    return {"pk": {"S": f"{ROLLUP_PK_PREFIX}{day}"}, "sk": {"S": f"{region}#{mark}"}}
 
 
 def claim_key(identity, region):

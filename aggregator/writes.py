@@ -1,35 +1,52 @@
 """Apply a batch's clicks: one conditional UpdateItem per item, guarded by the shard's high-water mark.
 
-Each item written (a link's counter, a link-day's stats) carries, per stream shard, the
-sequence number of the last click applied to it. An update applies only when that mark is
-below the first click it adds, and moves the mark to the last. So a redelivered batch, a retry
-after a partial failure, and a replay change nothing twice, with no transaction, no marker
-item, and nothing that two writers can conflict on.
+Each item written (a link's counter, a link-day's stats, a day's rollup) carries, per stream
+shard, the sequence number of the last click applied to it. An update applies only when that
+mark is below the first click it adds, and moves the mark to the last. So a redelivered batch,
+a retry after a partial failure, and a replay change nothing twice, with no transaction, no
+marker item, and nothing that two writers can conflict on.
 
 When the condition fails, DynamoDB returns the item as it was (ReturnValuesOnConditionCheckFailure),
 at no extra read: the update is then rebuilt from the clicks above the stored mark, with the
-referrers and countries the item already has, and retried on exactly that state.
+sets, visitors and links the item already has, and retried on exactly that state.
+
+Visitors: while a stats item holds at most sketch.EXACT_MAX hashes, a write ADDs the new ones to
+its binary set, with no read (a condition keeps the set that small). Past that, the item holds
+the sketch's registers: a read-modify-write, from the state a failed condition returned. Every
+shard of the stream writes the same stats item, so that write is guarded by the sketch's own
+version ("uvv"), not only by this shard's mark. Adding a hash twice changes nothing, so the
+visitors are exact under redelivery whatever the mark.
 """
+import calendar
+import datetime
 import logging
 from collections import OrderedDict
 
 from botocore.exceptions import ClientError
 
-from aggregator import layout
+from aggregator import layout, rollups
 from aggregator.clicks import item_key, totals_of
+from uniques import sketch
 
-# Distinct referrer hosts and countries one stats item (a link, a day, a region) keeps; the
-# rest are counted as "(other)". Bounds the item whatever visitors send.
+# Distinct keys one stats item (a link, a day, a region) keeps per dimension; the rest are
+# counted as "(other)". Bounds the item whatever visitors send.
 MAX_REFERRERS = 50
 MAX_COUNTRIES = 250
-# Keys of one dimension in one write, so an update expression stays far below DynamoDB's 4 KB.
+MAX_DEVICES = MAX_BROWSERS = MAX_OSES = 50
+# Keys of one dimension in one write, so that update and condition expressions stay below
+# DynamoDB's 4 KB (each "contains" clause of a first attempt costs about 24 characters).
 MAX_KEYS_PER_WRITE = 30
+MAX_AGENT_KEYS_PER_WRITE = 12  # devices, browsers, operating systems: few per link and batch
 MAX_ATTEMPTS = 8
-# Stats items whose referrer or country set is full, as this container last wrote them. Without
-# it, every batch that brings a new referrer to a full item (a popular link, or forged referrers)
-# would first fail its room condition, a charged write, before the exact retry.
+# Items as this container last wrote them (seen= state), when a first attempt without that state
+# would fail: a set is full, the visitors are a sketch, or a rollup (which only this shard writes).
+# Without it, every batch that brings a new key or visitor to such an item would first fail its
+# condition, a charged write, before the exact retry.
 FULL_ITEMS_REMEMBERED = 10_000
 _full_items = OrderedDict()
+# The sketches of the items remembered above (up to 32 KB each): fewer of them.
+SKETCHES_REMEMBERED = 1_000
+_sketches = OrderedDict()
 
 logger = logging.getLogger(__name__)
 
@@ -40,33 +57,61 @@ class MarkRace(Exception):
     """The item kept changing under us; the batch must be retried."""
 
 
-def apply_item(client, table_name, key, clicks, mark, region, read=None):
+def _dimensions():
+    """(tag, counter prefix, set name, Totals field, limit, keys per write) of each counted dimension."""
+    return (
+        ("r", layout.REFERRER_PREFIX, layout.REFERRER_SET, "referrers", MAX_REFERRERS, MAX_KEYS_PER_WRITE),
+        ("c", layout.COUNTRY_PREFIX, layout.COUNTRY_SET, "countries", MAX_COUNTRIES, MAX_KEYS_PER_WRITE),
+        ("d", layout.DEVICE_PREFIX, layout.DEVICE_SET, "devices", MAX_DEVICES, MAX_AGENT_KEYS_PER_WRITE),
+        ("b", layout.BROWSER_PREFIX, layout.BROWSER_SET, "browsers", MAX_BROWSERS, MAX_AGENT_KEYS_PER_WRITE),
+        ("o", layout.OS_PREFIX, layout.OS_SET, "oses", MAX_OSES, MAX_AGENT_KEYS_PER_WRITE),
+    )
+
+
+def purge_time(day, retention_days):
+    """The TTL of a day's items: the start of UTC day (day + retention_days + 1), epoch seconds; None keeps them."""
+    if retention_days is None:
+        return None
+    end = datetime.date.fromisoformat(day) + datetime.timedelta(days=retention_days + 1)
+    return calendar.timegm(end.timetuple())
+
+
+def apply_item(client, table_name, key, clicks, mark, region, read=None, retention_days=None, links=None, learned=None):
     """Apply the clicks (in stream order) of one item; returns APPLIED, ALREADY_APPLIED or DROPPED.
 
     mark: the attribute holding this shard's high-water mark (layout.mark_name). read: the
-    item's mark and sets as a read just found them ({} when it does not exist), or None.
+    item's state as a read just found it ({} when it does not exist), or None. retention_days:
+    the stats retention setting (None: kept forever). links: for a rollup, {short id: the
+    link's clicks that day}. learned: a dict that gets learned[key] = the item's clicks after
+    the write (or as found, when already applied), when DynamoDB says it at no extra cost.
     Raises on an error worth retrying (throttling, an outage); an update DynamoDB refuses as
     invalid is logged and dropped, so one bad item can never hold back the rest of the stream.
     """
     remembered = (table_name, key, region, mark)
-    pending, seen = clicks, read if read is not None else _full_items.get(remembered)
+    pending, seen = clicks, read if read is not None else _remembered(remembered)
     if seen is not None:
         # The mark was read, or written by this container, and marks only grow: what is at or
         # below it is applied (a redelivery), whatever the item holds now.
         stored = seen.get(mark, {}).get("S")
         pending = [click for click in pending if stored is None or click.sequence > stored]
         if not pending:
+            _learn(learned, key, seen)
             return ALREADY_APPLIED
+    day = key[2] if key[0] == "stats" else key[1] if key[0] == "rollup" else None
+    purge_at = purge_time(day, retention_days) if day else None
     for _ in range(MAX_ATTEMPTS):
-        update, sets = build_update(key[0], totals_of(pending), mark, seen)
+        update, state = build_update(key[0], totals_of(pending), mark, seen, purge_at, links)
         try:
-            client.update_item(
+            response = client.update_item(
                 TableName=table_name,
                 Key=item_key(key, region),
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                # The stats item's new clicks (the day's total) for the rollup: returned, not read.
+                **({"ReturnValues": "UPDATED_NEW"} if key[0] == "stats" else {}),
                 **update,
             )
-            _remember_if_full(remembered, mark, pending[-1].sequence, sets)
+            _learn(learned, key, response.get("Attributes") or {})
+            _remember(remembered, key[0], state)
             return APPLIED
         except ClientError as err:
             code = err.response.get("Error", {}).get("Code")
@@ -75,38 +120,68 @@ def apply_item(client, table_name, key, clicks, mark, region, read=None):
                 return DROPPED
             if code != "ConditionalCheckFailedException":
                 raise
-            _full_items.pop(remembered, None)
+            _forget(remembered)
             seen = err.response.get("Item") or {}
         stored = seen.get(mark, {}).get("S")
         if stored is not None:
             pending = [click for click in pending if click.sequence > stored]
         if not pending:
+            _learn(learned, key, seen)
             return ALREADY_APPLIED
     raise MarkRace(f"{key} changed {MAX_ATTEMPTS} times while being updated")
 
 
-def _remember_if_full(remembered, mark, last, sets):
-    """Keep the item's state (as seen= takes it) when one of its sets is full; forget it otherwise."""
-    limits = {layout.REFERRER_SET: MAX_REFERRERS, layout.COUNTRY_SET: MAX_COUNTRIES}
-    if sets is None or not any(len(keys) >= limits[name] for name, keys in sets.items()):
-        _full_items.pop(remembered, None)
+def _learn(learned, key, attributes):
+    if learned is not None and key[0] == "stats" and "N" in attributes.get("clicks", {}):
+        learned[key] = int(attributes["clicks"]["N"])
+
+
+def _remembered(remembered):
+    """The state this container last wrote to an item (as seen= takes it), or None."""
+    state = _full_items.get(remembered)
+    if state is None or layout.VISITOR_VERSION not in state:
+        return state
+    blob = _sketches.get(remembered)
+    if blob is None or blob[0] != state[layout.VISITOR_VERSION]["N"]:
+        return None  # the sketch was forgotten: the item is no longer known whole
+    return {**state, layout.VISITOR_SKETCH: {"B": blob[1]}}
+
+
+def _remember(remembered, kind, state):
+    """Keep an item's state after a write when a first attempt without it would fail; forget it otherwise."""
+    if state is None or not (kind == "rollup" or layout.VISITOR_SKETCH in state or _any_full(state)):
+        _forget(remembered)
         return
-    state = {mark: {"S": last}}
-    state.update({name: {"SS": sorted(keys)} for name, keys in sets.items() if keys})
+    blob = state.pop(layout.VISITOR_SKETCH, None)
+    if blob is not None:
+        _sketches[remembered] = (state[layout.VISITOR_VERSION]["N"], blob["B"])
+        _sketches.move_to_end(remembered)
+        while len(_sketches) > SKETCHES_REMEMBERED:
+            _sketches.popitem(last=False)
     _full_items[remembered] = state
     _full_items.move_to_end(remembered)
     while len(_full_items) > FULL_ITEMS_REMEMBERED:
         _full_items.popitem(last=False)
 
 
-def build_update(kind, totals, mark, seen=None):
-    """UpdateItem arguments for a counter or stats item, and the item's sets after it when they are known.
+def _forget(remembered):
+    _full_items.pop(remembered, None)
+    _sketches.pop(remembered, None)
+
+
+def _any_full(state):
+    return any(len(state.get(set_name, {}).get("SS", ())) >= limit for _, _, set_name, _, limit, _ in _dimensions())
+
+
+def build_update(kind, totals, mark, seen=None, purge_at=None, links=None):
+    """UpdateItem arguments for a counter, stats or rollup item, and the item's state after it when known.
 
     With seen=None (the first attempt) the condition only asks that the mark be below the
-    first click, and that the item's sets have room for every key as if all were new (or
-    hold them all already). With seen (the item returned by a failed condition) the update
-    adds exactly what fits and is conditional on the item being still as seen; then the sets
-    it will hold are known and returned ({set name: keys}), else None.
+    first click, that the item's sets have room for every key as if all were new (or hold
+    them all already), and that its visitors are still a small set. With seen (the item
+    returned by a failed condition, read, or remembered) the update adds exactly what fits
+    and is conditional on the item being still as seen; then its state after the write is
+    returned (as seen= takes it: exact for a rollup, which only this shard writes), else None.
     """
     expression = _Expression()
     expression.names["#m"] = mark
@@ -127,28 +202,89 @@ def build_update(kind, totals, mark, seen=None):
             expression.values[":at"] = {"S": totals.last_clicked_at}
             expression.sets.append("last_clicked_at = :at")
         return expression.arguments(), None
-    for device, count in sorted(totals.devices.items()):
-        expression.add(layout.DEVICE_PREFIX + device, count)
-    dimensions = (
-        ("r", layout.REFERRER_PREFIX, layout.REFERRER_SET, totals.referrers, MAX_REFERRERS),
-        ("c", layout.COUNTRY_PREFIX, layout.COUNTRY_SET, totals.countries, MAX_COUNTRIES),
-    )
-    sets = None if seen is None else {}
-    for tag, prefix, set_name, counter, limit in dimensions:
-        stored = set(seen.get(set_name, {}).get("SS", [])) if seen is not None else set()
-        kept = _add_dimension(expression, tag, prefix, set_name, counter, limit, seen) if counter else []
-        if sets is not None:
-            sets[set_name] = stored | set(kept)
-    return expression.arguments(), sets
+    for hour, count in sorted(totals.hours.items()):
+        expression.add(layout.HOUR_PREFIX + hour, count)
+    for hour, count in sorted(totals.bot_hours.items()):
+        expression.add(layout.BOT_HOUR_PREFIX + hour, count)
+    if purge_at is not None:
+        expression.values[":purge"] = {"N": str(purge_at)}
+        expression.sets.append("#pa = :purge")
+    else:
+        expression.removes.append("#pa")  # the setting was cleared: kept forever again
+    expression.names["#pa"] = layout.PURGE_AT
+    state = None if seen is None else {mark: {"S": totals.last}}
+    for tag, prefix, set_name, field_name, limit, per_write in _dimensions():
+        counter = getattr(totals, field_name)
+        kept = _add_dimension(expression, tag, prefix, set_name, counter, limit, seen, per_write) if counter else []
+        if state is not None:
+            keys = set(seen.get(set_name, {}).get("SS", [])) | set(kept)
+            if keys:
+                state[set_name] = {"SS": sorted(keys)}
+    _add_visitors(expression, totals.visitors, seen, state)
+    if kind == "rollup":
+        rollups.add_links(expression, links or {}, seen, state)
+    return expression.arguments(), state
 
 
-def _add_dimension(expression, tag, prefix, set_name, counter, limit, seen):
+def _add_visitors(expression, visitors, seen, state):
+    """Add visitor hashes: ADD to the small set while it stays small, else a guarded read-modify-write of the sketch."""
+    stored = {bytes(h) for h in seen.get(layout.VISITOR_SET, {}).get("BS", [])} if seen is not None else set()
+    blob = seen.get(layout.VISITOR_SKETCH, {}).get("B") if seen is not None else None
+    version = seen.get(layout.VISITOR_VERSION, {}).get("N") if seen is not None else None
+    if state is not None:  # unchanged unless written below
+        state.update({name: seen[name] for name in (layout.VISITOR_SET, layout.VISITOR_SKETCH, layout.VISITOR_VERSION)
+                      if name in seen})
+    if not visitors:
+        return
+    new = visitors - stored
+    if blob is None and (len(stored) + len(new) <= sketch.EXACT_MAX):
+        if not new:
+            return
+        # Room for the new ones even if every other shard's hashes since were new too: the set
+        # only grows (until a sketch write removes it, which needs uvh to be absent no more).
+        expression.values[":uvroom"] = {"N": str(sketch.EXACT_MAX - len(new))}
+        expression.values[":uvs"] = {"BS": sorted(new)}
+        expression.names.update({"#uv": layout.VISITOR_SET, "#uvh": layout.VISITOR_SKETCH})
+        expression.conditions.append("attribute_not_exists(#uvh) AND (attribute_not_exists(#uv) OR size(#uv) <= :uvroom)")
+        expression.adds.append("#uv :uvs")
+        if state is not None:
+            state[layout.VISITOR_SET] = {"BS": sorted(stored | new)}
+        return
+    # The sketch: from what the item was seen holding (nothing, when not seen), guarded by its
+    # version and the size of the set it replaces, so that no other shard's visitors are lost.
+    registers = sketch.decode(blob) if blob is not None else sketch.new_registers()
+    encoded = sketch.encode(sketch.add(registers, stored | visitors))
+    if blob is not None and not stored and encoded == bytes(blob):
+        return  # all seen before: nothing to write, nothing to guard
+    expression.names.update({"#uv": layout.VISITOR_SET, "#uvh": layout.VISITOR_SKETCH, "#uvv": layout.VISITOR_VERSION})
+    if version is None:
+        expression.conditions.append("attribute_not_exists(#uvv)")
+    else:
+        expression.values[":uvv"] = {"N": version}
+        expression.conditions.append("#uvv = :uvv")
+    if stored:
+        expression.values[":uvn"] = {"N": str(len(stored))}
+        expression.conditions.append("size(#uv) = :uvn")
+    else:
+        expression.conditions.append("attribute_not_exists(#uv)")
+    next_version = str(int(version or 0) + 1)
+    expression.values[":uvh"] = {"B": encoded}
+    expression.values[":uvvnext"] = {"N": next_version}
+    expression.sets.append("#uvh = :uvh, #uvv = :uvvnext")
+    expression.removes.append("#uv")
+    if state is not None:
+        state.pop(layout.VISITOR_SET, None)
+        state[layout.VISITOR_SKETCH] = {"B": encoded}
+        state[layout.VISITOR_VERSION] = {"N": next_version}
+
+
+def _add_dimension(expression, tag, prefix, set_name, counter, limit, seen, per_write=MAX_KEYS_PER_WRITE):
     """Count one dimension's keys, folding what does not fit into "(other)"."""
     set_ref = f"#{tag}s"
     expression.names[set_ref] = set_name
     ranked = [key for key, _ in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))]
     if seen is None:
-        kept = ranked[:MAX_KEYS_PER_WRITE]
+        kept = ranked[:per_write]
         expression.values[f":{tag}room"] = {"N": str(limit - len(kept))}
         known = " AND ".join(f"contains({set_ref}, :{tag}k{i})" for i in range(len(kept)))
         for i, key in enumerate(kept):
@@ -159,8 +295,8 @@ def _add_dimension(expression, tag, prefix, set_name, counter, limit, seen):
     else:
         stored = set(seen.get(set_name, {}).get("SS", []))
         room = max(0, limit - len(stored))
-        kept = [key for key in ranked if key in stored][:MAX_KEYS_PER_WRITE]
-        kept += [key for key in ranked if key not in stored][: min(room, MAX_KEYS_PER_WRITE - len(kept))]
+        kept = [key for key in ranked if key in stored][:per_write]
+        kept += [key for key in ranked if key not in stored][: min(room, per_write - len(kept))]
         if stored:
             expression.values[f":{tag}size"] = {"N": str(len(stored))}
             expression.conditions.append(f"size({set_ref}) = :{tag}size")
@@ -182,7 +318,7 @@ class _Expression:
 
     def __init__(self):
         self.names, self.values = {}, {}
-        self.sets, self.adds, self.conditions = [], [], []
+        self.sets, self.adds, self.removes, self.conditions = [], [], [], []
 
     def add(self, attribute, amount):
         """ADD a number to an attribute (creating it at 0)."""
@@ -192,8 +328,9 @@ class _Expression:
         self.adds.append(f"#a{i} :a{i}")
 
     def arguments(self):
+        removes = f" REMOVE {', '.join(self.removes)}" if self.removes else ""
         return {
-            "UpdateExpression": f"SET {', '.join(self.sets)} ADD {', '.join(self.adds)}",
+            "UpdateExpression": f"SET {', '.join(self.sets)} ADD {', '.join(self.adds)}{removes}",
             "ConditionExpression": " AND ".join(self.conditions),
             "ExpressionAttributeNames": self.names,
             "ExpressionAttributeValues": self.values,

@@ -14,6 +14,8 @@ from collections import Counter
 
 import boto3
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from botocore.exceptions import ClientError
 
 from aggregator import clicks, layout, writes
@@ -102,7 +104,8 @@ def deliver(aggregator, kinesis, *batches, timestamp_ms=NOON):
 def item(ddb, pk, sk):
     """One item as plain values ({} when missing)."""
     raw = ddb.get_item(TableName=TABLE_NAME, Key={"pk": {"S": pk}, "sk": {"S": sk}}).get("Item", {})
-    return {k: (int(v["N"]) if "N" in v else set(v["SS"]) if "SS" in v else v["S"]) for k, v in raw.items()}
+    return {k: (int(v["N"]) if "N" in v else set(v["SS"]) if "SS" in v else {bytes(h) for h in v["BS"]} if "BS" in v
+                else bytes(v["B"]) if "B" in v else v["S"]) for k, v in raw.items()}
 
 
 def counter(ddb, short_id, region=REGION):
@@ -138,13 +141,68 @@ def test_link_preview_fetchers_count_as_bots(agent):
 
 @pytest.mark.parametrize(
     ("agent", "device"),
-    [(HUMAN, "desktop"), (PHONE, "mobile"), ("Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X)", "tablet"), ("", "bot"),
-     ("   ", "bot"), ("Mozilla/5.0 (PlayStation 5 3.21) AppleWebKit/605.1.15 (KHTML, like Gecko)", "other")],
+    [(HUMAN, "Desktop"), (PHONE, "iPhone"), ("Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X)", "iPad"), ("", "bot"),
+     ("   ", "bot"), ("Mozilla/5.0 (PlayStation 5 3.21) AppleWebKit/605.1.15 (KHTML, like Gecko)", "PlayStation 5"),
+     ("Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0", "Desktop"),
+     ("Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36",
+      "Samsung SM-S918B")],
 )
-def test_device_classes(agent, device):
+def test_devices_are_ua_parsers_families_and_desktop_on_a_desktop_os(agent, device):
     from aggregator.bots import classify_device
 
     assert classify_device(agent) == device
+
+
+@pytest.mark.parametrize(
+    ("agent", "expected"),
+    [(HUMAN, ("Desktop", "Chrome", "Windows")), (PHONE, ("iPhone", "Mobile Safari UI/WKWebView", "iOS")),
+     ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15",
+      ("Mac", "Safari", "Mac OS X")),
+     ("Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)", ("bot", "Other", "Other"))],
+)
+def test_browsers_and_operating_systems_are_ua_parsers_families(agent, expected):
+    from aggregator.bots import agent as parse_agent
+
+    assert tuple(parse_agent(agent)) == expected
+
+
+def _bounded(key):
+    from aggregator.bots import KEY_MAX
+
+    return 0 < len(key) <= KEY_MAX and key.isprintable() and key == key.strip()
+
+
+# A device family copied from the agent (uap-core's generic Android rule): the visitor chooses it.
+FORGED = "Mozilla/5.0 (Linux; Android 10; {} Build/QP1A) AppleWebKit/537.36 (KHTML, like Gecko) Mobile Safari/537.36"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.text(max_size=300),
+    st.text(alphabet=st.characters(max_codepoint=0x1F), max_size=80).map(lambda junk: FORGED.format(junk)),
+    st.text(min_size=1, max_size=200).map(lambda model: FORGED.format(model)),
+))
+@example(FORGED.format(" "))  # ua-parser raises ValueError on it: "Unable to find device family"
+def test_hostile_user_agents_give_bounded_keys(agent):
+    message = json.dumps({"type": "click", "id": "abc1234", "ua": agent})
+    click = clicks.parse_line("1", {"timestamp": NOON, "message": message})
+    assert click is not None
+    for key in (click.device, click.browser, click.os):
+        assert _bounded(key), key
+        key.encode()  # no lone surrogate: DynamoDB takes UTF-8 only
+
+
+def test_a_forged_device_family_is_cut_to_64_printable_characters():
+    from aggregator.bots import KEY_MAX, agent as parse_agent
+
+    device = parse_agent(FORGED.format("Evil\x01\x7f" + "M" * 300)[: clicks.USER_AGENT_MAX]).device
+    assert _bounded(device) and len(device) <= KEY_MAX and "\x01" not in device
+
+
+def test_an_agent_ua_parser_refuses_keeps_its_browser_and_os():
+    from aggregator.bots import agent as parse_agent
+
+    assert tuple(parse_agent(FORGED.format(" "))) == ("Other", "Android", "Android")
 
 
 # ------------------------------------------------------------------ clicks.py: validation
@@ -216,7 +274,8 @@ def test_valid_ids_make_a_click(short_id):
     click = clicks.parse_line(layout.encode_sequence("7"), {"timestamp": NOON, "message": line(short_id)})
     assert click.short_id == short_id
     assert (click.sequence, click.day, click.at) == (layout.encode_sequence("7"), "2026-11-27", "2026-11-27T12:00:00Z")
-    assert (click.device, click.referrer, click.country) == ("desktop", "news.example.com", "DE")
+    assert (click.device, click.referrer, click.country) == ("Desktop", "news.example.com", "DE")
+    assert (click.browser, click.os, click.hour, click.visitor) == ("Chrome", "Windows", "12", None)
 
 
 @pytest.mark.parametrize(
@@ -265,7 +324,7 @@ def test_odd_field_types_are_left_out_but_the_click_counts():
 def test_a_long_user_agent_is_classified_by_its_first_256_characters():
     # The tail would make it a bot; only the bounded head is looked at.
     message = line("abc1234", ua=HUMAN + " " * (clicks.USER_AGENT_MAX - len(HUMAN)) + "Googlebot/2.1")
-    assert clicks.parse_line("1", {"timestamp": NOON, "message": message}).device == "desktop"
+    assert clicks.parse_line("1", {"timestamp": NOON, "message": message}).device == "Desktop"
 
 
 @pytest.mark.parametrize("stamp", [None, "1700000000000", -5, 0, 10**15, True, 1.5e12])
@@ -284,7 +343,7 @@ def test_a_record_gives_its_click_lines_in_order():
     data = encode_payload([line("aaa"), "START RequestId: 1", line("bbb", ua="Twitterbot/1.0")], timestamp_ms=NOON)
     parsed = clicks.parse_record(layout.encode_sequence("5"), data)
     assert [(c.short_id, c.device, c.sequence) for c in parsed] == [
-        ("aaa", "desktop", layout.encode_sequence("5")), ("bbb", "bot", layout.encode_sequence("5"))
+        ("aaa", "Desktop", layout.encode_sequence("5")), ("bbb", "bot", layout.encode_sequence("5"))
     ]
 
 
@@ -461,6 +520,7 @@ def test_a_first_stats_attempt_asks_for_room_or_known_keys():
         "(attribute_not_exists(#m) OR #m < :first)"
         " AND (attribute_not_exists(#rs) OR size(#rs) <= :rroom OR (contains(#rs, :rk0) AND contains(#rs, :rk1)))"
         " AND (attribute_not_exists(#cs) OR size(#cs) <= :croom OR (contains(#cs, :ck0)))"
+        " AND (attribute_not_exists(#ds) OR size(#ds) <= :droom OR (contains(#ds, :dk0)))"
     )
     values = update["ExpressionAttributeValues"]
     assert values[":rroom"] == {"N": str(writes.MAX_REFERRERS - 2)}
@@ -488,7 +548,7 @@ def test_a_rebuilt_stats_update_adds_only_what_fits_in_the_stored_set():
     seen = {MARK: {"S": "0"}, "refs": {"SS": stored}}
     totals = _stats_totals({"old3.example": 4, "new1.example": 3, "new2.example": 2})
     update, _ = writes.build_update("stats", totals, MARK, seen=seen)
-    assert update["ConditionExpression"] == "#m = :seen AND size(#rs) = :rsize"
+    assert update["ConditionExpression"] == "#m = :seen AND size(#rs) = :rsize AND attribute_not_exists(#ds)"
     assert update["ExpressionAttributeValues"][":rsize"] == {"N": str(writes.MAX_REFERRERS - 1)}
     added = _added(update)
     # One slot was free: the known key, the most clicked new key, and the rest in (other).
@@ -510,9 +570,15 @@ def test_update_expressions_stay_under_dynamodbs_4_kb_at_their_largest():
     host = ".".join(["a" * 63] * 3) + "." + "b" * 61
     referrers = {f"{i:03d}{host[3:]}": 1 for i in range(200)}
     countries = {f"{a}{b}": 1 for a in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" for b in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
-    devices = {"desktop": 1, "mobile": 1, "tablet": 1, "other": 1}
+    devices = {f"{'D' * 60}{i:04d}": 1 for i in range(80)}
     for seen in (None, {MARK: {"S": "0"}, "refs": {"SS": ["x.example"]}, "ccs": {"SS": ["DE"]}}):
-        update, _ = writes.build_update("stats", _stats_totals(referrers, countries, devices), MARK, seen=seen)
+        totals = _stats_totals(referrers, countries, devices)
+        totals.browsers.update({f"b{i}": 1 for i in range(80)})
+        totals.oses.update({f"o{i}": 1 for i in range(80)})
+        totals.hours.update({f"{h:02d}": 1 for h in range(24)})
+        totals.bot_hours.update({f"{h:02d}": 1 for h in range(24)})
+        totals.visitors.update(bytes([i]) * 8 for i in range(200))  # the sketch's read-modify-write
+        update, _ = writes.build_update("stats", totals, MARK, seen=seen, purge_at=1)
         assert len(update["UpdateExpression"].encode()) < 4096
         assert len(update["ConditionExpression"].encode()) < 4096
 
@@ -652,7 +718,9 @@ def test_humans_and_bots_are_counted_apart(aggregator, kinesis, ddb):
     link = counter(ddb, "abc1234")
     assert (link["clicks"], link["bots"], link["last_clicked_at"]) == (2, 1, "2026-11-27T12:00:00Z")
     day = stats(ddb, "abc1234")
-    assert (day["clicks"], day["bots"], day["dev#desktop"], day["dev#mobile"]) == (2, 1, 1, 1)
+    assert (day["clicks"], day["bots"], day["dev#Desktop"], day["dev#iPhone"]) == (2, 1, 1, 1)
+    assert (day["br#Chrome"], day["os#Windows"], day["os#iOS"], day["h#12"], day["hb#12"]) == (1, 1, 1, 2, 1)
+    assert (day["devs"], day["oss"]) == ({"Desktop", "iPhone"}, {"Windows", "iOS"})
     assert (day["ref#news.example.com"], day["cc#DE"], day["refs"], day["ccs"]) == (2, 2, {"news.example.com"}, {"DE"})
 
 
@@ -666,19 +734,22 @@ def test_one_write_per_item_per_batch_and_one_claim_per_record(aggregator, kines
     lines = [line("aaa1111") for _ in range(5)] + [line("bbb2222", ref="mail.example.org", cc="FR", ua=PHONE)] * 3
     sequences = [put(kinesis, lines), put(kinesis, [line("bbb2222", ref=None, cc=None)], timestamp_ms=NEXT_DAY)]
     result = aggregator.lambda_handler(event_for(kinesis, sequences), None)
-    assert result == {"clicks": 9, "items": 5, "applied": 5, "already_applied": 0, "dropped": 0, "duplicate_records": 0,
-                      "shard": SHARD, "records": 2, "retry": False, "batchItemFailures": []}
+    assert result == {"clicks": 9, "items": 5, "rollups": 2, "applied": 5, "already_applied": 0, "dropped": 0,
+                      "duplicate_records": 0, "shard": SHARD, "records": 2, "retry": False, "batchItemFailures": []}
     updates = sorted(pk_sk for operation, pk_sk in writes_seen if operation == "UpdateItem")
-    assert updates == sorted(["aaa1111", "stats#aaa1111", "bbb2222", "stats#bbb2222", "stats#bbb2222"])
+    # Links + link-days + one rollup per day: never one per click.
+    assert updates == sorted(["aaa1111", "stats#aaa1111", "bbb2222", "stats#bbb2222", "stats#bbb2222",
+                              "rollup#2026-11-27", "rollup#2026-11-28"])
     claimed = [pk for operation, pk in writes_seen if operation == "PutItem"]
     assert len(claimed) == 2 and all(pk.startswith(layout.CLAIM_PK_PREFIX) for pk in claimed)
-    assert {operation for operation, _ in writes_seen} == {"PutItem", "UpdateItem"}  # no other write, no read
+    # No other write; one read: the retention setting, cached for minutes.
+    assert sorted(operation for operation, _ in writes_seen if operation not in ("PutItem", "UpdateItem")) == ["GetItem"]
     assert counter(ddb, "aaa1111")["clicks"] == 5
     assert counter(ddb, "bbb2222")["clicks"] == 4
     assert counter(ddb, "bbb2222")["last_clicked_at"] == "2026-11-28T12:00:00Z"
     day = stats(ddb, "bbb2222")
-    assert (day["clicks"], day["ref#mail.example.org"], day["cc#FR"], day["dev#mobile"]) == (3, 3, 3, 3)
-    assert stats(ddb, "bbb2222", "2026-11-28")["dev#desktop"] == 1
+    assert (day["clicks"], day["ref#mail.example.org"], day["cc#FR"], day["dev#iPhone"]) == (3, 3, 3, 3)
+    assert stats(ddb, "bbb2222", "2026-11-28")["dev#Desktop"] == 1
     # Each item carries this shard's mark, the last sequence number that added to it, encoded.
     mark = mark_of(kinesis)
     assert counter(ddb, "aaa1111")[mark] == layout.encode_sequence(sequences[0])
@@ -766,8 +837,8 @@ def test_the_retry_of_a_batch_that_failed_here_writes_only_what_is_missing(aggre
     faults.clear()
     faults.calls.clear()
     result = aggregator.lambda_handler(event, None)
-    # One read of the claims, one of the items; the one missing update; no claim written again.
-    assert sorted(faults.calls) == ["BatchGetItem", "BatchGetItem", "UpdateItem"]
+    # One read of the claims, one of the items; the one missing update and the day's rollup; no claim written again.
+    assert sorted(faults.calls) == ["BatchGetItem", "BatchGetItem", "UpdateItem", "UpdateItem"]
     assert (result["retry"], result["applied"], result["already_applied"]) == (True, 1, 5)
     assert {short_id: counter(ddb, short_id)["clicks"] for short_id in ("fast", "slow", "also-fast")} == dict.fromkeys(
         ("fast", "slow", "also-fast"), 1

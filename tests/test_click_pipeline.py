@@ -19,9 +19,13 @@ from tests.conftest import REGION, TABLE_NAME
 from tests.support.faults import Outage
 from tests.support.pipeline import SHARD, STREAM, Pipeline
 from tests.test_aggregator import mark_of
+from webapp.store import stats_items
 
 HUMAN = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
 PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148"
+# What ua-parser makes of them: device, browser, operating system.
+HUMAN_AGENT = {"dev#Desktop": 1, "br#Chrome": 1, "os#Windows": 1}
+PHONE_AGENT = {"dev#iPhone": 1, "br#Mobile Safari UI/WKWebView": 1, "os#iOS": 1}
 BOT = "Twitterbot/1.0"
 DAY = "2026-11-27"
 NOON_MS = calendar.timegm((2026, 11, 27, 12, 0, 0)) * 1000
@@ -76,7 +80,8 @@ def click(short_id, ua=HUMAN, ref="news.example.com", cc="DE"):
 
 def item(ddb, pk, sk):
     raw = ddb.get_item(TableName=TABLE_NAME, Key={"pk": {"S": pk}, "sk": {"S": sk}}).get("Item", {})
-    return {k: (int(v["N"]) if "N" in v else set(v["SS"]) if "SS" in v else v["S"]) for k, v in raw.items()}
+    return {k: (int(v["N"]) if "N" in v else set(v["SS"]) if "SS" in v else {bytes(h) for h in v["BS"]} if "BS" in v
+                else bytes(v["B"]) if "B" in v else v["S"]) for k, v in raw.items()}
 
 
 def counts(ddb, short_id):
@@ -101,7 +106,8 @@ def table_state(ddb):
     which moves the time the claim is purged, and changes no count.
     """
     items = ddb.scan(TableName=TABLE_NAME, ConsistentRead=True)["Items"]
-    return sorted(json.dumps({k: v for k, v in i.items() if k != "purge_at"}, sort_keys=True) for i in items)
+    return sorted(json.dumps({k: v for k, v in i.items() if k != "purge_at"}, sort_keys=True, default=lambda b: bytes(b).hex())
+                  for i in items)
 
 
 def claims(ddb):
@@ -119,28 +125,72 @@ BATCH = [
 ]
 # What WARM_UP + BATCH add up to, exactly.
 EXPECTED_COUNTS = {"aaa": (4, 1), "bbb": (2, 0), "ccc": (1, 0), "zzz": (1, 0)}
-EXPECTED_AAA_DAY = {
-    "clicks": 4, "bots": 1, "dev#desktop": 3, "dev#mobile": 1,
-    "ref#news.example.com": 3, "ref#mail.example.org": 1, "cc#DE": 3, "cc#FR": 1,
-}
-EXPECTED_BBB_DAY = {"clicks": 2, "bots": 0, "dev#desktop": 2, "ref#news.example.com": 1, "cc#DE": 1}
+
+
+def people(humans=0, phones=0, **counters):
+    """The counters of a stats item whose clicks (all at noon) came from these many HUMAN and PHONE agents."""
+    day = {"clicks": humans + phones, "bots": 0, "h#12": humans + phones, **counters}
+    for agent, n in ((HUMAN_AGENT, humans), (PHONE_AGENT, phones)):
+        day.update({name: n for name in agent} if n else {})
+    return day
+
+
+EXPECTED_AAA_DAY = people(3, 1, **{"bots": 1, "hb#12": 1, "ref#news.example.com": 3, "ref#mail.example.org": 1,
+                                   "cc#DE": 3, "cc#FR": 1})
+EXPECTED_BBB_DAY = people(2, **{"ref#news.example.com": 1, "cc#DE": 1})
+EXPECTED_CCC_DAY = people(1, **{"ref#x.example": 1, "cc#US": 1})
+# The day's rollup across links (one item for the one shard): the batch's links and the warm-up's.
+EXPECTED_LINKS = {"aaa": 4, "bbb": 2, "ccc": 1, "zzz": 1}
 # Every call of the write path of BATCH in steady state, in order: each record claims its identity,
 # then each item is updated. Claims and updates each run in parallel, so which one is "claim n" or
 # "item update n" varies; each index still fails exactly one call.
 # A first attempt asks which life the stream is in (its records arrived after the last answer; a
 # retry's did not), then writes: claims, then items.
-WRITE_PATH = ["stream life", "claim 1", "claim 2"] + [f"item update {n}" for n in range(1, 7)]
+# Then, once every item is written, the day's rollup (the warm-up batch read the retention setting).
+WRITE_PATH = ["stream life", "claim 1", "claim 2"] + [f"item update {n}" for n in range(1, 7)] + ["rollup update"]
 WRITES = WRITE_PATH[1:]
-# The retry, in the same container, of a batch that failed at its last item update: it reads the
-# claims and the items (strongly consistent BatchGetItem) and writes only the item that is missing.
-RETRY_PATH = ["claims read", "items read", "the missing item's update"]
+LAST_ITEM = len(WRITE_PATH) - 2
+# The retry, in the same container, of a batch that failed at its last item update (so before its
+# rollup): it reads the claims, and the items and the rollup (strongly consistent BatchGetItem), and
+# writes only the item that is missing, then the rollup.
+RETRY_PATH = ["claims read", "items read", "the missing item's update", "the rollup's update"]
 
 
 def assert_batch_counted_exactly(ddb):
     assert {short_id: counts(ddb, short_id) for short_id in EXPECTED_COUNTS} == EXPECTED_COUNTS
     assert counters_only(day_stats(ddb, "aaa")) == EXPECTED_AAA_DAY
     assert counters_only(day_stats(ddb, "bbb")) == EXPECTED_BBB_DAY
-    assert counters_only(day_stats(ddb, "ccc")) == {"clicks": 1, "bots": 0, "dev#desktop": 1, "ref#x.example": 1, "cc#US": 1}
+    assert counters_only(day_stats(ddb, "ccc")) == EXPECTED_CCC_DAY
+    assert_rollup_exact(ddb)
+
+
+def rollup_day(ddb):
+    """The day across links, as the admin reads it: the region's rollup items merged (links by max)."""
+    items = ddb.query(TableName=TABLE_NAME, KeyConditionExpression="pk = :pk", ConsistentRead=True,
+                      ExpressionAttributeValues={":pk": {"S": f"{layout.ROLLUP_PK_PREFIX}{DAY}"}})["Items"]
+    from boto3.dynamodb.types import TypeDeserializer
+
+    plain = TypeDeserializer()
+    day = stats_items.empty_day(DAY)
+    for found in items:
+        stats_items.merge(day, stats_items.part(DAY, {k: plain.deserialize(v) for k, v in found.items()}), links_by_max=True)
+    return day
+
+
+def assert_rollup_exact(ddb, links=None):
+    """The rollup holds exactly what the stats items hold, summed, and every link's day total."""
+    day = rollup_day(ddb)
+    stats = [counters_only(day_stats(ddb, short_id)) for short_id in (links or EXPECTED_LINKS)]
+    assert (day["clicks"], day["bots"]) == (sum(s.get("clicks", 0) for s in stats), sum(s.get("bots", 0) for s in stats))
+    assert day["hours"] == {"12": day["clicks"]}
+    summed = {}
+    for s in stats:
+        for name, value in s.items():
+            if name.startswith(("dev#", "br#", "os#", "ref#", "cc#")):
+                summed[name] = summed.get(name, 0) + value
+    dimensions = {f"{prefix}{key}": value for prefix, field in stats_items.DIMENSIONS.items() for key, value in day[field].items()}
+    assert dimensions == summed
+    assert day["links"] == (links or EXPECTED_LINKS)
 
 
 def assert_marks_at(pipeline, ddb, sequence):
@@ -183,18 +233,29 @@ def test_the_write_path_of_a_batch_is_these_calls(pipeline, ddb):
     pipeline.faults.calls.clear()
     pipeline.send(*BATCH)
     # Nothing read from the table, nor from the stream: only its life, then the writes.
-    assert pipeline.faults.calls == ["DescribeStreamSummary"] + ["PutItem"] * 2 + ["UpdateItem"] * 6
+    assert pipeline.faults.calls == ["DescribeStreamSummary"] + ["PutItem"] * 2 + ["UpdateItem"] * 7
     assert len(pipeline.faults.calls) == len(WRITE_PATH)
 
 
-def test_the_retry_of_a_batch_that_failed_at_its_last_write_is_these_calls(pipeline, ddb):
+def test_the_retry_of_a_batch_that_failed_at_its_last_item_is_these_calls(pipeline, ddb):
+    pipeline.send(WARM_UP)
+    start = len(pipeline.faults.calls)
+    pipeline.faults.fail_at = {start + LAST_ITEM}
+    pipeline.send(*BATCH)
+    # The failed attempt stopped before its rollup: the retry writes the missing item, then the rollup.
+    assert pipeline.faults.calls[start + LAST_ITEM + 1:] == ["BatchGetItem", "BatchGetItem", "UpdateItem", "UpdateItem"]
+    assert pipeline.results[-1]["retry"] is True
+    assert (pipeline.results[-1]["applied"], pipeline.results[-1]["already_applied"]) == (1, 5)
+    assert_batch_counted_exactly(ddb)
+
+
+def test_the_retry_of_a_batch_that_failed_at_its_rollup_writes_only_the_rollup(pipeline, ddb):
     pipeline.send(WARM_UP)
     start = len(pipeline.faults.calls)
     pipeline.faults.fail_at = {start + len(WRITE_PATH) - 1}
     pipeline.send(*BATCH)
     assert pipeline.faults.calls[start + len(WRITE_PATH):] == ["BatchGetItem", "BatchGetItem", "UpdateItem"]
-    assert pipeline.results[-1]["retry"] is True
-    assert (pipeline.results[-1]["applied"], pipeline.results[-1]["already_applied"]) == (1, 5)
+    assert (pipeline.results[-1]["applied"], pipeline.results[-1]["already_applied"]) == (0, 6)
     assert_batch_counted_exactly(ddb)
 
 
@@ -217,11 +278,11 @@ def test_a_batch_that_fails_part_way_is_retried_and_counted_exactly(pipeline, dd
 
 @pytest.mark.parametrize("step", range(len(RETRY_PATH)), ids=RETRY_PATH)
 def test_a_retry_that_fails_again_part_way_still_counts_exactly(pipeline, ddb, step):
-    # The first attempt writes every claim and every item but the last; the retry reads and writes
-    # the missing item, and fails at `step`; the third attempt completes.
+    # The first attempt writes every claim and every item but the last (and so no rollup); the retry
+    # reads, writes the missing item and the rollup, and fails at `step`; the third attempt completes.
     pipeline.send(WARM_UP)
     start = len(pipeline.faults.calls)
-    pipeline.faults.fail_at = {start + len(WRITE_PATH) - 1, start + len(WRITE_PATH) + step}
+    pipeline.faults.fail_at = {start + LAST_ITEM, start + LAST_ITEM + 1 + step}
     pipeline.send(*BATCH)
 
     assert pipeline.mapping.invocations == 1 + 3
@@ -241,6 +302,7 @@ def test_a_retry_in_another_container_counts_exactly_too(pipeline, ddb):
     pipeline.faults.clear()
     pipeline.aggregator._failed.clear()  # the other container
     writes._full_items.clear()
+    writes._sketches.clear()
     result = pipeline.aggregator.lambda_handler(pipeline.event(set(sequences)), None)
     assert (result["retry"], result["applied"], result["already_applied"], result["duplicate_records"]) == (False, 1, 5, 0)
     assert_batch_counted_exactly(ddb)
@@ -310,9 +372,10 @@ def test_batches_held_back_by_an_outage_are_all_counted_in_order(aws, ddb):
     assert counts(ddb, "aaa") == (2, 1)
     assert counts(ddb, "bbb") == (1, 0)
     # No stream read on any attempt: only the stream's life, asked for records newer than its last answer.
-    assert {call for call in pipeline.faults.calls if call not in ("PutItem", "UpdateItem", "BatchGetItem")} == {
-        "DescribeStreamSummary"
-    }
+    # (And the retention setting, once: it is cached for minutes.)
+    others = [call for call in pipeline.faults.calls if call not in ("PutItem", "UpdateItem", "BatchGetItem")]
+    assert set(others) == {"DescribeStreamSummary", "GetItem"} and others.count("GetItem") == 1
+    assert_rollup_exact(ddb, {"aaa": 2, "bbb": 1})
 
 
 # ------------------------------------------------------------------ (d) a range the mapping discarded, and replay-dlq
@@ -477,7 +540,7 @@ def test_a_flood_of_junk_referrers_and_forged_countries_keeps_the_stats_item_bou
     assert counts(ddb, "calm1") == (calm["calm1"], 0)
     assert counts(ddb, "calm2") == (calm["calm2"], 0)
     assert counters_only(day_stats(ddb, "calm2")) == {
-        "clicks": calm["calm2"], "bots": 0, "dev#mobile": calm["calm2"], "ref#news.example.com": calm["calm2"], "cc#SE": calm["calm2"]
+        name: value * calm["calm2"] for name, value in people(phones=1, **{"ref#news.example.com": 1, "cc#SE": 1}).items()
     }
 
 
@@ -518,7 +581,7 @@ def test_one_validation_exception_does_not_stop_the_others(pipeline, ddb):
     assert pipeline.mapping.invocations == 2  # not retried: a refused update would be refused again
     assert pipeline.mapping.discarded == 0
     assert counts(ddb, "aaa") == EXPECTED_COUNTS["aaa"]  # its counter is another item
-    assert counters_only(day_stats(ddb, "aaa")) == {"clicks": 1, "bots": 0, "dev#desktop": 1, "ref#news.example.com": 1, "cc#DE": 1}
+    assert counters_only(day_stats(ddb, "aaa")) == people(1, **{"ref#news.example.com": 1, "cc#DE": 1})
     assert counts(ddb, "bbb") == EXPECTED_COUNTS["bbb"]
     assert counters_only(day_stats(ddb, "bbb")) == EXPECTED_BBB_DAY
     assert counts(ddb, "ccc") == EXPECTED_COUNTS["ccc"]
@@ -583,19 +646,22 @@ def test_a_write_whose_response_is_lost_is_counted_once_on_the_retry(pipeline, d
     assert_marks_at(pipeline, ddb, sequences[-1])
 
 
-def test_every_write_of_a_batch_landing_with_its_answer_lost_on_every_attempt_counts_once(pipeline, ddb):
+def test_every_write_of_a_batch_landing_with_its_answer_lost_on_every_attempt_counts_once(patient, ddb):
+    pipeline = patient
     pipeline.send(WARM_UP)
     pipeline.faults.lose_responses().fail_when = lambda op, request: op in ("PutItem", "UpdateItem")
     start = len(pipeline.faults.calls)
     pipeline.send(*BATCH)
     # Attempt 1: both claims land and lose their answers, so no item is updated. Attempt 2 (a retry
     # here): reads the claims (its own), writes the six items, which land and lose their answers.
-    # Attempt 3: reads the claims and the items, and has nothing left to write.
+    # Attempt 3: reads the claims, the items and the rollup, writes the rollup, which loses its answer.
+    # Attempt 4: reads them all, and has nothing left to write.
     assert pipeline.faults.calls[start:] == (
-        ["DescribeStreamSummary"] + ["PutItem"] * 2 + ["BatchGetItem"] * 2 + ["UpdateItem"] * 6 + ["BatchGetItem"] * 2
+        ["DescribeStreamSummary"] + ["PutItem"] * 2 + ["BatchGetItem"] * 2 + ["UpdateItem"] * 6
+        + ["BatchGetItem"] * 2 + ["UpdateItem"] + ["BatchGetItem"] * 2
     )
-    assert len(pipeline.faults.lost_calls) == 2 + 6
-    assert (pipeline.mapping.invocations, pipeline.mapping.discarded) == (1 + 3, 0)
+    assert len(pipeline.faults.lost_calls) == 2 + 6 + 1
+    assert (pipeline.mapping.invocations, pipeline.mapping.discarded) == (1 + 4, 0)
     assert_batch_counted_exactly(ddb)
 
 
@@ -604,18 +670,20 @@ def test_a_batch_whose_item_answers_are_lost_is_done_by_a_retry_that_writes_noth
     pipeline.faults.lose_responses().fail_when = lambda op, request: op == "UpdateItem"
     start = len(pipeline.faults.calls)
     pipeline.send(*BATCH)
-    # Every item update landed and lost its answer; the retry reads the claims and the items, finds
-    # every item at its mark, and writes nothing (not even a failed conditional write).
-    assert len(pipeline.faults.lost_calls) == 6
-    assert pipeline.faults.calls[start + len(WRITE_PATH):] == ["BatchGetItem", "BatchGetItem"]
-    assert (pipeline.mapping.invocations, pipeline.mapping.discarded) == (1 + 2, 0)
+    # Every item update landed and lost its answer (so no rollup was written); the retry reads the
+    # claims and the items, finds every item at its mark, and writes only the rollup, which lands and
+    # loses its answer too; the third attempt reads the rollup at its mark and writes nothing (not
+    # even a failed conditional write).
+    assert len(pipeline.faults.lost_calls) == 6 + 1
+    assert pipeline.faults.calls[start + len(WRITE_PATH) - 1:] == ["BatchGetItem"] * 2 + ["UpdateItem"] + ["BatchGetItem"] * 2
+    assert (pipeline.mapping.invocations, pipeline.mapping.discarded) == (1 + 3, 0)
     assert (pipeline.results[-1]["applied"], pipeline.results[-1]["already_applied"]) == (0, 6)
     assert_batch_counted_exactly(ddb)
 
 
 # The retry of a batch whose first attempt lost the answer of its first claim: both claims are
 # written, no item is. The retry reads the claims (its own) and the items (none), and updates all six.
-RETRY_AFTER_A_LOST_CLAIM = ["claims read", "items read"] + [f"item update {n}" for n in range(1, 7)]
+RETRY_AFTER_A_LOST_CLAIM = ["claims read", "items read"] + [f"item update {n}" for n in range(1, 7)] + ["rollup update"]
 RETRY_WRITES = [step for step, name in enumerate(RETRY_AFTER_A_LOST_CLAIM) if "read" not in name]
 
 
@@ -630,7 +698,8 @@ def test_a_retry_that_loses_an_answer_again_still_counts_once(pipeline, ddb, ste
     sequences = pipeline.send(*BATCH)
 
     retry = pipeline.faults.calls[retry_start:retry_start + len(RETRY_AFTER_A_LOST_CLAIM)]
-    assert retry == ["BatchGetItem"] * 2 + ["UpdateItem"] * 6  # the retry's path, as RETRY_AFTER_A_LOST_CLAIM says
+    # The retry's path, as RETRY_AFTER_A_LOST_CLAIM says (a lost item answer fails it before its rollup).
+    assert retry[:8] == ["BatchGetItem"] * 2 + ["UpdateItem"] * 6
     assert pipeline.faults.lost_calls == [start + 1, start + 3 + step]
     assert pipeline.mapping.invocations == 1 + 3
     assert pipeline.mapping.discarded == 0
@@ -667,7 +736,7 @@ def test_answers_lost_at_the_http_layer_are_resent_by_botocore_and_counted_once(
         sequences = pipeline.send(*BATCH)
     finally:
         outage.end()
-    assert outage.failed_sends == 8 and len(outage.sleeps) == 8  # two claims and six items, each resent once
+    assert outage.failed_sends == 9 and len(outage.sleeps) == 9  # two claims, six items and the rollup, each resent once
     assert pipeline.mapping.invocations == 1 + 1  # botocore's resends absorbed every lost answer
     result = pipeline.results[-1]
     assert (result["applied"], result["already_applied"], result["duplicate_records"]) == (0, 6, 0)
@@ -697,3 +766,78 @@ def test_each_shard_keeps_its_own_marks(aws, ddb):
             StreamName=STREAM, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"])["Records"]
         pipeline.aggregator.lambda_handler(pipeline.event({r["SequenceNumber"] for r in records}, shard["ShardId"]), None)
     assert table_state(ddb) == before
+    assert_rollup_exact(ddb, {"aaa": 4})  # one rollup item per shard: the link's total is the larger
+
+
+# ------------------------------------------------------------------ visitors (issue 18), through every failure
+
+
+def hashed(n):
+    """Visitor n's 8-byte hash: uniformly spread, as the redirect's keyed BLAKE2b makes them."""
+    import hashlib
+
+    return hashlib.blake2b(str(n).encode(), digest_size=8).digest()
+
+
+def visitor_click(short_id, visitor, ua=HUMAN):
+    return json.dumps({"type": "click", "id": short_id, "ua": ua, "v": hashed(visitor).hex()}, separators=(",", ":"))
+
+
+# Link "hot" gets more visitors than an exact set holds (so a sketch, written read-modify-write),
+# link "few" a handful; both bring visitors already counted by the warm-up.
+VISITOR_WARM_UP = [visitor_click("hot", n) for n in range(60)] + [visitor_click("few", n) for n in range(3)]
+VISITOR_BATCH = [
+    [visitor_click("hot", n) for n in range(40, 140)] + [visitor_click("few", n) for n in range(2, 5)],
+    [visitor_click("hot", n) for n in range(130, 170)] + [visitor_click("few", 1, ua=BOT)],
+]
+VISITOR_WRITE_PATH = ["stream life", "claim 1", "claim 2"] + [f"item update {n}" for n in range(1, 5)] + ["rollup update"]
+
+
+def visitors_of(ddb, pk, sk):
+    from uniques import sketch
+
+    raw = ddb.get_item(TableName=TABLE_NAME, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True)["Item"]
+    exact = {bytes(h) for h in raw.get(layout.VISITOR_SET, {}).get("BS", [])}
+    blob = raw.get(layout.VISITOR_SKETCH, {}).get("B")
+    return sketch.count([(exact, bytes(blob) if blob is not None else None)])
+
+
+def expected_visitors(values):
+    from uniques import sketch
+
+    hashes = {hashed(value) for value in values}
+    if len(hashes) <= sketch.EXACT_MAX:
+        return len(hashes)
+    return sketch.count([(None, sketch.encode(sketch.add(sketch.new_registers(), hashes)))])
+
+
+def assert_visitors_exact(ddb):
+    assert visitors_of(ddb, "stats#hot", f"day#{DAY}#{REGION}") == expected_visitors(range(170))
+    assert visitors_of(ddb, "stats#few", f"day#{DAY}#{REGION}") == 5  # the bot's hash is not a visitor
+    assert rollup_day(ddb)["links"] == {"hot": 60 + 100 + 40, "few": 3 + 3}
+    assert stats_items.visitors(rollup_day(ddb)) == expected_visitors(range(170))
+    assert_rollup_exact(ddb, {"hot": 200, "few": 6})
+
+
+@pytest.mark.parametrize("lost", [False, True], ids=["failed", "answer-lost"])
+@pytest.mark.parametrize("step", range(len(VISITOR_WRITE_PATH)), ids=VISITOR_WRITE_PATH)
+def test_visitors_and_rollups_stay_exact_when_a_batch_fails_part_way(patient, ddb, step, lost):
+    patient.send(VISITOR_WARM_UP)
+    start = len(patient.faults.calls)
+    if lost and step:
+        patient.faults.lose_responses()
+    patient.faults.fail_at = {start + step}
+    sequences = patient.send(*VISITOR_BATCH)
+    assert patient.mapping.discarded == 0 and patient.mapping.invocations >= 1 + 2
+    assert_visitors_exact(ddb)
+    # A late redelivery, and a replay of the whole history in another container, change nothing.
+    before = table_state(ddb)
+    patient.aggregator.lambda_handler(patient.event(set(sequences)), None)
+    writes._full_items.clear()
+    writes._sketches.clear()
+    patient.aggregator._failed.clear()
+    iterator = patient.kinesis.get_shard_iterator(StreamName=STREAM, ShardId=SHARD, ShardIteratorType="TRIM_HORIZON")
+    history = {r["SequenceNumber"] for r in patient.kinesis.get_records(ShardIterator=iterator["ShardIterator"])["Records"]}
+    patient.aggregator.lambda_handler(patient.event(history), None)
+    assert table_state(ddb) == before
+    assert_visitors_exact(ddb)

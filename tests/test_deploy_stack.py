@@ -274,7 +274,7 @@ def test_roles_point_at_the_real_table_log_groups_and_queue(stack):
     aggregator = inline("AggregatorRole")
     assert set(aggregator) == {table_arn, stream_arn, log_arn % "aggregator", queue_arn}
     assert aggregator[queue_arn] == {"sqs:SendMessage"}
-    assert aggregator[table_arn] == {"dynamodb:UpdateItem", "dynamodb:BatchGetItem", "dynamodb:PutItem"}
+    assert aggregator[table_arn] == {"dynamodb:UpdateItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:GetItem"}
 
     version = iam.get_policy(PolicyArn=outputs["AdminPolicyArn"])["Policy"]["DefaultVersionId"]
     admin = iam.get_policy_version(PolicyArn=outputs["AdminPolicyArn"], VersionId=version)["PolicyVersion"]["Document"]

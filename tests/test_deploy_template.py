@@ -181,8 +181,9 @@ def claim_key_prefix():
 
 def test_aggregator_role_updates_the_table_reads_its_stream_and_records_skips():
     allowed_targets = {
-        # No transactions, no DeleteItem, no Query or Scan: updates, claims and the reads of a retry.
-        "LinksTable": {"dynamodb:UpdateItem", "dynamodb:BatchGetItem", "dynamodb:PutItem"},
+        # No transactions, no DeleteItem, no Query or Scan: updates, claims, the reads of a retry,
+        # and the stats retention setting.
+        "LinksTable": {"dynamodb:UpdateItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:GetItem"},
         "ClickStream": {"kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords",
                         "kinesis:GetShardIterator", "kinesis:ListShards"},
         "AggregatorLogGroup": {"logs:CreateLogStream", "logs:PutLogEvents"},
@@ -191,14 +192,26 @@ def test_aggregator_role_updates_the_table_reads_its_stream_and_records_skips():
     seen = set()
     for statement in statements_of_role("AggregatorRole"):
         assert statement["Effect"] == "Allow"
-        # Only the claims' PutItem carries a condition (test_the_aggregator_may_put_only_claims).
-        assert "Condition" not in statement or as_list(statement["Action"]) == ["dynamodb:PutItem"], statement
+        # Only the claims' PutItem and the setting's GetItem carry a condition (test_the_aggregator_may_put_only_claims,
+        # test_the_aggregator_may_get_only_the_retention_setting).
+        assert "Condition" not in statement or as_list(statement["Action"]) in (["dynamodb:PutItem"], ["dynamodb:GetItem"]), statement
         targets = referenced(statement["Resource"])
         assert len(targets) == 1 and targets <= allowed_targets.keys(), statement
         target = targets.pop()
         assert set(as_list(statement["Action"])) <= allowed_targets[target], statement
         seen.add(target)
     assert seen == allowed_targets.keys()
+
+
+def test_the_aggregator_may_get_only_the_retention_setting():
+    """The aggregator reads one item: the stats retention setting (aggregator/handler.py retention_days)."""
+    from aggregator import layout
+
+    gets = [s for s in statements_of_role("AggregatorRole") if "dynamodb:GetItem" in as_list(s["Action"])]
+    assert len(gets) == 1 and as_list(gets[0]["Action"]) == ["dynamodb:GetItem"]
+    assert gets[0]["Condition"] == {
+        "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [layout.RETENTION_SETTING_KEY["pk"]["S"]]}
+    }
 
 
 def test_the_aggregator_may_put_only_claims():

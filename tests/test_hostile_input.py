@@ -160,7 +160,8 @@ def test_the_aggregator_bounds_every_hostile_field_and_still_counts(ddb, aggrega
     result = aggregator.apply_batch([record], layout.mark_name("life", "shardId-000000000000"))
     assert result["clicks"] == 3  # the three lines with a valid id; the other three are dropped
     items = ddb.scan(TableName=TABLE_NAME)["Items"]
-    assert {i["pk"]["S"] for i in items} == {"ok1", "stats#ok1", f"{layout.CLAIM_PK_PREFIX}{record.identity}"}
+    assert {i["pk"]["S"] for i in items} == {"ok1", "stats#ok1", f"{layout.CLAIM_PK_PREFIX}{record.identity}",
+                                            f"{layout.ROLLUP_PK_PREFIX}2026-11-27"}
     for item in items:
         text = json.dumps(item)
         assert len(text) < 4096 and "<" not in text and "xxxxxxxxxx" not in text

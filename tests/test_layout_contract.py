@@ -21,6 +21,7 @@ from tests.conftest import REGION, TABLE_NAME
 from tests.support.aggregator import reload_aggregator
 from webapp import clock, link_rules
 from webapp import store as store_module
+from webapp.store import settings as store_settings
 from webapp.store import stats_items
 from webapp.store import tokens as store_tokens
 from webapp.store import users as store_users
@@ -245,7 +246,7 @@ def test_the_redirect_prints_the_click_line_the_aggregator_reads(redirect, store
     assert redirect.lambda_handler(event, None)["statusCode"] == 302
     [printed] = [l for l in capsys.readouterr().out.splitlines() if l.startswith("{")]
     parsed = parse_line(layout.encode_sequence("1"), {"timestamp": 1_795_780_800_000, "message": printed})
-    assert (parsed.short_id, parsed.device, parsed.referrer, parsed.country) == ("contract-4", "mobile", "news.example.com", None)
+    assert (parsed.short_id, parsed.device, parsed.referrer, parsed.country) == ("contract-4", "iPhone", "news.example.com", None)
 
 
 # ------------------------------------------------------------------ the store reads what the aggregator writes
@@ -299,9 +300,9 @@ def test_the_store_sums_per_day_stats_across_regions(store, aggregator):
     days = [{name: day[name] for name in fields} for day in store.links.daily_stats("contract-7")]
     assert days == [
         {"day": yesterday.date().isoformat(), "clicks": 3, "bots": 1,
-         "referrers": {"a.example": 3}, "countries": {"DE": 2, "FR": 1}, "devices": {"desktop": 2, "mobile": 1}},
+         "referrers": {"a.example": 3}, "countries": {"DE": 2, "FR": 1}, "devices": {"Desktop": 2, "iPhone": 1}},
         {"day": today.date().isoformat(), "clicks": 1, "bots": 0,
-         "referrers": {"b.example": 1}, "countries": {}, "devices": {"desktop": 1}},
+         "referrers": {"b.example": 1}, "countries": {}, "devices": {"Desktop": 1}},
     ]
 
 
@@ -316,3 +317,70 @@ def test_folded_referrers_read_back_as_other(store, aggregator):
     assert len(day["referrers"]) == writes.MAX_REFERRERS + 1
     assert day["referrers"][layout.OTHER] == 125 - writes.MAX_REFERRERS
     assert sum(day["referrers"].values()) == day["clicks"] == 125
+
+
+# ------------------------------------------------------------------ issue 18: hours, dimensions, visitors, rollups
+
+
+def test_the_aggregator_and_the_stats_reader_name_the_new_attributes_alike():
+    assert (layout.HOUR_PREFIX, layout.BOT_HOUR_PREFIX) == (stats_items.HOUR_PREFIX, stats_items.BOT_HOUR_PREFIX)
+    assert (layout.VISITOR_SET, layout.VISITOR_SKETCH) == (stats_items.VISITOR_SET, stats_items.VISITOR_SKETCH)
+    assert layout.LINK_PREFIX == stats_items.LINK_PREFIX
+    assert {layout.REFERRER_PREFIX, layout.COUNTRY_PREFIX, layout.DEVICE_PREFIX, layout.BROWSER_PREFIX,
+            layout.OS_PREFIX} == set(stats_items.DIMENSIONS)
+    # The reader parts attribute names at the first "#": none of the aggregator's bookkeeping reads as a counter.
+    bookkeeping = [layout.MARK_PREFIX, layout.VISITOR_VERSION, layout.LINK_SET, layout.PURGE_AT, layout.DEVICE_SET,
+                   layout.BROWSER_SET, layout.OS_SET, layout.REFERRER_SET, layout.COUNTRY_SET]
+    for name in bookkeeping:
+        prefix = name.partition("#")[0] + "#"
+        assert prefix not in stats_items.DIMENSIONS and prefix not in (
+            stats_items.HOUR_PREFIX, stats_items.BOT_HOUR_PREFIX, stats_items.LINK_PREFIX), name
+
+
+def test_the_aggregator_reads_the_retention_setting_the_store_writes():
+    assert layout.RETENTION_SETTING_KEY == store_settings.setting_key("stats_retention_days")
+    assert layout.PURGE_AT == table_properties()["TimeToLiveSpecification"]["AttributeName"]
+
+
+def test_the_dashboard_reads_the_rollups_the_aggregator_writes():
+    from webapp.store import rollups as store_rollups
+
+    assert layout.ROLLUP_PK_PREFIX == store_rollups.ROLLUP_PK_PREFIX
+
+
+def test_a_rollup_key_is_never_a_links_or_a_stats_items():
+    key = layout.rollup_key("2026-11-27", REGION, layout.mark_name("life0", SHARD))
+    assert key["pk"]["S"] == "rollup#2026-11-27" and key["sk"]["S"].startswith(f"{REGION}#{layout.MARK_PREFIX}")
+    assert not link_rules._SLUG_RE.fullmatch(key["pk"]["S"])
+    assert not key["pk"]["S"].startswith(layout.STATS_PK_PREFIX)
+
+
+def test_the_stats_reader_reads_the_stats_and_rollups_the_aggregator_writes(aggregator, ddb):
+    from boto3.dynamodb.types import TypeDeserializer
+
+    now = clock.utcnow().replace(hour=9, minute=30)
+    visitor = "0123456789abcdef"
+    lines = [json.dumps({"type": "click", "id": "contract-9", "ua": PHONE, "ref": "a.example", "cc": "DE", "v": visitor})] * 2
+    lines += [click("contract-10"), click("contract-10", ua="Googlebot/2.1")]
+    aggregator.count(lines, now)
+    aggregator.count([click("contract-10")], now, region=OTHER_REGION)
+    day = now.date().isoformat()
+    plain = TypeDeserializer()
+    items = ddb.scan(TableName=TABLE_NAME, ConsistentRead=True)["Items"]
+    parts = {(i["pk"]["S"], i["sk"]["S"]): stats_items.part(day, {k: plain.deserialize(v) for k, v in i.items()})
+             for i in items if i["pk"]["S"].startswith((layout.STATS_PK_PREFIX, layout.ROLLUP_PK_PREFIX))}
+    link = parts[("stats#contract-9", f"day#{day}#{REGION}")]
+    assert (link["clicks"], link["hours"], link["devices"], link["oses"]) == (2, {"09": 2}, {"iPhone": 2}, {"iOS": 2})
+    assert stats_items.visitors(link) == 1
+    # The day across links: each region's rollup items (one per shard) merged by max of lnk#, then regions summed.
+    total = stats_items.empty_day(day)
+    for region in (REGION, OTHER_REGION):
+        regional = stats_items.empty_day(day)
+        for (pk, sk), part in parts.items():
+            if pk == f"{layout.ROLLUP_PK_PREFIX}{day}" and sk.startswith(f"{region}#"):
+                stats_items.merge(regional, part, links_by_max=True)
+        stats_items.merge(total, regional)
+    assert (total["clicks"], total["bots"], total["bot_hours"]) == (4, 1, {"09": 1})
+    assert total["links"] == {"contract-9": 2, "contract-10": 2}
+    assert total["devices"] == {"iPhone": 2, "Desktop": 2} and total["referrers"] == {"a.example": 2}
+    assert stats_items.visitors(total) == 1
