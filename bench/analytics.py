@@ -332,7 +332,13 @@ def figures(record):
     sk = w["hot_sketch"]
     out["analytics.sketch_units_per_batch"] = figure(number(sk["item_units_per_batch"], 1),
                                                      sk["item_units_per_batch"], "measured")
-    largest = dash[-1]
+    out["analytics.sketch_stats_kb"] = figure(f"{number(sk['largest_stats_bytes'] / 1024, 1)} KB",
+                                              sk["largest_stats_bytes"], "measured")
+    smallest, largest = dash[0], dash[-1]
+    out["analytics.dashboard_small_links"] = figure(f"{smallest['links']:,}", smallest["links"], "counted")
+    out["analytics.dashboard_small_requests"] = figure(
+        ", ".join(str(r) for r in smallest["requests"]), max(smallest["requests"]), "measured")
+    out["analytics.dashboard_small_ms"] = figure(ms(smallest["median_seconds"]), smallest["median_seconds"], "measured")
     out["analytics.dashboard_links"] = figure(f"{largest['links']:,}", largest["links"], "counted")
     out["analytics.dashboard_requests"] = figure(
         ", ".join(str(r) for r in largest["requests"]), max(largest["requests"]), "measured")
