@@ -411,10 +411,11 @@ def section(record):
         f"Uniques cost {_units(w['extra_thin'])} extra units per click spread thin and {_units(w['extra_hot'])} on"
         f" the hot link: a hash is 8 bytes of a stats item that is under 1 KB either way, and the day's rollup is"
         f" one write per batch whatever it holds.",
-        f"Past 100 visitors a link-day holds {number(w['hot_sketch']['largest_stats_bytes'] / 1024, 1)} KB of"
-        f" registers, so each batch's write of it (and of the rollup) costs about that many units:"
-        f" {number(w['hot_sketch']['item_units_per_batch'], 1)} item units per batch, still"
-        f" {number(w['hot_sketch']['item_writes_per_batch'], 1)} writes a batch on average.",
+        f"Past 100 visitors a link-day holds its registers (the stats item grew to"
+        f" {number(w['hot_sketch']['largest_stats_bytes'] / 1024, 1)} KB), and a write costs 1 unit per KB of the"
+        f" item: {number(w['hot_sketch']['item_units_per_batch'], 1)} item units per batch on average, for"
+        f" {number(w['hot_sketch']['item_writes_per_batch'], 1)} item writes per batch (one per item is"
+        f" {HOT_ITEMS_PER_BATCH}).",
     ]
     failed = w["hot_sketch"]["failed_conditions"]
     if failed:
