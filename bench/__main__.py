@@ -16,8 +16,8 @@ import traceback
 from pathlib import Path
 
 from bench import (
-    admin_list, backlog, baseline, cold_start, cost, end_to_end, hot_link, import_bench, record, report, search, shards,
-    spread, targets, warm,
+    admin_list, analytics, backlog, baseline, cold_start, cost, end_to_end, hot_link, import_bench, record, report, search,
+    shards, spread, targets, warm,
 )
 from bench.context import Context, Skip
 from figures import duration
@@ -25,7 +25,9 @@ from figures import duration
 ROOT = Path(__file__).resolve().parent.parent
 # Report order. Shards and backlog read the spread results (the shard count its rate needs);
 # cost reads the warm, hot-link, spread and shards results: each comes after what it reads.
-MODULES = (cold_start, warm, hot_link, spread, shards, backlog, cost, admin_list, import_bench, end_to_end, search)
+# analytics reads none, and comes last so that the earlier sections keep their numbers.
+MODULES = (cold_start, warm, hot_link, spread, shards, backlog, cost, admin_list, import_bench, end_to_end, search,
+           analytics)
 
 FULL = {
     "cold_runs": 25,
@@ -41,6 +43,10 @@ FULL = {
     # Links per table (one table per size), timed calls per query.
     "search": {"sizes": (1_000, 100_000), "reps": 10},
     "e2e_seconds": 10,
+    # Clicks spread thin (one batch) and on a hot link (three 5 s windows); links of the dashboard's tables;
+    # visitors counted by the sketch.
+    "analytics": {"thin_clicks": 2000, "containers": 20, "hot": {"rate": 1000, "seconds": 15, "containers": 10},
+                  "dashboard_links": (100, 10_000, 100_000), "dashboard_reps": 10, "sketch": (100, 10_000, 1_000_000)},
 }
 QUICK = {
     "cold_runs": 2,
@@ -53,6 +59,8 @@ QUICK = {
     "import_rows": 600,
     "search": {"sizes": (200, 1_000), "reps": 2},
     "e2e_seconds": 1,
+    "analytics": {"thin_clicks": 100, "containers": 5, "hot": {"rate": 100, "seconds": 10, "containers": 5},
+                  "dashboard_links": (10, 500), "dashboard_reps": 2, "sketch": (100, 10_000, 100_000)},
 }
 
 
@@ -119,36 +127,79 @@ def _baseline_label():
     return shown if path.is_file() else f"{shown} (NOT FOUND: baseline rows are empty)"
 
 
+def select(only, modules=MODULES):
+    """The modules named in `only` ("KEY[,KEY]"), in report order; ValueError naming an unknown key."""
+    keys = [key.strip() for key in only.split(",") if key.strip()]
+    known = {module.KEY: module for module in modules}
+    unknown = [key for key in keys if key not in known]
+    if unknown or not keys:
+        raise ValueError(f"unknown benchmark(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(known)}")
+    return tuple(module for module in modules if module.KEY in keys)
+
+
+def merge_results(previous, records, seconds, modules=MODULES):
+    """A results document with `records` replacing their keys in `previous` (a document, or None) and every
+    other record kept: the figures are computed again from the merged records, the run's facts kept and the
+    re-run noted."""
+    merged = dict(previous["records"]) if previous else {}
+    merged.update(records)
+    if previous:
+        run_info = dict(previous["run"])
+    else:
+        run_info = {"machine": report.machine(), "baseline": _baseline_label(), "total_seconds": seconds}
+    run_info["rerun"] = {"modules": list(records), "seconds": seconds, "date": report.machine()["date"]}
+    found = figures(merged, modules)
+    found["run.seconds"] = (previous or {}).get("figures", {}).get("run.seconds") or record.figure(
+        duration(run_info["total_seconds"]), round(run_info["total_seconds"]), "measured")
+    return record.document(merged, found, run_info)
+
+
 def main():
     """Run, store the records and figures, render the report from them; or only render (--render)."""
     parser = argparse.ArgumentParser(description="Benchmarks against the recipe's handler; writes BENCHMARKS.md.")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check that everything runs")
     parser.add_argument("--render", action="store_true", help="only render BENCHMARKS.md from the results file")
+    parser.add_argument("--only", metavar="KEY[,KEY]",
+                        help="run only these benchmarks and keep the other records of the results file"
+                             f" ({', '.join(module.KEY for module in MODULES)})")
     parser.add_argument("--output", type=Path, help="default: BENCHMARKS.md (build/BENCHMARKS-quick.md with --quick)")
     parser.add_argument("--results", type=Path, help="default: results/bench.json (build/bench-quick.json with --quick)")
     args = parser.parse_args()
+    try:
+        modules = select(args.only, MODULES) if args.only else MODULES
+    except ValueError as exc:
+        parser.error(str(exc))
     # A quick run's tiny figures must never replace the committed ones by accident.
     build = ROOT / "build"
     args.output = args.output or (build / "BENCHMARKS-quick.md" if args.quick else ROOT / "BENCHMARKS.md")
     args.results = args.results or (build / "bench-quick.json" if args.quick else ROOT / "results" / "bench.json")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     if args.render:
-        args.output.write_text(render(record.load(args.results)), encoding="utf-8")
+        args.output.write_text(render(record.load(args.results), MODULES), encoding="utf-8")
         print(f"Wrote {args.output} from {args.results}")
         return
+    # Read first: a results file that cannot be read stops the run before it measures anything.
+    previous = record.load(args.results) if args.only and args.results.is_file() else None
     started = time.monotonic()
     ctx = Context(QUICK if args.quick else FULL, quick=args.quick)
+    if previous:
+        ctx.results.update(previous["records"])  # what a re-run module reads of the others (cost reads four)
     try:
-        records, failures = run(ctx)
+        records, failures = run(ctx, modules)
     finally:
         ctx.close()
-    run_info = {"machine": report.machine(), "baseline": _baseline_label(), "total_seconds": time.monotonic() - started}
-    found = figures(records)
-    found["run.seconds"] = record.figure(duration(run_info["total_seconds"]), round(run_info["total_seconds"]), "measured")
-    record.write(args.results, record.document(records, found, run_info))
+    seconds = time.monotonic() - started
+    if args.only:
+        doc = merge_results(previous, records, seconds, MODULES)
+    else:
+        run_info = {"machine": report.machine(), "baseline": _baseline_label(), "total_seconds": seconds}
+        found = figures(records, MODULES)
+        found["run.seconds"] = record.figure(duration(seconds), round(seconds), "measured")
+        doc = record.document(records, found, run_info)
+    record.write(args.results, doc)
     # Rendered from the file just written, so a later --render gives the same text.
-    args.output.write_text(render(record.load(args.results)), encoding="utf-8")
-    print(f"Wrote {args.results} and {args.output} in {run_info['total_seconds']:,.0f} s")
+    args.output.write_text(render(record.load(args.results), MODULES), encoding="utf-8")
+    print(f"Wrote {args.results} and {args.output} in {seconds:,.0f} s")
     if failures:
         # A broken benchmark is a bug, not a slow machine: say so, after writing what did run.
         sys.exit("Benchmarks that failed:\n  " + "\n  ".join(failures))

@@ -23,6 +23,9 @@ FIXED_MONTHLY_USD = 20.0  # what ours may cost a month before the first redirect
 BREAK_EVEN_MILLIONS = 100.0  # a hot link pays the fixed costs back within this many redirects a month
 BURST_KEY_SHARE = 0.5  # the busiest index key under half its limit at the stated create rate
 STREAM_READ_CALLS = {"GetShardIterator", "GetRecords"}  # what reading records back from the stream takes
+UNIQUES_EXTRA_UNITS = 1.0  # extra write units per click that unique visitors may cost, spread thin
+HOT_ITEMS_PER_BATCH = 3  # a hot link's batch writes its counter, its stats item and the day's rollup, once each
+SKETCH_ERROR = 0.02  # the sketch's count within 2% at the largest number of visitors measured
 
 
 @dataclass
@@ -76,6 +79,10 @@ def warm_hot_path(record, backend):
     measured = f"hit: {request_counts(hit)}; miss: {request_counts(miss)}"
     if recipe:
         measured += f"; the recipe made {request_counts(recipe)}"
+    if "hashed" in result:  # the redirect had the day's salt: the timed path is the one that hashes the visitor
+        measured += "; with the day's salt, every click line carried a visitor hash" if result["hashed"] else (
+            "; with the day's salt, but click lines carried NO visitor hash")
+        met = met and result["hashed"]
     return Target(what, measured, met)
 
 
@@ -415,6 +422,66 @@ def end_to_end_counted(record):
     )
 
 
+# --- Analytics (issue 18) ----------------------------------------------------------------------
+def analytics_uniques_units(record):
+    """Unique visitors cost at most 1 extra write unit per click spread thin (measured: on minus off)."""
+    w = record["writes"]
+    extra = w["extra_thin"]
+    met = extra <= UNIQUES_EXTRA_UNITS
+    return Target(
+        f"Unique visitors add at most {UNIQUES_EXTRA_UNITS:g} write unit per click spread thin",
+        f"{number(w['thin_on']['units_per_click'], 4)} with, {number(w['thin_off']['units_per_click'], 4)} without:"
+        f" {number(extra, 4)} extra (hot link: {number(w['extra_hot'], 4)})",
+        met,
+        None if met else "a visitor hash grew an item past a 1 KB unit, or added a write",
+    )
+
+
+def analytics_hot_writes(record):
+    """On a hot link every batch still writes each of its items once: counter, stats and rollup."""
+    w = record["writes"]
+    cases = {"uniques off": w["hot_off"], "uniques on": w["hot_on"], "past 100 visitors": w["hot_sketch"]}
+    met = all(c["item_writes"] == HOT_ITEMS_PER_BATCH * c["batches"] and c["batches"] > 0 for c in cases.values())
+    return Target(
+        f"Hot link, still one write per item per batch ({HOT_ITEMS_PER_BATCH}: counter, stats, rollup)",
+        "; ".join(f"{name}: {c['item_writes']} item writes in {c['batches']} batches"
+                  f" ({c['failed_conditions']} failed condition(s))" for name, c in cases.items()),
+        met,
+        None if met else "a batch wrote an item more than once: a first attempt failed its condition (charged) and"
+        " was written again; see the section's note",
+    )
+
+
+def analytics_dashboard_requests(record):
+    """The home dashboard makes the same requests at every number of links: 2 × days + 1."""
+    dash = record["dashboard"]
+    bound = 2 * dash["days"] + 1
+    counts = sorted({n for size in dash["sizes"] for n in size["requests"]})
+    met = counts == [bound]
+    return Target(
+        f"The home dashboard ({dash['days']} days) makes the same {bound} requests (2 × days + 1) at any number of"
+        " links",
+        ", ".join(f"{size['links']:,} links: {', '.join(str(n) for n in size['requests'])}" for size in dash["sizes"]),
+        met,
+    )
+
+
+def analytics_sketch_error(record):
+    """The visitor count is exact up to EXACT_MAX and within 2% at the largest number measured, merged or not."""
+    runs = sorted(record["sketch"]["runs"], key=lambda r: r["visitors"])
+    exact = [r for r in runs if r["visitors"] <= record["sketch"]["exact_max"]]
+    largest = runs[-1]
+    worst = max(abs(largest["error"]), abs(largest["merged_error"]))
+    is_exact = bool(exact) and all(r["estimate"] == r["merged_estimate"] == r["visitors"] for r in exact)
+    met = is_exact and worst <= SKETCH_ERROR
+    return Target(
+        f"Unique visitors exact up to {record['sketch']['exact_max']}, within {SKETCH_ERROR:.0%} at"
+        f" {largest['visitors']:,} (one item, and merged parts)",
+        "; ".join(f"{r['visitors']:,}: {r['error']:+.2%} (merged {r['merged_error']:+.2%})" for r in runs),
+        met,
+    )
+
+
 def verdict_figures(key, record):
     """Each target's verdict as a quotable figure, `targets.<function>`: "met", "NOT met" or "not measured"."""
     out = {}
@@ -442,6 +509,7 @@ BY_BENCHMARK = {
     "admin_list": (admin_list_bounded, admin_burst),
     "search": (search_bounded, search_busiest_key),
     "end_to_end": (end_to_end_counted,),
+    "analytics": (analytics_uniques_units, analytics_hot_writes, analytics_dashboard_requests, analytics_sketch_error),
 }
 
 # Verdicts that rest on a model (prices, or Lambda durations scaled from CPU measured here).

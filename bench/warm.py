@@ -10,17 +10,19 @@ botocore's `before-call` hook on each handler's own client.
 """
 
 import contextlib
-import os
 import time
 
 from bench import baseline
+from bench.backends import client_for
 from bench.context import LINK, OUR_TABLE, RECIPE_TABLE, Skip
+from bench.fixtures import seed_salts
 from bench.handlers import RequestCounter, load_ours
 from bench.record import figure
 from bench.report import Section, ms, number, times
 from bench.stats import ratio, summarize
 from bench.targets import evaluate, request_counts
 from local_stack.http_api import to_event
+from local_stack.template import salts_table_name
 
 KEY = "warm"
 TITLE = "Warm redirect"
@@ -64,9 +66,32 @@ class _Side:
         }
 
 
+class _ClickLines:
+    """The redirect's stdout: counts its click lines, and those that carry a visitor hash ("v")."""
+
+    def __init__(self):
+        self.lines = self.hashed = 0
+
+    def write(self, text):
+        for line in text.split("\n"):
+            if '"type": "click"' in line or '"type":"click"' in line:
+                self.lines += 1
+                self.hashed += '"v":' in line
+        return len(text)
+
+    def flush(self):
+        pass
+
+
 def run_backend(endpoint, our_table, recipe_table, short_id, calls=2000, warmup=50):
-    """All three scenarios on one backend; returns {scenario: summary}."""
-    ours = load_ours(endpoint, our_table)
+    """All three scenarios on one backend; returns {scenario: summary} and "hashed": whether every click line
+    of ours carried a visitor hash. The redirect has the day's salt (and the next day's, should the run cross
+    midnight), so the timed path hashes the visitor as deployed: one salt GetItem per container and day, in
+    the warm-up."""
+    salt_table = salts_table_name(our_table)
+    now = time.time()
+    seed_salts(client_for(endpoint), salt_table, [time.strftime("%Y-%m-%d", time.gmtime(now + d)) for d in (0, 86400)])
+    ours = load_ours(endpoint, our_table, salt_table)
     event = to_event(
         "GET", f"/{short_id}", [("Host", "sho.rt"), ("User-Agent", "bench/1.0"), ("Referer", "https://news.example/")]
     )
@@ -80,12 +105,15 @@ def run_backend(endpoint, our_table, recipe_table, short_id, calls=2000, warmup=
         sides["recipe"] = _Side(
             recipe.lambda_handler, baseline.to_v1(event), RequestCounter(baseline.client_of(recipe))
         )
-    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+    sink = _ClickLines()
+    with contextlib.redirect_stdout(sink):
         for i in range(warmup + calls):
             for side in sides.values():
                 side.call(measure=i >= warmup)
     ours._cache.clear()
-    return {name: side.summary() for name, side in sides.items()}
+    result = {name: side.summary() for name, side in sides.items()}
+    result["hashed"] = sink.lines > 0 and sink.hashed == sink.lines
+    return result
 
 
 def measure(ctx):

@@ -14,8 +14,8 @@ import pytest
 
 from bench import __main__ as bench_main
 from bench import (
-    admin_list, backlog, baseline, cold_start, cost, end_to_end, hot_link, record, report, search, shards, spread, targets,
-    warm,
+    admin_list, analytics, backlog, baseline, cold_start, cost, end_to_end, hot_link, record, report, search, shards, spread,
+    targets, warm,
 )
 from bench.context import LINK, OUR_TABLE, RECIPE_TABLE, Context, Skip
 from figures import BASES
@@ -50,6 +50,9 @@ SMOKE = {
     "search": {"sizes": (120, 240), "reps": 1, "import_links": 1000},
     "e2e_seconds": 0.5,
     "e2e_warmup_seconds": 0.3,
+    # 50 clicks/s for 10 s: two batching windows, 500 visitors past 100 (registers).
+    "analytics": {"thin_clicks": 20, "containers": 3, "hot": {"rate": 50, "seconds": 10, "containers": 3},
+                  "dashboard_links": (5, 150), "dashboard_reps": 1, "sketch": (100, 2000)},
 }
 
 
@@ -116,6 +119,7 @@ def test_warm_counts_no_request_on_a_hit_and_one_read_on_a_miss(warm_record):
     assert (result["ours_hit"]["reads_per_redirect"], result["ours_hit"]["writes_per_redirect"]) == (0, 0)
     assert (result["ours_miss"]["reads_per_redirect"], result["ours_miss"]["writes_per_redirect"]) == (1, 0)
     assert result["ours_hit"]["calls"] == 20
+    assert result["hashed"] is True  # the redirect had the day's salt: the timed path hashes the visitor
     assert verdicts[0].met is True
 
 
@@ -372,6 +376,125 @@ def test_the_entry_point_orders_records_reports_failures_and_skips_and_renders_f
     assert "## 1. Broken" in text and "FAILED in this run" in text and "Skipped: no backend" in text
     assert "- **3. Fine:** a target: 1 — met." in text and "| What | 1 | 2 | 0.5× | measured |" in text
     assert bench_main.render(record.load(path), modules) == text  # rendering again gives the same file
+
+
+@pytest.fixture(scope="module")
+def analytics_record(ctx):
+    _needs_dynamodb_local(ctx)
+    return staged(analytics, analytics.measure(ctx))
+
+
+def test_analytics_uniques_add_a_hash_to_every_line_and_no_write(analytics_record):
+    record_, verdicts, _ = analytics_record
+    w = record_["writes"]
+    for case in ("thin_on", "thin_off", "hot_on", "hot_off", "hot_sketch"):
+        assert w[case]["clicks_applied"] == w[case]["clicks"] and w[case]["dlq"] == 0, case
+        assert not w[case]["units_estimated"], case  # DynamoDB Local's own figures
+    assert w["thin_on"]["hashed_lines"] == w["thin_on"]["clicks"] == 20
+    assert w["thin_off"]["hashed_lines"] == w["hot_off"]["hashed_lines"] == 0
+    # Spread thin: each link's counter and stats item, and one rollup, with or without visitors.
+    assert w["thin_on"]["item_writes"] == w["thin_off"]["item_writes"] == 2 * 20 + 1
+    assert w["thin_on"]["batches"] == w["thin_off"]["batches"] == 1
+    assert w["thin_on"]["set_items"] == 21 and w["thin_off"]["set_items"] == 0
+    assert 0 <= w["extra_thin"] <= 1
+    # The hot link: counter, stats and rollup once a batch; every extra write is a failed first attempt.
+    for case in ("hot_on", "hot_off"):
+        assert w[case]["batches"] == 2 and w[case]["item_writes"] == 3 * 2 and w[case]["failed_conditions"] == 0
+    sketch_case = w["hot_sketch"]
+    assert sketch_case["item_writes"] == 3 * sketch_case["batches"] + sketch_case["failed_conditions"]
+    assert sketch_case["sketch_items"] == 2 and sketch_case["set_items"] == 0  # the link-day and the rollup
+    assert w["hot_on"]["set_items"] == 2 and w["hot_on"]["sketch_items"] == 0
+    names = [t.what for t in verdicts]
+    assert len(names) == 4
+    assert verdicts[0].met is True
+
+
+def test_analytics_dashboard_and_sketch(analytics_record):
+    record_, verdicts, section = analytics_record
+    small, large = record_["dashboard"]["sizes"]
+    assert small["requests"] == large["requests"] == [2 * 30 + 1]
+    assert small["rollup_items"] == large["rollup_items"] == 60 * small["shards"]
+    assert small["top_links"] == small["titled"] == 5 and large["top_links"] == large["titled"] == 10
+    exact, big = record_["sketch"]["runs"]
+    assert exact["estimate"] == exact["merged_estimate"] == 100 and exact["stored_bytes"] == 800
+    assert exact["mode"] == "exact set" and big["mode"] == "registers"
+    assert abs(big["merged_error"]) < 0.05
+    assert verdicts[2].met is True and verdicts[3].met is True
+    assert [caption for caption, _, _ in section.extra_tables] == ["The home dashboard, 30 days", "The visitor sketch"]
+
+
+class _Fake:
+    """A benchmark module that measures a counter, for the entry point's tests."""
+
+    def __init__(self, key):
+        self.KEY = self.TITLE = key
+        self.runs = 0
+
+    def measure(self, _ctx):
+        self.runs += 1
+        return {"value": self.runs, "seconds": 0.1}
+
+    def figures(self, result):
+        return {f"{self.KEY}.value": record.figure(str(result["value"]), result["value"], "measured")}
+
+    def section(self, result):
+        return report.Section(self.KEY, self.TITLE, ["how"], seconds=result["seconds"])
+
+
+class _NoBackends:
+    def __init__(self, sizes, quick=False):
+        self.sizes, self.quick, self.results = sizes, quick, {}
+
+    def close(self):
+        pass
+
+
+def test_only_runs_the_named_modules_and_keeps_the_other_records(monkeypatch, tmp_path, capsys):
+    first, second = _Fake("first"), _Fake("second")
+    monkeypatch.setattr(bench_main, "MODULES", (first, second))
+    monkeypatch.setattr(bench_main, "Context", _NoBackends)
+    results, output = tmp_path / "bench.json", tmp_path / "BENCHMARKS.md"
+    files = ["--results", str(results), "--output", str(output)]
+    monkeypatch.setattr("sys.argv", ["bench", *files])
+    bench_main.main()
+    assert (first.runs, second.runs) == (1, 1)
+    before = record.load(results)
+    monkeypatch.setattr("sys.argv", ["bench", "--only", "second", *files])
+    bench_main.main()
+    assert (first.runs, second.runs) == (1, 2)
+    after = record.load(results)
+    assert after["records"]["first"] == before["records"]["first"]
+    assert after["records"]["second"]["value"] == 2
+    assert after["figures"]["first.value"]["value"] == 1 and after["figures"]["second.value"]["value"] == 2
+    assert after["figures"]["run.seconds"] == before["figures"]["run.seconds"]
+    assert after["run"]["rerun"]["modules"] == ["second"]
+    assert output.read_text(encoding="utf-8") == bench_main.render(after, (first, second))
+    # An unknown key is refused before anything runs or is written.
+    monkeypatch.setattr("sys.argv", ["bench", "--only", "second,nope", *files])
+    with pytest.raises(SystemExit):
+        bench_main.main()
+    assert "unknown benchmark(s) nope" in capsys.readouterr().err
+    assert second.runs == 2 and record.load(results) == after
+
+
+def test_only_without_a_results_file_writes_one_with_that_module(monkeypatch, tmp_path):
+    first, second = _Fake("first"), _Fake("second")
+    monkeypatch.setattr(bench_main, "MODULES", (first, second))
+    monkeypatch.setattr(bench_main, "Context", _NoBackends)
+    results = tmp_path / "bench.json"
+    monkeypatch.setattr("sys.argv", ["bench", "--only", "first", "--results", str(results),
+                                     "--output", str(tmp_path / "B.md")])
+    bench_main.main()
+    doc = record.load(results)
+    assert list(doc["records"]) == ["first"] and second.runs == 0
+    assert set(doc["figures"]) == {"first.value", "run.seconds"}
+
+
+def test_the_analytics_module_is_listed_last_with_full_and_quick_sizes():
+    assert bench_main.MODULES[-1] is analytics
+    assert set(bench_main.FULL["analytics"]) == set(bench_main.QUICK["analytics"]) == set(SMOKE["analytics"])
+    assert bench_main.FULL["analytics"]["dashboard_links"][-1] == 100_000
+    assert bench_main.FULL["analytics"]["sketch"] == (100, 10_000, 1_000_000)
 
 
 def test_the_recipe_is_loaded_not_copied(recipe):

@@ -296,6 +296,56 @@ def test_search_busiest_key():
     assert_met_then_missed(targets.search_busiest_key, SEARCH, ("model", "top_wcu_per_second"), 501.0)
 
 
+def test_warm_hot_path_with_a_salt_needs_every_click_line_hashed():
+    check = lambda record: targets.warm_hot_path(record, "stub")  # noqa: E731
+    assert_met_then_missed(check, changed(WARM, ("backends", "stub", "hashed"), True),
+                           ("backends", "stub", "hashed"), False)
+
+
+# --- Analytics -------------------------------------------------------------------------------
+def _write_case(units_per_click, item_writes=3, batches=1, failed=0):
+    return {"units_per_click": units_per_click, "item_writes": item_writes, "batches": batches,
+            "failed_conditions": failed}
+
+
+ANALYTICS = {
+    "writes": {
+        "thin_on": _write_case(2.03, 201), "thin_off": _write_case(2.02, 201),
+        "hot_on": _write_case(0.05, 9, 3), "hot_off": _write_case(0.05, 9, 3), "hot_sketch": _write_case(0.1, 9, 3),
+        "extra_thin": 0.01, "extra_hot": 0.0,
+    },
+    "dashboard": {"days": 30, "sizes": [{"links": 100, "requests": [61]}, {"links": 100_000, "requests": [61]}]},
+    "sketch": {"exact_max": 100, "runs": [
+        {"visitors": 100, "estimate": 100, "merged_estimate": 100, "error": 0.0, "merged_error": 0.0},
+        {"visitors": 1_000_000, "estimate": 1_004_000, "merged_estimate": 996_000, "error": 0.004,
+         "merged_error": -0.004},
+    ]},
+}
+
+
+def test_analytics_uniques_units():
+    assert_met_then_missed(targets.analytics_uniques_units, ANALYTICS, ("writes", "extra_thin"), 1.01)
+
+
+def test_analytics_hot_writes():
+    missed = _write_case(0.1, 11, 3, 2)
+    assert_met_then_missed(targets.analytics_hot_writes, ANALYTICS, ("writes", "hot_sketch"), missed)
+    assert targets.analytics_hot_writes(changed(ANALYTICS, ("writes", "hot_on", "item_writes"), 4)).met is False
+
+
+def test_analytics_dashboard_requests():
+    assert_met_then_missed(targets.analytics_dashboard_requests, ANALYTICS, ("dashboard", "sizes", 1, "requests"), [62])
+    # The same at both sizes, but not the bound.
+    over = changed(ANALYTICS, ("dashboard", "sizes", 0, "requests"), [70])
+    over = changed(over, ("dashboard", "sizes", 1, "requests"), [70])
+    assert targets.analytics_dashboard_requests(over).met is False
+
+
+def test_analytics_sketch_error():
+    assert_met_then_missed(targets.analytics_sketch_error, ANALYTICS, ("sketch", "runs", 1, "merged_error"), -0.021)
+    assert targets.analytics_sketch_error(changed(ANALYTICS, ("sketch", "runs", 0, "merged_estimate"), 99)).met is False
+
+
 def test_every_benchmark_with_targets_is_covered_here():
     """A new target function needs its own test above."""
     tested = {name.removeprefix("test_") for name in globals() if name.startswith("test_")}
