@@ -20,6 +20,8 @@ import math
 import threading
 from collections import Counter, defaultdict
 
+from aggregator.layout import ROLLUP_PK_PREFIX
+
 WRITE_OPS = ("PutItem", "UpdateItem", "DeleteItem")
 READ_OPS = ("GetItem", "Query", "Scan", "BatchGetItem")
 
@@ -95,6 +97,9 @@ class CapacityMeter:
         self.estimated = False
         self.write_units = 0.0
         self.write_units_by_op = Counter()  # operation -> units, table and indexes
+        # Of the UpdateItem units, those of the daily rollups (issue 18): one write per day per batch,
+        # stated beside the per-click items rather than in them.
+        self.rollup_units = 0.0
         self.read_units = 0.0
         self.items_read = 0
         self.table_wcu = Counter()  # pk -> units
@@ -144,6 +149,8 @@ class CapacityMeter:
                 table_units, indexes = 1.0, {}
             self.write_units += table_units + sum(indexes.values())
             self.write_units_by_op[model.name] += table_units + sum(indexes.values())
+            if pk and pk.startswith(ROLLUP_PK_PREFIX):
+                self.rollup_units += table_units + sum(indexes.values())
             self.table_wcu[pk] += table_units
             self.table_wcu_by_second[second][pk] += table_units
             self.writes_by_second[second] += table_units + sum(indexes.values())

@@ -313,7 +313,8 @@ def at_rate(warm, spread_flow, shards, keep, configs, window, template, recipe_t
     run = next((r for r in (shards or {}).get("runs", ()) if r["shards"] == needed), None)
     if run is None or not rate:
         return None
-    flow = dict(spread_flow, write_units=run["item_units_per_click"])
+    # Item writes priced with the daily rollups' (one write per day per batch), which the shards run states apart.
+    flow = dict(spread_flow, write_units=run["item_units_per_click"] + run.get("rollup_units_per_click", 0.0))
     parts, _ = ours_per_redirect(warm, flow, configs)
     variable = sum(parts.values()) * 1e6
     fixed = sum(usd for _, usd, _ in fixed_monthly(window, configs, template, shards=needed))

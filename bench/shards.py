@@ -48,8 +48,10 @@ def _taken(meter):
     """What the meter counted since its last reset, as plain numbers."""
     units = meter.write_units_by_op
     return {
-        "item_units": units.get(ITEM_OP, 0.0),
+        # Per-link items (counters, stats); the daily rollups (one write per day per batch) apart.
+        "item_units": units.get(ITEM_OP, 0.0) - meter.rollup_units,
         "claim_units": units.get(CLAIM_OP, 0.0),
+        "rollup_units": meter.rollup_units,
         "read_units": meter.read_units,
         "ops": dict(meter.ops),
         "failed_conditions": meter.failed_conditions,
@@ -178,12 +180,14 @@ def summarise(runs, asked, needed, per_record, template, elapsed):
         steady, retry, fresh = run["steady"], run["retry"], run["fresh_retry"]
         item = steady["item_units"] / clicks
         claims = steady["claim_units"] / clicks
+        rollups = steady["rollup_units"] / clicks
         out.append({
             **run,
             "item_units_per_click": item,
             "claim_units_per_click": claims,
+            "rollup_units_per_click": rollups,
             "records_per_click": steady["records"] / clicks,
-            "units_per_click": item + claims,
+            "units_per_click": item + claims + rollups,
             # A retry's own units, per click of the retried batch.
             "retry_write_units_per_click": (retry["retry"]["item_units"] + retry["retry"]["claim_units"]) / clicks,
             "retry_read_units_per_click": retry["retry"]["read_units"] / clicks,

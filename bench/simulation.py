@@ -240,6 +240,7 @@ class SimulatedPipeline(Pipeline):
             "write_units": self.meter.write_units,
             # PutItem is the aggregator's claim of a stream record, UpdateItem its item writes.
             "write_units_by_op": dict(self.meter.write_units_by_op),
+            "rollup_units": self.meter.rollup_units,  # included in UpdateItem's
             "stream_calls": dict(self.stream_calls),
             "read_units_aggregator": self.meter.read_units,
             "units_estimated": self.meter.estimated,

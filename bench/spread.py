@@ -123,8 +123,13 @@ def batch_seconds(result, shards=1, write_threads=16, memory_mb=None):
 
 
 def item_units(result):
-    """Write units of a run's item updates (UpdateItem: counters and stats), indexes included."""
-    return result["write_units_by_op"].get("UpdateItem", 0.0)
+    """Write units of a run's per-link item updates (UpdateItem: counters and stats), indexes included."""
+    return result["write_units_by_op"].get("UpdateItem", 0.0) - rollup_units(result)
+
+
+def rollup_units(result):
+    """Write units of a run's daily rollups (UpdateItem of rollup#<day>: one per day per batch, issue 18)."""
+    return result.get("rollup_units", 0.0)
 
 
 def claim_units(result):
@@ -173,6 +178,7 @@ def summarise(zipf, thin, elapsed, deployed_shards, memory_mb):
         "thin_units_per_click": (thin["table_units"] + thin["index_units"]) / thin["clicks"],
         "thin_item_units_per_click": thin_items_per_click,
         "thin_claim_units_per_click": claim_units(thin) / thin["clicks"],
+        "thin_rollup_units_per_click": rollup_units(thin) / thin["clicks"],
         # Modelled: the same items per click, with the claims per click of the Zipf run's packing.
         "claim_units_per_click_at_rate": claim_units(zipf) / zipf["clicks"],
         "units_per_click_at_rate": thin_items_per_click + claim_units(zipf) / zipf["clicks"],

@@ -196,10 +196,14 @@ def spread_units_per_click(record):
     """Write units per click spread thin, indexes included, as measured: the items ≤ 2.0, the claims stated beside them."""
     thin = record["thin"]
     items, claims = record["thin_item_units_per_click"], record["thin_claim_units_per_click"]
+    rollups = record.get("thin_rollup_units_per_click")
     met = items <= UNITS_PER_CLICK
     return Target(
-        f"Write units per click spread thin, indexes included, with per-day stats kept: ≤ {UNITS_PER_CLICK} + claims",
-        f"{number(items, 4)} for the items + {number(claims, 4)} for the claims (one per stream record:"
+        f"Write units per click spread thin, indexes included, with per-day stats kept: ≤ {UNITS_PER_CLICK} + claims"
+        + (" + the daily rollups" if rollups is not None else ""),
+        f"{number(items, 4)} for the items"
+        + (f" + {number(rollups, 4)} for the daily rollups (one write per day per batch)" if rollups is not None else "")
+        + f" + {number(claims, 4)} for the claims (one per stream record:"
         f" {number(thin['records'])} for {thin['clicks']:,} clicks) = {number(record['thin_units_per_click'], 4)}"
         f" in a {thin['clicks']:,}-click batch",
         met,
@@ -220,7 +224,9 @@ def shards_units_per_click(record):
         f"Write units per click spread thin, every shard touching every item, at "
         f"{', '.join(str(run['shards']) for run in runs)} shards: ≤ {UNITS_PER_CLICK} + claims",
         "items " + _per_shard_count(record, "item_units_per_click")
-        + "; claims " + _per_shard_count(record, "claim_units_per_click"),
+        + "; claims " + _per_shard_count(record, "claim_units_per_click")
+        + ("; daily rollups " + _per_shard_count(record, "rollup_units_per_click")
+           if all("rollup_units_per_click" in run for run in runs) else ""),
         met,
         None if met else "the marks grew an item past 1 KB at that shard count",
     )
