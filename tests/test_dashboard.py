@@ -234,7 +234,10 @@ def test_the_dashboard_shows_the_figures_to_every_signed_in_role(app, client, dd
     assert 'href="/links/spring"' in html and "Spring &lt;b&gt;sale&lt;/b&gt;" in html
     assert "news.example" in html and "Firefox" in html and "Linux" in html and "Desktop" in html
     assert "None: no trusted front sets countries." in html
-    assert "<svg" in html and 'role="img"' in html
+    # The chart is webapp/charts.py's, as on a link's page: people and bots stacked, the busiest day described.
+    assert 'id="clicks-chart-title">Clicks per day, last 30 days (UTC)<' in html
+    assert "1,851 clicks by people" in html and "The busiest was " + day(0) + ", with 1,234 by people." in html
+    assert 'class="chart-people"' in html
     assert ">3</td>" in html  # the day's unique visitors, in the table
     assert "style=" not in html and "<script>" not in html  # the CSP allows neither inline
     assert "How long per-day stats are kept" not in html  # a viewer cannot change it
