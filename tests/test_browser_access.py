@@ -72,6 +72,7 @@ def test_admin_adds_an_editor_who_creates_a_link_and_a_viewer_who_cannot_edit(ne
 
     viewer = new_page()
     sign_in(viewer, "vera", "veras-password")
+    viewer.get_by_role("link", name="Links", exact=True).click()  # sign-in lands on the dashboard
     row = viewer.locator("tr", has_text="from-eddie")
     assert row.is_visible()
     assert viewer.get_by_role("link", name="New link").count() == 0
