@@ -14,6 +14,7 @@ from local_stack import dynamodb
 from tests.stack_process import BROWSER, PASSWORD, Stack, wait_for
 from tests.test_accessibility import AXE, axe_problems
 from tests.test_browser import browser, sign_in  # noqa: F401 - the shared Chromium fixture
+from tests.test_dashboard import rollup_item
 
 pytestmark = pytest.mark.browser
 TABLE = "links-local"  # local_stack's default table
@@ -26,22 +27,8 @@ def _day(offset):
 
 
 def _rollup(day, clicks, links=None, visitors=(), **dimensions):
-    prefixes = {"referrers": ("ref#", "refs"), "countries": ("cc#", "ccs"), "devices": ("dev#", "devs"),
-                "browsers": ("br#", "brs"), "oses": ("os#", "oss")}
     region = os.environ.get("AWS_REGION") or dynamodb.REGION  # the stack's admin sums this region
-    item = {"pk": {"S": f"rollup#{day}"}, "sk": {"S": f"{region}#{MARK}"}, "clicks": {"N": str(clicks)},
-            "bots": {"N": "0"}}
-    for short_id, count in (links or {}).items():
-        item[f"lnk#{short_id}"] = {"N": str(count)}
-    if links:
-        item["lnks"] = {"SS": list(links)}
-    for name, counts in dimensions.items():
-        prefix, set_name = prefixes[name]
-        item.update({f"{prefix}{key}": {"N": str(count)} for key, count in counts.items()})
-        item[set_name] = {"SS": list(counts)}
-    if visitors:
-        item["uv"] = {"BS": [value.to_bytes(8, "big") for value in visitors]}
-    return item
+    return rollup_item(day, region, MARK, clicks, 0, links, visitors, **dimensions)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,12 @@ DIMENSION_PREFIXES = {"referrers": ("ref#", "refs"), "countries": ("cc#", "ccs")
 
 def put_rollup(ddb, day, region=REGION, mark="m#life0010", clicks=0, bots=0, links=None, visitors=None, **dimensions):
     """One rollup item of a day, region and shard, as the aggregator writes it."""
+    ddb.put_item(TableName=TABLE_NAME, Item=rollup_item(day, region, mark, clicks, bots, links, visitors, **dimensions))
+
+
+def rollup_item(day, region, mark, clicks=0, bots=0, links=None, visitors=None, **dimensions):
+    """A rollup item (low-level DynamoDB form): clicks, bots, lnk#<id> with lnks, dimension counters with
+    their sets, and uv from small whole numbers."""
     item = {"pk": {"S": f"rollup#{day}"}, "sk": {"S": f"{region}#{mark}"},
             "clicks": {"N": str(clicks)}, "bots": {"N": str(bots)}}
     if links:
@@ -27,7 +33,7 @@ def put_rollup(ddb, day, region=REGION, mark="m#life0010", clicks=0, bots=0, lin
         item[set_name] = {"SS": list(counts)}
     if visitors:
         item["uv"] = {"BS": [value.to_bytes(8, "big") for value in visitors]}
-    ddb.put_item(TableName=TABLE_NAME, Item=item)
+    return item
 
 
 def put_link(ddb, short_id, title=None):
