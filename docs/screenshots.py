@@ -3,6 +3,10 @@
 It starts its own local stack (as `make run` does, on moto, in a temporary folder, on free ports), so the
 pictures never show anyone's real links and come out the same each time; fills it with a few example
 links and clicks; and photographs the main pages in Chromium at a fixed size.
+
+The clicks go through the local redirect from a few kinds of browser (desktop, iPhone, Android) and one link
+preview bot, so the dashboard and a link's stats show devices, browsers and systems. They are all today's:
+the redirect stamps clicks with the real clock, and the pictures do not fake another one.
 """
 import http.client
 import json
@@ -30,7 +34,16 @@ VIEWPORT = {"width": 1280, "height": 800}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
-PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148"
+# The visitors' browsers, in turn: the admin's own desktop one, an iPhone's Safari, an Android phone's Chrome,
+# and Firefox on Windows.
+VISITORS = [
+    USER_AGENT,
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 "
+    "Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0",
+]
+BOT = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"  # a link preview: counted apart, as a bot
 START_SECONDS = 180
 
 EXAMPLE_LINKS = [
@@ -120,10 +133,12 @@ def fill(stack):
     assert stack.api("PATCH", "/api/links/launch", {"note": "Shared in the March newsletter."})[0] == 200
     assert stack.api("POST", "/api/users", {"username": "maria", "password": secrets.token_urlsafe(16),
                                             "role": "editor"})[0] == 201
+    for short_id in CLICKS:  # previews first: counted by the time the people's clicks are
+        assert stack.request(stack.redirect_port, "GET", f"/{short_id}", headers={"User-Agent": BOT})[0] == 302
     for short_id, count in CLICKS.items():
         for n in range(count):
             referrer = REFERRERS[n % len(REFERRERS)]
-            headers = {"User-Agent": PHONE if n % 3 == 0 else USER_AGENT, **({"Referer": referrer} if referrer else {})}
+            headers = {"User-Agent": VISITORS[n % len(VISITORS)], **({"Referer": referrer} if referrer else {})}
             assert stack.request(stack.redirect_port, "GET", f"/{short_id}", headers=headers)[0] == 302
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -151,10 +166,17 @@ def photograph(stack):
         page.get_by_label("User name").fill("admin")
         page.get_by_label("Password").fill(stack.password)
         page.get_by_role("button", name="Sign in", exact=True).click()
-        page.wait_for_url(f"http://127.0.0.1:{stack.admin_port}/")
+        page.wait_for_url(f"http://127.0.0.1:{stack.admin_port}/dashboard")  # the signed-in home
+        _wait_for_rollups(page)
+        shot(page, "dashboard")
+        page.evaluate("document.getElementById('top-links-title').scrollIntoView({block: 'start'})")
+        shot(page, "dashboard-top")
+        page.goto("/")
         shot(page, "links")
         page.goto("/links/launch")
         shot(page, "link")
+        page.evaluate("document.getElementById('stats-title').scrollIntoView({block: 'start'})")
+        shot(page, "link-stats")
         page.goto("/links/new")
         page.get_by_label("Destination URL").fill("https://www.example.com/summer")
         page.get_by_label("Custom slug").fill("no")  # too short: the error shows beside the field
@@ -176,6 +198,17 @@ def photograph(stack):
         page.goto("/users")
         shot(page, "users")
         browser.close()
+
+
+def _wait_for_rollups(page):
+    """Reload the dashboard until today's total has every click: the aggregator writes the day's rollups
+    in the same batch as the links' counters, but the page must not be photographed half-way."""
+    deadline, wanted = time.monotonic() + 30, f"{sum(CLICKS.values()):,}"
+    while page.locator(".total[data-days='1'] .clicks").inner_text() != wanted:
+        if time.monotonic() > deadline:
+            sys.exit("the dashboard did not show every click within 30 s")
+        time.sleep(0.5)
+        page.reload()
 
 
 def shot(page, name):

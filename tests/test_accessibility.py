@@ -70,7 +70,7 @@ def signed_in_state(browser, stack, username, password):  # noqa: F811 - browser
     page.get_by_label("User name").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in", exact=True).click()
-    page.wait_for_url(re.compile(r"/$"))
+    page.wait_for_url(re.compile(r"/dashboard$"))
     state = context.storage_state()
     context.close()
     return state
@@ -232,7 +232,7 @@ def test_the_two_factor_pages_have_no_serious_violation(open_page, stack, axe_pa
     page.get_by_label("User name").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in", exact=True).click()
-    page.wait_for_url(re.compile(r"/$"))
+    page.wait_for_url(re.compile(r"/dashboard$"))
     page.goto("/account/two-factor/setup")
     page.get_by_role("button", name="Set up two-factor sign-in").click()
     secret = page.locator(".totp-secret").inner_text().replace(" ", "")

@@ -140,7 +140,7 @@ def test_a_link_can_be_created_by_keyboard_alone(page, stack):
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
-    page.wait_for_url(re.compile(r"/$"))
+    page.wait_for_url(re.compile(r"/dashboard$"))
     for _ in range(40):  # Tab to the "New link" link, as a keyboard user would
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.textContent.trim()") == "New link":

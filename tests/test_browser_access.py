@@ -40,7 +40,7 @@ def sign_in(page, username, password):
     page.get_by_label("User name").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in", exact=True).click()
-    page.wait_for_url(re.compile(r"/$"))
+    page.wait_for_url(re.compile(r"/dashboard$"))
 
 
 def add_user(page, username, password, role):
@@ -72,6 +72,7 @@ def test_admin_adds_an_editor_who_creates_a_link_and_a_viewer_who_cannot_edit(ne
 
     viewer = new_page()
     sign_in(viewer, "vera", "veras-password")
+    viewer.get_by_role("link", name="Links", exact=True).click()  # sign-in lands on the dashboard
     row = viewer.locator("tr", has_text="from-eddie")
     assert row.is_visible()
     assert viewer.get_by_role("link", name="New link").count() == 0
@@ -98,7 +99,7 @@ def test_single_sign_on_through_the_fake_provider(new_page):
     page.get_by_label("Email").fill("sso-editor@example.org")
     page.get_by_label("Groups").fill("shortener-editors")
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r"/$"))
+    page.wait_for_url(re.compile(r"/dashboard$"))
     assert page.get_by_text("sso-editor@example.org").is_visible()
     assert page.get_by_role("link", name="New link").count() == 1
 

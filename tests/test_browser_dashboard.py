@@ -1,7 +1,8 @@
 """Browser: the home dashboard and the stats retention page, in Chromium, on the local stack.
 
 The days' rollups are written into the stack's table as the aggregator writes them (pk "rollup#<day>",
-sk "<region>#<mark>"), so every figure on the page is known exactly.
+sk "<region>#<mark>"), so every figure on the page is known exactly. One test follows clicks through the
+local redirect instead, on a stack of its own, so that the real aggregator writes the rollups it reads.
 """
 import os
 import re
@@ -10,9 +11,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from local_stack import dynamodb
-from tests.stack_process import BROWSER, Stack
+from tests.stack_process import BROWSER, PASSWORD, Stack, wait_for
 from tests.test_accessibility import AXE, axe_problems
 from tests.test_browser import browser, sign_in  # noqa: F401 - the shared Chromium fixture
+from tests.test_dashboard import rollup_item
 
 pytestmark = pytest.mark.browser
 TABLE = "links-local"  # local_stack's default table
@@ -25,22 +27,8 @@ def _day(offset):
 
 
 def _rollup(day, clicks, links=None, visitors=(), **dimensions):
-    prefixes = {"referrers": ("ref#", "refs"), "countries": ("cc#", "ccs"), "devices": ("dev#", "devs"),
-                "browsers": ("br#", "brs"), "oses": ("os#", "oss")}
     region = os.environ.get("AWS_REGION") or dynamodb.REGION  # the stack's admin sums this region
-    item = {"pk": {"S": f"rollup#{day}"}, "sk": {"S": f"{region}#{MARK}"}, "clicks": {"N": str(clicks)},
-            "bots": {"N": "0"}}
-    for short_id, count in (links or {}).items():
-        item[f"lnk#{short_id}"] = {"N": str(count)}
-    if links:
-        item["lnks"] = {"SS": list(links)}
-    for name, counts in dimensions.items():
-        prefix, set_name = prefixes[name]
-        item.update({f"{prefix}{key}": {"N": str(count)} for key, count in counts.items()})
-        item[set_name] = {"SS": list(counts)}
-    if visitors:
-        item["uv"] = {"BS": [value.to_bytes(8, "big") for value in visitors]}
-    return item
+    return rollup_item(day, region, MARK, clicks, 0, links, visitors, **dimensions)
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +140,51 @@ def test_the_pages_have_no_serious_accessibility_violation(browser, stack, path)
     problems = axe_problems(page, str(AXE))
     context.close()
     assert problems == [], "\n".join(problems)
+
+
+@pytest.fixture(scope="module")
+def dash(tmp_path_factory):
+    """A stack of its own whose link "e2e" was followed 3 times through the local redirect: its rollups
+    are the aggregator's, nobody else's."""
+    stack = Stack("moto", tmp_path_factory.mktemp("dashboard-e2e-stack"))
+    try:
+        assert stack.api("POST", "/api/links", {"url": "https://example.com/e2e", "slug": "e2e",
+                                                "title": "End to end"})[0] == 201
+        for _ in range(3):
+            assert stack.short("GET", "e2e")[0] == 302
+        yield stack
+    finally:
+        assert stack.stop() == 0
+
+
+def test_clicks_through_the_redirect_reach_the_dashboard(browser, dash):  # noqa: F811
+    context = browser.new_context(base_url=f"http://127.0.0.1:{dash.admin_port}", user_agent=BROWSER)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.goto("/login")
+    page.get_by_label("User name").fill("admin")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/dashboard$"))  # the signed-in home
+
+    def counted():
+        page.goto("/dashboard")
+        return page.locator(".total[data-days='1'] .clicks").inner_text() == "3"
+
+    assert wait_for(counted, timeout=30), page.locator(".total[data-days='1']").inner_text()
+    assert page.locator(".total[data-days='7'] .clicks").inner_text() == "3"
+    for days in (7, 30):
+        rows = page.locator(f"ol[aria-labelledby='top-links-{days}'] li").all_inner_texts()
+        assert [re.sub(r"\s+", " ", text) for text in rows] == ["End to end 3"]
+    # One browser on one address: one visitor, from the day's salted hash; its browser and system, parsed.
+    page.get_by_text("Clicks and visitors per day, as a table").click()
+    row = page.locator("table.daily tr", has_text=_day(0))
+    assert [cell.strip() for cell in row.locator("td").all_inner_texts()] == [_day(0), "3", "0", "1"]
+    assert "Chrome" in page.locator("ol[aria-labelledby='top-browsers']").inner_text()
+    assert "Linux" in page.locator("ol[aria-labelledby='top-oses']").inner_text()
+    chart = page.get_by_role("img", name="Clicks per day, last 30 days (UTC)")
+    assert chart.locator("rect.chart-people").count() == 1
+    assert "3 by people" in chart.locator(".chart-bars > g").last.locator("title").text_content()
+    page.get_by_role("link", name="End to end").first.click()
+    page.wait_for_url(re.compile(r"/links/e2e$"))
+    context.close()

@@ -1,4 +1,4 @@
-"""webapp/charts.py: the server-drawn SVG bar chart of a link's clicks."""
+"""webapp/charts.py: the server-drawn SVG bar chart of clicks (a link's page and the dashboard)."""
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -91,3 +91,23 @@ def test_a_90_bar_chart_is_well_formed_and_every_bar_fits():
         x, width = float(rect.get("x")), float(rect.get("width"))
         assert charts.LEFT <= x and x + width <= charts.WIDTH - charts.RIGHT
         assert float(rect.get("y")) >= charts.TOP - 0.01
+
+
+@pytest.mark.parametrize(("days", "labelled"), [(7, 7), (30, 6), (90, 6), (14, 7)])
+def test_a_day_series_is_labelled_every_few_days_counted_back_from_today(days, labelled):
+    series = [{"day": f"2026-{1 + n // 28:02d}-{1 + n % 28:02d}", "clicks": n, "bots": 1} for n in range(days)]
+    bars = charts.day_bars(series)
+    assert [bar.label for bar in bars] == [point["day"] for point in series]
+    assert [(bar.people, bar.bots) for bar in bars] == [(n, 1) for n in range(days)]
+    ticks = [bar.tick for bar in bars if bar.tick]
+    assert len(ticks) == labelled and bars[-1].tick  # today always has its date
+    assert charts.day_bars([{"day": "2026-12-07", "clicks": 0, "bots": 0}])[0].tick == "7 Dec"
+
+
+def test_the_description_gives_the_measured_totals_and_the_busiest_bar():
+    bars = [charts.Bar("a", "", 3, 1), charts.Bar("b", "", 1_200, 4), charts.Bar("c", "", None, None)]
+    assert charts.describe(bars) == "1,203 clicks by people and 5 by bots, stacked. The busiest was b, with 1,200 by people."
+    assert charts.describe([charts.Bar("a", "", 0, 2)]) == "0 clicks by people and 2 by bots, stacked."
+    assert charts.describe([]) == "0 clicks by people and 0 by bots, stacked."
+    svg = parse(charts.stacked_bars(bars, title="t", chart_id="c"))  # the description by default
+    assert svg.find(f"{SVG}desc").text == charts.describe(bars)

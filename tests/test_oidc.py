@@ -80,6 +80,11 @@ def test_sso_signs_in_with_the_mapped_role(sso_client, sso_app, provider):
     assert response.status_code == 303 and response.headers["Location"] == "/tokens"
     assert _signed_in_as(sso_client) == "ed@example.org"
     assert sso_client.get("/links/new").status_code == 200
+
+
+def test_sso_without_a_next_lands_on_the_dashboard(sso_client, sso_app, provider):
+    response = sso_sign_in(sso_client, provider, next_path=None)
+    assert response.status_code == 303 and response.headers["Location"] == "/dashboard"
     assert sso_client.get("/users").status_code == 403
     user = sso_app.extensions["store"].users.get("ed@example.org")
     assert user["role"] == "editor"

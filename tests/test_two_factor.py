@@ -138,6 +138,14 @@ def test_sign_in_with_a_totp_code(client, auth, enrolled, clock, audited):
     assert ("signin.second_factor", "ok", "totp") in [(a, o, d.get("factor")) for a, o, d in audited]
 
 
+def test_the_code_step_lands_on_the_dashboard_without_a_next(client, auth, enrolled, clock):
+    secret, _ = enrolled
+    _password_step(auth)
+    response = _second_step(client, _code(secret, clock))
+    assert response.status_code == 303 and response.headers["Location"] == "/dashboard"
+    assert client.get("/login/two-factor").headers["Location"] == "/dashboard"  # signed in already
+
+
 def test_a_code_from_the_step_before_or_after_works(client, auth, enrolled, clock):
     secret, _ = enrolled
     clock.advance(60)  # the step before is not the setup's (spent) step
@@ -329,7 +337,7 @@ def test_a_user_disabled_between_the_steps_is_not_signed_in(client, auth, store,
 
 def test_users_without_two_factor_sign_in_with_the_password_alone(client, auth):
     response = auth.login()
-    assert response.status_code == 303 and response.headers["Location"] == "/"
+    assert response.status_code == 303 and response.headers["Location"] == "/dashboard"
     assert _signed_in(client)
 
 
@@ -370,7 +378,7 @@ def test_disable_with_a_current_code(client, auth, store, enrolled, clock, audit
     assert not state.enabled and state.recovery_codes_left == 0
     assert ("mfa.disable", "ok") in [(a, o) for a, o, _ in audited]
     auth.logout()
-    assert auth.login().headers["Location"] == "/"  # the password alone signs in again
+    assert auth.login().headers["Location"] == "/dashboard"  # the password alone signs in again
 
 
 def test_disable_with_the_password(client, auth, store, enrolled, clock):
@@ -449,7 +457,7 @@ def test_the_requirement_can_be_turned_off(client, auth, store, audited):
     assert ("settings.change", "ok", False) in [(a, o, d.get("value")) for a, o, d in audited]
     auth.logout()
     add_user(store, "carol", "viewer")
-    assert auth.login("carol", ROLE_PASSWORD).headers["Location"] == "/"
+    assert auth.login("carol", ROLE_PASSWORD).headers["Location"] == "/dashboard"
 
 
 @pytest.mark.parametrize("role", ["viewer", "editor"])

@@ -51,7 +51,7 @@ def test_health_is_public(client):
 
 def test_login_and_logout(client, auth):
     response = auth.login()
-    assert response.status_code == 303 and response.headers["Location"] == "/"
+    assert response.status_code == 303 and response.headers["Location"] == "/dashboard"
     page = client.get("/")
     assert page.status_code == 200
     assert ADMIN_USERNAME.encode() in page.data
@@ -101,12 +101,12 @@ def test_login_next_is_followed_for_local_paths(auth):
 def test_login_next_open_redirect(auth, target):
     response = auth.login(next=target)
     assert response.status_code == 303
-    assert response.headers["Location"] == "/"
+    assert response.headers["Location"] == "/dashboard"
 
 
 def test_signed_in_user_is_redirected_away_from_login(client, auth):
     auth.login()
-    assert client.get("/login?next=//evil.example").headers["Location"] == "/"
+    assert client.get("/login?next=//evil.example").headers["Location"] == "/dashboard"
 
 
 def test_create_link_shows_the_short_link(client, auth, store):

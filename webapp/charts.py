@@ -10,12 +10,14 @@ which the admin's CSP (style-src 'self') refuses.
 """
 import math
 from collections import namedtuple
+from datetime import date
 
 from markupsafe import Markup, escape
 
 WIDTH, HEIGHT = 720, 240
 LEFT, RIGHT, TOP, BOTTOM = 64, 8, 12, 32
 TICKS = 4
+DAY_TICKS = {7: 1, 30: 5, 90: 15}  # a day label on every nth bar, counted back from today
 Bar = namedtuple("Bar", "label tick people bots")  # tick: the x axis label, or "" for none
 
 
@@ -30,9 +32,29 @@ def scale(peak, ticks=TICKS):
     return step * math.ceil(peak / step), step
 
 
-def stacked_bars(bars, *, title, description, chart_id):
-    """The SVG (Markup) of one bar per entry of `bars` (Bar tuples), left to right."""
+def day_bars(series):
+    """One bar per day of a series [{day, clicks, bots}] (oldest first), a short date under every few."""
+    every = DAY_TICKS.get(len(series), max(1, len(series) // 6))
+    return [Bar(point["day"], _day_label(point["day"]) if (len(series) - 1 - index) % every == 0 else "",
+                point["clicks"], point["bots"]) for index, point in enumerate(series)]
+
+
+def describe(bars):
+    """A chart's description: the measured bars' totals and the busiest bar."""
+    shown = [bar for bar in bars if bar.people is not None and bar.bots is not None]
+    people, bots = sum(bar.people for bar in shown), sum(bar.bots for bar in shown)
+    text = f"{people:,} clicks by people and {bots:,} by bots, stacked."
+    busiest = max(shown, key=lambda bar: bar.people, default=None)
+    if busiest and busiest.people:
+        text += f" The busiest was {busiest.label}, with {busiest.people:,} by people."
+    return text
+
+
+def stacked_bars(bars, *, title, chart_id, description=None):
+    """The SVG (Markup) of one bar per entry of `bars` (Bar tuples), left to right; described by
+    describe(bars) unless a description is given."""
     bars = list(bars)
+    description = describe(bars) if description is None else description
     peak = max(((bar.people or 0) + (bar.bots or 0) for bar in bars), default=0)
     top, step = scale(peak)
     plot_width, plot_height = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
@@ -78,6 +100,12 @@ def _hover(bar):
     if bar.people is None or bar.bots is None:
         return "not measured"
     return f"{bar.people:,} by people, {bar.bots:,} by bots"
+
+
+def _day_label(day):
+    """A short axis label: "7 Dec"."""
+    value = date.fromisoformat(day)
+    return f"{value.day} {value:%b}"
 
 
 def _n(value):

@@ -13,7 +13,7 @@ from wtforms.validators import DataRequired, Length
 
 from webapp import access, audit, clock
 from webapp.auth import bp, reauth
-from webapp.auth.session import login_required, permission_required, safe_next, sign_in
+from webapp.auth.session import landing, login_required, permission_required, sign_in
 from webapp.store import get_store
 from webapp.store.mfa import is_totp_code, provisioning_uri
 
@@ -127,7 +127,7 @@ def _locked_message():
 def second_step():
     """Ask for the second factor after the right password; sign in only on a fresh code or an unused recovery code."""
     if g.user is not None:
-        return redirect(url_for("links.index"), 303)
+        return redirect(landing(), 303)
     pending = _pending(VERIFY)
     if pending is None:
         return _back_to_sign_in()
@@ -155,7 +155,7 @@ def second_step():
             if factor == "recovery":
                 left = store.two_factor.state(username).recovery_codes_left
                 flash(f"You used a recovery code; {left} left. Make new ones on the Two-factor page if you run low.", "info")
-            return redirect(safe_next(pending.get("next"), url_for("links.index")), 303)
+            return redirect(landing(pending.get("next")), 303)
         audit.record("signin.second_factor", target=username, actor=username, outcome="failed", factor=factor)
         form.code.errors.append("That code is wrong, or it was already used. Wait for the next code and try again.")
     return render_template("auth/two_factor_login.html", form=form), 422 if form.errors else 200
@@ -243,7 +243,7 @@ def two_factor_enable():
     audit.record("mfa.enable", target=username, actor=username)
     next_page = url_for("auth.two_factor")
     if g.user is None:  # the sign-in that waited for this
-        next_page = safe_next(session[PENDING_KEY].get("next"), url_for("links.index"))
+        next_page = landing(session[PENDING_KEY].get("next"))
         sign_in(username)
         audit.record("signin.second_factor", target=username, actor=username, factor="totp", enrolled=True)
     return _codes_page(codes, next_page)

@@ -6,7 +6,7 @@ from flask import abort, current_app, flash, g, redirect, render_template, reque
 from webapp import audit
 from webapp.auth import bp, mfa, oidc
 from webapp.auth.forms import LoginForm, PasswordForm
-from webapp.auth.session import login_required, safe_next, sign_in, sign_out
+from webapp.auth.session import landing, login_required, sign_in, sign_out
 from webapp.client_address import client_address
 from webapp.exceptions import AccountConflict, IdentityMismatch
 from webapp.store import get_store
@@ -20,7 +20,7 @@ WRONG_PASSWORD = "Wrong user name or password."
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     """Show the sign-in form and sign the user in, within the failed-attempt limits."""
-    target = safe_next(request.args.get("next"), url_for("links.index"))
+    target = landing(request.args.get("next"))
     if g.user is not None:
         return redirect(target, 303)
     form = LoginForm()
@@ -91,7 +91,7 @@ def sso_start():
     if provider is None:
         abort(404)
     pending = oidc.new_request_state()
-    pending["next"] = safe_next(request.args.get("next"), url_for("links.index"))
+    pending["next"] = landing(request.args.get("next"))
     session["oidc"] = pending
     try:
         url = provider.authorization_url(url_for("auth.sso_callback", _external=True), pending)

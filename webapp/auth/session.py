@@ -87,6 +87,12 @@ def can(permission):
     return g.get("user") is not None and access.role_allows(g.get("role"), permission)
 
 
+def landing(target=None):
+    """Where a sign-in ends: the ?next= path when it is safe, else the signed-in user's home, the dashboard
+    (the link list stays at "/", where many pages link)."""
+    return safe_next(target, url_for("dashboard.index"))
+
+
 def safe_next(target, default):
     """The target if it is a path on this site, else the default (no open redirects)."""
     if not target:
