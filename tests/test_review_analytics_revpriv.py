@@ -1,0 +1,43 @@
+"""Outside review of issue 18's unique visitors (revpriv): who can reach a salt, and where one could leak."""
+from tests.test_deployer_policy import ACCOUNT, OPERATOR, STAGE, ZAPPA_SETTINGS, allows, policy
+from deploy import deployer_policy
+
+_SALTS = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/links-prod-SaltsTable-9Z8Y7X6W5V4U"
+_LINKS = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/links-prod-LinksTable-1A2B3C4D5E6F"
+
+
+def test_the_operator_cannot_read_or_replace_a_salt():
+    """The README says only the redirect, the salt function and the account's administrators can read a salt.
+
+    The operator's laptop policy (flask create-user, make replay-dlq) named the links table as
+    table/<stack>-*, which is also the salts' generated table/<stack>-SaltsTable-*: an operator could
+    GetItem today's salt (and recompute every hash of the day) or PutItem a salt of their choosing.
+    """
+    for action in ("dynamodb:GetItem", "dynamodb:PutItem"):
+        assert allows(OPERATOR, action, _LINKS), action
+        assert not allows(OPERATOR, action, _SALTS), action
+
+
+def test_an_operator_of_an_adopted_links_table_is_granted_that_table_by_name():
+    stage = {**STAGE, "parameters": {**STAGE["parameters"], "ExistingTableName": "links-restored"}}
+    operator = deployer_policy.render(policy("operator"), deployer_policy.values(stage, ACCOUNT, ZAPPA_SETTINGS))
+    assert allows(operator, "dynamodb:GetItem", f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/links-restored")
+    assert not allows(operator, "dynamodb:GetItem", _SALTS)
+
+
+# The salts' own lifetime edges (aggregator/salts.py).
+
+from aggregator import salts  # noqa: E402
+from tests.conftest import SALT_TABLE_NAME  # noqa: E402
+from tests.test_salts import at, stored  # noqa: E402
+
+
+def test_tomorrows_salt_made_at_exactly_noon_is_kept_by_a_run_at_the_same_second(ddb, salts_table):
+    """The create and keep rules meet at one instant: a second run then must neither delete nor remake it."""
+    noon = at("2026-11-27T12:00:00")
+    salts.rotate(ddb, SALT_TABLE_NAME, noon)
+    first = stored(ddb)
+    assert sorted(first) == ["2026-11-27", "2026-11-28"]
+    result = salts.rotate(ddb, SALT_TABLE_NAME, noon)
+    assert result["deleted"] == [] and result["created"] == []
+    assert stored(ddb) == first
