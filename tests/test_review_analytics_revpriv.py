@@ -41,3 +41,27 @@ def test_tomorrows_salt_made_at_exactly_noon_is_kept_by_a_run_at_the_same_second
     result = salts.rotate(ddb, SALT_TABLE_NAME, noon)
     assert result["deleted"] == [] and result["created"] == []
     assert stored(ddb) == first
+
+
+def test_botocores_debug_log_would_print_the_salt_so_no_function_that_touches_one_logs_at_debug(ddb, salts_table, caplog):
+    """botocore logs each request's body and each answer's at DEBUG: the put salt, the read one.
+
+    Lambda's JSON log format filters application logs by ApplicationLogLevel (INFO when unset), and
+    the Python runtime sets the root logger to it: DEBUG or TRACE there would print every salt into
+    the log group, which outlives the salt by LogRetentionDays.
+    """
+    import base64
+    import logging
+
+    from local_stack.template import load_template
+
+    with caplog.at_level(logging.DEBUG, logger="botocore"):
+        salts.rotate(ddb, SALT_TABLE_NAME, at("2026-11-27T05:35:59"))
+    salt = stored(ddb)["2026-11-27"]
+    assert base64.b64encode(salt).decode() in caplog.text  # the hazard is real
+    resources = load_template()["Resources"]
+    for name in ("SaltFunction", "RedirectFunction"):
+        logging_config = resources[name]["Properties"]["LoggingConfig"]
+        assert logging_config["LogFormat"] == "JSON", name
+        assert logging_config.get("ApplicationLogLevel", "INFO") not in ("DEBUG", "TRACE"), name
+        assert "AWS_LAMBDA_LOG_LEVEL" not in resources[name]["Properties"]["Environment"]["Variables"], name
