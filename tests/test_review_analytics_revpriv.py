@@ -65,3 +65,34 @@ def test_botocores_debug_log_would_print_the_salt_so_no_function_that_touches_on
         assert logging_config["LogFormat"] == "JSON", name
         assert logging_config.get("ApplicationLogLevel", "INFO") not in ("DEBUG", "TRACE"), name
         assert "AWS_LAMBDA_LOG_LEVEL" not in resources[name]["Properties"]["Environment"]["Variables"], name
+
+
+class _PagedClient:
+    """A DynamoDB client stand-in whose Query answers one item a page, as a flooded salts partition would."""
+
+    def __init__(self, days):
+        self.days, self.deleted, self.queries = list(days), [], []
+
+    def query(self, **kwargs):
+        self.queries.append(kwargs)
+        start = kwargs.get("ExclusiveStartKey")
+        i = 0 if start is None else self.days.index(start["sk"]["S"]) + 1
+        page = {"Items": [{"pk": {"S": "salt#"}, "sk": {"S": day}} for day in self.days[i:i + 1]]}
+        if i + 1 < len(self.days):
+            page["LastEvaluatedKey"] = {"pk": {"S": "salt#"}, "sk": {"S": self.days[i]}}
+        return page
+
+    def delete_item(self, TableName, Key):
+        self.deleted.append(Key["sk"]["S"])
+
+    def put_item(self, **kwargs):
+        pass
+
+
+def test_every_page_of_stored_salts_is_listed_so_none_on_a_later_page_outlives_its_day():
+    client = _PagedClient(["2026-11-20", "2026-11-25", "2026-11-27", "junk"])
+    result = salts.rotate(client, SALT_TABLE_NAME, at("2026-11-27T05:35:59"))
+    assert client.deleted == ["2026-11-20", "2026-11-25", "junk"]
+    assert result["kept"] == ["2026-11-27"]
+    # Strongly consistent: a salt put a moment ago by a racing run is listed, so it is judged now.
+    assert all(query["ConsistentRead"] is True and query["ProjectionExpression"] == "sk" for query in client.queries)
