@@ -96,3 +96,26 @@ def test_every_page_of_stored_salts_is_listed_so_none_on_a_later_page_outlives_i
     assert result["kept"] == ["2026-11-27"]
     # Strongly consistent: a salt put a moment ago by a racing run is listed, so it is judged now.
     assert all(query["ConsistentRead"] is True and query["ProjectionExpression"] == "sk" for query in client.queries)
+
+
+# The redirect's copy of the day's salt (redirect_fn/handler.py).
+
+from tests.test_redirect import NOW, SALT, clicked_v, put_link, put_salt, redirect, visitor_event  # noqa: E402,F401
+
+
+def test_yesterdays_salt_is_dropped_from_memory_at_the_first_click_after_midnight_even_while_reads_wait(
+        redirect, ddb, capsys, monkeypatch):
+    """A link read that fails just after midnight holds salt reads back a minute; yesterday's salt must
+    not stay in memory meanwhile (the README: "until the first request of the next UTC day")."""
+    put_link(ddb, "abc1234")
+    put_salt(ddb)
+    assert clicked_v(redirect, visitor_event(), capsys) is not None
+    assert redirect._salt.key == SALT
+    midnight = 1_795_824_000.0  # 2026-11-28T00:00:00Z, the day after NOW's
+    assert midnight - NOW < 86400
+    redirect._salt.retry_at = midnight + 30  # as a failed link read at midnight sets it
+    monkeypatch.setattr(redirect.time, "time", lambda: midnight + 1)
+    redirect._cache.clear()
+    put_link(ddb, "abc1234")
+    assert clicked_v(redirect, visitor_event(), capsys) is None  # no salt read yet: no v
+    assert redirect._salt.key is None
