@@ -1,4 +1,6 @@
 """Outside review of issue 18's unique visitors (revpriv): who can reach a salt, and where one could leak."""
+import pytest
+from botocore.exceptions import ClientError
 from tests.test_deployer_policy import ACCOUNT, OPERATOR, STAGE, ZAPPA_SETTINGS, allows, policy
 from deploy import deployer_policy
 
@@ -100,7 +102,7 @@ def test_every_page_of_stored_salts_is_listed_so_none_on_a_later_page_outlives_i
 
 # The redirect's copy of the day's salt (redirect_fn/handler.py).
 
-from tests.test_redirect import NOW, SALT, clicked_v, put_link, put_salt, redirect, visitor_event  # noqa: E402,F401
+from tests.test_redirect import NOW, SALT, click_lines, clicked_v, put_link, put_salt, redirect, visitor_event  # noqa: E402,F401
 
 
 def test_yesterdays_salt_is_dropped_from_memory_at_the_first_click_after_midnight_even_while_reads_wait(
@@ -118,4 +120,27 @@ def test_yesterdays_salt_is_dropped_from_memory_at_the_first_click_after_midnigh
     redirect._cache.clear()
     put_link(ddb, "abc1234")
     assert clicked_v(redirect, visitor_event(), capsys) is None  # no salt read yet: no v
+    assert redirect._salt.key is None
+
+
+@pytest.mark.parametrize("tomorrows", ["missing", "unreadable"])
+def test_after_midnight_without_a_new_salt_a_click_has_no_v_never_one_made_with_yesterdays_salt(
+        redirect, ddb, capsys, monkeypatch, tomorrows):
+    put_link(ddb, "abc1234")
+    put_salt(ddb)
+    assert clicked_v(redirect, visitor_event(), capsys) is not None
+    midnight = 1_795_824_000.0  # 2026-11-28T00:00:00Z
+    monkeypatch.setattr(redirect.time, "time", lambda: midnight + 5)
+    if tomorrows == "unreadable":
+        real_get_item = redirect._client.get_item
+
+        def get_item(**kwargs):
+            if kwargs["TableName"] == SALT_TABLE_NAME:
+                raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetItem")
+            return real_get_item(**kwargs)
+
+        monkeypatch.setattr(redirect._client, "get_item", get_item)
+    assert redirect.lambda_handler(visitor_event(), None)["statusCode"] == 302
+    [click] = [line for line in click_lines(capsys) if line["type"] == "click"]
+    assert "v" not in click
     assert redirect._salt.key is None
