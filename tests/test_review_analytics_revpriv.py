@@ -102,7 +102,7 @@ def test_every_page_of_stored_salts_is_listed_so_none_on_a_later_page_outlives_i
 
 # The redirect's copy of the day's salt (redirect_fn/handler.py).
 
-from tests.test_redirect import NOW, SALT, click_lines, clicked_v, put_link, put_salt, redirect, visitor_event  # noqa: E402,F401
+from tests.test_redirect import NOW, SALT, click_lines, clicked_v, expected_v, put_link, put_salt, redirect, visitor_event  # noqa: E402,F401
 
 
 def test_yesterdays_salt_is_dropped_from_memory_at_the_first_click_after_midnight_even_while_reads_wait(
@@ -144,3 +144,43 @@ def test_after_midnight_without_a_new_salt_a_click_has_no_v_never_one_made_with_
     [click] = [line for line in click_lines(capsys) if line["type"] == "click"]
     assert "v" not in click
     assert redirect._salt.key is None
+
+
+def test_the_salt_of_the_utc_day_is_read_whatever_the_local_time_zone(redirect, ddb, capsys, monkeypatch):
+    """make run on a laptop far from UTC: the rotator keys salts by UTC day, so must the redirect."""
+    import time
+
+    put_link(ddb, "abc1234")
+    put_salt(ddb)  # NOW's UTC day
+    monkeypatch.setenv("TZ", "Pacific/Pago_Pago")  # UTC-11: still the day before there at NOW
+    time.tzset()
+    try:
+        assert time.strftime("%Y-%m-%d", time.localtime(NOW)) != time.strftime("%Y-%m-%d", time.gmtime(NOW))
+        assert clicked_v(redirect, visitor_event(), capsys) is not None
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_v_hashes_the_user_agent_as_the_click_line_carries_it_cut_at_256(redirect, ddb, capsys):
+    """The contract: v is over exactly the line's "ua", so a reader of the line knows what was hashed."""
+    put_link(ddb, "abc1234")
+    put_salt(ddb)
+    long_agent = "Mozilla/5.0 " + "x" * 400
+    assert redirect.lambda_handler(visitor_event(user_agent=long_agent), None)["statusCode"] == 302
+    [click] = click_lines(capsys)
+    assert click["ua"] == long_agent[:256]
+    assert click["v"] == expected_v("203.0.113.9", long_agent[:256])
+
+
+def test_the_rotator_keys_salts_by_utc_day_whatever_the_local_time_zone(ddb, salts_table, monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "Pacific/Pago_Pago")  # UTC-11
+    time.tzset()
+    try:
+        salts.rotate(ddb, SALT_TABLE_NAME, at("2026-11-27T05:35:59"))  # 18:35 on the 26th there
+        assert list(stored(ddb)) == ["2026-11-27"]
+    finally:
+        monkeypatch.undo()
+        time.tzset()
