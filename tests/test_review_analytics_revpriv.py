@@ -184,3 +184,30 @@ def test_the_rotator_keys_salts_by_utc_day_whatever_the_local_time_zone(ddb, sal
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+# What keeps the 48-hour promise when the rotation stops: the rule runs, and the alarm says when it does not.
+
+def _salt_resources():
+    from local_stack.template import load_template
+
+    resources = load_template()["Resources"]
+    return resources["SaltSchedule"]["Properties"], resources["SaltRotationErrorsAlarm"]["Properties"]
+
+
+def test_the_salt_rule_is_enabled():
+    rule, _ = _salt_resources()
+    assert rule["State"] == "ENABLED"
+
+
+def test_the_salt_alarm_fires_when_runs_fail_and_when_none_run_at_all():
+    """A disabled rule or a lost permission makes no Errors at all: only missing Invocations tell."""
+    _, alarm = _salt_resources()
+    [expression] = [m for m in alarm["Metrics"] if m.get("ReturnData")]
+    metrics = {m["Id"]: m["MetricStat"]["Metric"]["MetricName"] for m in alarm["Metrics"] if "MetricStat" in m}
+    assert metrics == {"errors": "Errors", "invocations": "Invocations"}
+    text = expression["Expression"].replace(" ", "")
+    assert "FILL(errors,0)>0" in text and "FILL(invocations,0)==0" in text and "OR" in text
+    # A function that never ran publishes no datapoint at all: missing data must count as failing.
+    assert alarm["TreatMissingData"] == "breaching"
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
