@@ -145,6 +145,8 @@ def values(stage, account, zappa_settings):
         "SecretKeyParameter": secret.lstrip("/"),
         # The stack's own table has a generated name that starts with the stack's; an adopted one is named.
         "TableName": existing_table or f"{stage['stack_name']}-*",
+        # The links table alone, for the operator: <stack>-* would also name the salts' table below.
+        "LinksTableName": existing_table or f"{stage['stack_name']}-LinksTable-*",
         # The salts' table is always the stack's own (also with an adopted links table): a generated name.
         "SaltsTableName": f"{stage['stack_name']}-SaltsTable-*",
         "RoleBoundaryArn": boundary,

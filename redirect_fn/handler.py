@@ -388,6 +388,8 @@ def _day_salt(now):
     day = time.strftime("%Y-%m-%d", time.gmtime(now))
     if _salt.day == day and _salt.key is not None:
         return _salt.key
+    if _salt.day != day:
+        _salt.day, _salt.key = day, None  # yesterday's is forgotten now, even while reads wait
     if now < _salt.retry_at:
         return None
     _salt.day, _salt.key, _salt.retry_at = day, None, now + SALT_RETRY_SECONDS

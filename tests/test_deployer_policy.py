@@ -295,7 +295,7 @@ TYPE_WIDE = {
     "arn:aws:wafv2:${Region}:${Account}:regional/managedruleset/*/*": "AWS managed rule groups the web ACL uses",
 }
 STAGE_NAMES = ("${StackName}", "${ZappaFunction}", "${ArtifactBucket}", "${ParameterPath}", "${TableName}", "${KeepWarmRule}",
-               "${SecretKeyParameter}", "${SaltsTableName}")
+               "${SecretKeyParameter}", "${SaltsTableName}", "${LinksTableName}")
 
 
 def _as_list(value):
@@ -619,7 +619,7 @@ def test_rendering_fills_every_placeholder_from_the_stage():
     assert FILLS == {"Account": ACCOUNT, "Region": "us-east-1", "StackName": "links-prod", "ZappaFunction": "linkshortener-prod",
                      "KeepWarmRule": "linkshortener-prod-zappa-keep-warm-handler.keep_warm_callback",
                      "ArtifactBucket": f"{ACCOUNT}-linkshortener-us-east-1", "ParameterPath": "linkshortener/prod",
-                     "TableName": "links-prod-*", "SaltsTableName": "links-prod-SaltsTable-*",
+                     "TableName": "links-prod-*", "LinksTableName": "links-prod-LinksTable-*", "SaltsTableName": "links-prod-SaltsTable-*",
                      "SecretKeyParameter": "linkshortener/prod/secret-key",
                      "RoleBoundaryArn": f"arn:aws:iam::{ACCOUNT}:policy/boundary/links-prod-us-east-1"}
 
