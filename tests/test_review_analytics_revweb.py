@@ -1,0 +1,123 @@
+"""Outside review of the admin's analytics (issue 18): attacks on the stats pages, the live part, the API and
+the retention form, each a test that failed before its fix or pins what held."""
+import csv
+import io
+
+import pytest
+
+from tests.conftest import make_app, sign_in_as, token_for
+from tests.test_dashboard import put_link, put_rollup
+from tests.test_dashboard import day as rollup_day
+from tests.test_dashboard import today  # noqa: F401 - fixture
+from tests.test_link_stats import TODAY, days_ago, now, put_day  # noqa: F401 - fixture
+
+HOSTILE = '<script>alert(1)</script>"\'&'
+
+
+@pytest.fixture
+def bearer(api_token):
+    return {"Authorization": f"Bearer {api_token}"}
+
+
+@pytest.mark.parametrize("path", ["/api/links/api/stats", "/api/links/api/stats.csv"])
+def test_a_days_value_of_thousands_of_digits_is_a_422_not_a_500(client, bearer, store, now, path):
+    """int() refuses a string of more than 4,300 digits (CPython's int_max_str_digits) with a ValueError."""
+    store.links.create("https://example.com/", created_by="alice", slug="api")
+    response = client.get(f"{path}?days={'1' * 5000}", headers=bearer)
+    assert response.status_code == 422
+    assert "days must be a whole number" in response.get_json()["error"]
+
+
+def test_the_dashboard_api_refuses_thousands_of_digits(client, store, today):
+    response = client.get(f"/api/stats?days={'3' * 5000}", headers={"Authorization": f"Bearer {token_for(store, 'viewer')}"})
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize("days", ["\u0663\u0660", "\uff13\uff10", "30.0", "+30", " 30", "030", "30&days=7"])
+def test_the_page_refuses_days_that_only_look_like_a_window(client, auth, store, now, days):
+    store.links.create("https://example.com/", created_by="alice", slug="page")
+    auth.login()
+    assert client.get("/links/page", query_string={"days": days}).status_code == 422
+
+
+def test_hostile_dimension_keys_are_escaped_on_the_page_and_the_dashboard(client, auth, store, ddb, now):
+    store.links.create("https://example.com/", created_by="alice", slug="page")
+    put_day(ddb, "page", days_ago(0), clicks=2, referrers={HOSTILE: 1}, devices={HOSTILE: 2}, browsers={HOSTILE: 1},
+            oses={HOSTILE: 1}, countries={HOSTILE: 1})
+    auth.login()
+    page = client.get("/links/page?days=7").get_data(as_text=True)
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_hostile_keys_and_titles_are_escaped_on_the_dashboard(client, auth, store, ddb, now):
+    put_link(ddb, "evil", title=HOSTILE)
+    put_rollup(ddb, days_ago(0), clicks=3, links={"evil": 3, "<b>x": 1}, referrers={HOSTILE: 3})
+    auth.login()
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert "<script>alert(1)" not in page and "<b>x" not in page
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 3  # the title in both top lists, and the referrer
+
+
+def test_a_disabled_users_live_poll_is_sent_to_sign_in(client, store, ddb, now):
+    store.links.create("https://example.com/", created_by="alice", slug="live")
+    username = sign_in_as(client, store, "viewer")
+    assert client.get("/links/live/stats/live").status_code == 200
+    store.users.set_disabled(username, True)
+    response = client.get("/links/live/stats/live")
+    assert response.status_code == 303 and "/login" in response.headers["Location"]
+
+
+def test_a_link_disabled_while_its_page_is_open_keeps_its_live_stats(client, auth, store, ddb, now):
+    store.links.create("https://example.com/", created_by="alice", slug="off")
+    put_day(ddb, "off", days_ago(0), clicks=3)
+    auth.login()
+    assert client.get("/links/off/stats/live").status_code == 200
+    store.links.set_active("off", False, by="alice")
+    live = client.get("/links/off/stats/live")
+    assert live.status_code == 200 and 'data-today-clicks>3<' in live.get_data(as_text=True)
+    assert client.get("/links/nosuch/stats/live").status_code == 404
+
+
+@pytest.mark.parametrize("scope_role", [("read", "viewer"), ("read", "admin"), ("write", "editor")])
+def test_every_reader_token_reads_stats(client, store, now, today, scope_role):
+    scope, role = scope_role
+    store.links.create("https://example.com/", created_by="alice", slug="api")
+    headers = {"Authorization": f"Bearer {token_for(store, role, scope)}"}
+    for path in ("/api/stats", "/api/links/api/stats", "/api/links/api/stats.csv"):
+        assert client.get(path, headers=headers).status_code == 200, path
+
+
+def test_the_retention_form_refuses_a_post_without_its_csrf_token(ddb):
+    app = make_app(WTF_CSRF_ENABLED=True)
+    store = app.extensions["store"]
+    store.users.create("alice", "correct horse battery staple")
+    client = app.test_client()
+    login_page = client.get("/login").get_data(as_text=True)
+    import re
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login_page).group(1)
+    assert client.post("/login", data={"username": "alice", "password": "correct horse battery staple",
+                                       "csrf_token": token}).status_code == 303
+    response = client.post("/settings/stats", data={"days": "7"})
+    assert response.status_code in (400, 422)
+    assert store.settings.get("stats_retention_days") is None
+
+
+def test_the_csv_of_a_link_has_only_numbers_and_days(client, bearer, store, ddb, now):
+    store.links.create("https://example.com/", created_by="alice", slug="api")
+    put_day(ddb, "api", days_ago(0), clicks=1, referrers={"=HYPERLINK(\"http://x\")": 1})
+    rows = list(csv.reader(io.StringIO(client.get("/api/links/api/stats.csv?days=7", headers=bearer).get_data(as_text=True))))
+    assert rows[0] == ["day", "clicks", "bots", "visitors"] and all(not cell.startswith("=") for row in rows for cell in row)
+
+
+@pytest.mark.parametrize("path", ["/api/links?limit=", "/api/links/api/audit?limit="])
+def test_a_limit_of_thousands_of_digits_is_a_422_not_a_500(client, bearer, store, now, path):
+    """The same int() limit as ?days=, in the other limits of webapp/api/routes.py."""
+    store.links.create("https://example.com/", created_by="alice", slug="api")
+    assert client.get(f"{path}{'1' * 5000}", headers=bearer).status_code == 422
+
+
+@pytest.mark.xfail(strict=True, reason="webapp/api/access_routes.py and webapp/audit_pages/filters.py call int() on "
+                   "any number of ASCII digits (outside this review's files): cap the length first, as routes.py does")
+@pytest.mark.parametrize("path", ["/api/tokens?limit=", "/api/audit?limit="])
+def test_other_limits_of_thousands_of_digits_are_a_422_not_a_500(client, bearer, path):
+    assert client.get(f"{path}{'1' * 5000}", headers=bearer).status_code in (400, 422)
