@@ -121,3 +121,56 @@ def test_a_limit_of_thousands_of_digits_is_a_422_not_a_500(client, bearer, store
 @pytest.mark.parametrize("path", ["/api/tokens?limit=", "/api/audit?limit="])
 def test_other_limits_of_thousands_of_digits_are_a_422_not_a_500(client, bearer, path):
     assert client.get(f"{path}{'1' * 5000}", headers=bearer).status_code in (400, 422)
+
+
+def midnight_during_the_query(store, monkeypatch, when):
+    """The app's clock at 23:59:59 UTC on TODAY, then 00:00:00 the next day from just before the link's stats
+    Query (when="before") or just after it (when="after")."""
+    from datetime import datetime, time, timedelta, timezone
+
+    from webapp import clock
+
+    before = datetime.combine(TODAY, time(23, 59, 59), timezone.utc)
+    state = {"now": before}
+    monkeypatch.setattr(clock, "utcnow", lambda: state["now"])
+    real = store.links.daily_stats
+
+    def crossing(*args, **kwargs):
+        if when == "before":
+            state["now"] = before + timedelta(seconds=1)
+        found = real(*args, **kwargs)
+        state["now"] = before + timedelta(seconds=1)
+        return found
+
+    monkeypatch.setattr(store.links, "daily_stats", crossing)
+
+
+@pytest.fixture
+def three_days(store, ddb):
+    """A link with clicks on the first day of a 7-day window, on TODAY and on the day after TODAY."""
+    from datetime import timedelta
+
+    store.links.create("https://example.com/", created_by="alice", slug="mid")
+    put_day(ddb, "mid", days_ago(6), clicks=7)
+    put_day(ddb, "mid", days_ago(0), clicks=2)
+    put_day(ddb, "mid", (TODAY + timedelta(days=1)).isoformat(), clicks=5)
+
+
+def test_midnight_during_the_api_query_keeps_totals_and_days_in_step(client, bearer, store, three_days, monkeypatch):
+    """The route and the store each read the clock: a Query made across midnight summed a day into the totals
+    that the days did not show."""
+    midnight_during_the_query(store, monkeypatch, "after")
+    body = client.get("/api/links/mid/stats?days=7", headers=bearer).get_json()
+    assert body["clicks"] == sum(point["clicks"] for point in body["days"])
+
+
+def test_midnight_just_before_the_pages_query_keeps_totals_and_chart_in_step(client, auth, store, three_days, monkeypatch):
+    midnight_during_the_query(store, monkeypatch, "before")
+    auth.login()
+    response = client.get("/links/mid?days=7")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200, page[:3000]
+    import re
+    window = int(re.search(r"UTC days \([^)]*\):\s*(\d+) click", page).group(1))
+    charted = int(re.search(r'<desc id="clicks-chart-desc">(\d+) clicks by people', page).group(1))
+    assert (window, charted) == (9, 9)  # the window TODAY-6..TODAY, as its first and last days say

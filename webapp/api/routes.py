@@ -118,8 +118,9 @@ def link_stats(short_id):
     if refusal is not None:
         return refusal
     get_store().links.get(short_id)  # 404 for a link that does not exist, rather than an empty list
-    found = get_store().links.daily_stats(short_id, days)
-    series = stats.daily(found, clock.utcnow().date(), days)
+    today = clock.utcnow().date()  # read once: a Query across midnight still ends on this day
+    found = get_store().links.daily_stats(short_id, days, today)
+    series = stats.daily(found, today, days)
     summed = stats.totals(found)
     return {"short_id": short_id, "first_day": series[0]["day"], "last_day": series[-1]["day"],
             "clicks": summed["clicks"], "bots": summed["bots"],
@@ -134,8 +135,9 @@ def link_stats_csv(short_id):
     if refusal is not None:
         return refusal
     get_store().links.get(short_id)
-    found = get_store().links.daily_stats(short_id, days)
-    return stats.csv_response(short_id, stats.daily(found, clock.utcnow().date(), days))
+    today = clock.utcnow().date()
+    found = get_store().links.daily_stats(short_id, days, today)
+    return stats.csv_response(short_id, stats.daily(found, today, days))
 
 
 def _stats_days():
