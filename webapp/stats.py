@@ -37,15 +37,17 @@ def daily(days, last_day, window):
 
 def hourly(days, now):
     """The last HOURS UTC hours, oldest first, ending with the current one: hour (a datetime), clicks
-    and bots. Both are None in an hour of a day with clicks but no hour counters (counted before
-    hours were): unknown, not zero."""
+    and bots. Both are None in an hour of a day whose hour counters do not add up to its clicks and bots
+    (clicks counted before hours were): unknown, not zero."""
     by_day = {day["day"]: day for day in days}
     this_hour = now.replace(minute=0, second=0, microsecond=0, tzinfo=None)
     series = []
     for offset in range(HOURS - 1, -1, -1):
         hour = this_hour - timedelta(hours=offset)
         day = by_day.get(hour.date().isoformat()) or stats_items.empty_day(hour.date().isoformat())
-        known = day["hours"] or day["bot_hours"] or not (day["clicks"] or day["bots"])
+        # Known only when the hours add up to the day: on the day hour counters were deployed, the
+        # item also holds the morning's clicks counted without them.
+        known = sum(day["hours"].values()) == day["clicks"] and sum(day["bot_hours"].values()) == day["bots"]
         key = f"{hour.hour:02d}"
         series.append({"hour": hour, "clicks": day["hours"].get(key, 0) if known else None,
                        "bots": day["bot_hours"].get(key, 0) if known else None})

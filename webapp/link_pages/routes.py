@@ -114,8 +114,9 @@ def stats_csv(short_id):
     days, hours = stats_view.choice()
     if hours:
         abort(422, "The CSV has one row per day: choose days=7, 30 or 90.")
-    found = get_store().links.daily_stats(short_id, days)
-    return stats.csv_response(short_id, stats.daily(found, clock.utcnow().date(), days))
+    today = clock.utcnow().date()
+    found = get_store().links.daily_stats(short_id, days, today)
+    return stats.csv_response(short_id, stats.daily(found, today, days))
 
 
 @bp.route("/links/<short_id>/edit", methods=["GET", "POST"])

@@ -32,7 +32,7 @@ def build(short_id, days, hours):
     now = clock.utcnow()
     today = now.date()
     queried = days or stats.HOUR_DAYS
-    found = get_store().links.daily_stats(short_id, queried)
+    found = get_store().links.daily_stats(short_id, queried, today)
     summary = stats.summarise(found, today, queried)
     summary.update(days=days, hours=hours, live_seconds=LIVE_SECONDS)
     if hours:

@@ -285,16 +285,17 @@ class Links:
         except (StoreUnavailable, LinkNotFound):
             return False
 
-    def daily_stats(self, short_id, days=30):
+    def daily_stats(self, short_id, days=30, today=None):
         """The link's stats for the last `days` UTC days (today included), oldest first, one entry per day
         that has an item, all regions summed: webapp/store/stats_items.py's day (clicks, bots, "hours",
         "bot_hours", the five dimensions, and "visitors" as parts for stats_items.visitors).
 
         One Query of the link's stats partition whatever the window, paged on LastEvaluatedKey only
-        when the items pass DynamoDB's 1 MB a page; days without clicks have no item.
+        when the items pass DynamoDB's 1 MB a page; days without clicks have no item. `today` (a date,
+        default the clock's) is the caller's, so that a window read across midnight ends on the caller's day.
         """
         _known_shape(short_id)
-        today = clock.utcnow().date()
+        today = today or clock.utcnow().date()
         first = today - timedelta(days=days - 1)
         request = {
             "TableName": self.table.name,
