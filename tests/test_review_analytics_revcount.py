@@ -5,11 +5,12 @@ import re
 
 import pytest
 
-from aggregator import bots, clicks, rollups, writes
+from aggregator import bots, clicks, layout, rollups, writes
 from tests.test_aggregator import (  # noqa: F401 - kinesis and aggregator are fixtures
-    MARK, NEXT_DAY, NOON, a_click, aggregator, deliver, event_for, kinesis, line, put,
+    MARK, NEXT_DAY, NOON, a_click, aggregator, deliver, event_for, kinesis, line, put, stats,
 )
 from tests.test_rollups import WriteUnits, visitor_line
+from uniques import sketch
 
 # ------------------------------------------------------------------ write units per click, spread thin
 
@@ -133,3 +134,24 @@ def test_fifty_forged_long_referrers_cannot_make_every_later_click_cost_many_wri
             deliver(aggregator, kinesis, [line("victim")])
     # A counter, a stats item and a rollup a click: 3 units, and at most one more.
     assert meter.units / 20 <= 4, meter.units / 20
+
+
+# ------------------------------------------------------------------ exact to 100 visitors, a sketch at 101
+
+
+@pytest.mark.parametrize("first, later, kept_exact", [(60, 40, True), (60, 41, False), (0, 100, True), (0, 101, False)],
+                         ids=["60+40-exact", "60+41-sketch", "100-exact", "101-sketch"])
+def test_a_link_day_keeps_its_hashes_up_to_100_visitors_and_a_sketch_from_101(
+        aggregator, kinesis, ddb, first, later, kept_exact):
+    """`first` visitors, then `later` new ones in another batch (a first attempt: the container does not
+    remember a small set): exactly 100 stay an exact set (the contract's "exact up to 100"), 101 become a
+    sketch (a set of 101 is more than the item may hold)."""
+    if first:
+        deliver(aggregator, kinesis, [visitor_line("edge", v) for v in range(first)])
+    deliver(aggregator, kinesis, [visitor_line("edge", v) for v in range(first, first + later)])
+    found = stats(ddb, "edge")
+    if kept_exact:
+        assert len(found[layout.VISITOR_SET]) == sketch.EXACT_MAX and layout.VISITOR_SKETCH not in found
+    else:
+        assert layout.VISITOR_SET not in found and layout.VISITOR_SKETCH in found
+    assert sketch.count([(found.get(layout.VISITOR_SET), found.get(layout.VISITOR_SKETCH))]) == first + later
