@@ -9,7 +9,8 @@ from aggregator import bots, clicks, layout, rollups, writes
 from tests.test_aggregator import (  # noqa: F401 - kinesis and aggregator are fixtures
     MARK, NEXT_DAY, NOON, a_click, aggregator, deliver, event_for, kinesis, line, put, stats,
 )
-from tests.test_rollups import WriteUnits, visitor_line
+from tests.conftest import REGION, TABLE_NAME
+from tests.test_rollups import DAY, WriteUnits, hashed, raw, visitor_line
 from uniques import sketch
 
 # ------------------------------------------------------------------ write units per click, spread thin
@@ -155,3 +156,33 @@ def test_a_link_day_keeps_its_hashes_up_to_100_visitors_and_a_sketch_from_101(
     else:
         assert layout.VISITOR_SET not in found and layout.VISITOR_SKETCH in found
     assert sketch.count([(found.get(layout.VISITOR_SET), found.get(layout.VISITOR_SKETCH))]) == first + later
+
+
+# ------------------------------------------------------------------ a container's stale sketch
+
+
+def test_a_sketch_remembered_by_this_container_and_since_written_by_another_shard_is_not_overwritten(ddb):
+    """tests/test_rollups.py's two-shard test never has shard a write from memory (a first attempt that
+    succeeds remembers nothing), so on moto nothing shows that the "uvv" guard is needed: here shard a's
+    second write fails its first attempt, then remembers; shard b writes; shard a's third write starts
+    from its stale memory and must fail on the version, then merge."""
+    writes._full_items.clear()
+    writes._sketches.clear()
+    key = ("stats", "stale", DAY)
+    shard_a, shard_b = MARK, layout.mark_name("life0", "shardId-000000000001")
+
+    def apply(mark, first, visitors):
+        run = [a_click(str(first + i), short_id="stale") for i in range(len(visitors))]
+        for click, visitor in zip(run, visitors):
+            click.visitor = hashed(visitor)
+        return writes.apply_item(ddb, TABLE_NAME, key, run, mark, REGION)
+
+    apply(shard_a, 1, list(range(150)))  # the sketch, written by a first attempt: nothing remembered
+    apply(shard_a, 200, list(range(150, 160)))  # a failed first attempt, then exact: shard a remembers version 2
+    assert writes._sketches, "shard a should remember the sketch it wrote"
+    apply(shard_b, 1, list(range(1_000, 1_200)))  # version 3, unknown to shard a
+    apply(shard_a, 300, list(range(2_000, 2_050)))  # from memory (version 2): must fail, then merge
+    item = raw(ddb, "stats#stale", f"day#{DAY}#{REGION}")
+    everything = {hashed(v) for v in [*range(160), *range(1_000, 1_200), *range(2_000, 2_050)]}
+    assert sketch.count([(None, bytes(item[layout.VISITOR_SKETCH]["B"]))]) == sketch.count([(everything, None)])
+    assert item[layout.VISITOR_VERSION]["N"] == "4"
