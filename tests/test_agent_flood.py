@@ -85,3 +85,16 @@ def test_the_cheap_classification_tells_plain_bots(user_agent):
 def test_the_cheap_classification_counts_anything_else_as_a_person_on_other():
     for user_agent in ["SAMSUNG-" + "A" * 248, "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X)", "x" * 256]:
         assert bots.cheap_agent(user_agent) == bots.Agent(bots.UNKNOWN, bots.UNKNOWN, bots.UNKNOWN)
+
+
+@pytest.mark.parametrize(("user_agent", "browser"), [
+    ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 "
+     "Instagram 311.0.2.16.111 (iPhone15,2; iOS 17_1_2; en_US; en; scale=3.00; 1179x2556; 540384540)", "Instagram"),
+    ("Mozilla/5.0 (Linux; Android 13; SM-A536B Build/TP1A.220624.014; wv) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Version/4.0 Chrome/119.0.6045.163 Mobile Safari/537.36 [FB_IAB/FB4A;FBAV/442.0.0.33.113;]", "Facebook"),
+])
+def test_in_app_browsers_name_themselves_past_128_characters_so_the_cut_stays_at_256(user_agent, browser):
+    # Why classification keeps clicks.USER_AGENT_MAX (256) rather than a lower cut: the in-app browser's
+    # token comes late. A cut at 128 would only make a forged agent ~2.5 times cheaper; the budget bounds it.
+    assert bots.agent(user_agent[:clicks.USER_AGENT_MAX]).browser == browser
+    assert bots.agent.__wrapped__(user_agent[:128]).browser != browser
