@@ -134,8 +134,8 @@ def _chunks(records, budget=None):
     (at least one record each)."""
     chunk, clicks = [], 0
     for r in records:
-        record = read_record(layout.encode_sequence(r["kinesis"]["sequenceNumber"]), base64.b64decode(r["kinesis"]["data"]),
-                             budget)
+        sequence = layout.encode_sequence(r["kinesis"]["sequenceNumber"])
+        record = read_record(sequence, base64.b64decode(r["kinesis"]["data"]), budget)
         chunk.append(record)
         clicks += len(record.clicks)
         if clicks >= CHUNK_CLICKS:

@@ -50,7 +50,8 @@ def test_a_flood_of_distinct_hostile_agents_cannot_outlast_the_functions_timeout
 
 def test_past_the_budget_clicks_are_counted_once_remembered_agents_in_full_and_the_metric_printed(
         aggregator, kinesis, ddb, monkeypatch, capsys):
-    phone = "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36"
+    phone = ("Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 "
+             "Mobile Safari/537.36")
     monkeypatch.setattr(bots, "_remembered", OrderedDict())  # a fresh container: what other tests classified is not
     bots.agent(phone)  # remembered by this container: answered in full even past the budget
     context = _Context(timeout_ms=40_000)
