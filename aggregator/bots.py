@@ -4,7 +4,8 @@ Bots and previews: CrawlerDetect, plus the preview fetchers it may miss. Devices
 operating systems: ua-parser (the maintained uap-core rules), with the families as keys.
 """
 import re
-from functools import lru_cache
+from collections import OrderedDict
+from functools import wraps
 from typing import NamedTuple
 
 import ua_parser
@@ -28,6 +29,13 @@ _DESKTOP_OS = re.compile(
     r"Windows(?! (Phone|Mobile|CE|RT))|Mac OS X|macOS|Chrome ?OS|Linux|Ubuntu|Kubuntu|Debian|Fedora|Red Hat|SUSE"
     r"|openSUSE|Mint|Arch Linux|Gentoo|Slackware|CentOS|Mageia|FreeBSD|OpenBSD|NetBSD|Solaris"
 )
+# What the cheap classification (cheap_agent) takes for a bot besides the preview fetchers: the words
+# scripts, crawlers and monitors name themselves by. Literals only: linear in the agent's length.
+_BOT_WORDS = re.compile(
+    r"bot|crawl|spider|slurp|scrap|fetch|preview|archiver|monitor|checker|scanner|headless|phantomjs|http"
+    r"|curl|wget|python|java/|okhttp|go-http|libwww|perl|ruby|php|node-fetch|axios|feed|rss",
+    re.IGNORECASE,
+)
 BOT = "bot"  # the device of a bot or preview (a person can forge it too, and only moves their own click)
 UNKNOWN = "Other"  # ua-parser's name for a family it cannot tell
 KEY_MAX = 64  # characters of a family kept as a counter's key
@@ -42,9 +50,9 @@ class Agent(NamedTuple):
     os: str
 
 
-@lru_cache(maxsize=AGENTS_REMEMBERED)
-def agent(user_agent):
-    """The Agent of a user agent string (callers bound its length first: parsing is regular expressions)."""
+def _classify(user_agent):
+    """The Agent of a user agent string, in full: CrawlerDetect then ua-parser (~1 ms for a real agent,
+    up to tens of ms for a forged one: see aggregator/clicks.py's AgentBudget)."""
     if not user_agent.strip():
         return Agent(BOT, UNKNOWN, UNKNOWN)  # Browsers always send one; an empty agent is a script.
     if _PREVIEW_FETCHERS.search(user_agent) or _crawler_detect.isCrawler(user_agent):
@@ -56,6 +64,45 @@ def agent(user_agent):
     if device == UNKNOWN and _DESKTOP_OS.match(system):
         device = "Desktop"
     return Agent(bounded_key(device), bounded_key(_family(_parser.parse_user_agent, user_agent)), bounded_key(system))
+
+
+# The last AGENTS_REMEMBERED agents classified in full, least recently used first. A cache of our
+# own rather than lru_cache: remembered() must look without classifying.
+_remembered = OrderedDict()
+
+
+@wraps(_classify)
+def agent(user_agent):
+    """The Agent of a user agent string (callers bound its length first: parsing is regular expressions)."""
+    found = _remembered.get(user_agent)
+    if found is not None:
+        _remembered.move_to_end(user_agent)
+        return found
+    found = _remembered[user_agent] = _classify(user_agent)
+    if len(_remembered) > AGENTS_REMEMBERED:
+        _remembered.popitem(last=False)
+    return found
+
+
+def remembered(user_agent):
+    """The Agent of a user agent already classified in full in this container, or None (never classifies)."""
+    return _remembered.get(user_agent)
+
+
+def cheap_agent(user_agent):
+    """A cheap, bounded classification for an agent past the budget of full ones: a bot or preview when
+    it plainly says so, else a person on "Other" device, browser and OS.
+
+    A person, not a bot, when in doubt: the clicks that get here are new agents in an invocation that
+    has spent its budget, mostly a flood's forged ones but also real visitors' among them. Counted as
+    people, real visitors stay in the link's clicks (only their device, browser and OS are "Other");
+    counted as bots, a flood could make real clicks vanish from the counts people read. A flooder gains
+    nothing: anyone can already be counted as a person by sending a browser's agent.
+    Never remembered: the next invocation classifies the agent in full.
+    """
+    if not user_agent.strip() or _PREVIEW_FETCHERS.search(user_agent) or _BOT_WORDS.search(user_agent):
+        return Agent(BOT, UNKNOWN, UNKNOWN)
+    return Agent(UNKNOWN, UNKNOWN, UNKNOWN)
 
 
 def _family(parse, user_agent):

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from aggregator import layout
-from aggregator.bots import BOT, agent
+from aggregator.bots import BOT, agent, cheap_agent, remembered
 from uniques import sketch
 
 _VALID_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -27,6 +27,41 @@ USER_AGENT_MAX = 256
 MAX_EVENTS_PER_RECORD = 10_000
 # A Kinesis record holds at most 1 MB; CloudWatch Logs' JSON compresses well, so allow some room.
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+
+
+class AgentBudget:
+    """The time one invocation may spend classifying user agents in full, and what got the cheap classification.
+
+    A full classification (bots.agent) of an agent the container has not seen costs ~1 ms for a real
+    agent, but a visitor can forge agents that cost ~11 ms of CPU each at 256 characters (14-27 ms on
+    a busy shared core), and one stream record (10,000 lines, never split: its claim covers it whole)
+    of distinct forged agents would then outlast the function's timeout, failing the batch, which the
+    mapping retries for ever: the shard would stall. So full classifications of agents not yet
+    remembered take at most `limit` seconds of the invocation, and only while more than `floor`
+    seconds are left (the writes need them); past that an agent gets bots.cheap_agent (~0.1 ms: two
+    regular expressions of literals). Agents already remembered cost nothing and are always answered
+    in full, so real traffic (a few thousand agents, most of them remembered) is classified as before.
+    Classification only chooses which counters a click adds to: every click is still counted exactly once.
+    """
+
+    def __init__(self, seconds_left, limit, floor):
+        self._seconds_left = seconds_left  # the invocation's clock: seconds until it times out
+        self._limit, self._floor = limit, floor
+        self.spent = 0.0  # seconds spent on full classifications
+        self.unclassified = 0  # clicks whose agent got the cheap classification
+
+    def agent(self, user_agent):
+        """The Agent of a user agent: remembered, classified in full while the budget lasts, else cheaply."""
+        found = remembered(user_agent)
+        if found is not None:
+            return found
+        before = self._seconds_left()
+        if self.spent < self._limit and before > self._floor:
+            found = agent(user_agent)
+            self.spent += before - self._seconds_left()
+            return found
+        self.unclassified += 1
+        return cheap_agent(user_agent)
 
 
 @dataclass
@@ -88,13 +123,15 @@ class StreamRecord:
     clicks: list
 
 
-def read_record(sequence, data):
-    """A stream record (encoded sequence number, raw data) as a StreamRecord; others hold no click."""
+def read_record(sequence, data, budget=None):
+    """A stream record (encoded sequence number, raw data) as a StreamRecord; others hold no click.
+
+    Agents are classified within `budget` (an AgentBudget), or all in full without one."""
     payload = decode_record(data)
     if not payload or payload.get("messageType") != "DATA_MESSAGE" or not isinstance(payload.get("logEvents"), list):
         return StreamRecord(sequence, None, [])
     events = payload["logEvents"][:MAX_EVENTS_PER_RECORD]
-    clicks = [click for click in (parse_line(sequence, event) for event in events) if click is not None]
+    clicks = [click for click in (parse_line(sequence, event, budget) for event in events) if click is not None]
     return StreamRecord(sequence, record_identity(payload, events) if clicks else None, clicks)
 
 
@@ -111,7 +148,7 @@ def parse_record(sequence, data):
     return read_record(sequence, data).clicks
 
 
-def parse_line(sequence, event):
+def parse_line(sequence, event, budget=None):
     """One log event as a Click, or None when it is not a valid click line of ours."""
     if not isinstance(event, dict) or not isinstance(event.get("message"), str):
         return None
@@ -126,7 +163,8 @@ def parse_line(sequence, event):
         return None
     at = _timestamp(event.get("timestamp"))
     user_agent = record.get("ua") if isinstance(record.get("ua"), str) else ""
-    device, browser, system = agent(user_agent[:USER_AGENT_MAX])
+    user_agent = user_agent[:USER_AGENT_MAX]
+    device, browser, system = budget.agent(user_agent) if budget is not None else agent(user_agent)
     return Click(
         sequence=sequence,
         short_id=short_id,

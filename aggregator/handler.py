@@ -32,7 +32,7 @@ import boto3
 from botocore.config import Config
 
 from aggregator import claims, layout, rollups, stream
-from aggregator.clicks import group, item_key, read_record
+from aggregator.clicks import AgentBudget, group, item_key, read_record
 from aggregator.writes import APPLIED, DROPPED, apply_item
 
 TABLE_NAME = os.environ["TABLE_NAME"]
@@ -51,6 +51,11 @@ READ_CHUNK = 100
 # per record so far, and at least MIN_SECONDS_LEFT), and reports where to go on.
 CHUNK_CLICKS = 20_000
 MIN_SECONDS_LEFT = 10
+# Classifying user agents not seen before (CrawlerDetect, ua-parser) takes at most this share of the
+# time an invocation starts with, and stops when less than twice MIN_SECONDS_LEFT is left: a chunk is
+# decoded before the time check above, and a record of forged agents costs minutes in full (see
+# clicks.AgentBudget). Past it, agents get a cheap classification, counted as AgentsUnclassified.
+CLASSIFY_SHARE = 0.25
 METRICS_NAMESPACE = "Shortener"
 # The most records an event source mapping puts in one Kinesis batch (its BatchSize limit).
 MAX_BATCH_RECORDS = 10_000
@@ -88,8 +93,9 @@ def lambda_handler(event, context):
     first = layout.encode_sequence(records[0]["kinesis"]["sequenceNumber"])
     retry = mark in _failed and first <= _failed[mark]
     result, done, work_done, started = Counter(), 0, 0, time.monotonic()
+    budget = _agent_budget(context)
     try:
-        for chunk in _chunks(records):
+        for chunk in _chunks(records, budget):
             # A chunk is applied whole, then the next: stopping between two is always exact. Its
             # time is guessed from the work so far (records to claim, clicks to apply), not from
             # records alone: a batch's later records can hold far more clicks than its first.
@@ -102,20 +108,34 @@ def lambda_handler(event, context):
         _failed[mark] = layout.encode_sequence(records[-1]["kinesis"]["sequenceNumber"])
         raise
     _failed.pop(mark, None)
-    result = dict(result, shard=shard_id, records=done, retry=retry)
+    unclassified = budget.unclassified if budget is not None else 0
+    result = dict(result, shard=shard_id, records=done, retry=retry, agents_unclassified=unclassified)
     # Partial batch response (FunctionResponseTypes: ReportBatchItemFailures): the mapping goes on
     # from the first record not applied, so a backlog batch never runs into the function's timeout.
     rest = records[done:]
     result["batchItemFailures"] = [{"itemIdentifier": rest[0]["kinesis"]["sequenceNumber"]}] if rest else []
     logger.info("click batch %s", json.dumps(result, sort_keys=True))
+    if unclassified:
+        # Clicks whose agent got only the cheap classification (a flood of new agents, or a cold
+        # container in a backlog): printed only then, so no data means none.
+        emit_metrics({"AgentsUnclassified": unclassified})
     return result
 
 
-def _chunks(records):
-    """The batch's records, decoded, in runs of about CHUNK_CLICKS clicks (at least one record each)."""
+def _agent_budget(context):
+    """The invocation's budget of full agent classifications (none outside Lambda: no timeout to outlast)."""
+    if context is None:
+        return None
+    return AgentBudget(lambda: _time_left(context), CLASSIFY_SHARE * _time_left(context), 2 * MIN_SECONDS_LEFT)
+
+
+def _chunks(records, budget=None):
+    """The batch's records, decoded (agents classified within budget), in runs of about CHUNK_CLICKS clicks
+    (at least one record each)."""
     chunk, clicks = [], 0
     for r in records:
-        record = read_record(layout.encode_sequence(r["kinesis"]["sequenceNumber"]), base64.b64decode(r["kinesis"]["data"]))
+        sequence = layout.encode_sequence(r["kinesis"]["sequenceNumber"])
+        record = read_record(sequence, base64.b64decode(r["kinesis"]["data"]), budget)
         chunk.append(record)
         clicks += len(record.clicks)
         if clicks >= CHUNK_CLICKS:

@@ -735,7 +735,8 @@ def test_one_write_per_item_per_batch_and_one_claim_per_record(aggregator, kines
     sequences = [put(kinesis, lines), put(kinesis, [line("bbb2222", ref=None, cc=None)], timestamp_ms=NEXT_DAY)]
     result = aggregator.lambda_handler(event_for(kinesis, sequences), None)
     assert result == {"clicks": 9, "items": 5, "rollups": 2, "applied": 5, "already_applied": 0, "dropped": 0,
-                      "duplicate_records": 0, "shard": SHARD, "records": 2, "retry": False, "batchItemFailures": []}
+                      "duplicate_records": 0, "shard": SHARD, "records": 2, "retry": False, "batchItemFailures": [],
+                      "agents_unclassified": 0}
     updates = sorted(pk_sk for operation, pk_sk in writes_seen if operation == "UpdateItem")
     # Links + link-days + one rollup per day: never one per click.
     assert updates == sorted(["aaa1111", "stats#aaa1111", "bbb2222", "stats#bbb2222", "stats#bbb2222",
