@@ -21,6 +21,8 @@ _VALID_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _VALID_HOST = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*")
 HOST_MAX = 253
+# Real referrers' hosts are far shorter (an AMP cache's, among the longest, is about 40).
+REFERRER_KEY_MAX = 64
 _VALID_COUNTRY = re.compile(r"[A-Z]{2}")
 USER_AGENT_MAX = 256
 # One record of CloudWatch Logs holds at most 10,000 log events; more is not a delivery of ours.
@@ -171,13 +173,23 @@ def parse_line(sequence, event, budget=None):
         day=at[:10],
         at=at,
         device=device,
-        referrer=valid_host(record.get("ref")),
+        referrer=referrer_key(record.get("ref")),
         country=valid_country(record.get("cc")),
         visitor=sketch.visitor_hash(record.get("v")),
         hour=at[11:13],
         browser=browser,
         os=system,
     )
+
+
+def referrer_key(value):
+    """The referrer's host as a counter's key: a valid host of at most REFERRER_KEY_MAX characters, or
+    "(other)" for a longer one. Every key is paid for (in the item and its set) on every later write of a
+    stats item and its rollup, so forged long hosts must not be able to make those writes large."""
+    host = valid_host(value)
+    if host is not None and len(host) > REFERRER_KEY_MAX:
+        return layout.OTHER
+    return host
 
 
 def valid_host(value):
