@@ -19,10 +19,15 @@ REFERRER_SET, COUNTRY_SET, DEVICE_SET, BROWSER_SET, OS_SET = "refs", "ccs", "dev
 OTHER = "(other)"
 # Clicks by people ("h#HH") and by bots ("hb#HH") in each UTC hour of the day.
 HOUR_PREFIX, BOT_HOUR_PREFIX = "h#", "hb#"
-# The day's visitors: their 8-byte hashes (a binary set) while at most uniques.sketch.EXACT_MAX,
-# then the sketch's registers (uniques.sketch.encode) and a version that every sketch write moves
-# on, so that writers of other shards can condition a read-modify-write on it.
+# The day's visitors. The counted item holds "uv": at most uniques.sketch.EXACT_MAX 8-byte hashes
+# (a binary set), ADDed without a read. Past that they are folded into the sketch item next to it
+# (sort key + SKETCH_SK_SUFFIX): the registers "uvh" (uniques.sketch.encode) and a version "uvv"
+# that every sketch write moves on, so that writers of other shards can condition a
+# read-modify-write on it. The sketch stays out of the counted item because DynamoDB charges a
+# write by the whole item's size: a click would pay for kilobytes of registers. Counted items
+# written before that change may still hold "uvh" and "uvv" themselves (folded out on their next fold).
 VISITOR_SET, VISITOR_SKETCH, VISITOR_VERSION = "uv", "uvh", "uvv"
+SKETCH_SK_SUFFIX = "#uvh"
 # The table's TTL attribute (cloudformation.yaml TimeToLiveSpecification): epoch seconds.
 PURGE_AT = "purge_at"
 # A day's rollup across links: pk "rollup#<YYYY-MM-DD>", sk "<region>#<mark attribute>", one item
@@ -65,6 +70,12 @@ def stats_key(short_id, day, region):
 def rollup_key(day, region, mark):
     """The key of one region's and one stream shard's rollup of a UTC day."""
     return {"pk": {"S": f"{ROLLUP_PK_PREFIX}{day}"}, "sk": {"S": f"{region}#{mark}"}}
+
+
+def sketch_key(counted_key):
+    """The key of the visitors sketch item of a stats or rollup item (given by its key): same partition,
+    its sort key + SKETCH_SK_SUFFIX, so that it sorts inside the day's Query range of the link page."""
+    return {"pk": counted_key["pk"], "sk": {"S": counted_key["sk"]["S"] + SKETCH_SK_SUFFIX}}
 
 
 def claim_key(identity, region):

@@ -10,12 +10,16 @@ When the condition fails, DynamoDB returns the item as it was (ReturnValuesOnCon
 at no extra read: the update is then rebuilt from the clicks above the stored mark, with the
 sets, visitors and links the item already has, and retried on exactly that state.
 
-Visitors: while a stats item holds at most sketch.EXACT_MAX hashes, a write ADDs the new ones to
-its binary set, with no read (a condition keeps the set that small). Past that, the item holds
-the sketch's registers: a read-modify-write, from the state a failed condition returned. Every
-shard of the stream writes the same stats item, so that write is guarded by the sketch's own
-version ("uvv"), not only by this shard's mark. Adding a hash twice changes nothing, so the
-visitors are exact under redelivery whatever the mark.
+Visitors: a stats or rollup item holds at most sketch.EXACT_MAX pending hashes ("uv"), and a write
+ADDs the new ones with no read (a condition keeps the set that small). The sketch lives in an item
+of its own next to it (layout.sketch_key), never in the counted item: DynamoDB charges a write by
+the whole item's size, and a click of a link past its first visitors would pay kilobytes of
+registers. When the set would overflow (the failed condition returned the item), the hashes are
+folded: the sketch item is read (or taken from this container's memo), merged with the pending and
+new hashes and written, guarded by its version ("uvv": every shard writes it); only then does the
+counted item's update DELETE exactly the folded hashes from "uv". Registers merge by max and a
+reader counts the union of "uv" and the sketch, so folding twice, a failure between the two writes,
+a retry or another shard folding at the same time loses no visitor and counts none twice.
 """
 import calendar
 import datetime
@@ -44,7 +48,8 @@ MAX_ATTEMPTS = 8
 # condition, a charged write, before the exact retry.
 FULL_ITEMS_REMEMBERED = 10_000
 _full_items = OrderedDict()
-# The sketches of the items remembered above (up to 32 KB each): fewer of them.
+# Sketch items as this container last wrote or read them ((table, pk, sk) -> (version, registers
+# encoded)), up to 32 KB each: a fold reads its sketch only when another container moved it on.
 SKETCHES_REMEMBERED = 1_000
 _sketches = OrderedDict()
 
@@ -89,6 +94,10 @@ def apply_item(client, table_name, key, clicks, mark, region, read=None, retenti
     """
     remembered = (table_name, key, region, mark)
     pending, seen = clicks, read if read is not None else _remembered(remembered)
+    if seen is None and key[0] != "counter" and len(totals_of(clicks).visitors) > sketch.EXACT_MAX:
+        # They must be folded (a hot link): a strongly consistent read of the small counted item,
+        # rather than a first attempt whose condition must fail (a charged write).
+        seen = client.get_item(TableName=table_name, Key=item_key(key, region), ConsistentRead=True).get("Item") or {}
     if seen is not None:
         # The mark was read, or written by this container, and marks only grow: what is at or
         # below it is applied (a redelivery), whatever the item holds now.
@@ -100,7 +109,13 @@ def apply_item(client, table_name, key, clicks, mark, region, read=None, retenti
     day = key[2] if key[0] == "stats" else key[1] if key[0] == "rollup" else None
     purge_at = purge_time(day, retention_days) if day else None
     for _ in range(MAX_ATTEMPTS):
-        update, state = build_update(key[0], totals_of(pending), mark, seen, purge_at, links)
+        totals = totals_of(pending)
+        folded = _to_fold(key[0], seen, totals.visitors)
+        if folded is not None:
+            # Into the sketch item first: the update below removes them from "uv" only once they are there.
+            legacy = (seen or {}).get(layout.VISITOR_SKETCH, {}).get("B")
+            fold(client, table_name, item_key(key, region), folded, legacy, purge_at)
+        update, state = build_update(key[0], totals, mark, seen, purge_at, links, folded)
         try:
             response = client.update_item(
                 TableName=table_name,
@@ -138,13 +153,7 @@ def _learn(learned, key, attributes):
 
 def _remembered(remembered):
     """The state this container last wrote to an item (as seen= takes it), or None."""
-    state = _full_items.get(remembered)
-    if state is None or layout.VISITOR_VERSION not in state:
-        return state
-    blob = _sketches.get(remembered)
-    if blob is None or blob[0] != state[layout.VISITOR_VERSION]["N"]:
-        return None  # the sketch was forgotten: the item is no longer known whole
-    return {**state, layout.VISITOR_SKETCH: {"B": blob[1]}}
+    return _full_items.get(remembered)
 
 
 def _remember(remembered, kind, state):
@@ -152,12 +161,6 @@ def _remember(remembered, kind, state):
     if state is None or not (kind == "rollup" or layout.VISITOR_SKETCH in state or _any_full(state)):
         _forget(remembered)
         return
-    blob = state.pop(layout.VISITOR_SKETCH, None)
-    if blob is not None:
-        _sketches[remembered] = (state[layout.VISITOR_VERSION]["N"], blob["B"])
-        _sketches.move_to_end(remembered)
-        while len(_sketches) > SKETCHES_REMEMBERED:
-            _sketches.popitem(last=False)
     _full_items[remembered] = state
     _full_items.move_to_end(remembered)
     while len(_full_items) > FULL_ITEMS_REMEMBERED:
@@ -166,14 +169,85 @@ def _remember(remembered, kind, state):
 
 def _forget(remembered):
     _full_items.pop(remembered, None)
-    _sketches.pop(remembered, None)
+
+
+def _to_fold(kind, seen, visitors):
+    """The hashes to fold into the sketch item before this update, or None: when the item is known (seen)
+    and its pending set would pass sketch.EXACT_MAX, or it still holds a sketch itself (the old layout)."""
+    if kind == "counter" or seen is None or not visitors:
+        return None
+    stored = {bytes(h) for h in seen.get(layout.VISITOR_SET, {}).get("BS", [])}
+    if layout.VISITOR_SKETCH in seen or len(stored | visitors) > sketch.EXACT_MAX:
+        return stored | visitors
+    return None
+
+
+def fold(client, table_name, counted_key, hashes, legacy=None, purge_at=None):
+    """Merge hashes (and a sketch the counted item itself held, legacy) into the sketch item of the item
+    with key counted_key: a read-modify-write guarded by the sketch's version, from this container's
+    memo of it, else a strongly consistent read; a failed condition returns the item to retry on."""
+    key = layout.sketch_key(counted_key)
+    memo = (table_name, key["pk"]["S"], key["sk"]["S"])
+    current = _sketches.get(memo)
+    if current is None:
+        found = client.get_item(TableName=table_name, Key=key, ConsistentRead=True,
+                                ProjectionExpression="#uvh, #uvv",
+                                ExpressionAttributeNames={"#uvh": layout.VISITOR_SKETCH, "#uvv": layout.VISITOR_VERSION})
+        current = _sketch_state(found.get("Item") or {})
+    for _ in range(MAX_ATTEMPTS):
+        version, blob = current
+        registers = sketch.decode(blob) if blob is not None else sketch.new_registers()
+        if legacy is not None:
+            sketch.merge(registers, sketch.decode(bytes(legacy)))
+        encoded = sketch.encode(sketch.add(registers, hashes))
+        if blob is not None and encoded == blob:
+            _memo_sketch(memo, current)  # all in already (a fold done twice): nothing to write
+            return
+        names = {"#uvh": layout.VISITOR_SKETCH, "#uvv": layout.VISITOR_VERSION, "#pa": layout.PURGE_AT}
+        values = {":uvh": {"B": encoded}, ":next": {"N": str(int(version or 0) + 1)}}
+        if version is None:
+            condition = "attribute_not_exists(#uvv)"
+        else:
+            condition, values[":uvv"] = "#uvv = :uvv", {"N": version}
+        if purge_at is not None:
+            values[":purge"] = {"N": str(purge_at)}
+            expression = "SET #uvh = :uvh, #uvv = :next, #pa = :purge"
+        else:
+            expression = "SET #uvh = :uvh, #uvv = :next REMOVE #pa"
+        try:
+            client.update_item(TableName=table_name, Key=key, UpdateExpression=expression,
+                               ConditionExpression=condition, ExpressionAttributeNames=names,
+                               ExpressionAttributeValues=values, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                _sketches.pop(memo, None)
+                raise
+            current = _sketch_state(err.response.get("Item") or {})  # another writer moved it on
+            continue
+        _memo_sketch(memo, (values[":next"]["N"], encoded))
+        return
+    _sketches.pop(memo, None)
+    raise MarkRace(f"{key} changed {MAX_ATTEMPTS} times while being folded")
+
+
+def _sketch_state(item):
+    """(version, encoded registers) of a sketch item as DynamoDB returned it; (None, None) when absent."""
+    blob = item.get(layout.VISITOR_SKETCH, {}).get("B")
+    return item.get(layout.VISITOR_VERSION, {}).get("N"), bytes(blob) if blob is not None else None
+
+
+def _memo_sketch(memo, state):
+    _sketches[memo] = state
+    _sketches.move_to_end(memo)
+    while len(_sketches) > SKETCHES_REMEMBERED:
+        _sketches.popitem(last=False)
 
 
 def _any_full(state):
     return any(len(state.get(set_name, {}).get("SS", ())) >= limit for _, _, set_name, _, limit, _ in _dimensions())
 
 
-def build_update(kind, totals, mark, seen=None, purge_at=None, links=None):
+def build_update(kind, totals, mark, seen=None, purge_at=None, links=None, folded=None):
     """UpdateItem arguments for a counter, stats or rollup item, and the item's state after it when known.
 
     With seen=None (the first attempt) the condition only asks that the mark be below the
@@ -182,6 +256,7 @@ def build_update(kind, totals, mark, seen=None, purge_at=None, links=None):
     returned by a failed condition, read, or remembered) the update adds exactly what fits
     and is conditional on the item being still as seen; then its state after the write is
     returned (as seen= takes it: exact for a rollup, which only this shard writes), else None.
+    folded: hashes already merged into the item's sketch item (writes.fold), removed from its set.
     """
     expression = _Expression()
     expression.names["#m"] = mark
@@ -220,62 +295,55 @@ def build_update(kind, totals, mark, seen=None, purge_at=None, links=None):
             keys = set(seen.get(set_name, {}).get("SS", [])) | set(kept)
             if keys:
                 state[set_name] = {"SS": sorted(keys)}
-    _add_visitors(expression, totals.visitors, seen, state)
+    _add_visitors(expression, totals.visitors, seen, state, folded)
     if kind == "rollup":
         rollups.add_links(expression, links or {}, seen, state)
     return expression.arguments(), state
 
 
-def _add_visitors(expression, visitors, seen, state):
-    """Add visitor hashes: ADD to the small set while it stays small, else a guarded read-modify-write of the sketch."""
+def _add_visitors(expression, visitors, seen, state, folded=None):
+    """ADD new visitor hashes to the small set while it stays small; or, after a fold, DELETE the folded ones."""
     stored = {bytes(h) for h in seen.get(layout.VISITOR_SET, {}).get("BS", [])} if seen is not None else set()
-    blob = seen.get(layout.VISITOR_SKETCH, {}).get("B") if seen is not None else None
-    version = seen.get(layout.VISITOR_VERSION, {}).get("N") if seen is not None else None
     if state is not None:  # unchanged unless written below
         state.update({name: seen[name] for name in (layout.VISITOR_SET, layout.VISITOR_SKETCH, layout.VISITOR_VERSION)
                       if name in seen})
-    if not visitors:
+    if folded is not None:
+        # Exactly the hashes now in the sketch item (another shard's added since stay), and a sketch
+        # of the old layout, merged into it too, guarded by its version so that no write to it is lost.
+        gone = stored & folded
+        if gone:
+            expression.names["#uv"] = layout.VISITOR_SET
+            expression.values[":uvgone"] = {"BS": sorted(gone)}
+            expression.deletes.append("#uv :uvgone")
+        version = seen.get(layout.VISITOR_VERSION, {}).get("N") if seen is not None else None
+        if seen is not None and (layout.VISITOR_SKETCH in seen or version is not None):
+            expression.names.update({"#uvh": layout.VISITOR_SKETCH, "#uvv": layout.VISITOR_VERSION})
+            if version is None:
+                expression.conditions.append("attribute_not_exists(#uvv)")
+            else:
+                expression.values[":uvv"] = {"N": version}
+                expression.conditions.append("#uvv = :uvv")
+            expression.removes.append("#uvh, #uvv")
+        if state is not None:
+            state.pop(layout.VISITOR_SKETCH, None)
+            state.pop(layout.VISITOR_VERSION, None)
+            if stored - folded:
+                state[layout.VISITOR_SET] = {"BS": sorted(stored - folded)}
+            else:
+                state.pop(layout.VISITOR_SET, None)
         return
     new = visitors - stored
-    if blob is None and (len(stored) + len(new) <= sketch.EXACT_MAX):
-        if not new:
-            return
-        # Room for the new ones even if every other shard's hashes since were new too: the set
-        # only grows (until a sketch write removes it, which needs uvh to be absent no more).
-        expression.values[":uvroom"] = {"N": str(sketch.EXACT_MAX - len(new))}
-        expression.values[":uvs"] = {"BS": sorted(new)}
-        expression.names.update({"#uv": layout.VISITOR_SET, "#uvh": layout.VISITOR_SKETCH})
-        expression.conditions.append("attribute_not_exists(#uvh) AND (attribute_not_exists(#uv) OR size(#uv) <= :uvroom)")
-        expression.adds.append("#uv :uvs")
-        if state is not None:
-            state[layout.VISITOR_SET] = {"BS": sorted(stored | new)}
+    if not new:
         return
-    # The sketch: from what the item was seen holding (nothing, when not seen), guarded by its
-    # version and the size of the set it replaces, so that no other shard's visitors are lost.
-    registers = sketch.decode(blob) if blob is not None else sketch.new_registers()
-    encoded = sketch.encode(sketch.add(registers, stored | visitors))
-    if blob is not None and not stored and encoded == bytes(blob):
-        return  # all seen before: nothing to write, nothing to guard
-    expression.names.update({"#uv": layout.VISITOR_SET, "#uvh": layout.VISITOR_SKETCH, "#uvv": layout.VISITOR_VERSION})
-    if version is None:
-        expression.conditions.append("attribute_not_exists(#uvv)")
-    else:
-        expression.values[":uvv"] = {"N": version}
-        expression.conditions.append("#uvv = :uvv")
-    if stored:
-        expression.values[":uvn"] = {"N": str(len(stored))}
-        expression.conditions.append("size(#uv) = :uvn")
-    else:
-        expression.conditions.append("attribute_not_exists(#uv)")
-    next_version = str(int(version or 0) + 1)
-    expression.values[":uvh"] = {"B": encoded}
-    expression.values[":uvvnext"] = {"N": next_version}
-    expression.sets.append("#uvh = :uvh, #uvv = :uvvnext")
-    expression.removes.append("#uv")
+    # Room for the new ones even if every other shard's hashes since were new too: the set only
+    # grows but by a fold; no sketch in the counted item (the old layout: it must be folded out).
+    expression.values[":uvroom"] = {"N": str(sketch.EXACT_MAX - len(new))}
+    expression.values[":uvs"] = {"BS": sorted(new)}
+    expression.names.update({"#uv": layout.VISITOR_SET, "#uvh": layout.VISITOR_SKETCH})
+    expression.conditions.append("attribute_not_exists(#uvh) AND (attribute_not_exists(#uv) OR size(#uv) <= :uvroom)")
+    expression.adds.append("#uv :uvs")
     if state is not None:
-        state.pop(layout.VISITOR_SET, None)
-        state[layout.VISITOR_SKETCH] = {"B": encoded}
-        state[layout.VISITOR_VERSION] = {"N": next_version}
+        state[layout.VISITOR_SET] = {"BS": sorted(stored | new)}
 
 
 def _add_dimension(expression, tag, prefix, set_name, counter, limit, seen, per_write=MAX_KEYS_PER_WRITE):
@@ -318,7 +386,7 @@ class _Expression:
 
     def __init__(self):
         self.names, self.values = {}, {}
-        self.sets, self.adds, self.removes, self.conditions = [], [], [], []
+        self.sets, self.adds, self.removes, self.deletes, self.conditions = [], [], [], [], []
 
     def add(self, attribute, amount):
         """ADD a number to an attribute (creating it at 0)."""
@@ -329,8 +397,9 @@ class _Expression:
 
     def arguments(self):
         removes = f" REMOVE {', '.join(self.removes)}" if self.removes else ""
+        deletes = f" DELETE {', '.join(self.deletes)}" if self.deletes else ""
         return {
-            "UpdateExpression": f"SET {', '.join(self.sets)} ADD {', '.join(self.adds)}{removes}",
+            "UpdateExpression": f"SET {', '.join(self.sets)} ADD {', '.join(self.adds)}{removes}{deletes}",
             "ConditionExpression": " AND ".join(self.conditions),
             "ExpressionAttributeNames": self.names,
             "ExpressionAttributeValues": self.values,

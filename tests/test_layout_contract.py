@@ -337,6 +337,28 @@ def test_the_aggregator_and_the_stats_reader_name_the_new_attributes_alike():
             stats_items.HOUR_PREFIX, stats_items.BOT_HOUR_PREFIX, stats_items.LINK_PREFIX), name
 
 
+def test_a_sketch_item_reads_as_its_days_visitors_and_nothing_else():
+    """The sketch item sits next to its stats or rollup item (sort key + "#uvh"): the link page's day Query
+    takes it in, its sort key parses to the same day and region, and it adds visitors, no clicks and no link."""
+    from uniques import sketch
+
+    stats, rollup = layout.stats_key("abc", "2026-11-27", REGION), layout.rollup_key("2026-11-27", REGION, "m#life0001")
+    for counted in (stats, rollup):
+        sk = layout.sketch_key(counted)["sk"]["S"]
+        assert sk.startswith(counted["sk"]["S"] + "#") and sk < counted["sk"]["S"] + "#~"
+    day_sk = layout.sketch_key(stats)["sk"]["S"]
+    assert day_sk.removeprefix(store_module.DAY_SK_PREFIX).partition("#")[0] == "2026-11-27"  # links.daily_stats
+    assert layout.sketch_key(rollup)["sk"]["S"].partition("#")[0] == REGION  # rollups.days
+    hashes = {n.to_bytes(8, "big") for n in range(500)}
+    blob = sketch.encode(sketch.add(sketch.new_registers(), hashes))
+    kept = stats_items.part("2026-11-27", {"pk": "stats#abc", "sk": day_sk, layout.VISITOR_SKETCH: blob,
+                                           layout.VISITOR_VERSION: 3, layout.PURGE_AT: 1})
+    counted = stats_items.part("2026-11-27", {"clicks": 7, layout.VISITOR_SET: {n.to_bytes(8, "big") for n in range(490, 510)}})
+    day = stats_items.merge(stats_items.merge(stats_items.empty_day("2026-11-27"), counted), kept)
+    assert day["clicks"] == 7 and day["links"] == {} and day["hours"] == {}
+    assert stats_items.visitors(day) == sketch.count([({n.to_bytes(8, "big") for n in range(510)}, None)])
+
+
 def test_the_aggregator_reads_the_retention_setting_the_store_writes():
     assert layout.RETENTION_SETTING_KEY == store_settings.setting_key("stats_retention_days")
     assert layout.PURGE_AT == table_properties()["TimeToLiveSpecification"]["AttributeName"]

@@ -120,10 +120,16 @@ def visitor_line(short_id, visitor, ua="Mozilla/5.0 (X11; Linux x86_64; rv:120.0
 
 
 def stored_visitors(ddb, pk, sk):
-    item = ddb.get_item(TableName=TABLE_NAME, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True).get("Item", {})
+    """The counted item with its sketch item's "uvh" and "uvv" (when there is one), and the visitors they count."""
+    def get(key):
+        return ddb.get_item(TableName=TABLE_NAME, Key=key, ConsistentRead=True).get("Item", {})
+
+    key = {"pk": {"S": pk}, "sk": {"S": sk}}
+    item, kept = get(key), get(layout.sketch_key(key))
     exact = {bytes(h) for h in item.get(layout.VISITOR_SET, {}).get("BS", [])}
-    blob = item.get(layout.VISITOR_SKETCH, {}).get("B")
-    assert not (exact and blob), "an item holds the set or the sketch, never both"
+    assert len(exact) <= sketch.EXACT_MAX and layout.VISITOR_SKETCH not in item, "the counted item keeps no sketch"
+    blob = kept.get(layout.VISITOR_SKETCH, {}).get("B")
+    item.update({name: kept[name] for name in (layout.VISITOR_SKETCH, layout.VISITOR_VERSION) if name in kept})
     return item, sketch.count([(exact, bytes(blob) if blob is not None else None)])
 
 

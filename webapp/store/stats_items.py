@@ -3,8 +3,11 @@
 Both kinds share one attribute layout (aggregator/layout.py writes it; tests/test_layout_contract.py
 pins both sides): clicks and bots; per UTC hour "h#HH" (people) and "hb#HH" (bots); counters per
 referrer, country, device, browser and operating system; the day's visitors as an exact set of
-hashes ("uv") or a sketch ("uvh"). A rollup also holds "lnk#<id>": that link's clicks by people
-that day in its region, as its shard last saw it.
+hashes ("uv", at most 100 not yet in the sketch). The sketch ("uvh") is an item of its own next to
+it (sort key + "#uvh", so a day's or a region's Query takes it in): as a part it adds visitors and
+nothing else, and sketch.count takes the union with "uv". Items of the older layout hold "uvh"
+themselves: read alike. A rollup also holds "lnk#<id>": that link's clicks by people that day in
+its region, as its shard last saw it.
 
 An item is one region's share (and, for a rollup, one stream shard's): `merge` sums them into
 one day. Pure functions, no I/O.
