@@ -55,10 +55,17 @@ def days_ago(n):
     return (TODAY - timedelta(days=n)).isoformat()
 
 
-# --- the store: one Query, every region summed
+# --- the store: one Query, every click region summed
 
 
-def test_a_90_day_window_is_one_query(store, ddb, now, table_requests):
+@pytest.fixture
+def two_regions(store):
+    """The store summing both regions, as SHORTENER_CLICK_REGIONS=us-east-1,eu-west-1 configures it."""
+    store.links.regions = [REGION, OTHER_REGION]
+    return store
+
+
+def test_a_90_day_window_is_one_query(two_regions, store, ddb, now, table_requests):
     store.links.create("https://example.com/", created_by="alice", slug="ninety")
     for n in range(0, 90, 2):
         put_day(ddb, "ninety", days_ago(n), clicks=n + 1, referrers={"a.example": 1})
@@ -85,7 +92,7 @@ def test_a_window_past_one_page_is_read_to_the_end(store, ddb, now, table_reques
     assert stats_items.visitors(days[-1]) == pytest.approx(2_000, rel=0.02)
 
 
-def test_regions_are_summed_and_their_visitors_counted_once(store, ddb, now):
+def test_regions_are_summed_and_their_visitors_counted_once(two_regions, store, ddb, now):
     store.links.create("https://example.com/", created_by="alice", slug="regions")
     put_day(ddb, "regions", days_ago(0), clicks=3, bots=1, hours={9: 3}, bot_hours={9: 1}, visitors=[1, 2, 3],
             browsers={"Firefox": 3}, oses={"Linux": 3})
@@ -249,7 +256,7 @@ def test_a_missing_link_is_404(signed_in, path):
     assert signed_in.get(path).status_code == 404
 
 
-def test_the_live_part_is_todays_counts_and_the_chart_alone(signed_in, ddb):
+def test_the_live_part_is_todays_counts_and_the_chart_alone(two_regions, signed_in, ddb):
     put_day(ddb, "page", days_ago(0), OTHER_REGION, clicks=5)
     response = signed_in.get("/links/page/stats/live?days=7")
     fragment = response.get_data(as_text=True)

@@ -150,6 +150,7 @@ def _finish_config(app):
     except InvalidUrl as err:
         raise RuntimeError(f"SHORTENER_EXTRA_LOOP_HOSTS: {err.message}") from None
     _check_idle_seconds(config)
+    _check_stats_days(config)
     if config["LOCAL_MODE"]:
         config["SESSION_COOKIE_SECURE"] = False  # the local stack serves plain http
     if config["SESSION_COOKIE_SECURE"]:
@@ -186,6 +187,16 @@ def _use_host_cookie(app):
             "SHORTENER_SESSION_COOKIE_PATH (or SHORTENER_APPLICATION_ROOT) at /"
         )
     app.config["SESSION_COOKIE_NAME"] = HOST_SESSION_COOKIE
+
+
+def _check_stats_days(config):
+    """Refuse a default stats window the API's ?days= would refuse: "abc" would make every link page a
+    500, and 0 would chart days under "Last 0 days"."""
+    from webapp.api.routes import MAX_STATS_DAYS
+
+    days = config["STATS_DAYS"]
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_STATS_DAYS:
+        raise RuntimeError(f"SHORTENER_STATS_DAYS must be a whole number of days from 1 to {MAX_STATS_DAYS}.")
 
 
 def _check_idle_seconds(config):

@@ -1,7 +1,7 @@
 """Views of the JSON API for access: API tokens (everyone, their own) and users (admins)."""
 from flask import current_app, g, request, url_for
 
-from webapp import access, audit
+from webapp import access, audit, whole_numbers
 from webapp.api import bp
 from webapp.api.auth import allowed, requires
 from webapp.api.responses import json_error
@@ -30,8 +30,7 @@ def list_tokens():
             return json_error(403, "Only admins may list other users' tokens.")
         username = g.api_user
     raw_limit = request.args.get("limit", str(current_app.config["PAGE_SIZE"]))
-    # ASCII digits only: no signs, spaces, decimals or Unicode digits that int() rejects.
-    limit = int(raw_limit) if raw_limit.isascii() and raw_limit.isdigit() else 0
+    limit = whole_numbers.parse(raw_limit, 4) or 0
     if not 1 <= limit <= MAX_PAGE_SIZE:
         return json_error(422, f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}.", field="limit")
     try:

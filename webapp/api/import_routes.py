@@ -2,7 +2,7 @@
 ones with 202 and a job to poll."""
 from flask import Response, current_app, g, request, url_for
 
-from webapp import access, audit, csv_import, import_runner, link_rules
+from webapp import access, audit, csv_import, import_runner, link_rules, whole_numbers
 from webapp.api import bp
 from webapp.api.auth import requires
 from webapp.api.responses import json_error
@@ -39,7 +39,8 @@ def import_status(job_id):
     if job is None:
         return json_error(404, "No such import.")
     cursor = request.args.get("cursor", "0")
-    first = int(cursor) if cursor.isascii() and cursor.isdigit() and len(cursor) < 6 else -1
+    first = whole_numbers.parse(cursor, 5)
+    first = -1 if first is None else first
     if not 0 <= first < max(job["chunks"], 1) or first % RESULT_PAGE_CHUNKS:
         return json_error(422, "cursor is not one this API handed out.", field="cursor")
     resumed = import_runner.resume_if_dead(job)

@@ -3,7 +3,7 @@ import json
 
 from flask import current_app, g, request, url_for
 
-from webapp import abuse, access, clock, csv_export, link_edits, link_rules, stats, url_guard
+from webapp import abuse, access, clock, csv_export, link_edits, link_rules, stats, url_guard, whole_numbers
 from webapp.api import bp
 from webapp.api.auth import requires
 from webapp.api.responses import json_error, link_json
@@ -76,8 +76,7 @@ def list_links():
     """One page of links, newest first, searched and filtered by q, tag, status, mine and sort:
     {"links": [...], "next_cursor": "..." or null}."""
     raw_limit = request.args.get("limit", str(current_app.config["PAGE_SIZE"]))
-    # ASCII digits only: no signs, spaces, decimals or Unicode digits that int() rejects.
-    limit = int(raw_limit) if raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) <= 4 else 0
+    limit = whole_numbers.parse(raw_limit, 4) or 0
     if not 1 <= limit <= MAX_PAGE_SIZE:
         return json_error(422, f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}.", field="limit")
     try:
@@ -143,8 +142,7 @@ def link_stats_csv(short_id):
 def _stats_days():
     """(days, None) for ?days= a whole number from 1 to MAX_STATS_DAYS (default SHORTENER_STATS_DAYS), else (None, the 422)."""
     raw_days = request.args.get("days", str(current_app.config["STATS_DAYS"]))
-    # The length first: int() raises ValueError past 4,300 digits, which would be a 500.
-    days = int(raw_days) if raw_days.isascii() and raw_days.isdigit() and len(raw_days) <= 4 else 0
+    days = whole_numbers.parse(raw_days, 4) or 0
     if not 1 <= days <= MAX_STATS_DAYS:
         return None, json_error(422, f"days must be a whole number from 1 to {MAX_STATS_DAYS}.", field="days")
     return days, None
@@ -178,7 +176,7 @@ def update_link(short_id):
 def link_audit(short_id):
     """A link's changes, newest first: {"entries": [{"at", "actor", "via", "action", "changes"}], "next_cursor"}."""
     raw_limit = request.args.get("limit", str(link_edits.TRAIL_PAGE))
-    limit = int(raw_limit) if raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) <= 4 else 0
+    limit = whole_numbers.parse(raw_limit, 4) or 0
     if not 1 <= limit <= MAX_AUDIT_PAGE:
         return json_error(422, f"limit must be a whole number from 1 to {MAX_AUDIT_PAGE}.", field="limit")
     link = get_store().links.get(short_id)

@@ -1,7 +1,7 @@
 """GET /api/stats: the home dashboard's figures as JSON."""
 from flask import request
 
-from webapp import access
+from webapp import access, whole_numbers
 from webapp.api import bp
 from webapp.api.auth import requires
 from webapp.api.responses import json_error
@@ -15,7 +15,7 @@ def stats():
     """Clicks across all links over the last 7, 30 or 90 UTC days: totals with the previous periods,
     per-day clicks and visitors, the top links, referrers, countries, devices, browsers and OSes."""
     raw = request.args.get("days", "30")
-    days = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 3 else None
+    days = whole_numbers.parse(raw, 3)
     if days not in figures.WINDOWS:
         return json_error(422, f"days must be one of {', '.join(map(str, figures.WINDOWS))}.", field="days")
     result = summary(days)

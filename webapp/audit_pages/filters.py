@@ -2,7 +2,7 @@
 import re
 from datetime import date, timedelta
 
-from webapp import audit, clock
+from webapp import audit, clock, whole_numbers
 
 ACTION_RE = re.compile(r"[a-z0-9_.-]{1,64}")
 DEFAULT_DAYS = 365  # the range shown when no start day is given
@@ -63,7 +63,7 @@ def _limit(args):
     value = args.get("limit")
     if value is None or value == "":
         return PAGE_SIZE
-    # ASCII digits only: "²" passes isdigit() but int() refuses it (a 500), and "١" is not how anyone writes 1 here.
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_PAGE_SIZE:
+    limit = whole_numbers.parse(value, 4)
+    if limit is None or not 1 <= limit <= MAX_PAGE_SIZE:
         raise BadFilter("limit", f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}.")
-    return int(value)
+    return limit

@@ -4,6 +4,8 @@ Stored as the setting "stats_retention_days" (a whole number of days) or unset (
 aggregator reads it and sets the table's TTL attribute, purge_at, on the items it writes: the start of
 UTC day (day + retention + 1). Links' total counters have no purge_at, so they stay.
 """
+from webapp import whole_numbers
+
 SETTING = "stats_retention_days"
 MIN_DAYS, MAX_DAYS = 7, 3650
 
@@ -16,10 +18,8 @@ def parse_days(raw):
     text = raw.strip() if isinstance(raw, str) else None
     if isinstance(raw, int) and not isinstance(raw, bool):
         days = raw
-    elif text is not None and text.isascii() and text.isdigit() and len(text) <= 5:
-        days = int(text)
     else:
-        days = None
+        days = whole_numbers.parse(text, 5)
     if days is None or not MIN_DAYS <= days <= MAX_DAYS:
         raise ValueError(f"Use a whole number of days from {MIN_DAYS} to {MAX_DAYS}, or leave it empty to keep stats forever.")
     return days

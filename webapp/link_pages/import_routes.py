@@ -1,7 +1,7 @@
 """The CSV import pages: upload a file, watch its progress, see and download every row's result."""
 from flask import Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 
-from webapp import access, audit, csv_import, import_runner
+from webapp import access, audit, csv_import, import_runner, whole_numbers
 from webapp.auth import permission_required
 from webapp.link_pages import bp
 from webapp.store import get_store
@@ -44,7 +44,8 @@ def import_job(job_id):
     """An import's progress (the page reloads itself while it runs) or its results; a dead job is resumed."""
     job = _job_or_404(job_id)
     cursor = request.args.get("cursor", "0")
-    first = int(cursor) if cursor.isascii() and cursor.isdigit() and len(cursor) < 6 else -1
+    first = whole_numbers.parse(cursor, 5)
+    first = -1 if first is None else first
     if not 0 <= first < max(job["chunks"], 1) or first % RESULT_PAGE_CHUNKS:
         abort(400, "That page link is not valid. Start again from the first page.")
     import_runner.resume_if_dead(job)

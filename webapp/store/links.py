@@ -287,8 +287,9 @@ class Links:
 
     def daily_stats(self, short_id, days=30, today=None):
         """The link's stats for the last `days` UTC days (today included), oldest first, one entry per day
-        that has an item, all regions summed: webapp/store/stats_items.py's day (clicks, bots, "hours",
-        "bot_hours", the five dimensions, and "visitors" as parts for stats_items.visitors).
+        that has a live item (not past its purge_at), click_regions() summed: webapp/store/stats_items.py's
+        day (clicks, bots, "hours", "bot_hours", the five dimensions, and "visitors" as parts for
+        stats_items.visitors).
 
         One Query of the link's stats partition whatever the window, paged on LastEvaluatedKey only
         when the items pass DynamoDB's 1 MB a page; days without clicks have no item. `today` (a date,
@@ -307,12 +308,15 @@ class Links:
                 ":last": f"{DAY_SK_PREFIX}{today}#~",
             }),
         }
-        merged = {}
+        merged, regions, now = {}, set(self.click_regions()), clock.utcnow()
         while True:
             resp = self.table.call("query", **request)
             for raw in resp.get("Items", []):
                 item = _unmarshal(raw)
-                day = item["sk"].removeprefix(DAY_SK_PREFIX).partition("#")[0]
+                day, _, region = item["sk"].removeprefix(DAY_SK_PREFIX).partition("#")
+                # Only the regions the link's total sums (as the dashboard's rollups), and no day past its purge_at.
+                if region not in regions or stats_items.expired(item, now):
+                    continue
                 stats_items.merge(merged.setdefault(day, stats_items.empty_day(day)), stats_items.part(day, item))
             if "LastEvaluatedKey" not in resp:
                 return [merged[day] for day in sorted(merged)]

@@ -9,14 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from webapp import link_rules
+from webapp import clock, link_rules
 from webapp.store import stats_items
 from webapp.store.links import LINK_SK
 from webapp.store.table import _key, _marshal, _unmarshal
 
 ROLLUP_PK_PREFIX = "rollup#"
-# Days are independent Queries: a few at once cut a 60-day read's wall time (measured with DynamoDB
-# Local, see tests/test_dashboard.py); more would only queue behind botocore's 10 pooled connections.
+# Days are independent Queries: a few at once cut a 60-day read's wall time (bench/analytics.py measures
+# the dashboard's); more would only queue behind botocore's 10 pooled connections.
 _WORKERS = 6
 TITLES_MAX = 100  # BatchGetItem's limit: one request
 
@@ -50,13 +50,15 @@ class Rollups:
         dates = [first + timedelta(days=offset) for offset in range(max(count, 0))]
         with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
             reads = list(pool.map(self._query_day, dates))
-        regions = set(self.links.click_regions())
+        regions, now = set(self.links.click_regions()), clock.utcnow()
         days = []
         for date, read in zip(dates, reads):
             by_region = {}
             for item in read.items:
                 region = item["sk"].partition("#")[0]
                 if region not in regions:  # a region this app does not sum, as for link counters
+                    continue
+                if stats_items.expired(item, now):  # TTL deletes it later; the day goes at once and whole
                     continue
                 part = stats_items.part(date.isoformat(), item)
                 if region in by_region:

@@ -29,6 +29,14 @@ def empty_day(day):
     }
 
 
+def expired(item, now):
+    """Whether the item is past its purge_at (the table's TTL attribute) at `now` (an aware datetime):
+    DynamoDB deletes such items only some time later, so readers skip them for a day to go at once and
+    whole (AWS, "Working with expired items")."""
+    purge_at = item.get("purge_at")
+    return purge_at is not None and purge_at <= now.timestamp()
+
+
 def part(day, item):
     """One unmarshalled item as a day: its counters, and its visitors as (hashes, sketch) for sketch.count."""
     result = empty_day(day)
