@@ -14,7 +14,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
-from aggregator import layout, writes
+from aggregator import clicks, layout, writes
 from tests.conftest import REGION, TABLE_NAME
 from tests.support.faults import Outage
 from tests.support.pipeline import SHARD, STREAM, Pipeline
@@ -477,9 +477,10 @@ def test_an_account_that_fails_part_way_leaves_the_message_and_reports_once(pipe
 
 
 def _junk_host(n):
-    """A distinct, valid, 253-character host name: the largest a referrer may be."""
+    """A distinct, valid host name as long as a referrer key may be (clicks.REFERRER_KEY_MAX; longer ones count
+    under "(other)")."""
     head = f"j{n:05d}"
-    return f"{head}{'a' * (63 - len(head))}.{'b' * 63}.{'c' * 63}.{'d' * 61}"
+    return f"{head}{'a' * (clicks.REFERRER_KEY_MAX - len(head) - len('.example'))}.example"
 
 
 def _item_bytes(found):

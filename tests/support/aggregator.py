@@ -13,6 +13,11 @@ def fresh_aggregator(monkeypatch, table_name, stream=STREAM):
 
 
 def reload_aggregator():
-    """aggregator.handler imported again under the current environment (new clients, new settings)."""
+    """aggregator.handler imported again under the current environment (new clients, new settings), as a new
+    container: with nothing remembered of items an earlier test's table held."""
+    from aggregator import writes
+
+    writes._full_items.clear()
+    writes._sketches.clear()
     module = sys.modules.get("aggregator.handler")
     return importlib.reload(module) if module else importlib.import_module("aggregator.handler")
