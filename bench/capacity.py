@@ -40,6 +40,8 @@ def attribute_size(value):
         return 1
     if kind == "SS":
         return sum(len(x.encode("utf-8")) for x in v)
+    if kind == "BS":
+        return sum(len(x) for x in v)
     if kind == "NS":
         return sum(attribute_size({"N": x}) for x in v)
     if kind == "L":

@@ -14,6 +14,7 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
 from aggregator import layout, rollups, writes
+from bench.capacity import item_size
 from figures.pytest_plugin import record
 from tests.conftest import REGION, TABLE_NAME
 from tests.support.dynamodb_local import NO_JAVA
@@ -269,22 +270,6 @@ def test_the_retention_setting_is_read_once_in_five_minutes(aggregator, kinesis,
 # ------------------------------------------------------------------ write units
 
 
-def item_bytes(item):
-    """An item's size by DynamoDB's rules: names, strings and binaries by their bytes, numbers by digits."""
-    def number(text):
-        digits = text.lstrip("-").replace(".", "").strip("0") or "0"
-        return (len(digits) + 1) // 2 + 1
-
-    size = 0
-    for name, value in item.items():
-        size += len(name.encode())
-        kind, data = next(iter(value.items()))
-        size += {"S": lambda d: len(d.encode()), "N": number, "B": len, "SS": lambda d: sum(len(m.encode()) for m in d),
-                 "BS": lambda d: sum(len(m) for m in d), "NS": lambda d: sum(number(m) for m in d),
-                 "BOOL": lambda d: 1}[kind](data)
-    return size
-
-
 class WriteUnits:
     """Charges every UpdateItem as DynamoDB does: ceil(max(old, new item size) / 1 KB), a failed condition too."""
 
@@ -295,14 +280,14 @@ class WriteUnits:
 
         def update_item(**params):
             self.folds += params["Key"]["sk"]["S"].endswith(layout.SKETCH_SK_SUFFIX)  # a sketch item's write
-            old = item_bytes(self._read(params["Key"]))
+            old = item_size(self._read(params["Key"]))
             try:
                 response = real(**params)
             except Exception:
                 self.failed += 1
                 self._charge(old, old)
                 raise
-            self._charge(old, item_bytes(self._read(params["Key"])))
+            self._charge(old, item_size(self._read(params["Key"])))
             return response
 
         monkeypatch.setattr(client, "update_item", update_item)
