@@ -356,7 +356,7 @@ def section(record):
     w, dash, runs = record["writes"], record["dashboard"], record["sketch"]["runs"]
     headers = ["Case", "Clicks", "Batches", "Item writes (per batch)", "Claims", "Item units (per batch)",
                "Claim units", "Units per click", "Lines with a visitor hash", "Items holding a set / registers",
-               "Largest stats item"]
+               "Largest item of the link's stats partition (stats or sketch)"]
     labels = {
         "thin_on": "Spread thin, uniques on", "thin_off": "Spread thin, uniques off",
         "hot_on": f"Hot link, uniques on ({RETURNING} returning visitors)", "hot_off": "Hot link, uniques off",
@@ -411,11 +411,13 @@ def section(record):
         f"Uniques cost {_units(w['extra_thin'])} extra units per click spread thin and {_units(w['extra_hot'])} on"
         f" the hot link: a hash is 8 bytes of a stats item that is under 1 KB either way, and the day's rollup is"
         f" one write per batch whatever it holds.",
-        f"Past 100 visitors a link-day holds its registers (the stats item grew to"
-        f" {number(w['hot_sketch']['largest_stats_bytes'] / 1024, 1)} KB), and a write costs 1 unit per KB of the"
-        f" item: {number(w['hot_sketch']['item_units_per_batch'], 1)} item units per batch on average, for"
-        f" {number(w['hot_sketch']['item_writes_per_batch'], 1)} item writes per batch (one per item is"
-        f" {HOT_ITEMS_PER_BATCH}).",
+        f"Past 100 visitors a link-day's registers sit in a sketch item of its own beside the stats item (the"
+        f" largest item of the link's stats partition: {number(w['hot_sketch']['largest_stats_bytes'] / 1024, 1)} KB),"
+        f" and the rollup's beside the rollup, each written when a batch brings new visitors (here every batch),"
+        f" never with every click; a write costs 1 unit per KB of the item: "
+        f"{number(w['hot_sketch']['item_units_per_batch'], 1)} item units per batch on average, for"
+        f" {number(w['hot_sketch']['item_writes_per_batch'], 1)} item writes per batch ({HOT_ITEMS_PER_BATCH}:"
+        f" counter, stats and rollup, and the two sketch items).",
     ]
     failed = w["hot_sketch"]["failed_conditions"]
     if failed:
