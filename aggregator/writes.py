@@ -349,18 +349,23 @@ def _add_visitors(expression, visitors, seen, state, folded=None):
 def _add_dimension(expression, tag, prefix, set_name, counter, limit, seen, per_write=MAX_KEYS_PER_WRITE):
     """Count one dimension's keys, folding what does not fit into "(other)"."""
     set_ref = f"#{tag}s"
-    expression.names[set_ref] = set_name
-    ranked = [key for key, _ in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))]
+    # "(other)" is never a kept key: what a click already counts there (a referrer host too long to be a key,
+    # or a forged family of that name) joins the overflow below, so the attribute is added once per update
+    # (DynamoDB refuses an update whose paths overlap, and the item's clicks would be dropped).
+    ranked = [key for key, _ in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])) if key != layout.OTHER]
     if seen is None:
         kept = ranked[:per_write]
-        expression.values[f":{tag}room"] = {"N": str(limit - len(kept))}
-        known = " AND ".join(f"contains({set_ref}, :{tag}k{i})" for i in range(len(kept)))
-        for i, key in enumerate(kept):
-            expression.values[f":{tag}k{i}"] = {"S": key}
-        expression.conditions.append(
-            f"(attribute_not_exists({set_ref}) OR size({set_ref}) <= :{tag}room OR ({known}))"
-        )
+        if kept:  # nothing but "(other)": no key joins the set, so neither the set nor its room is named
+            expression.names[set_ref] = set_name
+            expression.values[f":{tag}room"] = {"N": str(limit - len(kept))}
+            known = " AND ".join(f"contains({set_ref}, :{tag}k{i})" for i in range(len(kept)))
+            for i, key in enumerate(kept):
+                expression.values[f":{tag}k{i}"] = {"S": key}
+            expression.conditions.append(
+                f"(attribute_not_exists({set_ref}) OR size({set_ref}) <= :{tag}room OR ({known}))"
+            )
     else:
+        expression.names[set_ref] = set_name
         stored = set(seen.get(set_name, {}).get("SS", []))
         room = max(0, limit - len(stored))
         kept = [key for key in ranked if key in stored][:per_write]
