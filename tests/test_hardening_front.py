@@ -241,7 +241,7 @@ def test_the_session_cookie_is_a_host_cookie_under_the_stage(ddb):
     app.extensions["store"].users.create(ADMIN_USERNAME, ADMIN_PASSWORD)
     request = _staged_https(app.test_client())
     response = request("POST", "/login", data={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD})
-    assert response.status_code == 303 and response.headers["Location"] == "/prod/"
+    assert response.status_code == 303 and response.headers["Location"] == "/prod/dashboard"  # sign-in lands on the dashboard
     name, attributes = _set_cookie_attributes(response.headers["Set-Cookie"])
     assert name == "__Host-session"
     assert "secure" in attributes and attributes["path"] == "/" and "domain" not in attributes
