@@ -42,9 +42,9 @@ def test_after_sign_in_the_next_target_is_under_the_stage(staged):
     assert response.headers["Location"] == "/prod/links/abc1234"
 
 
-def test_without_next_sign_in_lands_on_the_staged_list(staged):
+def test_without_next_sign_in_lands_on_the_staged_dashboard(staged):
     response = staged.post("/login", data={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD})
-    assert response.headers["Location"] == "/prod/"
+    assert response.headers["Location"] == "/prod/dashboard"
 
 
 def test_every_link_and_form_on_a_page_stays_under_the_stage(staged):
