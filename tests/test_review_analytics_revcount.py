@@ -10,7 +10,7 @@ from tests.test_aggregator import (  # noqa: F401 - kinesis and aggregator are f
     MARK, NEXT_DAY, NOON, a_click, aggregator, deliver, event_for, kinesis, line, put, stats,
 )
 from tests.conftest import REGION, TABLE_NAME
-from tests.test_rollups import DAY, WriteUnits, hashed, raw, visitor_line, visitors_of
+from tests.test_rollups import DAY, WriteUnits, hashed, raw, visitor_line, visitors_of, worst_totals
 from uniques import sketch
 
 # ------------------------------------------------------------------ write units per click, spread thin
@@ -53,15 +53,7 @@ _OPERATORS = re.compile(
 
 def _worst_totals():
     """A batch bringing more keys of every dimension than one write takes, every hour, and new visitors."""
-    totals = writes.totals_of([a_click(str(i + 1), short_id=f"x{i}") for i in range(10)])
-    totals.referrers.update({f"{i:03d}.example": 1 for i in range(100)})
-    totals.countries.update({f"{a}{b}": 1 for a in "ABCDEFGHIJ" for b in "ABCDEFGHIJ"})
-    for name in ("devices", "browsers", "oses"):
-        getattr(totals, name).update({f"{name}{i}": 1 for i in range(60)})
-    totals.hours.update({f"{h:02d}": 1 for h in range(24)})
-    totals.bot_hours.update({f"{h:02d}": 1 for h in range(24)})
-    totals.visitors.update(h.to_bytes(8, "big") for h in range(50))
-    return totals
+    return worst_totals(10)
 
 
 @pytest.mark.parametrize("kind", ["stats", "rollup"])

@@ -127,24 +127,26 @@ def test_top_links_tie_by_id_so_every_writer_keeps_the_same():
     assert rollups.top({"b": 2, "a": 2, "c": 3, "d": 1}, limit=2) == ["c", "a"]
 
 
-def test_rollup_expressions_stay_under_dynamodbs_4_kb_at_their_largest():
-    def totals(n):
-        t = writes.totals_of([a_click(str(i + 1), short_id=f"x{i}") for i in range(n)])
-        t.referrers.update({f"{i:03d}.example": 1 for i in range(100)})
-        t.countries.update({f"{a}{b}": 1 for a in "ABCDEFGHIJ" for b in "ABCDEFGHIJ"})
-        for name in ("devices", "browsers", "oses"):
-            getattr(t, name).update({f"{name}{i}": 1 for i in range(60)})
-        t.hours.update({f"{h:02d}": 1 for h in range(24)})
-        t.bot_hours.update({f"{h:02d}": 1 for h in range(24)})
-        t.visitors.update(h.to_bytes(8, "big") for h in range(50))
-        return t
+def worst_totals(n):
+    """A batch of n links bringing more keys of every dimension than one write takes, every hour, and new visitors."""
+    t = writes.totals_of([a_click(str(i + 1), short_id=f"x{i}") for i in range(n)])
+    t.referrers.update({f"{i:03d}.example": 1 for i in range(100)})
+    t.countries.update({f"{a}{b}": 1 for a in "ABCDEFGHIJ" for b in "ABCDEFGHIJ"})
+    for name in ("devices", "browsers", "oses"):
+        getattr(t, name).update({f"{name}{i}": 1 for i in range(60)})
+    t.hours.update({f"{h:02d}": 1 for h in range(24)})
+    t.bot_hours.update({f"{h:02d}": 1 for h in range(24)})
+    t.visitors.update(h.to_bytes(8, "big") for h in range(50))
+    return t
 
+
+def test_rollup_expressions_stay_under_dynamodbs_4_kb_at_their_largest():
     links = {f"new{i:03d}": 1_000 + i for i in range(rollups.TOP_LINKS)}
     stored = {f"old{i:03d}": i + 1 for i in range(rollups.TOP_LINKS)}
     seen = {MARK: {"S": "0"}, layout.LINK_SET: {"SS": sorted(stored)},
             **{layout.LINK_PREFIX + k: {"N": str(v)} for k, v in stored.items()}}
     for state in (None, seen):  # a first attempt, and an exact one that evicts every stored link
-        update, _ = writes.build_update("rollup", totals(10), MARK, state, purge_at=1, links=links)
+        update, _ = writes.build_update("rollup", worst_totals(10), MARK, state, purge_at=1, links=links)
         assert len(update["UpdateExpression"].encode()) < 4096, len(update["UpdateExpression"])
         assert len(update["ConditionExpression"].encode()) < 4096, len(update["ConditionExpression"])
 
